@@ -1,0 +1,61 @@
+/// A message between members of one consensus group.
+public struct Message: Sendable, Equatable, CustomStringConvertible {
+    public var from: NodeID
+    public var to: NodeID
+    /// The sender's term, except for pre-votes, which carry the term the
+    /// sender would campaign in without having adopted it.
+    public var term: Term
+    public var kind: Kind
+
+    public init(from: NodeID, to: NodeID, term: Term, kind: Kind) {
+        self.from = from
+        self.to = to
+        self.term = term
+        self.kind = kind
+    }
+
+    public enum Kind: Sendable, Equatable {
+        /// Would you vote for me if I campaigned? Changes no state (Raft thesis §9.6).
+        case preVote(lastIndex: LogIndex, lastTerm: Term)
+        case preVoteResponse(granted: Bool)
+        /// `transfer`: sent on the leader's request, so followers waive their
+        /// stickiness to the current leader.
+        case vote(lastIndex: LogIndex, lastTerm: Term, transfer: Bool)
+        case voteResponse(granted: Bool)
+        case append(prevIndex: LogIndex, prevTerm: Term, entries: [Entry], commit: LogIndex)
+        /// On success `index` is the last index now known to match. On
+        /// rejection `index` is the `prevIndex` that failed and `hintIndex`,
+        /// `hintTerm` name the follower's last entry that could still match,
+        /// so the leader skips a whole term per round trip (Raft §5.3).
+        case appendResponse(reject: Bool, index: LogIndex, hintIndex: LogIndex, hintTerm: Term)
+        /// `round` numbers heartbeat rounds: one acknowledged round confirms
+        /// leadership (and renews the lease) for every
+        /// read that arrived before it (ReadIndex, Raft thesis §6.4).
+        case heartbeat(commit: LogIndex, round: UInt64)
+        case heartbeatResponse(round: UInt64)
+        /// The follower's log lags the leader's compacted prefix. The shell
+        /// attaches the snapshot bytes named by the metadata.
+        case snapshot(SnapshotMetadata)
+        /// Campaign now, without waiting for a timeout (leadership transfer).
+        case timeoutNow
+    }
+
+    public var description: String {
+        let head = "\(from)->\(to) t\(term)"
+        switch kind {
+        case .preVote(let li, let lt): return "\(head) PreVote last=\(lt)/\(li)"
+        case .preVoteResponse(let g): return "\(head) PreVoteResp \(g ? "granted" : "rejected")"
+        case .vote(let li, let lt, let tr): return "\(head) Vote last=\(lt)/\(li)\(tr ? " transfer" : "")"
+        case .voteResponse(let g): return "\(head) VoteResp \(g ? "granted" : "rejected")"
+        case .append(let pi, let pt, let es, let c):
+            let list = es.isEmpty ? "" : " [" + es.map(\.description).joined(separator: ", ") + "]"
+            return "\(head) App prev=\(pt)/\(pi) commit=\(c)\(list)"
+        case .appendResponse(let r, let i, let hi, let ht):
+            return r ? "\(head) AppResp reject=\(i) hint=\(ht)/\(hi)" : "\(head) AppResp ok=\(i)"
+        case .heartbeat(let c, let r): return "\(head) Heartbeat commit=\(c) round=\(r)"
+        case .heartbeatResponse(let r): return "\(head) HeartbeatResp round=\(r)"
+        case .snapshot(let m): return "\(head) Snapshot \(m)"
+        case .timeoutNow: return "\(head) TimeoutNow"
+        }
+    }
+}

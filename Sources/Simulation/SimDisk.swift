@@ -1,0 +1,75 @@
+import Consensus
+import Raft
+
+/// A member's disk: what has been synced survives a crash; what has only
+/// been written may vanish, or (with torn writes) survive in part.
+struct SimDisk: Sendable {
+    enum Write: Sendable {
+        case hardState(HardState)
+        /// Discard stored entries from `entries.first.index` on, then append these.
+        case entries([Entry])
+        /// Replace the whole log by a snapshot received from the leader.
+        case installSnapshot(SnapshotMetadata, KVSnapshot)
+        /// A local snapshot: drop the entries it covers.
+        case compact(SnapshotMetadata, KVSnapshot)
+    }
+
+    private(set) var hardState = HardState()
+    private(set) var snapshot: (metadata: SnapshotMetadata, data: KVSnapshot)?
+    private(set) var entries: [Entry] = []
+    private(set) var unsynced: [Write] = []
+    /// Writes lost or torn by crashes, for the run's statistics.
+    private(set) var writesLost = 0
+
+    mutating func write(_ write: Write) { unsynced.append(write) }
+
+    mutating func sync() {
+        for write in unsynced { apply(write) }
+        unsynced.removeAll()
+    }
+
+    /// A power cut. Unsynced writes are lost; with `tear`, a prefix of them
+    /// reached the platter, the last of those perhaps only in part.
+    mutating func crash(tear: Bool, random: inout DeterministicRandom) {
+        defer { unsynced.removeAll() }
+        guard tear, !unsynced.isEmpty else {
+            writesLost += unsynced.count
+            return
+        }
+        let survivors = Int.random(in: 0...unsynced.count, using: &random)
+        for i in 0..<survivors {
+            if i == survivors - 1, case .entries(let list) = unsynced[i], list.count > 1 {
+                apply(.entries(Array(list.prefix(Int.random(in: 1..<list.count, using: &random)))))
+            } else {
+                apply(unsynced[i])
+            }
+        }
+        writesLost += unsynced.count - survivors
+    }
+
+    private mutating func apply(_ write: Write) {
+        switch write {
+        case .hardState(let state):
+            hardState = state
+        case .entries(let list):
+            guard let first = list.first else { return }
+            let base = (snapshot?.metadata.index ?? .zero) + 1
+            precondition(first.index >= base && first.index <= base + UInt64(entries.count), "disk log gap at \(first.index)")
+            entries.removeSubrange(Int(first.index.rawValue - base.rawValue)...)
+            entries.append(contentsOf: list)
+        case .installSnapshot(let metadata, let data):
+            snapshot = (metadata, data)
+            entries = []
+        case .compact(let metadata, let data):
+            let base = (snapshot?.metadata.index ?? .zero) + 1
+            let drop = min(entries.count, Int(metadata.index.rawValue + 1 - base.rawValue))
+            entries.removeFirst(drop)
+            snapshot = (metadata, data)
+        }
+    }
+
+    /// What a restarting member reads back.
+    var durableState: DurableState {
+        DurableState(hardState: hardState, snapshot: snapshot?.metadata, entries: entries)
+    }
+}

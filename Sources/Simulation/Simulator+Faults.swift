@@ -1,0 +1,192 @@
+import Consensus
+import Raft
+
+extension Simulator {
+    func every(_ period: Int) -> Bool {
+        period > 0 && Int.random(in: 0..<period, using: &random) == 0
+    }
+
+    var upNodes: [Int] { nodes.indices.filter { nodes[$0].status == .up } }
+
+    var leaderIndex: Int? {
+        upNodes.filter { nodes[$0].core!.role == .leader }.max { nodes[$0].core!.term < nodes[$1].core!.term }
+    }
+
+    func injectFaults() {
+        let f = options.faults
+        if every(crashEvery) {
+            // Leaders die more often than their share: their death is what
+            // elections, handovers and log repair are for.
+            if random.chance(percent: 50), let l = leaderIndex { crash(l) } else if let i = upNodes.randomElement(using: &random) { crash(i) }
+        }
+        for (id, at) in crashAt.sorted(by: { $0.key < $1.key }) where at <= now {
+            crashAt[id] = nil
+            if let i = nodeIndex[id], nodes[i].status == .up { crash(i) }
+        }
+        for (id, at) in restartAt.sorted(by: { $0.key < $1.key }) where at <= now { restart(id) }
+        if let heal = healAt, heal <= now { healNetwork() }
+        if healAt == nil, every(partitionEvery) {
+            let live = nodes.indices.filter { nodes[$0].status != .removed }.map { nodes[$0].id }
+            let shuffled = live.shuffled(using: &random)
+            let cutAt = Int.random(in: 1..<max(2, shuffled.count), using: &random)
+            let side = Set(shuffled.prefix(cutAt))
+            let oneWay = f.contains(.oneWay) && (!f.contains(.partition) || random.chance(percent: 50))
+            for a in live where side.contains(a) {
+                for b in live where !side.contains(b) {
+                    network.cut.insert(.init(from: .node(a), to: .node(b)))
+                    if !oneWay { network.cut.insert(.init(from: .node(b), to: .node(a))) }
+                }
+            }
+            healAt = now + UInt64.random(in: 1...UInt64(partitionLengthMax), using: &random)
+            stats.partitions += 1
+            trace.note(now, "partition \(side.sorted()) \(oneWay ? "-/->" : "|") rest until \(healAt!)")
+        }
+        if every(membershipEvery) { changeMembership() }
+        if every(transferEvery), let l = leaderIndex {
+            let voters = nodes[l].core!.membership.voters.subtracting([nodes[l].id]).sorted()
+            if let target = voters.randomElement(using: &random) {
+                if (try? nodes[l].core!.transferLeadership(to: target)) != nil {
+                    stats.transfers += 1
+                    trace.note(now, "n\(nodes[l].id) transfers leadership to n\(target)")
+                }
+            }
+        }
+        retireRemovedNodes()
+    }
+
+    func healNetwork() {
+        network.cut.removeAll()
+        healAt = nil
+        trace.note(now, "network heals")
+    }
+
+    func crash(_ i: Int) {
+        let tear = tearWrites && random.chance(percent: 50)
+        nodes[i].crash(tear: tear, random: &random)
+        checker.forget(nodes[i].id)
+        restartAt[nodes[i].id] = now + UInt64.random(in: 1...UInt64(restartAfterMax), using: &random)
+        stats.crashes += 1
+        trace.note(now, "n\(nodes[i].id) crashes\(tear ? " (torn write)" : "")")
+    }
+
+    func restart(_ id: NodeID) {
+        restartAt[id] = nil
+        guard let i = nodeIndex[id], nodes[i].status == .down else { return }
+        let disk = nodes[i].disk
+        nodes[i].restarts += 1
+        do {
+            nodes[i].core = try RaftCore(
+                id: id, settings: settings, seed: options.seed &+ nodes[i].restarts, state: disk.durableState)
+        } catch {
+            preconditionFailure("settings were valid at start: \(error)")
+        }
+        nodes[i].machine = KVStateMachine(restoring: disk.snapshot?.data ?? KVSnapshot())
+        nodes[i].currentSnapshot = disk.snapshot?.data
+        nodes[i].status = .up
+        nodes[i].nextTickAt = now + 1
+        trace.note(now, "n\(id) restarts: \(disk.durableState.hardState), \(disk.durableState.entries.count) entries")
+    }
+
+    /// An operator at work: add a learner, promote it, remove a voter.
+    func changeMembership() {
+        guard let l = leaderIndex else { return }
+        let core = nodes[l].core!
+        let membership = core.membership
+        guard !membership.isJoint else { return }
+        let change: ConfigChange.Step
+        var newNode: NodeID?
+        if let learner = membership.learners.sorted().first {
+            guard let state = core.replicationState(of: learner), state.match >= core.commitIndex else { return }
+            change = .promoteLearner(learner)
+        } else if membership.voters.count > options.nodes
+            || (membership.voters.count == options.nodes && options.nodes > 1 && random.chance(percent: 50))
+        {
+            change = .removeVoter(membership.voters.sorted().randomElement(using: &random)!)
+        } else {
+            let id = NodeID(nextNodeID)
+            change = .addLearner(id)
+            newNode = id
+        }
+        do {
+            try nodes[l].core!.proposeConfigChange(ConfigChange(kind: .change, changes: [change]))
+        } catch {
+            return
+        }
+        if let id = newNode {
+            nextNodeID += 1
+            let core = try! RaftCore(id: id, settings: settings, seed: options.seed, state: .empty)
+            addNode(id, core: core)
+            joining.insert(id)
+        }
+        stats.membershipChanges += 1
+        trace.note(now, "n\(nodes[l].id) proposes \(change)")
+    }
+
+    /// Stop members the committed configuration no longer contains.
+    func retireRemovedNodes() {
+        guard let l = leaderIndex else { return }
+        let membership = nodes[l].core!.membership
+        guard !membership.isJoint else { return }
+        let members = membership.allMembers
+        joining.subtract(members)
+        for i in nodes.indices where nodes[i].status != .removed {
+            let id = nodes[i].id
+            if !members.contains(id) && !joining.contains(id) {
+                nodes[i].crash(tear: false, random: &random)
+                nodes[i].status = .removed
+                checker.forget(id)
+                restartAt[id] = nil
+                trace.note(now, "n\(id) retired: not in \(membership)")
+            }
+        }
+    }
+
+    /// Heal everything, then require progress within a bounded time.
+    func livenessPhase() throws(SafetyViolation) {
+        faultsOn = false
+        crashAt.removeAll()
+        healNetwork()
+        network.dropPercent = 0
+        network.longDelayPercent = 0
+        for (id, _) in restartAt.sorted(by: { $0.key < $1.key }) { restart(id) }
+        trace.note(now, "liveness phase begins")
+        let start = now
+        while now - start < UInt64(options.livenessStepsMax) {
+            try step()
+            if converged() {
+                stats.livenessSteps = Int(now - start)
+                try checkConvergence()
+                return
+            }
+        }
+        stats.livenessSteps = Int(now - start)
+        let pending = clients.filter { $0.outstanding != nil }.count
+        let leader = leaderIndex.map { l in
+            let core = nodes[l].core!
+            return "n\(core.id) in term \(core.term) (last \(core.lastTerm)/\(core.lastIndex), \(core.membership), pending change at \(core.pendingConfigurationIndex))"
+        } ?? "none"
+        throw SafetyViolation(.liveness, "\(options.livenessStepsMax) steps after healing: leader \(leader), \(pending) client operations pending, "
+            + upNodes.map { "n\(nodes[$0].id) \(nodes[$0].core!.role) t\(nodes[$0].core!.term) commit=\(nodes[$0].core!.commitIndex) applied=\(nodes[$0].machine.appliedIndex)" }.joined(separator: "; "))
+    }
+
+    func converged() -> Bool {
+        guard clients.allSatisfy({ $0.outstanding == nil }), let l = leaderIndex else { return false }
+        let leader = nodes[l].core!
+        guard leader.term(at: leader.commitIndex) == leader.term, !leader.membership.isJoint else { return false }
+        let members = leader.membership.allMembers
+        return upNodes.allSatisfy { i in
+            !members.contains(nodes[i].id) || nodes[i].machine.appliedIndex == leader.commitIndex
+        }
+    }
+
+    /// Every member that applied the same prefix holds the same state.
+    func checkConvergence() throws(SafetyViolation) {
+        let l = leaderIndex!
+        let reference = nodes[l].machine.state
+        for i in upNodes where nodes[l].core!.membership.allMembers.contains(nodes[i].id) {
+            if nodes[i].machine.state != reference {
+                throw SafetyViolation(.convergence, "n\(nodes[i].id) and leader n\(nodes[l].id) applied through \(reference.index) but hold different states")
+            }
+        }
+    }
+}

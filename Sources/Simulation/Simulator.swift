@@ -1,0 +1,350 @@
+import Consensus
+@_spi(BugInjection) import Raft
+
+/// A deterministic cluster simulator in the style of FoundationDB's and
+/// TigerBeetle's: one seed draws every fault rate and every event; the real
+/// Raft core and the real state machine run over a simulated network, disk
+/// and clocks; safety is checked after every step, then a liveness phase
+/// heals everything and the client history is checked for linearizability.
+public final class Simulator {
+    let options: SimulationOptions
+    var random: DeterministicRandom
+    var settings = RaftSettings()
+    var network = SimNetwork()
+    var nodes: [SimNode] = []
+    var nodeIndex: [NodeID: Int] = [:]
+    var clients: [SimClient] = []
+    var history: [HistoryOperation] = []
+    var checker = SafetyChecker()
+    var trace: TraceRing
+    var stats = SimulationReport.Stats()
+    var now: UInt64 = 0
+    var faultsOn = true
+    var nextNodeID: UInt64
+    var nextReadContext: UInt64 = 1
+    var keys: [String] = []
+    var parameters: [String] = []
+
+    // Drawn fault schedule, in steps between events (0 = never).
+    var crashEvery = 0
+    var restartAfterMax = 0
+    var tearWrites = false
+    var partitionEvery = 0
+    var partitionLengthMax = 0
+    var healAt: UInt64?
+    var membershipEvery = 0
+    var transferEvery = 0
+    var compactAfterEntries = 0
+    var diskLatencyMax: UInt64 = 0
+    /// Chance that a member crashes a few steps after winning an election:
+    /// a targeted fault ("buggify") for the paths that only a leader
+    /// dying mid-handover exercises (Raft Figure 8).
+    var crashNewLeaderPercent = 0.0
+    var clientTimeout: UInt64 = 150
+    var restartAt: [NodeID: UInt64] = [:]
+    var crashAt: [NodeID: UInt64] = [:]
+    var joining: Set<NodeID> = []
+
+    public static func run(_ options: SimulationOptions) -> SimulationReport {
+        let simulator = Simulator(options: options)
+        return simulator.run()
+    }
+
+    init(options: SimulationOptions) {
+        self.options = options
+        self.random = DeterministicRandom(seed: options.seed)
+        self.trace = TraceRing(capacity: options.traceLength)
+        self.nextNodeID = UInt64(options.nodes) + 1
+        drawParameters()
+        let founders = Set((1...UInt64(options.nodes)).map { NodeID($0) })
+        for id in founders.sorted() {
+            let core = try! RaftCore(id: id, bootstrap: Membership(voters: founders), settings: settings, seed: options.seed)
+            addNode(id, core: core)
+        }
+        for c in 0..<Int.random(in: 2...5, using: &random) {
+            clients.append(SimClient(id: c, target: founders.sorted().randomElement(using: &random)!, nextActionAt: UInt64.random(in: 0...50, using: &random)))
+        }
+    }
+
+    func addNode(_ id: NodeID, core: RaftCore) {
+        var period = SimulationOptions.tickPeriodNominal
+        if options.faults.contains(.skew) {
+            // Lease reads are promised safe only within the drift bound; other
+            // runs get wilder clocks.
+            period = settings.readMode == .leaseBased
+                ? UInt64.random(in: 10...11, using: &random)
+                : UInt64.random(in: 7...14, using: &random)
+        }
+        nodeIndex[id] = nodes.count
+        nodes.append(SimNode(id: id, core: core, tickPeriod: period, firstTick: UInt64.random(in: 1...period, using: &random)))
+    }
+
+    func drawParameters() {
+        let f = options.faults
+        settings.electionTicks = 10
+        settings.heartbeatTicks = Int.random(in: 1...3, using: &random)
+        // 1 byte still sends one entry per message: the tail of an old term then
+        // arrives apart from the new leader's no-op, the path Raft §5.4.2 is about.
+        settings.appendBytesMax = [1, 256, 4096, 1 << 20].randomElement(using: &random)!
+        settings.inflightMessagesMax = [1, 4, 64].randomElement(using: &random)!
+        if random.chance(percent: 25) { settings.readMode = .leaseBased }
+        settings.injectedBug = options.injectedBug
+        if f.contains(.drop) { network.dropPercent = Double.random(in: 0...10, using: &random) }
+        if f.contains(.duplicate) { network.duplicatePercent = Double.random(in: 0...5, using: &random) }
+        if f.contains(.reorder) { network.delayMax = UInt64.random(in: 2...12, using: &random) }
+        if f.contains(.delay) {
+            network.longDelayPercent = Double.random(in: 0...3, using: &random)
+            network.longDelayMax = UInt64.random(in: 20...300, using: &random)
+        }
+        if f.contains(.crash) {
+            crashEvery = Int.random(in: 200...1500, using: &random)
+            restartAfterMax = Int.random(in: 20...600, using: &random)
+            diskLatencyMax = UInt64.random(in: 0...5, using: &random)
+            crashNewLeaderPercent = Double.random(in: 0...60, using: &random)
+        }
+        tearWrites = f.contains(.tornWrite) && random.chance(percent: 70)
+        if f.contains(.partition) || f.contains(.oneWay) {
+            partitionEvery = Int.random(in: 150...1200, using: &random)
+            partitionLengthMax = Int.random(in: 30...800, using: &random)
+        }
+        if f.contains(.membership) { membershipEvery = Int.random(in: 200...1000, using: &random) }
+        if f.contains(.transfer) { transferEvery = Int.random(in: 200...1000, using: &random) }
+        if f.contains(.compaction) { compactAfterEntries = Int.random(in: 5...120, using: &random) }
+        keys = (0..<Int.random(in: 1...4, using: &random)).map { "k\($0)" }
+        parameters = [
+            "seed=\(options.seed) nodes=\(options.nodes) steps=\(options.steps) faults=\(f)",
+            "drop=\(Int(network.dropPercent))% dup=\(Int(network.duplicatePercent))% delay=1...\(network.delayMax)"
+                + " long-delay=\(Int(network.longDelayPercent))%/\(network.longDelayMax)",
+            "crash-every=\(crashEvery) crash-new-leader=\(Int(crashNewLeaderPercent))% restart-after<=\(restartAfterMax) torn=\(tearWrites) disk-latency<=\(diskLatencyMax)"
+                + " partition-every=\(partitionEvery) length<=\(partitionLengthMax)",
+            "membership-every=\(membershipEvery) transfer-every=\(transferEvery) compact-after=\(compactAfterEntries)"
+                + " heartbeat=\(settings.heartbeatTicks) append-bytes=\(settings.appendBytesMax)"
+                + " window=\(settings.inflightMessagesMax) read-mode=\(settings.readMode) keys=\(keys.count)"
+                + (options.injectedBug.map { " injected-bug=\($0.rawValue)" } ?? ""),
+        ]
+    }
+
+    // MARK: The run
+
+    func run() -> SimulationReport {
+        var violation: SafetyViolation?
+        do {
+            for _ in 0..<options.steps {
+                try step()
+            }
+            stats.stepsRun = options.steps
+            try livenessPhase()
+            try checkLinearizability()
+        } catch {
+            violation = error
+        }
+        stats.leadersElected = checker.leadersElected
+        stats.messagesSent = network.sent
+        stats.messagesDropped = network.dropped
+        stats.entriesCommitted = checker.decidedCount
+        stats.operationsCompleted = history.filter { $0.response != nil }.count
+        stats.operationsPending = history.count - stats.operationsCompleted
+        return SimulationReport(
+            seed: options.seed, violation: violation, parameters: parameters.joined(separator: "\n"),
+            trace: violation == nil && !options.keepTrace ? [] : trace.lines, stats: stats)
+    }
+
+    /// One unit of simulated time.
+    func step() throws(SafetyViolation) {
+        now += 1
+        if faultsOn { injectFaults() }
+        var dirty = Set<Int>()
+        while let packet = network.nextDue(now: now) {
+            if let i = deliver(packet) { dirty.insert(i) }
+        }
+        for i in nodes.indices where nodes[i].status == .up && nodes[i].nextTickAt <= now {
+            nodes[i].nextTickAt = now + nodes[i].tickPeriod
+            nodes[i].core!.tick()
+            dirty.insert(i)
+        }
+        for i in nodes.indices where nodes[i].status == .up {
+            if let pending = nodes[i].outstanding, pending.completesAt <= now {
+                try complete(i)
+                dirty.insert(i)
+            }
+        }
+        for i in dirty.sorted() { try drive(i) }
+        tickClients()
+    }
+
+    /// Give the core's output to the shell until it has nothing more to say
+    /// or waits for its disk.
+    func drive(_ i: Int) throws(SafetyViolation) {
+        var rounds = 0
+        while nodes[i].status == .up, nodes[i].outstanding == nil, nodes[i].core!.hasReady {
+            rounds += 1
+            precondition(rounds < 10_000, "member \(nodes[i].id) produces Readies without end")
+            let ready = nodes[i].core!.ready()
+            for message in ready.messagesNow { sendRaft(message, from: i) }
+            if let snapshot = ready.snapshot {
+                guard let data = nodes[i].receivedSnapshots[snapshot.index] else {
+                    preconditionFailure("member \(nodes[i].id) installs a snapshot it never received")
+                }
+                nodes[i].disk.write(.installSnapshot(snapshot, data))
+                nodes[i].machine = KVStateMachine(restoring: data)
+                nodes[i].currentSnapshot = data
+                nodes[i].receivedSnapshots = nodes[i].receivedSnapshots.filter { $0.key > snapshot.index }
+                stats.snapshotsInstalled += 1
+                trace.note(now, "n\(nodes[i].id) installs \(snapshot)")
+            }
+            if !ready.entries.isEmpty { nodes[i].disk.write(.entries(ready.entries)) }
+            if let hardState = ready.hardState { nodes[i].disk.write(.hardState(hardState)) }
+            let latency = ready.mustSync && diskLatencyMax > 0 ? UInt64.random(in: 0...diskLatencyMax, using: &random) : 0
+            nodes[i].outstanding = (ready, now + latency)
+            if latency == 0 { try complete(i) }
+        }
+        if nodes[i].status == .up { try checker.observe(nodes[i].core!) ; nodes[i].core!.checkInvariants() }
+    }
+
+    /// The disk finished: send what waited for it, apply, answer, advance.
+    func complete(_ i: Int) throws(SafetyViolation) {
+        guard let (ready, _) = nodes[i].outstanding else { return }
+        nodes[i].outstanding = nil
+        if ready.mustSync { nodes[i].disk.sync() }
+        for message in ready.messagesAfterPersist { sendRaft(message, from: i) }
+        for entry in ready.committed {
+            try checker.observeApply(entry, by: nodes[i].id)
+            if let (command, result) = nodes[i].machine.apply(entry) {
+                let key = SimNode.ClientKey(client: command.client, sequence: command.sequence)
+                if let client = nodes[i].pendingWrites.removeValue(forKey: key) {
+                    respond(from: i, to: client, sequence: command.sequence, .done(result))
+                }
+            }
+        }
+        for read in ready.readStates {
+            if let request = nodes[i].pendingReads.removeValue(forKey: read.context) {
+                nodes[i].confirmedReads.append((read.index, request))
+            }
+        }
+        nodes[i].core!.advance(ready)
+        serveConfirmedReads(i)
+        noticeRoleChange(i)
+        maybeCompact(i)
+    }
+
+    func serveConfirmedReads(_ i: Int) {
+        let applied = nodes[i].machine.appliedIndex
+        var waiting: [(index: LogIndex, request: ClientRequest)] = []
+        for (index, request) in nodes[i].confirmedReads {
+            if index <= applied, case .get(let key) = request.operation {
+                respond(from: i, to: request.client, sequence: request.sequence, .done(.value(nodes[i].machine.read(key))))
+            } else {
+                waiting.append((index, request))
+            }
+        }
+        nodes[i].confirmedReads = waiting
+    }
+
+    func noticeRoleChange(_ i: Int) {
+        let role = nodes[i].core!.role
+        defer { nodes[i].lastRole = role }
+        guard role != nodes[i].lastRole else { return }
+        trace.note(now, "n\(nodes[i].id) becomes \(role) in term \(nodes[i].core!.term)")
+        if role == .leader, faultsOn, random.chance(percent: crashNewLeaderPercent) {
+            crashAt[nodes[i].id] = now + UInt64.random(in: 1...30, using: &random)
+        }
+        if nodes[i].lastRole == .leader {
+            // Unconfirmed reads can no longer be confirmed here.
+            let hint = nodes[i].core!.leader
+            for (_, request) in nodes[i].pendingReads.sorted(by: { $0.key < $1.key }) {
+                respond(from: i, to: request.client, sequence: request.sequence, .notLeader(hint: hint))
+            }
+            nodes[i].pendingReads = [:]
+        }
+    }
+
+    func maybeCompact(_ i: Int) {
+        guard compactAfterEntries > 0, let core = nodes[i].core else { return }
+        let applied = core.appliedIndex
+        guard applied.rawValue >= core.snapshotMetadata.index.rawValue + UInt64(compactAfterEntries) else { return }
+        precondition(nodes[i].machine.appliedIndex == applied, "state machine and core disagree on applied")
+        do {
+            try nodes[i].core!.compact(through: applied)
+        } catch {
+            preconditionFailure("compaction refused: \(error)")
+        }
+        let data = nodes[i].machine.state
+        nodes[i].disk.write(.compact(nodes[i].core!.snapshotMetadata, data))
+        nodes[i].disk.sync()
+        nodes[i].currentSnapshot = data
+        stats.compactions += 1
+    }
+
+    // MARK: Network
+
+    func sendRaft(_ message: Message, from i: Int) {
+        var data: KVSnapshot?
+        if case .snapshot(let metadata) = message.kind {
+            data = nodes[i].currentSnapshot
+            precondition(data?.index == metadata.index, "member \(nodes[i].id) sends a snapshot it does not hold")
+        }
+        network.send(.raft(message, snapshot: data), from: .node(message.from), to: .node(message.to), now: now, random: &random)
+    }
+
+    func respond(from i: Int, to client: Int, sequence: UInt64, _ outcome: ClientResponse.Outcome) {
+        network.send(
+            .response(ClientResponse(client: client, sequence: sequence, outcome: outcome)),
+            from: .node(nodes[i].id), to: .client(client), now: now, random: &random)
+    }
+
+    /// Hand a packet to its receiver; returns the member it touched.
+    func deliver(_ packet: SimNetwork.InFlight) -> Int? {
+        trace.record(now, packet)
+        switch packet.to {
+        case .client(let c):
+            if case .response(let response) = packet.packet { clientReceived(c, response) }
+            return nil
+        case .node(let id):
+            guard let i = nodeIndex[id], nodes[i].status == .up else { return nil }
+            switch packet.packet {
+            case .raft(let message, let snapshot):
+                if case .snapshot(let metadata) = message.kind, let snapshot {
+                    nodes[i].storeReceivedSnapshot(metadata.index, snapshot)
+                }
+                nodes[i].core!.step(message)
+            case .request(let request):
+                handleRequest(i, request)
+            case .response:
+                break
+            }
+            return i
+        }
+    }
+
+    func handleRequest(_ i: Int, _ request: ClientRequest) {
+        let core = nodes[i].core!
+        if case .get = request.operation {
+            guard core.role == .leader else {
+                respond(from: i, to: request.client, sequence: request.sequence, .notLeader(hint: core.leader))
+                return
+            }
+            let context = nextReadContext
+            nextReadContext += 1
+            do {
+                try nodes[i].core!.readIndex(context: context)
+                nodes[i].pendingReads[context] = request
+            } catch {
+                respond(from: i, to: request.client, sequence: request.sequence, .notLeader(hint: nil))
+            }
+            return
+        }
+        let command = KVCommand(client: request.client, sequence: request.sequence, operation: request.operation)
+        do {
+            try nodes[i].core!.propose([command.encoded])
+            nodes[i].pendingWrites[SimNode.ClientKey(client: request.client, sequence: request.sequence)] = request.client
+        } catch {
+            let hint: NodeID?
+            switch error {
+            case .notLeader(let h): hint = h
+            case .transferInProgress(let to): hint = to
+            default: hint = nil
+            }
+            respond(from: i, to: request.client, sequence: request.sequence, .notLeader(hint: hint))
+        }
+    }
+}
