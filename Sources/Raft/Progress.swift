@@ -85,10 +85,13 @@ struct Progress: Sendable, Equatable {
 
     /// Step back after a rejection of `rejected`; `matchHint` is where the
     /// leader's log could next match. False when the rejection is stale.
+    /// A rejection at or below `match` is always stale: the follower
+    /// promised those entries durably. Answering it anyway would let one
+    /// broken (or duplicated) rejection bounce between the two forever.
     mutating func stepBack(rejected: LogIndex, matchHint: LogIndex) -> Bool {
+        if rejected <= match { return false }
         switch state {
         case .replicate:
-            if rejected <= match { return false }
             next = max(min(rejected, matchHint + 1), match + 1)
             return true
         case .probe:

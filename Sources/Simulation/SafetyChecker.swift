@@ -120,6 +120,58 @@ struct SafetyChecker: Sendable {
         seenCommit[id] = core.commitIndex
     }
 
+    /// What the electability check needs of one member's log.
+    struct LogSummary {
+        var id: NodeID
+        var lastIndex: LogIndex
+        var lastTerm: Term
+        var snapshotIndex: LogIndex
+        var entryAt: (LogIndex) -> Entry?
+
+        init(_ core: RaftCore) {
+            id = core.id
+            lastIndex = core.lastIndex
+            lastTerm = core.lastTerm
+            snapshotIndex = core.snapshotMetadata.index
+            entryAt = { core.entry(at: $0) }
+        }
+
+        /// A member that is down, as it will restart: from its disk.
+        init(id: NodeID, disk: DurableState) {
+            self.id = id
+            let base = disk.snapshot?.index ?? .zero
+            snapshotIndex = base
+            lastIndex = base + UInt64(disk.entries.count)
+            lastTerm = disk.entries.last?.term ?? disk.snapshot?.term ?? .zero
+            let entries = disk.entries
+            entryAt = { i in i > base && i <= base + UInt64(entries.count) ? entries[Int(i.rawValue - base.rawValue - 1)] : nil }
+        }
+    }
+
+    /// The inductive core of Leader Completeness (Raft §5.4.3), checked at
+    /// every step instead of waiting for an election to reveal a loss: a
+    /// member whose log lacks a committed entry must never be electable,
+    /// i.e. a majority of `voters` must never find its log at least as up
+    /// to date as theirs. This holds on logs alone in correct Raft: a log
+    /// that beats a log holding a committed entry must hold that entry too.
+    mutating func checkElectability(_ logs: [LogSummary], voters: Set<NodeID>) throws(SafetyViolation) {
+        let top = decided.count - 1
+        guard top > 0, let want = decided[top] else { return }
+        let electorate = logs.filter { voters.contains($0.id) }
+        for x in electorate {
+            let holds = x.snapshotIndex >= want.index || x.entryAt(want.index) == want
+            if holds { continue }
+            let grants = electorate.filter { v in
+                x.lastTerm > v.lastTerm || (x.lastTerm == v.lastTerm && x.lastIndex >= v.lastIndex)
+            }
+            if grants.count > voters.count / 2 {
+                throw SafetyViolation(.leaderCompleteness,
+                    "member \(x.id) (last \(x.lastTerm)/\(x.lastIndex)) lacks committed \(want) yet members "
+                    + "\(grants.map(\.id).sorted()) of \(voters.sorted()) would elect it")
+            }
+        }
+    }
+
     /// A member applied `entry`: no member may ever apply another at its index.
     mutating func observeApply(_ entry: Entry, by id: NodeID) throws(SafetyViolation) {
         try decide(entry, by: id, how: "applied")

@@ -54,6 +54,21 @@ extension Simulator {
         retireRemovedNodes()
     }
 
+    /// Cut a leader's messages to a random part of its followers.
+    func muffle(_ i: Int) {
+        let peers = nodes.filter { $0.status != .removed && $0.id != nodes[i].id }.map(\.id)
+        guard peers.count > 1 else { return }
+        // Mostly leave it reaching less than a quorum, so its entries stay
+        // uncommitted on a minority while others move on.
+        let reachable = random.chance(percent: 75) ? Int.random(in: 0...max(0, peers.count / 2 - 1), using: &random)
+            : Int.random(in: 1..<peers.count, using: &random)
+        let deaf = peers.shuffled(using: &random).prefix(peers.count - reachable)
+        for peer in deaf { network.cut.insert(.init(from: .node(nodes[i].id), to: .node(peer))) }
+        healAt = now + UInt64.random(in: 5...UInt64(max(5, partitionLengthMax)), using: &random)
+        stats.partitions += 1
+        trace.note(now, "n\(nodes[i].id) -/-> \(deaf.sorted()) until \(healAt!)")
+    }
+
     func healNetwork() {
         network.cut.removeAll()
         healAt = nil

@@ -40,6 +40,9 @@ public final class Simulator {
     /// a targeted fault ("buggify") for the paths that only a leader
     /// dying mid-handover exercises (Raft Figure 8).
     var crashNewLeaderPercent = 0.0
+    /// Chance that a new leader's messages reach only some followers for a
+    /// while: the generator of diverging logs (Raft Figure 7 and 8).
+    var muffleNewLeaderPercent = 0.0
     var clientTimeout: UInt64 = 150
     var restartAt: [NodeID: UInt64] = [:]
     var crashAt: [NodeID: UInt64] = [:]
@@ -85,7 +88,7 @@ public final class Simulator {
         settings.heartbeatTicks = Int.random(in: 1...3, using: &random)
         // 1 byte still sends one entry per message: the tail of an old term then
         // arrives apart from the new leader's no-op, the path Raft §5.4.2 is about.
-        settings.appendBytesMax = [1, 256, 4096, 1 << 20].randomElement(using: &random)!
+        settings.appendBytesMax = [1, 1, 64, 256, 4096, 1 << 20].randomElement(using: &random)!
         settings.inflightMessagesMax = [1, 4, 64].randomElement(using: &random)!
         if random.chance(percent: 25) { settings.readMode = .leaseBased }
         settings.injectedBug = options.injectedBug
@@ -106,6 +109,7 @@ public final class Simulator {
         if f.contains(.partition) || f.contains(.oneWay) {
             partitionEvery = Int.random(in: 150...1200, using: &random)
             partitionLengthMax = Int.random(in: 30...800, using: &random)
+            muffleNewLeaderPercent = [0, 25, 50, 80, 95].randomElement(using: &random)!
         }
         if f.contains(.membership) { membershipEvery = Int.random(in: 200...1000, using: &random) }
         if f.contains(.transfer) { transferEvery = Int.random(in: 200...1000, using: &random) }
@@ -116,7 +120,7 @@ public final class Simulator {
             "drop=\(Int(network.dropPercent))% dup=\(Int(network.duplicatePercent))% delay=1...\(network.delayMax)"
                 + " long-delay=\(Int(network.longDelayPercent))%/\(network.longDelayMax)",
             "crash-every=\(crashEvery) crash-new-leader=\(Int(crashNewLeaderPercent))% restart-after<=\(restartAfterMax) torn=\(tearWrites) disk-latency<=\(diskLatencyMax)"
-                + " partition-every=\(partitionEvery) length<=\(partitionLengthMax)",
+                + " partition-every=\(partitionEvery) length<=\(partitionLengthMax) muffle-new-leader=\(Int(muffleNewLeaderPercent))%",
             "membership-every=\(membershipEvery) transfer-every=\(transferEvery) compact-after=\(compactAfterEntries)"
                 + " heartbeat=\(settings.heartbeatTicks) append-bytes=\(settings.appendBytesMax)"
                 + " window=\(settings.inflightMessagesMax) read-mode=\(settings.readMode) keys=\(keys.count)"
@@ -169,6 +173,15 @@ public final class Simulator {
             }
         }
         for i in dirty.sorted() { try drive(i) }
+        if network.overflowed {
+            throw SafetyViolation(.liveness, "message storm: \(SimNetwork.inFlightMax) packets in flight")
+        }
+        if !dirty.isEmpty, let l = leaderIndex, !nodes[l].core!.membership.isJoint {
+            let logs = nodes.map { node in
+                node.core.map(SafetyChecker.LogSummary.init) ?? .init(id: node.id, disk: node.disk.durableState)
+            }
+            try checker.checkElectability(logs, voters: nodes[l].core!.membership.voters)
+        }
         tickClients()
     }
 
@@ -247,6 +260,9 @@ public final class Simulator {
         trace.note(now, "n\(nodes[i].id) becomes \(role) in term \(nodes[i].core!.term)")
         if role == .leader, faultsOn, random.chance(percent: crashNewLeaderPercent) {
             crashAt[nodes[i].id] = now + UInt64.random(in: 1...30, using: &random)
+        }
+        if role == .leader, faultsOn, healAt == nil, random.chance(percent: muffleNewLeaderPercent) {
+            muffle(i)
         }
         if nodes[i].lastRole == .leader {
             // Unconfirmed reads can no longer be confirmed here.
