@@ -3,7 +3,9 @@ import Consensus
 extension RaftCore {
     enum CampaignKind { case preVote, election, transfer }
 
+    /// Start an election now. A leader ignores this: it already leads.
     public mutating func campaign() {
+        guard role != .leader else { return }
         campaign(settings.preVote ? .preVote : .election)
     }
 
