@@ -76,6 +76,8 @@ public struct SimulationReport: Sendable {
         public var messagesSent = 0
         public var messagesDropped = 0
         public var entriesCommitted = 0
+
+        public init() {}
     }
 
     public var passed: Bool { violation == nil }

@@ -1,0 +1,69 @@
+import Simulation
+import Testing
+
+/// The sweep the Raft core must pass on every change: 300 seeds of 5,000
+/// steps on 3 and on 5 members, every fault kind on, safety checked after
+/// every step, then liveness and linearizability. Chunked so the test
+/// runner spreads it over the cores.
+@Suite struct SimulationSweepTests {
+    static let seedsPerSize: UInt64 = 300
+    static let chunk: UInt64 = 25
+    static let chunks: [(nodes: Int, first: UInt64)] = [3, 5].flatMap { nodes in
+        stride(from: 1, through: seedsPerSize, by: Int(chunk)).map { (nodes, UInt64($0)) }
+    }
+
+    @Test(arguments: 0..<chunks.count)
+    func sweep(_ chunkIndex: Int) {
+        let (nodes, first) = Self.chunks[chunkIndex]
+        var operations = 0
+        for seed in first..<(first + Self.chunk) {
+            let report = Simulator.run(SimulationOptions(seed: seed, steps: 5_000, nodes: nodes, faults: .all))
+            #expect(report.passed, "ballot-sim --seed \(seed) --nodes \(nodes): \(report.violation.map(\.description) ?? "")\n\(report.trace.joined(separator: "\n"))")
+            operations += report.stats.operationsCompleted
+            // A run that did nothing would prove nothing.
+            #expect(report.stats.operationsCompleted > 0, "seed \(seed) completed no client operation")
+            #expect(report.stats.leadersElected > 0, "seed \(seed) elected no leader")
+        }
+        #expect(operations > 100)
+    }
+
+    /// Faults really happen in the sweep: the seeds draw crashes, partitions,
+    /// membership changes, transfers, snapshots and lost messages.
+    @Test func sweepExercisesEveryFaultPath() {
+        var total = SimulationReport.Stats()
+        for seed in UInt64(1)...40 {
+            let s = Simulator.run(SimulationOptions(seed: seed, steps: 5_000, nodes: 3, faults: .all)).stats
+            total.crashes += s.crashes
+            total.partitions += s.partitions
+            total.membershipChanges += s.membershipChanges
+            total.transfers += s.transfers
+            total.snapshotsInstalled += s.snapshotsInstalled
+            total.compactions += s.compactions
+            total.messagesDropped += s.messagesDropped
+            total.leadersElected += s.leadersElected
+        }
+        #expect(total.crashes > 40)
+        #expect(total.partitions > 40)
+        #expect(total.membershipChanges > 40)
+        #expect(total.transfers > 40)
+        #expect(total.snapshotsInstalled > 10)
+        #expect(total.compactions > 40)
+        #expect(total.messagesDropped > 1_000)
+        #expect(total.leadersElected > 200)
+    }
+
+    @Test func singleMemberAndSevenMembersRun() {
+        for nodes in [1, 7] {
+            let report = Simulator.run(SimulationOptions(seed: 3, steps: 3_000, nodes: nodes, faults: .all))
+            #expect(report.passed, "\(nodes) members: \(report.violation.map(\.description) ?? "")")
+            #expect(report.stats.operationsCompleted > 0)
+        }
+    }
+
+    @Test func faultListParses() throws {
+        #expect(try FaultSet(parsing: "all") == .all)
+        #expect(try FaultSet(parsing: "none") == .none)
+        #expect(try FaultSet(parsing: "drop, crash") == [.drop, .crash])
+        #expect(throws: FaultSetError.unknown("meteor")) { try FaultSet(parsing: "drop,meteor") }
+    }
+}
