@@ -1,0 +1,118 @@
+import Consensus
+import Raft
+import Testing
+
+@Suite struct RaftCoreTests {
+    static func founders(_ n: UInt64, settings: RaftSettings = RaftSettings()) throws -> [RaftCore] {
+        let ids = Set((1...n).map { NodeID($0) })
+        return try ids.sorted().map { try RaftCore(id: $0, bootstrap: Membership(voters: ids), settings: settings, seed: 1) }
+    }
+
+    /// Deliver everything until quiet; returns every Ready seen.
+    @discardableResult
+    static func stabilize(_ cores: inout [RaftCore]) -> [Ready] {
+        var seen: [Ready] = []
+        for _ in 0..<100 {
+            var messages: [Message] = []
+            for i in cores.indices where cores[i].hasReady {
+                let ready = cores[i].ready()
+                seen.append(ready)
+                messages += ready.messagesNow + ready.messagesAfterPersist
+                cores[i].advance(ready)
+            }
+            if messages.isEmpty { return seen }
+            for m in messages { cores[Int(m.to.rawValue - 1)].step(m) }
+        }
+        Issue.record("did not stabilize")
+        return seen
+    }
+
+    @Test func settingsDefaultsAreValidAndLimitsAreChecked() throws {
+        _ = try RaftSettings().validated()
+        var lease = RaftSettings()
+        lease.readMode = .leaseBased
+        lease.checkQuorum = false
+        #expect(throws: SettingsError.leaseWithoutCheckQuorum) { try lease.validated() }
+        var window = RaftSettings()
+        window.inflightMessagesMax = RaftSettings.inflightMessagesMaxLimit + 1
+        #expect(throws: SettingsError.self) { try window.validated() }
+    }
+
+    @Test func votesAndAcksWaitForPersistence() throws {
+        var cores = try Self.founders(3)
+        cores[0].campaign()
+        let readies = Self.stabilize(&cores)
+        for ready in readies {
+            for m in ready.messagesNow {
+                switch m.kind {
+                case .append, .heartbeat, .snapshot, .timeoutNow: break
+                default: Issue.record("\(m) must wait for persistence")
+                }
+            }
+            if ready.messagesAfterPersist.contains(where: { if case .voteResponse(true) = $0.kind { true } else { false } }) {
+                #expect(ready.hardState?.vote != nil && ready.mustSync, "a granted vote travels with the durable vote")
+            }
+        }
+        #expect(cores[0].role == .leader)
+    }
+
+    @Test func restartRestoresMembershipCommitAndLog() throws {
+        var cores = try Self.founders(3)
+        cores[0].campaign()
+        Self.stabilize(&cores)
+        try cores[0].propose([Array("x".utf8)])
+        Self.stabilize(&cores)
+        let c = cores[1]
+        var entries: [Entry] = []
+        var i = c.firstIndex
+        while i <= c.lastIndex { entries.append(c.entry(at: i)!); i = i + 1 }
+        let restarted = try RaftCore(id: c.id, settings: RaftSettings(), seed: 9, state: DurableState(hardState: c.hardState, entries: entries))
+        #expect(restarted.membership == c.membership)
+        #expect(restarted.commitIndex == c.commitIndex)
+        #expect(restarted.lastIndex == c.lastIndex)
+        #expect(restarted.term == c.term)
+        #expect(restarted.role == .follower)
+    }
+
+    @Test func followersRefuseWorkAndNameTheLeader() throws {
+        var cores = try Self.founders(3)
+        cores[0].campaign()
+        Self.stabilize(&cores)
+        #expect(throws: ProposeError.notLeader(leaderHint: 1)) { try cores[1].propose([[1]]) }
+        #expect(throws: ReadIndexError.notLeader(leaderHint: 1)) { try cores[2].readIndex(context: 1) }
+        #expect(throws: TransferError.notLeader(leaderHint: 1)) { try cores[2].transferLeadership(to: 2) }
+        #expect(throws: CompactError.alreadyCompacted(index: 0, snapshotIndex: 0)) { try cores[1].compact(through: 0) }
+    }
+
+    @Test func aLearnerNeverCampaigns() throws {
+        let membership = Membership(voters: [1], learners: [2])
+        var learner = try RaftCore(id: 2, bootstrap: membership, settings: RaftSettings(), seed: 1)
+        for _ in 0..<100 { learner.tick() }
+        learner.campaign()
+        #expect(learner.role == .follower)
+        #expect(learner.term == 1)
+    }
+
+    @Test func singleMemberCommitsOnItsOwnFsync() throws {
+        var cores = try Self.founders(1)
+        cores[0].campaign()
+        Self.stabilize(&cores)
+        #expect(cores[0].role == .leader)
+        let index = try cores[0].propose([Array("solo".utf8)])
+        #expect(cores[0].commitIndex < index, "nothing commits before the leader's own write")
+        Self.stabilize(&cores)
+        #expect(cores[0].commitIndex == index)
+        try cores[0].readIndex(context: 5)
+        let ready = cores[0].ready()
+        #expect(ready.readStates == [ReadState(context: 5, index: index)])
+    }
+
+    @Test func deterministicRandomReplays() {
+        var a = DeterministicRandom(seed: 5)
+        var b = DeterministicRandom(seed: 5)
+        var c = DeterministicRandom(seed: 6)
+        let xs = (0..<8).map { _ in a.next() }
+        #expect(xs == (0..<8).map { _ in b.next() })
+        #expect(xs != (0..<8).map { _ in c.next() })
+    }
+}
