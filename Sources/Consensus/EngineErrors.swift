@@ -6,6 +6,7 @@ public enum ProposeError: Error, Sendable, Equatable, CustomStringConvertible {
     case overloaded(uncommittedBytes: Int, limit: Int)
     case entryTooLarge(bytes: Int, limit: Int)
     case batchTooLarge(entries: Int, limit: Int)
+    case emptyBatch
     /// One membership change at a time: the previous one must commit first.
     case configChangePending(index: LogIndex)
     case invalidConfigChange(ConfigChangeError)
@@ -19,6 +20,7 @@ public enum ProposeError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(used) uncommitted bytes would exceed the limit of \(limit); back off and retry"
         case .entryTooLarge(let bytes, let limit): "entry of \(bytes) bytes exceeds the limit of \(limit)"
         case .batchTooLarge(let n, let limit): "batch of \(n) entries exceeds the limit of \(limit)"
+        case .emptyBatch: "a proposal needs at least one command"
         case .configChangePending(let index):
             "membership change at index \(index) is not committed yet; retry after it is"
         case .invalidConfigChange(let error): "invalid membership change: \(error)"

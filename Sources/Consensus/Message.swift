@@ -34,7 +34,9 @@ public struct Message: Sendable, Equatable, CustomStringConvertible {
         case heartbeat(commit: LogIndex, round: UInt64)
         case heartbeatResponse(round: UInt64)
         /// The follower's log lags the leader's compacted prefix. The shell
-        /// attaches the snapshot bytes named by the metadata.
+        /// attaches the snapshot bytes named by the metadata, or those of a
+        /// newer snapshot it has taken since (rewriting the metadata to match):
+        /// the follower acknowledges whichever index it installs.
         case snapshot(SnapshotMetadata)
         /// Campaign now, without waiting for a timeout (leadership transfer).
         case timeoutNow

@@ -6,7 +6,8 @@
 ///    only after `advance`, so sending before its own write is safe (Raft
 ///    thesis §10.2.1).
 /// 2. Persist: install `snapshot` if set (the shell already holds its bytes:
-///    they came with the `.snapshot` message), then write `entries` (any
+///    they came with the `.snapshot` message; installing it discards every
+///    stored entry, since the log now starts after it), then write `entries` (any
 ///    stored entry at or after `entries.first.index` is superseded and must be
 ///    discarded), then `hardState` if set. When `mustSync` is true these
 ///    writes must be durable (fsync) before step 3.

@@ -3,9 +3,12 @@ import Consensus
 extension RaftCore {
     enum CampaignKind { case preVote, election, transfer }
 
-    /// Start an election now. A leader ignores this: it already leads.
+    /// Start an election now. A leader ignores this: it already leads. So
+    /// does a member inside a leader's lease in lease-read mode: deposing
+    /// that leader early would let it serve stale reads.
     public mutating func campaign() {
         guard role != .leader else { return }
+        if settings.readMode == .leaseBased && inLeaderLease { return }
         campaign(settings.preVote ? .preVote : .election)
     }
 
@@ -82,6 +85,7 @@ extension RaftCore {
         transferTarget = nil
         reads = ReadQueue()
         leaseExpiresTick = 0
+        leaseForfeited = false
         heartbeatElapsed = 0
         electionElapsed = 0
         progress = [:]
@@ -169,6 +173,7 @@ extension RaftCore {
         guard target != id else { throw .alreadyLeader }
         guard membership.voters.contains(target), progress[target] != nil else { throw .notVoter(target) }
         transferTarget = target
+        leaseForfeited = true
         // The transfer has one election timeout to finish.
         electionElapsed = 0
         if progress[target]!.match == log.lastIndex {

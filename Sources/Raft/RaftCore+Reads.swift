@@ -46,6 +46,6 @@ extension RaftCore {
     /// each acknowledging follower rejects campaigns for an election timeout
     /// after hearing it (leader stickiness), so no other leader can exist yet.
     var leaseIsValid: Bool {
-        settings.readMode == .leaseBased && transferTarget == nil && committedInCurrentTerm && ticks < leaseExpiresTick
+        settings.readMode == .leaseBased && !leaseForfeited && committedInCurrentTerm && ticks < leaseExpiresTick
     }
 }

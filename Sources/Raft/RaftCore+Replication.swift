@@ -4,6 +4,7 @@ extension RaftCore {
     @discardableResult
     public mutating func propose(_ commands: [[UInt8]]) throws(ProposeError) -> LogIndex {
         try checkCanPropose()
+        guard !commands.isEmpty else { throw .emptyBatch }
         guard commands.count <= settings.proposalBatchMax else {
             throw .batchTooLarge(entries: commands.count, limit: settings.proposalBatchMax)
         }

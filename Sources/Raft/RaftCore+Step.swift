@@ -71,7 +71,7 @@ extension RaftCore {
 
     mutating func stepCandidate(_ m: Message) {
         switch m.kind {
-        case .preVoteResponse(let granted) where role == .preCandidate && m.term == term.next:
+        case .preVoteResponse(let granted) where role == .preCandidate && (granted ? m.term == term.next : m.term == term):
             votes[m.from] = votes[m.from] ?? granted
             _ = finishCampaignIfDecided()
         case .voteResponse(let granted) where role == .candidate:

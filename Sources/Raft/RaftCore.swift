@@ -43,6 +43,10 @@ public struct RaftCore: ConsensusEngine {
     var reads = ReadQueue()
     /// The leader's tick at which its read lease ends.
     var leaseExpiresTick: UInt64 = 0
+    /// Set once this leader tried to hand over in its term: a TimeoutNow (or
+    /// the transfer votes it causes) may arrive arbitrarily late and elect a
+    /// leader past followers' stickiness, so no lease is trusted again.
+    var leaseForfeited = false
 
     // Outputs waiting for `ready()`.
     var messagesNow: [Message] = []
@@ -85,9 +89,12 @@ public struct RaftCore: ConsensusEngine {
         var log = RaftLog(snapshot: snapshot, entries: state.entries, committed: snapshot.index, applied: snapshot.index)
         for entry in unstable { log.append(entry) }
         log.stableIndex = snapshot.index + UInt64(state.entries.count)
-        log.commit(to: max(state.hardState.commit, snapshot.index))
+        // A state machine that persists itself may have applied past a commit
+        // index whose write was lost (commit-only changes are not synced):
+        // what it applied was committed, so the commit index is at least that.
+        log.commit(to: max(state.hardState.commit, snapshot.index, applied ?? .zero))
         if let applied {
-            precondition(applied >= snapshot.index && applied <= log.committed, "applied index \(applied) out of range")
+            precondition(applied >= snapshot.index && applied <= log.lastIndex, "applied index \(applied) beyond the log")
             log.applied = applied
             log.appliedHandedOut = applied
         }
@@ -150,7 +157,15 @@ public struct RaftCore: ConsensusEngine {
         switch kind {
         case .append, .heartbeat, .snapshot, .timeoutNow:
             precondition(role == .leader, "only a leader sends \(message)")
-            messagesNow.append(message)
+            // A leader's messages may beat its own write only once its term
+            // and vote are durable: a lone voter wins in the same step it
+            // raises its term, and a crash then would let it lead the same
+            // term twice with different entries.
+            if persistedHardState.term == term && persistedHardState.vote == vote {
+                messagesNow.append(message)
+            } else {
+                messagesAfterPersist.append(message)
+            }
         default:
             messagesAfterPersist.append(message)
         }

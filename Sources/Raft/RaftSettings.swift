@@ -100,7 +100,11 @@ public struct RaftSettings: Sendable, Equatable {
     }
 
     /// Ticks a lease lasts after the heartbeat round that granted it was sent.
-    var leaseTicks: Int { electionTicks * (100 - clockDriftBoundPercent) / 100 }
+    /// A follower stays sticky for `electionTicks` of its own ticks after
+    /// receipt, but its first tick may come right after receipt: it is
+    /// sticky for at least `electionTicks - 1` of its periods, each at least
+    /// (100 - drift)% of the leader's.
+    var leaseTicks: Int { (electionTicks - 1) * (100 - clockDriftBoundPercent) / 100 }
 }
 
 /// Why settings were refused.

@@ -118,8 +118,10 @@ extension Simulator {
         {
             change = .removeVoter(membership.voters.sorted().randomElement(using: &random)!)
         } else {
+            // Usually the safe way in (learner first, promoted once caught
+            // up), sometimes straight in as a voter, as operators also do.
             let id = NodeID(nextNodeID)
-            change = .addLearner(id)
+            change = random.chance(percent: 70) ? .addLearner(id) : .addVoter(id)
             newNode = id
         }
         do {

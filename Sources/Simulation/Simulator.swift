@@ -64,7 +64,7 @@ public final class Simulator {
             let core = try! RaftCore(id: id, bootstrap: Membership(voters: founders), settings: settings, seed: options.seed)
             addNode(id, core: core)
         }
-        for c in 0..<Int.random(in: 2...5, using: &random) {
+        for c in 0..<Int.random(in: 2...6, using: &random) {
             clients.append(SimClient(id: c, target: founders.sorted().randomElement(using: &random)!, nextActionAt: UInt64.random(in: 0...50, using: &random)))
         }
     }
@@ -114,7 +114,8 @@ public final class Simulator {
         if f.contains(.membership) { membershipEvery = Int.random(in: 200...1000, using: &random) }
         if f.contains(.transfer) { transferEvery = Int.random(in: 200...1000, using: &random) }
         if f.contains(.compaction) { compactAfterEntries = Int.random(in: 5...120, using: &random) }
-        keys = (0..<Int.random(in: 1...4, using: &random)).map { "k\($0)" }
+        // Few keys most of the time: contention is what exposes stale reads.
+        keys = (0..<[1, 1, 2, 2, 3, 4].randomElement(using: &random)!).map { "k\($0)" }
         parameters = [
             "seed=\(options.seed) nodes=\(options.nodes) steps=\(options.steps) faults=\(f)",
             "drop=\(Int(network.dropPercent))% dup=\(Int(network.duplicatePercent))% delay=1...\(network.delayMax)"
@@ -294,10 +295,16 @@ public final class Simulator {
     // MARK: Network
 
     func sendRaft(_ message: Message, from i: Int) {
+        var message = message
         var data: KVSnapshot?
         if case .snapshot(let metadata) = message.kind {
+            // The message may have been queued before a newer compaction:
+            // send the newest snapshot held, as its metadata says.
+            let current = nodes[i].core!.snapshotMetadata
+            precondition(current.index >= metadata.index, "a member's snapshot went backwards")
             data = nodes[i].currentSnapshot
-            precondition(data?.index == metadata.index, "member \(nodes[i].id) sends a snapshot it does not hold")
+            precondition(data?.index == current.index, "member \(nodes[i].id) holds no snapshot at \(current.index)")
+            message.kind = .snapshot(current)
         }
         network.send(.raft(message, snapshot: data), from: .node(message.from), to: .node(message.to), now: now, random: &random)
     }
