@@ -77,16 +77,6 @@ extension RaftCore {
     /// The membership in force once entries through `index` are committed.
     func membership(at index: LogIndex) -> Membership {
         precondition(index >= log.snapshot.index && index <= configAppliedThrough, "membership at \(index) unknown")
-        var result = log.snapshot.membership
-        var i = log.snapshot.index + 1
-        while i <= index {
-            if case .configChange(let change)? = log.entry(at: i)?.payload,
-                case .success(let next) = change.applied(to: result)
-            {
-                result = next
-            }
-            i = i + 1
-        }
-        return result
+        return membership(folding: log.snapshot.membership, after: log.snapshot.index, through: index)
     }
 }

@@ -135,9 +135,14 @@ public struct RaftCore: ConsensusEngine {
     /// strength of the configuration it was removed from. Commit decisions
     /// keep using the committed `membership`, which is never weaker.
     var latestMembership: Membership {
-        var result = membership
-        var index = configAppliedThrough + 1
-        while index <= log.lastIndex {
+        membership(folding: membership, after: configAppliedThrough, through: log.lastIndex)
+    }
+
+    /// `base` with every valid membership change in entries `(after, through]` applied.
+    func membership(folding base: Membership, after: LogIndex, through: LogIndex) -> Membership {
+        var result = base
+        var index = after + 1
+        while index <= through {
             if case .configChange(let change)? = log.entry(at: index)?.payload,
                 case .success(let next) = change.applied(to: result)
             {

@@ -76,6 +76,8 @@ public struct SimulationReport: Sendable {
         public var messagesSent = 0
         public var messagesDropped = 0
         public var entriesCommitted = 0
+        /// Unsynced writes that crashes destroyed or tore.
+        public var writesLost = 0
 
         public init() {}
     }
@@ -88,7 +90,8 @@ public struct SimulationReport: Sendable {
         return head
             + " | ops \(s.operationsCompleted) done, \(s.operationsPending) pending; leaders \(s.leadersElected); crashes \(s.crashes);"
             + " partitions \(s.partitions); membership \(s.membershipChanges); transfers \(s.transfers);"
-            + " snapshots sent \(s.snapshotsInstalled); compactions \(s.compactions); committed \(s.entriesCommitted);"
+            +  " snapshots sent \(s.snapshotsInstalled); compactions \(s.compactions); committed \(s.entriesCommitted);"
+            + " writes lost \(s.writesLost);"
             + " msgs \(s.messagesSent) (\(s.messagesDropped) lost); liveness \(s.livenessSteps) steps"
     }
 }

@@ -147,6 +147,7 @@ public final class Simulator {
         stats.messagesSent = network.sent
         stats.messagesDropped = network.dropped
         stats.entriesCommitted = checker.decidedCount
+        stats.writesLost = nodes.map(\.disk.writesLost).reduce(0, +)
         stats.operationsCompleted = history.filter { $0.response != nil }.count
         stats.operationsPending = history.count - stats.operationsCompleted
         return SimulationReport(

@@ -41,6 +41,7 @@ import Testing
             total.compactions += s.compactions
             total.messagesDropped += s.messagesDropped
             total.leadersElected += s.leadersElected
+            total.writesLost += s.writesLost
         }
         #expect(total.crashes > 40)
         #expect(total.partitions > 40)
@@ -50,6 +51,7 @@ import Testing
         #expect(total.compactions > 40)
         #expect(total.messagesDropped > 1_000)
         #expect(total.leadersElected > 200)
+        #expect(total.writesLost > 20, "crashes must destroy unsynced writes for the disk faults to mean anything")
     }
 
     @Test func singleMemberAndSevenMembersRun() {
