@@ -1,4 +1,9 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Consensus
 import Raft
 
@@ -90,6 +95,7 @@ struct RaftCoreBenchmark: ParsableCommand {
             if now - lastReport > .seconds(1) {
                 lastReport = now
                 print("  \(label): \(applied.min()!)/\(entries) applied on every member")
+                fflush(nil)
             }
         }
         let elapsed = clock.now - start

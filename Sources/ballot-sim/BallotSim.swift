@@ -1,4 +1,9 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 @_spi(BugInjection) import Raft
 @_spi(BugInjection) import Simulation
 
@@ -84,14 +89,16 @@ struct BallotSim: ParsableCommand {
             let report = Simulator.run(try options(s))
             if report.passed {
                 passed += 1
-                if verbose { print(report.summary) }
+                if verbose { print(report.summary); fflush(nil) }
             } else {
                 failed += 1
+                fflush(nil)
                 print("FAIL seed \(s): \(report.violation!) (replay: ballot-sim --seed \(s) --steps \(steps) --nodes \(nodes) --faults \(faultSet)\(bug.map { " --inject-bug \($0.rawValue)" } ?? ""))")
             }
             let done = s - first + 1
             if !verbose && done % 100 == 0 && done < total {
                 print("progress: \(done)/\(total) seeds, \(failed) failed")
+                fflush(nil)
             }
         }
         print("ballot-sim: \(passed) passed, \(failed) failed")
