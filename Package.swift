@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "Consensus", targets: ["Consensus"]),
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "Simulation", targets: ["Simulation"]),
+        .library(name: "Storage", targets: ["Storage"]),
         .executable(name: "ballot-sim", targets: ["ballot-sim"]),
         .executable(name: "ballot-bench", targets: ["ballot-bench"]),
     ],
@@ -19,6 +20,10 @@ let package = Package(
         .target(name: "Consensus"),
         // Pure: the Raft state machine. Imports only Consensus.
         .target(name: "Raft", dependencies: ["Consensus"]),
+        // LMDB from Debian's liblmdb-dev, linked as a system library (no vendored copy).
+        .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
+        // Durable storage: the MVCC key-value store on LMDB (WAL and snapshots to come).
+        .target(name: "Storage", dependencies: ["Consensus", "CLMDB"]),
         // Deterministic cluster simulator and checkers; drives the real cores.
         .target(name: "Simulation", dependencies: ["Consensus", "Raft"]),
         .executableTarget(
@@ -37,6 +42,7 @@ let package = Package(
         ),
         .testTarget(name: "RaftTests", dependencies: ["Consensus", "Raft"], exclude: ["testdata"]),
         .testTarget(name: "SimulationTests", dependencies: ["Consensus", "Raft", "Simulation"]),
+        .testTarget(name: "StorageTests", dependencies: ["Consensus", "Storage"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what this checkout needs and the machine lacks; safe to run again.
-# Today that is only the Swift toolchain, which must already be on PATH: the
-# Raft core and simulator use nothing outside SwiftPM packages. Later issues
-# add Debian packages (liblmdb-dev, etcd-client) and PyPI clients here.
+# The Swift toolchain must already be on PATH; Debian packages are installed
+# with apt-get when missing (LMDB for the storage layer). Later issues add
+# etcd-client and the PyPI test clients here.
 set -euo pipefail
-apt_packages=()
+apt_packages=(liblmdb-dev)
 if ! command -v swift >/dev/null 2>&1; then
     echo "error: no Swift toolchain on PATH; install Swift 6.x (https://www.swift.org/install/) and retry" >&2
     exit 1

@@ -1,0 +1,147 @@
+import CLMDB
+
+/// An LMDB environment: one memory-mapped file of named databases.
+///
+/// A class for identity (it owns the C handle). `@unchecked Sendable`
+/// because LMDB environments are safe to share across threads: LMDB
+/// serializes write transactions itself, and read transactions opened with
+/// `MDB_NOTLS` are not tied to a thread.
+final class LMDBEnvironment: @unchecked Sendable {
+    let path: String
+    private let handle: OpaquePointer
+    private(set) var databases: [String: MDB_dbi] = [:]
+
+    static let databasesMax: UInt32 = 16
+
+    init(directory: String, mapSizeBytes: Int, databaseNames: [String], sync: Bool = true) throws(StorageError) {
+        precondition(databaseNames.count <= Int(Self.databasesMax), "raise databasesMax")
+        path = directory
+        var env: OpaquePointer?
+        try Self.check(mdb_env_create(&env), "env_create", directory)
+        handle = env!
+        do {
+            try Self.check(mdb_env_set_maxdbs(handle, Self.databasesMax), "env_set_maxdbs", directory)
+            try Self.check(mdb_env_set_mapsize(handle, mapSizeBytes), "env_set_mapsize", directory)
+            try Self.check(mdb_env_open(handle, directory, UInt32(MDB_NOTLS) | (sync ? 0 : UInt32(MDB_NOSYNC)), 0o644), "env_open", directory)
+            var opened: [String: MDB_dbi] = [:]
+            try write { txn throws(StorageError) in
+                for name in databaseNames {
+                    var dbi: MDB_dbi = 0
+                    try Self.check(mdb_dbi_open(txn.handle, name, UInt32(MDB_CREATE), &dbi), "dbi_open \(name)", directory)
+                    opened[name] = dbi
+                }
+            }
+            databases = opened
+        } catch {
+            mdb_env_close(handle)
+            throw error
+        }
+    }
+
+    deinit { mdb_env_close(handle) }
+
+    static func message(for code: Int32) -> String { String(cString: mdb_strerror(code)) }
+
+    static func check(_ code: Int32, _ operation: String, _ path: String) throws(StorageError) {
+        if code != 0 { throw .lmdb(code: code, operation: operation, path: path) }
+    }
+
+    /// Run `body` in a write transaction, committed (durably, as LMDB syncs
+    /// on commit by default) if `body` returns and aborted if it throws.
+    func write<T>(_ body: (LMDBTransaction) throws(StorageError) -> T) throws(StorageError) -> T {
+        var txn: OpaquePointer?
+        try Self.check(mdb_txn_begin(handle, nil, 0, &txn), "txn_begin", path)
+        let transaction = LMDBTransaction(handle: txn!, path: path)
+        do {
+            let result = try body(transaction)
+            try Self.check(mdb_txn_commit(txn), "txn_commit", path)
+            return result
+        } catch {
+            mdb_txn_abort(txn)
+            throw error
+        }
+    }
+
+    /// Run `body` against a consistent read-only view.
+    func read<T>(_ body: (LMDBTransaction) throws(StorageError) -> T) throws(StorageError) -> T {
+        var txn: OpaquePointer?
+        try Self.check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn), "txn_begin(read)", path)
+        defer { mdb_txn_abort(txn) }
+        return try body(LMDBTransaction(handle: txn!, path: path))
+    }
+
+    /// Bytes of the data file in use.
+    func usedBytes() throws(StorageError) -> Int {
+        var info = MDB_envinfo()
+        var stat = MDB_stat()
+        try Self.check(mdb_env_info(handle, &info), "env_info", path)
+        try Self.check(mdb_env_stat(handle, &stat), "env_stat", path)
+        return (info.me_last_pgno + 1) * Int(stat.ms_psize)
+    }
+}
+
+/// One LMDB transaction. Valid only inside the closure that received it.
+struct LMDBTransaction {
+    let handle: OpaquePointer
+    let path: String
+
+    func get(_ db: MDB_dbi, _ key: [UInt8]) throws(StorageError) -> [UInt8]? {
+        var result: [UInt8]?
+        var code: Int32 = 0
+        key.withUnsafeBytes { k in
+            var keyVal = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+            var dataVal = MDB_val()
+            code = mdb_get(handle, db, &keyVal, &dataVal)
+            if code == 0 { result = Self.bytes(dataVal) }
+        }
+        if code == MDB_NOTFOUND { return nil }
+        try LMDBEnvironment.check(code, "get", path)
+        return result
+    }
+
+    func put(_ db: MDB_dbi, _ key: [UInt8], _ value: [UInt8]) throws(StorageError) {
+        var code: Int32 = 0
+        key.withUnsafeBytes { k in
+            value.withUnsafeBytes { v in
+                var keyVal = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+                var dataVal = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress))
+                code = mdb_put(handle, db, &keyVal, &dataVal, 0)
+            }
+        }
+        try LMDBEnvironment.check(code, "put", path)
+    }
+
+    func delete(_ db: MDB_dbi, _ key: [UInt8]) throws(StorageError) {
+        var code: Int32 = 0
+        key.withUnsafeBytes { k in
+            var keyVal = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+            code = mdb_del(handle, db, &keyVal, nil)
+        }
+        if code == MDB_NOTFOUND { return }
+        try LMDBEnvironment.check(code, "del", path)
+    }
+
+    /// Visit entries in key order from the first key >= `start` while
+    /// `visit` returns true.
+    func scan(_ db: MDB_dbi, from start: [UInt8], _ visit: ([UInt8], [UInt8]) throws(StorageError) -> Bool) throws(StorageError) {
+        var cursor: OpaquePointer?
+        try LMDBEnvironment.check(mdb_cursor_open(handle, db, &cursor), "cursor_open", path)
+        defer { mdb_cursor_close(cursor) }
+        var keyVal = MDB_val()
+        var dataVal = MDB_val()
+        var code: Int32 = start.withUnsafeBytes { k in
+            keyVal = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+            return mdb_cursor_get(cursor, &keyVal, &dataVal, start.isEmpty ? MDB_FIRST : MDB_SET_RANGE)
+        }
+        while code == 0 {
+            if try !visit(Self.bytes(keyVal), Self.bytes(dataVal)) { return }
+            code = mdb_cursor_get(cursor, &keyVal, &dataVal, MDB_NEXT)
+        }
+        if code != MDB_NOTFOUND { try LMDBEnvironment.check(code, "cursor_get", path) }
+    }
+
+    static func bytes(_ val: MDB_val) -> [UInt8] {
+        guard let base = val.mv_data, val.mv_size > 0 else { return [] }
+        return Array(UnsafeRawBufferPointer(start: base, count: val.mv_size))
+    }
+}

@@ -1,0 +1,22 @@
+/// Tunables of the MVCC store, each with a named default and limit.
+public struct MVCCSettings: Sendable, Equatable {
+    public static let mapSizeBytesDefault = 8 << 30
+    public static let mapSizeBytesRange = (1 << 20)...(1 << 40)
+    /// The LMDB map: the most the database file may grow to.
+    public var mapSizeBytes = mapSizeBytesDefault
+
+    public static let keyBytesMaxDefault = 32 << 10
+    /// The largest key; longer ones are refused.
+    public var keyBytesMax = keyBytesMaxDefault
+
+    public static let valueBytesMaxDefault = 3 << 19
+    /// The largest value (etcd's default request limit, 1.5 MiB).
+    public var valueBytesMax = valueBytesMaxDefault
+
+    /// Sync every commit. Ballot's durability comes from its write-ahead log,
+    /// which replays what LMDB lost; turning this off trades LMDB's own
+    /// crash safety for speed and is meant for tests and benchmarks.
+    public var syncEachCommit = true
+
+    public init() {}
+}

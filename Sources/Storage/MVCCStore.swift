@@ -1,0 +1,215 @@
+import CLMDB
+import Consensus
+
+/// A multi-version key-value store with etcd's semantics on LMDB.
+///
+/// Every committed write batch gets the next main revision; each operation
+/// in it a sub-revision. Deletes leave tombstones until compaction. The
+/// consensus index a batch applies is written in the same LMDB transaction
+/// as the batch, so after a crash the store is either before or after the
+/// whole entry: never applied twice, never skipped.
+///
+/// Layout: `keys` maps escaped user key + revision to a version record;
+/// `revisions` maps revision to the composite key (the event feed, in
+/// revision order); `meta` holds the current and compacted revisions and
+/// the applied consensus index.
+public final class MVCCStore: @unchecked Sendable {
+    public let settings: MVCCSettings
+    let environment: LMDBEnvironment
+    let keysDB: MDB_dbi
+    let revisionsDB: MDB_dbi
+    let metaDB: MDB_dbi
+    public private(set) var currentRevision: Int64 = 0
+    public private(set) var compactedRevision: Int64 = 0
+    public private(set) var appliedIndex: LogIndex = .zero
+
+    static let currentKey = Array("current_revision".utf8)
+    static let compactedKey = Array("compacted_revision".utf8)
+    static let appliedKey = Array("applied_index".utf8)
+
+    /// Opens (or creates) the store in `directory`, which must exist.
+    public init(directory: String, settings: MVCCSettings = MVCCSettings()) throws(StorageError) {
+        self.settings = settings
+        environment = try LMDBEnvironment(
+            directory: directory, mapSizeBytes: settings.mapSizeBytes, databaseNames: ["keys", "revisions", "meta"],
+            sync: settings.syncEachCommit)
+        keysDB = environment.databases["keys"]!
+        revisionsDB = environment.databases["revisions"]!
+        metaDB = environment.databases["meta"]!
+        let (current, compacted, applied) = try environment.read { txn throws(StorageError) in
+            (try Self.readInt(txn, metaDB, Self.currentKey, directory),
+             try Self.readInt(txn, metaDB, Self.compactedKey, directory),
+             try Self.readInt(txn, metaDB, Self.appliedKey, directory))
+        }
+        currentRevision = current
+        compactedRevision = compacted
+        appliedIndex = LogIndex(UInt64(applied))
+        guard compacted <= current else {
+            throw .corrupt(path: directory, detail: "compacted revision \(compacted) is past current revision \(current)")
+        }
+    }
+
+    static func readInt(_ txn: LMDBTransaction, _ db: MDB_dbi, _ key: [UInt8], _ path: String) throws(StorageError) -> Int64 {
+        guard let bytes = try txn.get(db, key) else { return 0 }
+        guard bytes.count == 8 else { throw .corrupt(path: path, detail: "meta value \(String(decoding: key, as: UTF8.self)) is \(bytes.count) bytes") }
+        return KeyEncoding.int64(bytes, at: 0)
+    }
+
+    // MARK: Writes
+
+    /// Apply `operations` atomically as one revision (if any of them changes
+    /// anything), recording `index` as applied in the same transaction.
+    @discardableResult
+    public func apply(_ operations: [WriteOperation], index: LogIndex? = nil) throws(StorageError) -> (revision: Int64, outcomes: [WriteOutcome]) {
+        for operation in operations {
+            switch operation {
+            case .put(let key, let value, _):
+                try checkKey(key)
+                if value.count > settings.valueBytesMax { throw .valueTooLarge(bytes: value.count, limit: settings.valueBytesMax) }
+            case .deleteRange(let key, _):
+                try checkKey(key)
+            }
+        }
+        let main = currentRevision + 1
+        let result = try environment.write { txn throws(StorageError) -> (Int64, [WriteOutcome]) in
+            var sub: Int64 = 0
+            var outcomes: [WriteOutcome] = []
+            for operation in operations {
+                switch operation {
+                case .put(let key, let value, let lease):
+                    let previous = try latest(txn, key, atOrBefore: main)
+                    let alive = previous.flatMap { $0.tombstone ? nil : $0 }
+                    let record = KeyEncoding.record(
+                        tombstone: false, createRevision: alive?.kv.createRevision ?? main,
+                        version: (alive?.kv.version ?? 0) + 1, lease: lease, value: value)
+                    try write(txn, key, main: main, sub: sub, record)
+                    sub += 1
+                    outcomes.append(.put(previous: alive?.kv))
+                case .deleteRange(let key, let rangeEnd):
+                    let live = try scanLatest(txn, RangeRequest(key: key, rangeEnd: rangeEnd), atOrBefore: main, environment.path)
+                    for kv in live {
+                        try write(txn, kv.key, main: main, sub: sub,
+                                  KeyEncoding.record(tombstone: true, createRevision: 0, version: 0, lease: 0, value: []))
+                        sub += 1
+                    }
+                    outcomes.append(.deleted(live))
+                }
+            }
+            let revision = sub > 0 ? main : main - 1
+            try txn.put(metaDB, Self.currentKey, KeyEncoding.bigEndian(revision))
+            if let index { try txn.put(metaDB, Self.appliedKey, KeyEncoding.bigEndian(Int64(index.rawValue))) }
+            return (revision, outcomes)
+        }
+        currentRevision = result.0
+        if let index { appliedIndex = index }
+        return result
+    }
+
+    func checkKey(_ key: [UInt8]) throws(StorageError) {
+        if key.isEmpty { throw .emptyKey }
+        if key.count > settings.keyBytesMax { throw .keyTooLarge(bytes: key.count, limit: settings.keyBytesMax) }
+    }
+
+    private func write(_ txn: LMDBTransaction, _ key: [UInt8], main: Int64, sub: Int64, _ record: [UInt8]) throws(StorageError) {
+        let composite = KeyEncoding.composite(key, main: main, sub: sub)
+        try txn.put(keysDB, composite, record)
+        try txn.put(revisionsDB, KeyEncoding.revisionKey(main: main, sub: sub), composite)
+    }
+
+    // MARK: Reads
+
+    public func range(_ request: RangeRequest) throws(StorageError) -> RangeResult {
+        let at = request.revision ?? currentRevision
+        if at < compactedRevision { throw .compacted(requested: at, compacted: compactedRevision) }
+        if at > currentRevision { throw .futureRevision(requested: at, current: currentRevision) }
+        let path = environment.path
+        let current = currentRevision
+        return try environment.read { txn throws(StorageError) in
+            let matches = try scanLatest(txn, request, atOrBefore: at, path)
+            var kvs = request.countOnly ? [] : matches
+            if let limit = request.limit, kvs.count > limit { kvs.removeLast(kvs.count - limit) }
+            if request.keysOnly { for i in kvs.indices { kvs[i].value = [] } }
+            let more = request.limit.map { matches.count > $0 } ?? false
+            return RangeResult(kvs: kvs, count: matches.count, more: more, revision: current)
+        }
+    }
+
+    /// The newest version of `key` at or before revision `main`, if any.
+    private func latest(_ txn: LMDBTransaction, _ key: [UInt8], atOrBefore main: Int64) throws(StorageError) -> (kv: KeyValue, tombstone: Bool)? {
+        var found: (KeyValue, Bool)?
+        let path = environment.path
+        try scanVersions(txn, RangeRequest(key: key), path) { kv, tombstone in
+            if kv.modRevision <= main { found = (kv, tombstone) }
+        }
+        return found
+    }
+
+    /// Live keys in `request`'s range as of revision `main`, in key order.
+    private func scanLatest(_ txn: LMDBTransaction, _ request: RangeRequest, atOrBefore main: Int64, _ path: String) throws(StorageError) -> [KeyValue] {
+        var result: [KeyValue] = []
+        var candidate: (kv: KeyValue, tombstone: Bool)?
+        try scanVersions(txn, request, path) { kv, tombstone in
+            if let c = candidate, c.kv.key != kv.key {
+                if !c.tombstone { result.append(c.kv) }
+                candidate = nil
+            }
+            if kv.modRevision <= main { candidate = (kv, tombstone) }
+        }
+        if let c = candidate, !c.tombstone { result.append(c.kv) }
+        return result
+    }
+
+    /// Every stored version in the range, by key then revision.
+    private func scanVersions(_ txn: LMDBTransaction, _ request: RangeRequest, _ path: String, _ visit: (KeyValue, Bool) -> Void) throws(StorageError) {
+        try txn.scan(keysDB, from: KeyEncoding.escape(request.key)) { composite, bytes throws(StorageError) in
+            guard let (key, main, _) = KeyEncoding.split(composite), let record = KeyEncoding.decodeRecord(bytes) else {
+                throw .corrupt(path: path, detail: "undecodable version record")
+            }
+            if request.isPastEnd(key) { return false }
+            if request.contains(key) {
+                visit(KeyValue(key: key, value: record.value, createRevision: record.createRevision, modRevision: main,
+                               version: record.version, lease: record.lease), record.tombstone)
+            }
+            return true
+        }
+    }
+
+    // MARK: Compaction
+
+    /// Physically remove every version superseded at `revision`, and
+    /// tombstones at or before it. Reads before `revision` fail afterwards.
+    public func compact(to revision: Int64) throws(StorageError) {
+        if revision <= compactedRevision { throw .compacted(requested: revision, compacted: compactedRevision) }
+        if revision > currentRevision { throw .futureRevision(requested: revision, current: currentRevision) }
+        let path = environment.path
+        try environment.write { txn throws(StorageError) in
+            var doomed: [(composite: [UInt8], main: Int64, sub: Int64)] = []
+            var groupKey: [UInt8]?
+            var keep: (composite: [UInt8], main: Int64, sub: Int64, tombstone: Bool)?
+            func closeGroup() {
+                if let k = keep, k.tombstone { doomed.append((k.composite, k.main, k.sub)) }
+                keep = nil
+            }
+            try txn.scan(keysDB, from: []) { composite, bytes throws(StorageError) in
+                guard let (key, main, sub) = KeyEncoding.split(composite), let record = KeyEncoding.decodeRecord(bytes) else {
+                    throw .corrupt(path: path, detail: "undecodable version record")
+                }
+                if key != groupKey {
+                    closeGroup()
+                    groupKey = key
+                }
+                guard main <= revision else { return true }
+                if let k = keep { doomed.append((k.composite, k.main, k.sub)) }
+                keep = (composite, main, sub, record.tombstone)
+                return true
+            }
+            closeGroup()
+            for d in doomed {
+                try txn.delete(keysDB, d.composite)
+                try txn.delete(revisionsDB, KeyEncoding.revisionKey(main: d.main, sub: d.sub))
+            }
+            try txn.put(metaDB, Self.compactedKey, KeyEncoding.bigEndian(revision))
+        }
+        compactedRevision = revision
+    }
+}

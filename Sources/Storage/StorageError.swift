@@ -1,0 +1,29 @@
+import Consensus
+
+/// Why a storage operation failed. Messages follow etcd's where etcd has
+/// one, so clients' retry logic behaves the same.
+public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// LMDB refused an operation; `code` is its error number.
+    case lmdb(code: Int32, operation: String, path: String)
+    case compacted(requested: Int64, compacted: Int64)
+    case futureRevision(requested: Int64, current: Int64)
+    /// A file holds something this code did not write: refuse, never repair.
+    case corrupt(path: String, detail: String)
+    case keyTooLarge(bytes: Int, limit: Int)
+    case valueTooLarge(bytes: Int, limit: Int)
+    case emptyKey
+
+    public var description: String {
+        switch self {
+        case .lmdb(let code, let operation, let path):
+            "LMDB \(operation) failed on \(path): \(LMDBEnvironment.message(for: code)) (code \(code))"
+        case .compacted: "mvcc: required revision has been compacted"
+        case .futureRevision: "mvcc: required revision is a future revision"
+        case .corrupt(let path, let detail):
+            "\(path) is corrupt (\(detail)); refusing to start. Restore this member from a peer or a snapshot."
+        case .keyTooLarge(let bytes, let limit): "key of \(bytes) bytes exceeds the limit of \(limit)"
+        case .valueTooLarge(let bytes, let limit): "value of \(bytes) bytes exceeds the limit of \(limit)"
+        case .emptyKey: "etcdserver: key is not provided"
+        }
+    }
+}

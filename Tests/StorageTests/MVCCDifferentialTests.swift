@@ -1,0 +1,125 @@
+import Consensus
+import Foundation
+import Storage
+import Testing
+
+/// Drives the LMDB store and `ReferenceMVCC` with the same seeded random
+/// operations and compares every answer, including errors, across restarts.
+@Suite struct MVCCDifferentialTests {
+    /// Keys chosen to stress ordering: prefixes, embedded zero bytes, 0xFF.
+    static let keys: [[UInt8]] = [
+        [0x61], [0x61, 0x00], [0x61, 0x00, 0x00], [0x61, 0x62], [0x61, 0x62, 0x63], [0x62], [0x62, 0xFF],
+        [0x00], [0x00, 0x01], [0xFF], [0xFF, 0xFF], [0x63], [0x63, 0x00, 0x61], [0x64, 0x64],
+    ]
+
+    @Test(arguments: [1, 2, 3, 4])
+    func agreesWithReferenceModel(seed: UInt64) throws {
+        let directory = try TemporaryDirectory()
+        var settings = MVCCSettings()
+        settings.syncEachCommit = false
+        var store: MVCCStore? = try MVCCStore(directory: directory.path, settings: settings)
+        var model = ReferenceMVCC()
+        var random = DeterministicRandom(seed: seed)
+        func key() -> [UInt8] { Self.keys.randomElement(using: &random)! }
+        func rangeEnd(for start: [UInt8]) -> [UInt8] {
+            switch Int.random(in: 0..<4, using: &random) {
+            case 0: return []
+            case 1: return [0]
+            default: return key()
+            }
+        }
+        let operations = 25_000
+        var reads = 0
+        var nonEmptyReads = 0
+        for step in 0..<operations {
+            switch Int.random(in: 0..<100, using: &random) {
+            case 0..<40:
+                var batch: [WriteOperation] = []
+                var used = Set<[UInt8]>()
+                for _ in 0..<Int.random(in: 1...3, using: &random) {
+                    let k = key()
+                    if used.insert(k).inserted {
+                        batch.append(.put(key: k, value: Array("v\(step)".utf8), lease: Int64.random(in: 0...2, using: &random)))
+                    }
+                }
+                let index = LogIndex(UInt64(step + 1))
+                let got = try store!.apply(batch, index: index)
+                let want = model.apply(batch)
+                #expect(got.revision == want.0 && got.outcomes == want.1, "step \(step): \(batch)")
+            case 40..<55:
+                let start = key()
+                let batch = [WriteOperation.deleteRange(key: start, rangeEnd: rangeEnd(for: start))]
+                let got = try store!.apply(batch)
+                let want = model.apply(batch)
+                #expect(got.revision == want.0 && got.outcomes == want.1, "step \(step): \(batch)")
+            case 55..<95:
+                let start = key()
+                let revision: Int64? = random.chance(percent: 50) ? nil
+                    : Int64.random(in: max(0, model.compacted - 2)...(model.current + 1), using: &random)
+                let request = RangeRequest(
+                    key: start, rangeEnd: rangeEnd(for: start), revision: revision,
+                    limit: random.chance(percent: 30) ? Int.random(in: 0...3, using: &random) : nil,
+                    countOnly: random.chance(percent: 10), keysOnly: random.chance(percent: 10))
+                let want = model.range(request)
+                do {
+                    let got = try store!.range(request)
+                    #expect(.success(got) == want, "step \(step): \(request)")
+                    reads += 1
+                    if !got.kvs.isEmpty { nonEmptyReads += 1 }
+                } catch {
+                    #expect(.failure(error) == want, "step \(step): \(request)")
+                }
+            case 95..<98:
+                let revision = Int64.random(in: max(1, model.compacted - 1)...(model.current + 1), using: &random)
+                var got: StorageError?
+                do { try store!.compact(to: revision) } catch { got = error }
+                #expect(got == model.compact(revision), "step \(step): compact \(revision)")
+            default:
+                // Restart: everything must come back from the files.
+                store = nil
+                store = try MVCCStore(directory: directory.path, settings: settings)
+                #expect(store!.currentRevision == model.current)
+                #expect(store!.compactedRevision == model.compacted)
+            }
+        }
+        #expect(reads > operations / 4)
+        #expect(nonEmptyReads > reads / 4, "reads must see data for the comparison to mean anything")
+    }
+
+    @Test func appliedIndexTravelsWithTheWrite() throws {
+        let directory = try TemporaryDirectory()
+        do {
+            let store = try MVCCStore(directory: directory.path)
+            try store.apply([.put(key: [1], value: [2], lease: 0)], index: 41)
+            try store.apply([.put(key: [1], value: [3], lease: 0)], index: 42)
+        }
+        let reopened = try MVCCStore(directory: directory.path)
+        #expect(reopened.appliedIndex == 42)
+        #expect(reopened.currentRevision == 2)
+        let kv = try reopened.range(RangeRequest(key: [1])).kvs
+        #expect(kv == [KeyValue(key: [1], value: [3], createRevision: 1, modRevision: 2, version: 2, lease: 0)])
+    }
+
+    @Test func errorsUseEtcdMessages() throws {
+        let directory = try TemporaryDirectory()
+        let store = try MVCCStore(directory: directory.path)
+        try store.apply([.put(key: [1], value: [1], lease: 0)])
+        try store.apply([.put(key: [1], value: [2], lease: 0)])
+        try store.compact(to: 2)
+        #expect(throws: StorageError.compacted(requested: 1, compacted: 2)) { try store.range(RangeRequest(key: [1], revision: 1)) }
+        #expect(StorageError.compacted(requested: 1, compacted: 2).description == "mvcc: required revision has been compacted")
+        #expect(StorageError.futureRevision(requested: 9, current: 2).description == "mvcc: required revision is a future revision")
+        #expect(throws: StorageError.emptyKey) { try store.apply([.put(key: [], value: [1], lease: 0)]) }
+        #expect(store.currentRevision == 2, "a refused write changes nothing")
+    }
+}
+
+/// A directory under the system temp dir, removed when the value dies.
+final class TemporaryDirectory {
+    let path: String
+    init() throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("ballot-test-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
