@@ -1,10 +1,17 @@
 import Consensus
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Why a storage operation failed. Messages follow etcd's where etcd has
 /// one, so clients' retry logic behaves the same.
 public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     /// LMDB refused an operation; `code` is its error number.
     case lmdb(code: Int32, operation: String, path: String)
+    /// A system call failed.
+    case io(errno: Int32, operation: String, path: String)
     case compacted(requested: Int64, compacted: Int64)
     case futureRevision(requested: Int64, current: Int64)
     /// A file holds something this code did not write: refuse, never repair.
@@ -17,6 +24,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .lmdb(let code, let operation, let path):
             "LMDB \(operation) failed on \(path): \(LMDBEnvironment.message(for: code)) (code \(code))"
+        case .io(let code, let operation, let path):
+            "\(operation) failed on \(path): \(String(cString: strerror(code))) (errno \(code))"
         case .compacted: "mvcc: required revision has been compacted"
         case .futureRevision: "mvcc: required revision is a future revision"
         case .corrupt(let path, let detail):

@@ -1,0 +1,268 @@
+import Consensus
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Ballot's write-ahead log: the durable record of a member's hard state,
+/// log entries and snapshot markers.
+///
+/// Segments are preallocated files named `<sequence>-<first index>.wal`.
+/// A record is `[length u32][type u8][crc u32][payload]`; each CRC-32C
+/// continues from the previous record's, and every segment opens with a
+/// seed record carrying the chain value, then the current hard state and
+/// snapshot marker, so old segments can be deleted without losing either.
+/// Nothing is acknowledged before `sync()` returns: one `fdatasync` covers
+/// every record appended since the last (group commit).
+///
+/// Opening verifies everything. A torn record at the very tail of the
+/// newest segment (a crash mid-write: its sync never returned) is cut off
+/// and reported. Any other damage (a checksum mismatch elsewhere, a missing
+/// segment, a gap in indexes, a hard state past the log) refuses to open,
+/// naming the file and byte offset: the data could have been acknowledged.
+public final class WriteAheadLog {
+    enum RecordType: UInt8 {
+        case seed = 1, hardState = 2, entry = 3, snapshot = 4
+    }
+
+    struct Segment {
+        var sequence: UInt64
+        var firstIndex: LogIndex
+        var path: String
+    }
+
+    public let directory: String
+    public let settings: WALSettings
+    private var segments: [Segment]
+    private var fd: Int32
+    private var writeOffset: Int
+    private var chain: UInt32
+    private var pending: [UInt8] = []
+    private var hardState: HardState
+    private var snapshot: SnapshotMarker?
+    private var lastIndex: LogIndex
+    /// Test-only: write only this many bytes of the next sync, then crash.
+    @_spi(FaultInjection) public var tearNextSyncAfterBytes: Int?
+
+    static let headerBytes = 9
+
+    /// Opens the log in `directory` (created if missing), recovering what it holds.
+    public static func open(directory: String, settings: WALSettings = WALSettings()) throws(StorageError) -> (WriteAheadLog, WALRecovery) {
+        precondition(WALSettings.segmentBytesRange.contains(settings.segmentBytes), "segmentBytes out of range")
+        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw .io(errno: errno, operation: "mkdir", path: directory) }
+        var found = try listSegments(directory)
+        if found.isEmpty {
+            let first = try createSegment(directory, sequence: 0, firstIndex: 1, settings: settings)
+            found = [first]
+        }
+        let (recovery, chain, endOffset) = try recover(found, settings: settings)
+        let last = found.last!
+        let fd = Glibc.open(last.path, O_WRONLY)
+        if fd < 0 { throw .io(errno: errno, operation: "open", path: last.path) }
+        let wal = WriteAheadLog(
+            directory: directory, settings: settings, segments: found, fd: fd, writeOffset: endOffset, chain: chain,
+            recovery: recovery)
+        if endOffset == 0 {
+            // A fresh segment: start it with its seed and the current state.
+            wal.appendSegmentHeader()
+            try wal.sync()
+        }
+        return (wal, recovery)
+    }
+
+    private init(directory: String, settings: WALSettings, segments: [Segment], fd: Int32, writeOffset: Int, chain: UInt32, recovery: WALRecovery) {
+        self.directory = directory
+        self.settings = settings
+        self.segments = segments
+        self.fd = fd
+        self.writeOffset = writeOffset
+        self.chain = chain
+        self.hardState = recovery.hardState
+        self.snapshot = recovery.snapshot
+        self.lastIndex = recovery.entries.last?.index ?? recovery.snapshot?.index ?? .zero
+    }
+
+    deinit { close(fd) }
+
+    // MARK: Appending
+
+    /// Queue a Ready's hard state and entries; durable after `sync()`.
+    public func append(hardState newState: HardState?, entries: [Entry]) throws(StorageError) {
+        for entry in entries {
+            try appendRecord(.entry, ConsensusCodec.encode(entry))
+            lastIndex = entry.index
+        }
+        if let newState {
+            try appendRecord(.hardState, ConsensusCodec.encode(newState))
+            hardState = newState
+        }
+    }
+
+    /// Queue a snapshot marker; durable after `sync()`.
+    public func append(snapshot marker: SnapshotMarker) throws(StorageError) {
+        try appendRecord(.snapshot, Self.encode(marker))
+        snapshot = marker
+        if marker.replacesLog || marker.index > lastIndex { lastIndex = marker.index }
+    }
+
+    /// Write everything queued and make it durable with one `fdatasync`.
+    public func sync() throws(StorageError) {
+        guard !pending.isEmpty else { return }
+        let path = segments.last!.path
+        var bytes = pending
+        pending = []
+        if let tear = tearNextSyncAfterBytes {
+            // Test-only: a crash in the middle of the write.
+            bytes = Array(bytes.prefix(tear))
+            try writeAll(bytes, path)
+            _exit(86)
+        }
+        try writeAll(bytes, path)
+        if fdatasync(fd) != 0 { throw .io(errno: errno, operation: "fdatasync", path: path) }
+    }
+
+    private func writeAll(_ bytes: [UInt8], _ path: String) throws(StorageError) {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(writeOffset + done)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(errno: errno, operation: "pwrite", path: path)
+            }
+            done += n
+        }
+        writeOffset += bytes.count
+    }
+
+    private func appendRecord(_ type: RecordType, _ payload: [UInt8]) throws(StorageError) {
+        precondition(payload.count <= WALSettings.recordBytesMax, "record of \(payload.count) bytes")
+        if writeOffset + pending.count + Self.headerBytes + payload.count > settings.segmentBytes {
+            try rotate()
+        }
+        frame(type, payload)
+    }
+
+    private func frame(_ type: RecordType, _ payload: [UInt8]) {
+        var crc = CRC32C.checksum([type.rawValue], seed: type == .seed ? 0 : chain)
+        crc = CRC32C.checksum(payload, seed: crc)
+        var w = BinaryWriter()
+        w.u32(UInt32(payload.count))
+        w.u8(type.rawValue)
+        w.u32(crc)
+        pending.append(contentsOf: w.bytes)
+        pending.append(contentsOf: payload)
+        chain = type == .seed ? Self.seedValue(payload) : crc
+    }
+
+    private func appendSegmentHeader() {
+        var seed = BinaryWriter()
+        seed.u32(chain)
+        frame(.seed, seed.bytes)
+        frame(.hardState, ConsensusCodec.encode(hardState))
+        if var snapshot {
+            // Only a reminder that the snapshot exists: replaying it must
+            // not drop the entries written after it in earlier segments.
+            snapshot.replacesLog = false
+            frame(.snapshot, Self.encode(snapshot))
+        }
+    }
+
+    /// Close the full segment durably and start the next one.
+    private func rotate() throws(StorageError) {
+        try sync()
+        let current = segments.last!
+        if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: current.path) }
+        let next = try Self.createSegment(directory, sequence: current.sequence + 1, firstIndex: lastIndex + 1, settings: settings)
+        close(fd)
+        fd = Glibc.open(next.path, O_WRONLY)
+        if fd < 0 { throw .io(errno: errno, operation: "open", path: next.path) }
+        segments.append(next)
+        writeOffset = 0
+        appendSegmentHeader()
+    }
+
+    /// Delete segments whose every entry is covered by a snapshot at `index`.
+    public func releaseSegments(coveredThrough index: LogIndex) throws(StorageError) {
+        while segments.count > 1, segments[1].firstIndex - 1 <= index {
+            if unlink(segments[0].path) != 0 { throw .io(errno: errno, operation: "unlink", path: segments[0].path) }
+            segments.removeFirst()
+        }
+        try Self.syncDirectory(directory)
+    }
+
+    public var segmentCount: Int { segments.count }
+
+    // MARK: Files
+
+    static func name(sequence: UInt64, firstIndex: LogIndex) -> String {
+        func hex(_ v: UInt64) -> String {
+            let s = String(v, radix: 16)
+            return String(repeating: "0", count: 16 - s.count) + s
+        }
+        return "\(hex(sequence))-\(hex(firstIndex.rawValue)).wal"
+    }
+
+    static func listSegments(_ directory: String) throws(StorageError) -> [Segment] {
+        guard let dir = opendir(directory) else { throw .io(errno: errno, operation: "opendir", path: directory) }
+        defer { closedir(dir) }
+        var result: [Segment] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            guard name.hasSuffix(".wal") else { continue }
+            let parts = name.dropLast(4).split(separator: "-")
+            guard parts.count == 2, let seq = UInt64(parts[0], radix: 16), let first = UInt64(parts[1], radix: 16) else {
+                throw .corrupt(path: directory + "/" + name, detail: "not a segment name this code writes")
+            }
+            result.append(Segment(sequence: seq, firstIndex: LogIndex(first), path: directory + "/" + name))
+        }
+        result.sort { $0.sequence < $1.sequence }
+        for (a, b) in zip(result, result.dropFirst()) where b.sequence != a.sequence + 1 {
+            throw .corrupt(path: directory, detail: "segment \(a.sequence + 1) is missing between \(a.path) and \(b.path)")
+        }
+        return result
+    }
+
+    /// Create a preallocated segment under a temporary name, sync it, then
+    /// rename it into place and sync the directory, so a crash leaves
+    /// either no segment or a whole one.
+    static func createSegment(_ directory: String, sequence: UInt64, firstIndex: LogIndex, settings: WALSettings) throws(StorageError) -> Segment {
+        let final = directory + "/" + name(sequence: sequence, firstIndex: firstIndex)
+        let temp = final + ".tmp"
+        let fd = Glibc.open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if fd < 0 { throw .io(errno: errno, operation: "create", path: temp) }
+        defer { close(fd) }
+        let rc = posix_fallocate(fd, 0, off_t(settings.segmentBytes))
+        if rc != 0 { throw .io(errno: rc, operation: "fallocate", path: temp) }
+        if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: temp) }
+        if rename(temp, final) != 0 { throw .io(errno: errno, operation: "rename", path: final) }
+        try syncDirectory(directory)
+        return Segment(sequence: sequence, firstIndex: firstIndex, path: final)
+    }
+
+    static func syncDirectory(_ directory: String) throws(StorageError) {
+        let fd = Glibc.open(directory, O_RDONLY)
+        if fd < 0 { throw .io(errno: errno, operation: "open", path: directory) }
+        defer { close(fd) }
+        if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: directory) }
+    }
+
+    static func encode(_ m: SnapshotMarker) -> [UInt8] {
+        var w = BinaryWriter()
+        w.u64(m.index.rawValue)
+        w.u64(m.term.rawValue)
+        w.u8(m.replacesLog ? 1 : 0)
+        return w.bytes
+    }
+
+    static func decodeSnapshot(_ bytes: [UInt8]) -> SnapshotMarker? {
+        var r = BinaryReader(bytes)
+        guard let i = r.u64(), let t = r.u64(), let f = r.u8(), f <= 1, r.atEnd else { return nil }
+        return SnapshotMarker(index: LogIndex(i), term: Term(t), replacesLog: f == 1)
+    }
+
+    static func seedValue(_ payload: [UInt8]) -> UInt32 {
+        var r = BinaryReader(payload)
+        return r.u32() ?? 0
+    }
+}

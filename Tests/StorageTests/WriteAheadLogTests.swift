@@ -1,0 +1,184 @@
+import Consensus
+import Foundation
+import Storage
+import Testing
+
+@Suite struct WriteAheadLogTests {
+    static func entry(_ index: UInt64, term: UInt64 = 1, _ text: String? = nil) -> Entry {
+        Entry(term: Term(term), index: LogIndex(index), payload: .command(Array((text ?? "e\(index)").utf8)))
+    }
+
+    static func small() -> WALSettings {
+        var s = WALSettings()
+        s.segmentBytes = 64 << 10
+        return s
+    }
+
+    static func segments(_ dir: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".wal") }.sorted()
+    }
+
+    @Test func roundTripsEveryKindOfRecord() throws {
+        let dir = try TemporaryDirectory()
+        let bootstrap = Entry(term: 1, index: 1, payload: .configChange(.bootstrap(Membership(voters: [1, 2, 3], learners: [4]))))
+        let change = Entry(term: 2, index: 3, payload: .configChange(ConfigChange(kind: .change, changes: [.promoteLearner(4), .removeVoter(1)])))
+        let written = [bootstrap, Entry(term: 2, index: 2, payload: .noop), change, Entry(term: 2, index: 4, payload: .configChange(.leaveJoint)), Self.entry(5, term: 2)]
+        do {
+            let (wal, recovery) = try WriteAheadLog.open(directory: dir.path)
+            #expect(recovery.entries.isEmpty && recovery.hardState == HardState())
+            try wal.append(hardState: HardState(term: 2, vote: 3, commit: 4), entries: written)
+            try wal.sync()
+        }
+        let (_, recovery) = try WriteAheadLog.open(directory: dir.path)
+        #expect(recovery.entries == written)
+        #expect(recovery.hardState == HardState(term: 2, vote: 3, commit: 4))
+        #expect(recovery.truncatedTail == nil)
+    }
+
+    @Test func unsyncedRecordsAreNotPromised() throws {
+        let dir = try TemporaryDirectory()
+        do {
+            let (wal, _) = try WriteAheadLog.open(directory: dir.path)
+            try wal.append(hardState: nil, entries: [Self.entry(1)])
+            try wal.sync()
+            try wal.append(hardState: nil, entries: [Self.entry(2)])  // never synced, never written
+        }
+        let (_, recovery) = try WriteAheadLog.open(directory: dir.path)
+        #expect(recovery.entries == [Self.entry(1)])
+    }
+
+    @Test func laterLeaderOverwritesSuffix() throws {
+        let dir = try TemporaryDirectory()
+        do {
+            let (wal, _) = try WriteAheadLog.open(directory: dir.path)
+            try wal.append(hardState: nil, entries: (1...10).map { Self.entry($0) })
+            try wal.append(hardState: HardState(term: 3, vote: 2, commit: 4), entries: (5...7).map { Self.entry($0, term: 3, "new\($0)") })
+            try wal.sync()
+        }
+        let (_, recovery) = try WriteAheadLog.open(directory: dir.path)
+        #expect(recovery.entries == (1...4).map { Self.entry($0) } + (5...7).map { Self.entry($0, term: 3, "new\($0)") })
+    }
+
+    @Test func rotatesReleasesAndKeepsStateAcrossSegments() throws {
+        let dir = try TemporaryDirectory()
+        let payload = String(repeating: "x", count: 900)
+        do {
+            let (wal, _) = try WriteAheadLog.open(directory: dir.path, settings: Self.small())
+            for i in UInt64(1)...400 {
+                try wal.append(hardState: HardState(term: 1, vote: 1, commit: LogIndex(i)), entries: [Self.entry(i, payload)])
+                if i % 10 == 0 { try wal.sync() }
+            }
+            try wal.sync()
+            #expect(wal.segmentCount > 4)
+            try wal.append(snapshot: SnapshotMarker(index: 300, term: 1, replacesLog: false))
+            try wal.sync()
+            try wal.releaseSegments(coveredThrough: 300)
+            #expect(wal.segmentCount < 4)
+        }
+        let (_, recovery) = try WriteAheadLog.open(directory: dir.path, settings: Self.small())
+        #expect(recovery.snapshot == SnapshotMarker(index: 300, term: 1, replacesLog: false))
+        #expect(recovery.entries.map(\.index.rawValue) == Array(301...400))
+        #expect(recovery.hardState.commit == 400)
+    }
+
+    @Test func installedSnapshotSurvivesLaterRotation() throws {
+        let dir = try TemporaryDirectory()
+        let payload = String(repeating: "y", count: 900)
+        do {
+            let (wal, _) = try WriteAheadLog.open(directory: dir.path, settings: Self.small())
+            try wal.append(hardState: nil, entries: (1...20).map { Self.entry($0) })
+            try wal.append(snapshot: SnapshotMarker(index: 500, term: 4, replacesLog: true))
+            for i in UInt64(501)...700 { try wal.append(hardState: nil, entries: [Self.entry(i, term: 4, payload)]) }
+            try wal.append(hardState: HardState(term: 4, vote: nil, commit: 700), entries: [])
+            try wal.sync()
+            #expect(wal.segmentCount > 1)
+        }
+        let (_, recovery) = try WriteAheadLog.open(directory: dir.path, settings: Self.small())
+        #expect(recovery.snapshot?.index == 500)
+        #expect(recovery.entries.map(\.index.rawValue) == Array(501...700))
+    }
+
+    @Test func tornTailIsCutAndReported() throws {
+        let dir = try TemporaryDirectory()
+        do {
+            let (wal, _) = try WriteAheadLog.open(directory: dir.path)
+            try wal.append(hardState: nil, entries: (1...5).map { Self.entry($0) })
+            try wal.sync()
+        }
+        // A crash mid-write: a record header and part of its payload, then nothing.
+        let file = dir.path + "/" + (try Self.segments(dir.path)).last!
+        let data = try Data(contentsOf: URL(fileURLWithPath: file))
+        let end = data.lastIndex { $0 != 0 }! + 1
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: file))
+        try handle.seek(toOffset: UInt64(end))
+        handle.write(Data([40, 0, 0, 0, 3, 0xDE, 0xAD, 0xBE, 0xEF, 1, 2, 3]))
+        try handle.close()
+        let (wal, recovery) = try WriteAheadLog.open(directory: dir.path)
+        #expect(recovery.entries == (1...5).map { Self.entry($0) })
+        #expect(recovery.truncatedTail?.contains("byte offset \(end)") == true)
+        // The log keeps working after the cut.
+        try wal.append(hardState: nil, entries: [Self.entry(6)])
+        try wal.sync()
+        let (_, again) = try WriteAheadLog.open(directory: dir.path)
+        #expect(again.entries.count == 6 && again.truncatedTail == nil)
+    }
+
+    @Test func flippedByteInAMiddleRecordRefusesToOpen() throws {
+        let dir = try TemporaryDirectory()
+        do {
+            let (wal, _) = try WriteAheadLog.open(directory: dir.path)
+            try wal.append(hardState: nil, entries: (1...50).map { Self.entry($0) })
+            try wal.sync()
+        }
+        let name = try Self.segments(dir.path).last!
+        let url = URL(fileURLWithPath: dir.path + "/" + name)
+        var data = try Data(contentsOf: url)
+        data[400] ^= 0x10
+        try data.write(to: url)
+        do {
+            _ = try WriteAheadLog.open(directory: dir.path)
+            Issue.record("a corrupt WAL opened")
+        } catch {
+            #expect(error.description.contains(name), "\(error)")
+            #expect(error.description.contains("byte offset"), "\(error)")
+            #expect(error.description.contains("Restore this member"), "\(error)")
+        }
+    }
+
+    @Test func missingOrTruncatedMiddleSegmentRefusesToOpen() throws {
+        for damage in ["delete", "truncate"] {
+            let dir = try TemporaryDirectory()
+            do {
+                let (wal, _) = try WriteAheadLog.open(directory: dir.path, settings: Self.small())
+                for i in UInt64(1)...300 { try wal.append(hardState: nil, entries: [Self.entry(i, String(repeating: "z", count: 900))]) }
+                try wal.sync()
+            }
+            let names = try Self.segments(dir.path)
+            #expect(names.count >= 3)
+            let middle = dir.path + "/" + names[1]
+            if damage == "delete" {
+                try FileManager.default.removeItem(atPath: middle)
+            } else {
+                let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: middle))
+                try handle.truncate(atOffset: 20_000)
+                try handle.close()
+            }
+            do {
+                _ = try WriteAheadLog.open(directory: dir.path, settings: Self.small())
+                Issue.record("\(damage): a damaged WAL opened")
+            } catch {
+                #expect(error.description.contains(damage == "delete" ? "missing" : names[1]), "\(damage): \(error)")
+            }
+        }
+    }
+
+    @Test func hardStatePastTheLogRefusesToOpen() throws {
+        let dir = try TemporaryDirectory()
+        do {
+            let (wal, _) = try WriteAheadLog.open(directory: dir.path)
+            try wal.append(hardState: HardState(term: 1, vote: nil, commit: 9), entries: (1...3).map { Self.entry($0) })
+            try wal.sync()
+        }
+        #expect(throws: StorageError.self) { try WriteAheadLog.open(directory: dir.path) }
+    }
+}
