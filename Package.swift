@@ -36,7 +36,7 @@ let package = Package(
         .executableTarget(
             name: "ballot-bench",
             dependencies: [
-                "Consensus", "Raft",
+                "Consensus", "Raft", "Storage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
