@@ -37,6 +37,16 @@ public struct RangeRequest: Sendable, Equatable {
     public var limit: Int?
     public var countOnly: Bool
     public var keysOnly: Bool
+    /// Sort the results; nil leaves them in key order.
+    public var sortOrder: SortOrder?
+    public var sortTarget = SortTarget.key
+    public var minModRevision: Int64?
+    public var maxModRevision: Int64?
+    public var minCreateRevision: Int64?
+    public var maxCreateRevision: Int64?
+
+    public enum SortOrder: Sendable, Equatable { case ascend, descend }
+    public enum SortTarget: Sendable, Equatable { case key, version, createRevision, modRevision, value }
 
     public init(key: [UInt8], rangeEnd: [UInt8] = [], revision: Int64? = nil, limit: Int? = nil, countOnly: Bool = false, keysOnly: Bool = false) {
         self.key = key

@@ -13,6 +13,14 @@ public struct MVCCSettings: Sendable, Equatable {
     /// The largest value (etcd's default request limit, 1.5 MiB).
     public var valueBytesMax = valueBytesMaxDefault
 
+    public static let txnOperationsMaxDefault = 128
+    /// Operations in one transaction, nested ones included (etcd's --max-txn-ops).
+    public var txnOperationsMax = txnOperationsMaxDefault
+
+    public static let txnDepthMaxDefault = 8
+    /// How deeply transactions may nest.
+    public var txnDepthMax = txnDepthMaxDefault
+
     /// Sync every commit. Ballot's durability comes from its write-ahead log,
     /// which replays what LMDB lost; turning this off trades LMDB's own
     /// crash safety for speed and is meant for tests and benchmarks.

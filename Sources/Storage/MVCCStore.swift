@@ -19,9 +19,9 @@ public final class MVCCStore: @unchecked Sendable {
     let keysDB: MDB_dbi
     let revisionsDB: MDB_dbi
     let metaDB: MDB_dbi
-    public private(set) var currentRevision: Int64 = 0
+    public internal(set) var currentRevision: Int64 = 0
     public private(set) var compactedRevision: Int64 = 0
-    public private(set) var appliedIndex: LogIndex = .zero
+    public internal(set) var appliedIndex: LogIndex = .zero
 
     static let currentKey = Array("current_revision".utf8)
     static let compactedKey = Array("compacted_revision".utf8)
@@ -77,22 +77,9 @@ public final class MVCCStore: @unchecked Sendable {
             for operation in operations {
                 switch operation {
                 case .put(let key, let value, let lease):
-                    let previous = try latest(txn, key, atOrBefore: main)
-                    let alive = previous.flatMap { $0.tombstone ? nil : $0 }
-                    let record = KeyEncoding.record(
-                        tombstone: false, createRevision: alive?.kv.createRevision ?? main,
-                        version: (alive?.kv.version ?? 0) + 1, lease: lease, value: value)
-                    try write(txn, key, main: main, sub: sub, record)
-                    sub += 1
-                    outcomes.append(.put(previous: alive?.kv))
+                    outcomes.append(.put(previous: try putVersion(txn, key, value, lease, main: main, sub: &sub)))
                 case .deleteRange(let key, let rangeEnd):
-                    let live = try scanLatest(txn, RangeRequest(key: key, rangeEnd: rangeEnd), atOrBefore: main, environment.path)
-                    for kv in live {
-                        try write(txn, kv.key, main: main, sub: sub,
-                                  KeyEncoding.record(tombstone: true, createRevision: 0, version: 0, lease: 0, value: []))
-                        sub += 1
-                    }
-                    outcomes.append(.deleted(live))
+                    outcomes.append(.deleted(try deleteVersions(txn, key, rangeEnd, main: main, sub: &sub)))
                 }
             }
             let revision = sub > 0 ? main : main - 1
@@ -105,12 +92,34 @@ public final class MVCCStore: @unchecked Sendable {
         return result
     }
 
+    /// Write a new version of `key`; returns the version it supersedes.
+    func putVersion(_ txn: LMDBTransaction, _ key: [UInt8], _ value: [UInt8], _ lease: Int64, main: Int64, sub: inout Int64) throws(StorageError) -> KeyValue? {
+        let previous = try latest(txn, key, atOrBefore: main)
+        let alive = previous.flatMap { $0.tombstone ? nil : $0 }
+        let record = KeyEncoding.record(
+            tombstone: false, createRevision: alive?.kv.createRevision ?? main,
+            version: (alive?.kv.version ?? 0) + 1, lease: lease, value: value)
+        try write(txn, key, main: main, sub: sub, record)
+        sub += 1
+        return alive?.kv
+    }
+
+    /// Tombstone every live key in the range; returns what was deleted.
+    func deleteVersions(_ txn: LMDBTransaction, _ key: [UInt8], _ rangeEnd: [UInt8], main: Int64, sub: inout Int64) throws(StorageError) -> [KeyValue] {
+        let live = try liveKeys(txn, RangeRequest(key: key, rangeEnd: rangeEnd), atOrBefore: main, environment.path)
+        for kv in live {
+            try write(txn, kv.key, main: main, sub: sub, KeyEncoding.record(tombstone: true, createRevision: 0, version: 0, lease: 0, value: []))
+            sub += 1
+        }
+        return live
+    }
+
     func checkKey(_ key: [UInt8]) throws(StorageError) {
         if key.isEmpty { throw .emptyKey }
         if key.count > settings.keyBytesMax { throw .keyTooLarge(bytes: key.count, limit: settings.keyBytesMax) }
     }
 
-    private func write(_ txn: LMDBTransaction, _ key: [UInt8], main: Int64, sub: Int64, _ record: [UInt8]) throws(StorageError) {
+    func write(_ txn: LMDBTransaction, _ key: [UInt8], main: Int64, sub: Int64, _ record: [UInt8]) throws(StorageError) {
         let composite = KeyEncoding.composite(key, main: main, sub: sub)
         try txn.put(keysDB, composite, record)
         try txn.put(revisionsDB, KeyEncoding.revisionKey(main: main, sub: sub), composite)
@@ -125,17 +134,48 @@ public final class MVCCStore: @unchecked Sendable {
         let path = environment.path
         let current = currentRevision
         return try environment.read { txn throws(StorageError) in
-            let matches = try scanLatest(txn, request, atOrBefore: at, path)
-            var kvs = request.countOnly ? [] : matches
-            if let limit = request.limit, kvs.count > limit { kvs.removeLast(kvs.count - limit) }
-            if request.keysOnly { for i in kvs.indices { kvs[i].value = [] } }
-            let more = request.limit.map { matches.count > $0 } ?? false
-            return RangeResult(kvs: kvs, count: matches.count, more: more, revision: current)
+            shape(request, try liveKeys(txn, request, atOrBefore: at, path), revision: current)
         }
     }
 
+    /// Apply a range request's filters, sort, limit and projections to the
+    /// live keys it matched (etcd's order: count all matches, filter, sort,
+    /// then cut to the limit).
+    func shape(_ request: RangeRequest, _ matches: [KeyValue], revision: Int64) -> RangeResult {
+        var kvs = request.countOnly ? [] : matches.filter { kv in
+            (request.minModRevision.map { kv.modRevision >= $0 } ?? true)
+                && (request.maxModRevision.map { kv.modRevision <= $0 } ?? true)
+                && (request.minCreateRevision.map { kv.createRevision >= $0 } ?? true)
+                && (request.maxCreateRevision.map { kv.createRevision <= $0 } ?? true)
+        }
+        if let order = request.sortOrder {
+            func key(_ kv: KeyValue) -> (Int64, [UInt8]) {
+                switch request.sortTarget {
+                case .key: (0, kv.key)
+                case .version: (kv.version, [])
+                case .createRevision: (kv.createRevision, [])
+                case .modRevision: (kv.modRevision, [])
+                case .value: (0, kv.value)
+                }
+            }
+            kvs.sort { a, b in
+                let (x, y) = (key(a), key(b))
+                let less = x.0 != y.0 ? x.0 < y.0 : x.1.lexicographicallyPrecedes(y.1)
+                let greater = x.0 != y.0 ? x.0 > y.0 : y.1.lexicographicallyPrecedes(x.1)
+                // Ties keep key order, so results are deterministic.
+                if !less && !greater { return a.key.lexicographicallyPrecedes(b.key) }
+                return order == .ascend ? less : greater
+            }
+        }
+        let filtered = kvs.count
+        if let limit = request.limit, kvs.count > limit { kvs.removeLast(kvs.count - limit) }
+        if request.keysOnly { for i in kvs.indices { kvs[i].value = [] } }
+        let more = request.limit.map { (request.countOnly ? matches.count : filtered) > $0 } ?? false
+        return RangeResult(kvs: kvs, count: matches.count, more: more, revision: revision)
+    }
+
     /// The newest version of `key` at or before revision `main`, if any.
-    private func latest(_ txn: LMDBTransaction, _ key: [UInt8], atOrBefore main: Int64) throws(StorageError) -> (kv: KeyValue, tombstone: Bool)? {
+    func latest(_ txn: LMDBTransaction, _ key: [UInt8], atOrBefore main: Int64) throws(StorageError) -> (kv: KeyValue, tombstone: Bool)? {
         var found: (KeyValue, Bool)?
         let path = environment.path
         try scanVersions(txn, RangeRequest(key: key), path) { kv, tombstone in
@@ -145,7 +185,7 @@ public final class MVCCStore: @unchecked Sendable {
     }
 
     /// Live keys in `request`'s range as of revision `main`, in key order.
-    private func scanLatest(_ txn: LMDBTransaction, _ request: RangeRequest, atOrBefore main: Int64, _ path: String) throws(StorageError) -> [KeyValue] {
+    func liveKeys(_ txn: LMDBTransaction, _ request: RangeRequest, atOrBefore main: Int64, _ path: String) throws(StorageError) -> [KeyValue] {
         var result: [KeyValue] = []
         var candidate: (kv: KeyValue, tombstone: Bool)?
         try scanVersions(txn, request, path) { kv, tombstone in

@@ -19,6 +19,9 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case keyTooLarge(bytes: Int, limit: Int)
     case valueTooLarge(bytes: Int, limit: Int)
     case emptyKey
+    case tooManyOperations(limit: Int)
+    case duplicateKey
+    case txnTooDeep(limit: Int)
 
     public var description: String {
         switch self {
@@ -33,6 +36,9 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
         case .keyTooLarge(let bytes, let limit): "key of \(bytes) bytes exceeds the limit of \(limit)"
         case .valueTooLarge(let bytes, let limit): "value of \(bytes) bytes exceeds the limit of \(limit)"
         case .emptyKey: "etcdserver: key is not provided"
+        case .tooManyOperations: "etcdserver: too many operations in txn request"
+        case .duplicateKey: "etcdserver: duplicate key given in txn request"
+        case .txnTooDeep(let limit): "transactions nest deeper than \(limit) levels"
         }
     }
 }

@@ -28,6 +28,48 @@ import Testing
             default: return key()
             }
         }
+        func decorate(_ r: RangeRequest) -> RangeRequest {
+            var r = r
+            if random.chance(percent: 30) {
+                r.sortOrder = random.chance(percent: 50) ? .ascend : .descend
+                r.sortTarget = [.key, .version, .createRevision, .modRevision, .value].randomElement(using: &random)!
+            }
+            let near = { Int64.random(in: max(0, model.current - 30)...(model.current + 1), using: &random) }
+            if random.chance(percent: 15) { r.minModRevision = near() }
+            if random.chance(percent: 15) { r.maxModRevision = near() }
+            if random.chance(percent: 15) { r.minCreateRevision = near() }
+            if random.chance(percent: 15) { r.maxCreateRevision = near() }
+            return r
+        }
+        func randomComparison() -> Comparison {
+            let k = key()
+            let relation: Comparison.Relation = [.equal, .greater, .less, .notEqual].randomElement(using: &random)!
+            let near = Int64.random(in: 0...(model.current + 1), using: &random)
+            let target: Comparison.Target = switch Int.random(in: 0..<5, using: &random) {
+            case 0: .version(Int64.random(in: 0...3, using: &random))
+            case 1: .createRevision(near)
+            case 2: .modRevision(near)
+            case 3: .lease(Int64.random(in: 0...2, using: &random))
+            default: .value(model.latest(k, at: model.current)?.value ?? Array("v\(near)".utf8))
+            }
+            return Comparison(key: k, rangeEnd: random.chance(percent: 20) ? rangeEnd(for: k) : [], relation, target)
+        }
+        func randomBranch(depth: Int) -> [RequestOperation] {
+            (0..<Int.random(in: 0...3, using: &random)).map { _ in
+                switch Int.random(in: 0..<10, using: &random) {
+                case 0..<4: return .put(key: key(), value: Array("t\(Int.random(in: 0...99, using: &random))".utf8), lease: 0)
+                case 4..<6: let k = key(); return .deleteRange(key: k, rangeEnd: rangeEnd(for: k))
+                case 6..<9: let k = key(); return .range(decorate(RangeRequest(key: k, rangeEnd: rangeEnd(for: k))))
+                default: return depth < 2 ? .txn(randomTxn(depth: depth + 1)) : .range(RangeRequest(key: key()))
+                }
+            }
+        }
+        func randomTxn(depth: Int) -> TxnRequest {
+            TxnRequest(
+                compare: (0..<Int.random(in: 0...2, using: &random)).map { _ in randomComparison() },
+                success: randomBranch(depth: depth), failure: randomBranch(depth: depth))
+        }
+        var txnsSucceeded = 0
         let operations = 25_000
         var reads = 0
         var nonEmptyReads = 0
@@ -52,14 +94,25 @@ import Testing
                 let got = try store!.apply(batch)
                 let want = model.apply(batch)
                 #expect(got.revision == want.0 && got.outcomes == want.1, "step \(step): \(batch)")
-            case 55..<95:
+            case 55..<70:
+                let request = randomTxn(depth: 0)
+                let want = model.txn(request)
+                do {
+                    let got = try store!.txn(request, index: LogIndex(UInt64(step + 1)))
+                    #expect(Result<TxnResponse, StorageError>.success(got) == want, "step \(step): \(request)")
+                    if case .success(let r) = want, r.succeeded { txnsSucceeded += 1 }
+                } catch {
+                    #expect(Result<TxnResponse, StorageError>.failure(error) == want, "step \(step): \(request)")
+                    #expect(store!.currentRevision == model.current, "a failed transaction must change nothing")
+                }
+            case 70..<95:
                 let start = key()
                 let revision: Int64? = random.chance(percent: 50) ? nil
                     : Int64.random(in: max(0, model.compacted - 2)...(model.current + 1), using: &random)
-                let request = RangeRequest(
+                let request = decorate(RangeRequest(
                     key: start, rangeEnd: rangeEnd(for: start), revision: revision,
                     limit: random.chance(percent: 30) ? Int.random(in: 0...3, using: &random) : nil,
-                    countOnly: random.chance(percent: 10), keysOnly: random.chance(percent: 10))
+                    countOnly: random.chance(percent: 10), keysOnly: random.chance(percent: 10)))
                 let want = model.range(request)
                 do {
                     let got = try store!.range(request)
@@ -82,7 +135,8 @@ import Testing
                 #expect(store!.compactedRevision == model.compacted)
             }
         }
-        #expect(reads > operations / 4)
+        #expect(reads > operations / 5)
+        #expect(txnsSucceeded > operations / 50, "both branches must run")
         #expect(nonEmptyReads > reads / 4, "reads must see data for the comparison to mean anything")
     }
 

@@ -58,11 +58,138 @@ struct ReferenceMVCC {
         let at = request.revision ?? current
         if at < compacted { return .failure(.compacted(requested: at, compacted: compacted)) }
         if at > current { return .failure(.futureRevision(requested: at, current: current)) }
-        let all = liveKeys(request, at: at)
-        var kvs = request.countOnly ? [] : all
+        return .success(shape(request, liveKeys(request, at: at), revision: current))
+    }
+
+    func shape(_ request: RangeRequest, _ all: [KeyValue], revision: Int64) -> RangeResult {
+        var kvs = request.countOnly ? [] : all.filter {
+            $0.modRevision >= (request.minModRevision ?? .min) && $0.modRevision <= (request.maxModRevision ?? .max)
+                && $0.createRevision >= (request.minCreateRevision ?? .min) && $0.createRevision <= (request.maxCreateRevision ?? .max)
+        }
+        if let order = request.sortOrder {
+            func value(_ kv: KeyValue) -> [UInt8] {
+                func be(_ v: Int64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: UInt64(bitPattern: v) >> (56 - 8 * $0)) } }
+                switch request.sortTarget {
+                case .key: return kv.key
+                case .value: return kv.value
+                case .version: return be(kv.version)
+                case .createRevision: return be(kv.createRevision)
+                case .modRevision: return be(kv.modRevision)
+                }
+            }
+            // Stable sort on key order, so ties stay in key order.
+            let indexed = kvs.enumerated().map { ($0.offset, $0.element) }
+            kvs = indexed.sorted { a, b in
+                let (x, y) = (value(a.1), value(b.1))
+                if x == y { return a.0 < b.0 }
+                return order == .ascend ? x.lexicographicallyPrecedes(y) : y.lexicographicallyPrecedes(x)
+            }.map(\.1)
+        }
+        let filtered = kvs.count
         if let limit = request.limit { kvs = Array(kvs.prefix(limit)) }
         if request.keysOnly { for i in kvs.indices { kvs[i].value = [] } }
-        return .success(RangeResult(kvs: kvs, count: all.count, more: request.limit.map { all.count > $0 } ?? false, revision: current))
+        let more = request.limit.map { (request.countOnly ? all.count : filtered) > $0 } ?? false
+        return RangeResult(kvs: kvs, count: all.count, more: more, revision: revision)
+    }
+
+    func holds(_ c: Comparison, at revision: Int64) -> Bool {
+        let request = RangeRequest(key: c.key, rangeEnd: c.rangeEnd)
+        let matches = liveKeys(request, at: revision)
+        func check(_ kv: KeyValue?) -> Bool {
+            func cmp<T: Comparable>(_ a: T, _ b: T) -> Bool {
+                switch c.relation { case .equal: a == b; case .greater: a > b; case .less: a < b; case .notEqual: a != b }
+            }
+            switch c.target {
+            case .version(let v): return cmp(kv?.version ?? 0, v)
+            case .createRevision(let v): return cmp(kv?.createRevision ?? 0, v)
+            case .modRevision(let v): return cmp(kv?.modRevision ?? 0, v)
+            case .lease(let v): return cmp(kv?.lease ?? 0, v)
+            case .value(let v):
+                guard let kv else { return false }
+                switch c.relation {
+                case .equal: return kv.value == v
+                case .notEqual: return kv.value != v
+                case .greater: return v.lexicographicallyPrecedes(kv.value)
+                case .less: return kv.value.lexicographicallyPrecedes(v)
+                }
+            }
+        }
+        return c.rangeEnd.isEmpty ? check(matches.first) : matches.allSatisfy(check)
+    }
+
+    /// Decide every comparison first (on the state before the transaction),
+    /// then run the taken branches.
+    /// etcd refuses a branch that puts one key twice, anywhere in the tree.
+    static func hasDuplicatePut(_ t: TxnRequest) -> Bool {
+        for branch in [t.success, t.failure] {
+            var keys: [[UInt8]] = []
+            for op in branch {
+                if case .put(let key, _, _) = op {
+                    if keys.contains(key) { return true }
+                    keys.append(key)
+                }
+                if case .txn(let nested) = op, hasDuplicatePut(nested) { return true }
+            }
+        }
+        return false
+    }
+
+    mutating func txn(_ request: TxnRequest) -> Result<TxnResponse, StorageError> {
+        if Self.hasDuplicatePut(request) { return .failure(.duplicateKey) }
+        let before = current
+        let main = current + 1
+        var changed = false
+        func run(_ t: TxnRequest) -> Result<(Bool, [OperationResponse]), StorageError> {
+            let ok = t.compare.allSatisfy { holds($0, at: before) }
+            var out: [OperationResponse] = []
+            for op in ok ? t.success : t.failure {
+                switch op {
+                case .put(let key, let value, let lease):
+                    let previous = latest(key, at: main)
+                    let kv = KeyValue(key: key, value: value, createRevision: previous?.createRevision ?? main,
+                                      modRevision: main, version: (previous?.version ?? 0) + 1, lease: lease)
+                    history[key, default: []].append(Version(main: main, kv: kv))
+                    changed = true
+                    out.append(.put(previous: previous))
+                case .deleteRange(let key, let end):
+                    let live = liveKeys(RangeRequest(key: key, rangeEnd: end), at: main)
+                    for kv in live { history[kv.key, default: []].append(Version(main: main, kv: nil)) }
+                    changed = changed || !live.isEmpty
+                    out.append(.deleted(live))
+                case .range(let r):
+                    let view = changed ? main : before
+                    let at = r.revision ?? view
+                    if at < compacted { return .failure(.compacted(requested: at, compacted: compacted)) }
+                    if at > view { return .failure(.futureRevision(requested: at, current: view)) }
+                    out.append(.range(shape(r, liveKeys(r, at: at), revision: 0)))
+                case .txn(let nested):
+                    switch run(nested) {
+                    case .success(let (ok, inner)): out.append(.txn(TxnResponse(succeeded: ok, responses: inner, revision: 0)))
+                    case .failure(let e): return .failure(e)
+                    }
+                }
+            }
+            return .success((ok, out))
+        }
+        let snapshot = history
+        switch run(request) {
+        case .failure(let e):
+            history = snapshot  // atomic: nothing of a failed transaction stays
+            return .failure(e)
+        case .success(let (ok, out)):
+            if changed { current = main }
+            return .success(TxnResponse(succeeded: ok, responses: Self.stamp(out, current), revision: current))
+        }
+    }
+
+    static func stamp(_ responses: [OperationResponse], _ revision: Int64) -> [OperationResponse] {
+        responses.map {
+            switch $0 {
+            case .range(var r): r.revision = revision; return .range(r)
+            case .txn(var t): t.revision = revision; t.responses = stamp(t.responses, revision); return .txn(t)
+            default: return $0
+            }
+        }
     }
 
     mutating func compact(_ revision: Int64) -> StorageError? {

@@ -1,0 +1,120 @@
+import Consensus
+
+extension MVCCStore {
+    /// Run an etcd transaction atomically as one revision (if it writes),
+    /// recording `index` as applied in the same LMDB transaction.
+    ///
+    /// As in etcd, every comparison, nested ones included, is decided on
+    /// the state before the transaction; reads inside it see its own
+    /// earlier writes.
+    public func txn(_ request: TxnRequest, index: LogIndex? = nil) throws(StorageError) -> TxnResponse {
+        var operations = 0
+        try validate(request, depth: 0, operations: &operations)
+        let main = currentRevision + 1
+        let path = environment.path
+        let result = try environment.write { txn throws(StorageError) -> TxnResponse in
+            var sub: Int64 = 0
+            let path_ = try decide(request, txn, atOrBefore: main - 1, path)
+            var cursor = 0
+            let (succeeded, responses) = try execute(request, txn, main: main, sub: &sub, path: path_, cursor: &cursor)
+            let revision = sub > 0 ? main : main - 1
+            try txn.put(metaDB, Self.currentKey, KeyEncoding.bigEndian(revision))
+            if let index { try txn.put(metaDB, Self.appliedKey, KeyEncoding.bigEndian(Int64(index.rawValue))) }
+            return TxnResponse(succeeded: succeeded, responses: finalize(responses, revision: revision), revision: revision)
+        }
+        currentRevision = result.revision
+        if let index { appliedIndex = index }
+        return result
+    }
+
+    func validate(_ request: TxnRequest, depth: Int, operations: inout Int) throws(StorageError) {
+        if depth > settings.txnDepthMax { throw .txnTooDeep(limit: settings.txnDepthMax) }
+        for branch in [request.success, request.failure] {
+            var written = Set<[UInt8]>()
+            for op in branch {
+                operations += 1
+                if operations > settings.txnOperationsMax { throw .tooManyOperations(limit: settings.txnOperationsMax) }
+                switch op {
+                case .put(let key, let value, _):
+                    try checkKey(key)
+                    if value.count > settings.valueBytesMax { throw .valueTooLarge(bytes: value.count, limit: settings.valueBytesMax) }
+                    if !written.insert(key).inserted { throw .duplicateKey }
+                case .deleteRange(let key, _):
+                    try checkKey(key)
+                case .range(let r):
+                    try checkKey(r.key)
+                case .txn(let nested):
+                    try validate(nested, depth: depth + 1, operations: &operations)
+                }
+            }
+        }
+    }
+
+    /// The outcome of every comparison in the tree, in execution order,
+    /// decided before anything is written.
+    func decide(_ request: TxnRequest, _ txn: LMDBTransaction, atOrBefore main: Int64, _ path: String) throws(StorageError) -> [Bool] {
+        var outcomes: [Bool] = []
+        var stack: [TxnRequest] = [request]
+        // Pre-order walk of the taken branches, iteratively.
+        while let next = stack.popLast() {
+            var holds = true
+            for comparison in next.compare where holds {
+                let request = RangeRequest(key: comparison.key, rangeEnd: comparison.rangeEnd)
+                let matches = try liveKeys(txn, request, atOrBefore: main, path)
+                if comparison.rangeEnd.isEmpty {
+                    holds = comparison.holds(for: matches.first)
+                } else {
+                    holds = matches.allSatisfy { comparison.holds(for: $0) }
+                }
+            }
+            outcomes.append(holds)
+            let branch = holds ? next.success : next.failure
+            for op in branch.reversed() { if case .txn(let nested) = op { stack.append(nested) } }
+        }
+        return outcomes
+    }
+
+    func execute(
+        _ request: TxnRequest, _ txn: LMDBTransaction, main: Int64, sub: inout Int64, path outcomes: [Bool], cursor: inout Int
+    ) throws(StorageError) -> (Bool, [OperationResponse]) {
+        let succeeded = outcomes[cursor]
+        cursor += 1
+        var responses: [OperationResponse] = []
+        for op in succeeded ? request.success : request.failure {
+            switch op {
+            case .put(let key, let value, let lease):
+                responses.append(.put(previous: try putVersion(txn, key, value, lease, main: main, sub: &sub)))
+            case .deleteRange(let key, let rangeEnd):
+                responses.append(.deleted(try deleteVersions(txn, key, rangeEnd, main: main, sub: &sub)))
+            case .range(let r):
+                // Reads see this transaction's own writes.
+                let view = sub > 0 ? main : main - 1
+                let at = r.revision ?? view
+                if at < compactedRevision { throw .compacted(requested: at, compacted: compactedRevision) }
+                if at > view { throw .futureRevision(requested: at, current: view) }
+                responses.append(.range(shape(r, try liveKeys(txn, r, atOrBefore: at, environment.path), revision: 0)))
+            case .txn(let nested):
+                let (ok, inner) = try execute(nested, txn, main: main, sub: &sub, path: outcomes, cursor: &cursor)
+                responses.append(.txn(TxnResponse(succeeded: ok, responses: inner, revision: 0)))
+            }
+        }
+        return (succeeded, responses)
+    }
+
+    /// Fill in the header revision of every nested response.
+    func finalize(_ responses: [OperationResponse], revision: Int64) -> [OperationResponse] {
+        responses.map { response in
+            switch response {
+            case .range(var r):
+                r.revision = revision
+                return .range(r)
+            case .txn(var t):
+                t.revision = revision
+                t.responses = finalize(t.responses, revision: revision)
+                return .txn(t)
+            default:
+                return response
+            }
+        }
+    }
+}
