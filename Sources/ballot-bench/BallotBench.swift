@@ -1,9 +1,9 @@
 import ArgumentParser
 
 @main
-struct BallotBench: ParsableCommand {
+struct BallotBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballot-bench",
         abstract: "Ballot's load generators and benchmarks.",
-        subcommands: [RaftCoreBenchmark.self, WALCrashChild.self])
+        subcommands: [RaftCoreBenchmark.self, WALBenchmark.self, WALCrashChild.self])
 }

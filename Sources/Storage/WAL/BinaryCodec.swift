@@ -90,6 +90,7 @@ enum ConsensusCodec {
 
     static func encode(_ e: Entry) -> [UInt8] {
         var w = BinaryWriter()
+        if case .command(let bytes) = e.payload { w.bytes.reserveCapacity(bytes.count + 24) }
         w.u64(e.term.rawValue)
         w.u64(e.index.rawValue)
         switch e.payload {

@@ -9,9 +9,14 @@ enum CRC32C {
 
     /// The checksum of `bytes`, continuing from `seed` (the previous
     /// checksum, so a chain of records verifies as a whole).
-    static func checksum<C: Collection>(_ bytes: C, seed: UInt32 = 0) -> UInt32 where C.Element == UInt8 {
-        var crc = ~seed
-        for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
-        return ~crc
+    static func checksum(_ bytes: [UInt8], seed: UInt32 = 0) -> UInt32 {
+        // Unsafe buffers: this loop runs over every byte the WAL writes or reads.
+        table.withUnsafeBufferPointer { t in
+            bytes.withUnsafeBufferPointer { b in
+                var crc = ~seed
+                for byte in b { crc = t[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+                return ~crc
+            }
+        }
     }
 }

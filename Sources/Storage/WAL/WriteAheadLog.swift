@@ -41,7 +41,8 @@ public final class WriteAheadLog {
     private var pending: [UInt8] = []
     private var hardState: HardState
     private var snapshot: SnapshotMarker?
-    private var lastIndex: LogIndex
+    /// The last entry index written or queued.
+    public private(set) var lastIndex: LogIndex
     /// Test-only: write only this many bytes of the next sync, then crash.
     @_spi(FaultInjection) public var tearNextSyncAfterBytes: Int?
 
@@ -89,14 +90,20 @@ public final class WriteAheadLog {
 
     /// Queue a Ready's hard state and entries; durable after `sync()`.
     public func append(hardState newState: HardState?, entries: [Entry]) throws(StorageError) {
-        for entry in entries {
-            try appendRecord(.entry, ConsensusCodec.encode(entry))
-            lastIndex = entry.index
-        }
-        if let newState {
-            try appendRecord(.hardState, ConsensusCodec.encode(newState))
-            hardState = newState
-        }
+        try append(Self.encode(hardState: newState, entries: entries), hardState: newState, lastEntry: entries.last?.index)
+    }
+
+    /// Records for entries then a hard state, encoded once.
+    static func encode(hardState: HardState?, entries: [Entry]) -> [(RecordType, [UInt8])] {
+        var records = entries.map { (RecordType.entry, ConsensusCodec.encode($0)) }
+        if let hardState { records.append((.hardState, ConsensusCodec.encode(hardState))) }
+        return records
+    }
+
+    func append(_ records: [(RecordType, [UInt8])], hardState newState: HardState?, lastEntry: LogIndex?) throws(StorageError) {
+        for (type, payload) in records { try appendRecord(type, payload) }
+        if let lastEntry { lastIndex = lastEntry }
+        if let newState { hardState = newState }
     }
 
     /// Queue a snapshot marker; durable after `sync()`.
@@ -119,6 +126,37 @@ public final class WriteAheadLog {
             _exit(86)
         }
         try writeAll(bytes, path)
+        if fdatasync(fd) != 0 { throw .io(errno: errno, operation: "fdatasync", path: path) }
+    }
+
+    // MARK: Group commit support
+
+    /// Whether appending `records` would start a new segment.
+    func wouldRotate(_ records: [(RecordType, [UInt8])]) -> Bool {
+        let framed = records.reduce(0) { $0 + Self.headerBytes + $1.1.count }
+        return writeOffset + pending.count + framed > settings.segmentBytes
+    }
+
+    /// Hand the queued bytes to a writer that works outside the caller's
+    /// lock: the bytes, where they go, and the file. The range is reserved,
+    /// so records queued meanwhile land after it.
+    func takePending() -> (bytes: [UInt8], offset: Int, fd: Int32, path: String) {
+        let taken = (pending, writeOffset, fd, segments.last!.path)
+        writeOffset += pending.count
+        pending = []
+        return taken
+    }
+
+    static func writeAndSync(_ bytes: [UInt8], at offset: Int, fd: Int32, path: String) throws(StorageError) {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(offset + done)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(errno: errno, operation: "pwrite", path: path)
+            }
+            done += n
+        }
         if fdatasync(fd) != 0 { throw .io(errno: errno, operation: "fdatasync", path: path) }
     }
 
@@ -146,11 +184,11 @@ public final class WriteAheadLog {
     private func frame(_ type: RecordType, _ payload: [UInt8]) {
         var crc = CRC32C.checksum([type.rawValue], seed: type == .seed ? 0 : chain)
         crc = CRC32C.checksum(payload, seed: crc)
-        var w = BinaryWriter()
-        w.u32(UInt32(payload.count))
-        w.u8(type.rawValue)
-        w.u32(crc)
-        pending.append(contentsOf: w.bytes)
+        let length = UInt32(payload.count)
+        pending.reserveCapacity(pending.count + Self.headerBytes + payload.count)
+        for i in 0..<4 { pending.append(UInt8(truncatingIfNeeded: length >> (8 * i))) }
+        pending.append(type.rawValue)
+        for i in 0..<4 { pending.append(UInt8(truncatingIfNeeded: crc >> (8 * i))) }
         pending.append(contentsOf: payload)
         chain = type == .seed ? Self.seedValue(payload) : crc
     }

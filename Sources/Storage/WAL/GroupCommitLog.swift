@@ -1,0 +1,141 @@
+import Consensus
+import Foundation
+
+/// A write-ahead log shared by many concurrent writers, with group commit.
+///
+/// Writers queue records under a lock and wait; one dedicated sync thread
+/// takes everything queued, writes it and `fdatasync`s it, then resumes
+/// exactly the writers that sync covered. One fsync thus acknowledges
+/// every append that arrived during the previous one. Async writers
+/// suspend on a continuation (no thread blocks); plain threads block on a
+/// semaphore.
+///
+/// `@unchecked Sendable`: all state is touched only with `condition` held,
+/// except the bytes handed to the sync thread, which no one else can reach.
+public final class GroupCommitLog: @unchecked Sendable {
+    private enum Waiter {
+        case thread(DispatchSemaphore, UnsafeMutablePointer<StorageError?>)
+        case task(CheckedContinuation<Void, any Error>)
+    }
+
+    private let condition = NSCondition()
+    private let wal: WriteAheadLog
+    private var appended: UInt64 = 0
+    private var waiters: [(ticket: UInt64, waiter: Waiter)] = []
+    private var failure: StorageError?
+    private var closing = false
+    private var syncing = false
+    private var thread: Thread?
+    /// Syncs performed, for benchmarks and metrics.
+    public private(set) var syncCount: UInt64 = 0
+
+    /// Starts the sync thread, which keeps this log alive until `close()`.
+    public init(_ wal: WriteAheadLog) {
+        self.wal = wal
+        let thread = Thread { self.syncLoop() }
+        thread.name = "ballot-wal-sync"
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Stop the sync thread once everything queued is durable.
+    public func close() {
+        condition.lock()
+        closing = true
+        condition.broadcast()
+        while thread != nil { condition.wait() }
+        condition.unlock()
+    }
+
+    /// Append entries (and a hard state); returns once they are durable.
+    public func commit(hardState: HardState? = nil, entries: [Entry]) throws(StorageError) {
+        try commit { _ in (hardState, entries) }
+    }
+
+    /// Append what `build` makes of the log's current last index (under the
+    /// lock, so concurrent writers get consecutive indexes); returns the last
+    /// index appended once it is durable. Blocks the calling thread.
+    @discardableResult
+    public func commit(building build: (LogIndex) -> (hardState: HardState?, entries: [Entry])) throws(StorageError) -> LogIndex {
+        let semaphore = DispatchSemaphore(value: 0)
+        let result = UnsafeMutablePointer<StorageError?>.allocate(capacity: 1)
+        result.initialize(to: nil)
+        defer { result.deallocate() }
+        let last = try enqueue(build) { .thread(semaphore, result) }
+        semaphore.wait()
+        if let error = result.pointee { throw error }
+        return last
+    }
+
+    /// The same, suspending the task instead of blocking a thread.
+    @discardableResult
+    public func commit(building build: (LogIndex) -> (hardState: HardState?, entries: [Entry])) async throws -> LogIndex {
+        var last = LogIndex.zero
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            do {
+                last = try enqueue(build) { .task(continuation) }
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+        return last
+    }
+
+    private func enqueue(_ build: (LogIndex) -> (hardState: HardState?, entries: [Entry]), _ waiter: () -> Waiter) throws(StorageError) -> LogIndex {
+        condition.lock()
+        defer { condition.unlock() }
+        var made = build(wal.lastIndex)
+        var records = WriteAheadLog.encode(hardState: made.hardState, entries: made.entries)
+        // A segment rotation does its own I/O: never while the sync thread writes.
+        while syncing && wal.wouldRotate(records) {
+            condition.wait()
+            made = build(wal.lastIndex)
+            records = WriteAheadLog.encode(hardState: made.hardState, entries: made.entries)
+        }
+        if let failure { throw failure }
+        if closing { throw .io(errno: EBADF, operation: "commit", path: wal.directory) }
+        try wal.append(records, hardState: made.hardState, lastEntry: made.entries.last?.index)
+        appended += 1
+        waiters.append((appended, waiter()))
+        condition.broadcast()
+        return wal.lastIndex
+    }
+
+    private func syncLoop() {
+        condition.lock()
+        while true {
+            while waiters.isEmpty && !closing { condition.wait() }
+            if waiters.isEmpty && closing { break }
+            let target = appended
+            let (data, offset, fd, path) = wal.takePending()
+            syncing = true
+            condition.unlock()
+            var syncError: StorageError?
+            do { try WriteAheadLog.writeAndSync(data, at: offset, fd: fd, path: path) } catch { syncError = error }
+            condition.lock()
+            syncing = false
+            syncCount += 1
+            if let syncError { failure = failure ?? syncError }
+            // A failed fsync leaves the file's state unknown: everyone fails from now on.
+            var remaining: [(ticket: UInt64, waiter: Waiter)] = []
+            for entry in waiters {
+                if entry.ticket <= target || failure != nil {
+                    switch entry.waiter {
+                    case .thread(let semaphore, let result):
+                        result.pointee = failure
+                        semaphore.signal()
+                    case .task(let continuation):
+                        if let failure { continuation.resume(throwing: failure) } else { continuation.resume() }
+                    }
+                } else {
+                    remaining.append(entry)
+                }
+            }
+            waiters = remaining
+            condition.broadcast()
+        }
+        thread = nil
+        condition.broadcast()
+        condition.unlock()
+    }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Consensus
+import Foundation
+import Storage
+
+/// Appends per second through the WAL with group commit, next to the raw
+/// fdatasync rate of the same disk (the physical limit one writer meets).
+struct WALBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wal", abstract: "WAL append throughput with group commit versus the raw fdatasync rate.")
+
+    @Option(help: "Directory on the disk to measure (created and emptied).") var dir = "/tmp/ballot-bench-wal"
+    @Option(help: "Comma-separated appender counts.") var appenders = "1,8,64"
+    @Option(help: "Seconds per measurement.") var seconds = 3.0
+    @Option(help: "Payload bytes per appended entry.") var entryBytes = 256
+
+    func run() async throws {
+        let counts = appenders.split(separator: ",").compactMap { Int($0) }
+        guard !counts.isEmpty, counts.allSatisfy({ (1...1024).contains($0) }) else {
+            throw ValidationError("--appenders takes counts in 1...1024, e.g. 1,8,64")
+        }
+        let raw = try rawFsyncRate()
+        print("raw pwrite+fdatasync: \(Int(raw))/s (\(dir))")
+        for n in counts {
+            let (rate, syncs, total) = try await groupCommitRate(appenders: n)
+            print("\(n) appenders: \(Int(rate)) appends/s = \(String(format: "%.1f", rate / raw))x raw fsync"
+                + " (\(total) appends in \(syncs) syncs, \(String(format: "%.1f", Double(total) / Double(max(1, syncs)))) per sync)")
+            fflush(nil)
+        }
+    }
+
+    func fresh() throws -> String {
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    func rawFsyncRate() throws -> Double {
+        let path = try fresh() + "/raw.bin"
+        let fd = open(path, O_WRONLY | O_CREAT, 0o644)
+        guard fd >= 0 else { throw ValidationError("cannot create \(path)") }
+        defer { close(fd) }
+        // Preallocated like a WAL segment: each fdatasync flushes data only,
+        // not a growing file size, so this is the disk's own limit.
+        posix_fallocate(fd, 0, off_t(256 << 20))
+        fsync(fd)
+        let block = [UInt8](repeating: 1, count: entryBytes + 40)
+        var n = 0
+        let start = Date()
+        while Date().timeIntervalSince(start) < seconds {
+            _ = block.withUnsafeBytes { pwrite(fd, $0.baseAddress, block.count, off_t(n * block.count)) }
+            fdatasync(fd)
+            n += 1
+        }
+        return Double(n) / Date().timeIntervalSince(start)
+    }
+
+    /// `n` concurrent appenders as tasks, as a server's request handlers are.
+    func groupCommitRate(appenders n: Int) async throws -> (Double, UInt64, Int) {
+        let (wal, _) = try WriteAheadLog.open(directory: try fresh())
+        let log = GroupCommitLog(wal)
+        let payload = [UInt8](repeating: 2, count: entryBytes)
+        let stop = Date().addingTimeInterval(seconds)
+        let start = Date()
+        let total = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<n {
+                group.addTask {
+                    var mine = 0
+                    while Date() < stop {
+                        try await log.commit { last in (nil, [Entry(term: 1, index: last + 1, payload: .command(payload))]) }
+                        mine += 1
+                    }
+                    return mine
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        log.close()
+        return (Double(total) / elapsed, log.syncCount, total)
+    }
+}
+
