@@ -19,10 +19,14 @@ final class LMDBEnvironment: @unchecked Sendable {
         var env: OpaquePointer?
         try Self.check(mdb_env_create(&env), "env_create", directory)
         handle = env!
-        do {
+        do throws(StorageError) {
             try Self.check(mdb_env_set_maxdbs(handle, Self.databasesMax), "env_set_maxdbs", directory)
             try Self.check(mdb_env_set_mapsize(handle, mapSizeBytes), "env_set_mapsize", directory)
-            try Self.check(mdb_env_open(handle, directory, UInt32(MDB_NOTLS) | (sync ? 0 : UInt32(MDB_NOSYNC)), 0o644), "env_open", directory)
+            let openCode = mdb_env_open(handle, directory, UInt32(MDB_NOTLS) | (sync ? 0 : UInt32(MDB_NOSYNC)), 0o644)
+            if openCode == MDB_INVALID || openCode == MDB_CORRUPTED || openCode == MDB_VERSION_MISMATCH || openCode == MDB_PAGE_NOTFOUND {
+                throw StorageError.corrupt(path: directory + "/data.mdb", detail: "LMDB cannot open it: \(Self.message(for: openCode))")
+            }
+            try Self.check(openCode, "env_open", directory)
             var opened: [String: MDB_dbi] = [:]
             try write { txn throws(StorageError) in
                 for name in databaseNames {
@@ -33,7 +37,7 @@ final class LMDBEnvironment: @unchecked Sendable {
             }
             databases = opened
         } catch {
-            mdb_env_close(handle)
+            // Every stored property is set, so deinit runs and closes the handle.
             throw error
         }
     }
@@ -68,6 +72,12 @@ final class LMDBEnvironment: @unchecked Sendable {
         try Self.check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn), "txn_begin(read)", path)
         defer { mdb_txn_abort(txn) }
         return try body(LMDBTransaction(handle: txn!, path: path))
+    }
+
+    /// Write a compacted, consistent copy of the whole environment to `fd`
+    /// (LMDB copies from one read transaction; writers are not blocked).
+    func copy(to fd: Int32, path copyPath: String) throws(StorageError) {
+        try Self.check(mdb_env_copyfd2(handle, fd, UInt32(MDB_CP_COMPACT)), "env_copy", copyPath)
     }
 
     /// Bytes of the data file in use.

@@ -19,6 +19,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case keyTooLarge(bytes: Int, limit: Int)
     case valueTooLarge(bytes: Int, limit: Int)
     case emptyKey
+    /// The data directory belongs to another cluster or format.
+    case wrongDataDirectory(path: String, found: String, expected: String)
     case tooManyOperations(limit: Int)
     case duplicateKey
     case txnTooDeep(limit: Int)
@@ -36,6 +38,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
         case .keyTooLarge(let bytes, let limit): "key of \(bytes) bytes exceeds the limit of \(limit)"
         case .valueTooLarge(let bytes, let limit): "value of \(bytes) bytes exceeds the limit of \(limit)"
         case .emptyKey: "etcdserver: key is not provided"
+        case .wrongDataDirectory(let path, let found, let expected):
+            "\(path) says '\(found)' but this member expects '\(expected)': point --data-dir at this cluster's directory"
         case .tooManyOperations: "etcdserver: too many operations in txn request"
         case .duplicateKey: "etcdserver: duplicate key given in txn request"
         case .txnTooDeep(let limit): "transactions nest deeper than \(limit) levels"

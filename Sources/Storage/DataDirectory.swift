@@ -1,0 +1,97 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A member's data directory, laid out for an operator to read:
+/// `wal/` (log segments), `snap/` (snapshots), `db/` (the LMDB store) and
+/// `ballot.version`, which names the format and the cluster, so a data
+/// directory is never opened by the wrong cluster or a newer format.
+public struct DataDirectory: Sendable, Equatable {
+    public let root: String
+    public var walPath: String { root + "/wal" }
+    public var snapPath: String { root + "/snap" }
+    public var dbPath: String { root + "/db" }
+    public var markerPath: String { root + "/ballot.version" }
+    public let clusterID: UInt64
+
+    public static let formatVersion = 1
+
+    /// Opens `root`, creating the layout and marker if it is new.
+    public static func open(_ root: String, clusterID: UInt64) throws(StorageError) -> DataDirectory {
+        let directory = DataDirectory(root: root, clusterID: clusterID)
+        for path in [root, directory.walPath, directory.snapPath, directory.dbPath] {
+            if mkdir(path, 0o755) != 0 && errno != EEXIST { throw .io(errno: errno, operation: "mkdir", path: path) }
+        }
+        let expected = "ballot-data \(formatVersion)\ncluster-id \(hex(clusterID))\n"
+        if let existing = try? FileIO.read(directory.markerPath) {
+            let text = String(decoding: existing, as: UTF8.self)
+            if text != expected {
+                throw .wrongDataDirectory(path: directory.markerPath, found: text.split(separator: "\n").joined(separator: ", "),
+                                          expected: expected.split(separator: "\n").joined(separator: ", "))
+            }
+        } else {
+            try FileIO.writeAtomically(Array(expected.utf8), to: directory.markerPath)
+        }
+        return directory
+    }
+
+    static func hex(_ v: UInt64) -> String {
+        let s = String(v, radix: 16)
+        return String(repeating: "0", count: 16 - s.count) + s
+    }
+}
+
+/// Whole-file operations with the durability the storage layer needs.
+enum FileIO {
+    static func read(_ path: String) throws(StorageError) -> [UInt8] { try WriteAheadLog.readFile(path) }
+
+    /// Write to a temporary name, fsync, rename over `path`, fsync the
+    /// directory: after a crash the file is either old or new, never torn.
+    static func writeAtomically(_ bytes: [UInt8], to path: String) throws(StorageError) {
+        let temp = path + ".tmp"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if fd < 0 { throw .io(errno: errno, operation: "create", path: temp) }
+        do throws(StorageError) {
+            try WriteAheadLog.writeAndSync(bytes, at: 0, fd: fd, path: temp)
+            if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: temp) }
+        } catch {
+            close(fd)
+            throw error
+        }
+        close(fd)
+        if rename(temp, path) != 0 { throw .io(errno: errno, operation: "rename", path: path) }
+        try WriteAheadLog.syncDirectory(parent(of: path))
+    }
+
+    static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// The CRC-32C and size of a file, read in chunks; `progress` sees bytes done.
+    static func checksum(_ path: String, chunkBytes: Int = 1 << 20, progress: (Int, Int) -> Void = { _, _ in }) throws(StorageError) -> (UInt32, Int) {
+        let fd = open(path, O_RDONLY)
+        if fd < 0 { throw .io(errno: errno, operation: "open", path: path) }
+        defer { close(fd) }
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw .io(errno: errno, operation: "fstat", path: path) }
+        let total = Int(st.st_size)
+        var crc: UInt32 = 0
+        var done = 0
+        var buffer = [UInt8](repeating: 0, count: chunkBytes)
+        while done < total {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, min(chunkBytes, total - done), off_t(done)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(errno: errno, operation: "pread", path: path)
+            }
+            if n == 0 { break }
+            crc = CRC32C.checksum(Array(buffer[0..<n]), seed: crc)
+            done += n
+            progress(done, total)
+        }
+        return (crc, done)
+    }
+}

@@ -1,0 +1,181 @@
+import Consensus
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A snapshot on disk: `<term>-<index>.snap` holds a compacted copy of the
+/// LMDB store; `<term>-<index>.meta` holds what it is (index, term,
+/// membership), its size and CRC-32C, and a CRC of the metadata itself.
+/// The data file is renamed into place before the metadata, so a `.meta`
+/// exists only for a complete snapshot.
+public struct SnapshotInfo: Sendable, Equatable {
+    public var metadata: SnapshotMetadata
+    public var size: Int
+    public var checksum: UInt32
+    public var dataPath: String
+    public var metaPath: String
+}
+
+/// The snapshots in a data directory's `snap/`.
+public struct SnapshotStore: Sendable {
+    public let directory: String
+    public static let chunkBytesDefault = 1 << 20
+    static let magic = Array("BALLOTS1".utf8)
+
+    public init(directory: String) { self.directory = directory }
+
+    func paths(_ m: SnapshotMetadata) -> (data: String, meta: String) {
+        let base = directory + "/" + DataDirectory.hex(m.term.rawValue) + "-" + DataDirectory.hex(m.index.rawValue)
+        return (base + ".snap", base + ".meta")
+    }
+
+    /// Snapshot `store` as of `metadata` (which the caller takes at the
+    /// store's applied index): copy, fsync, checksum, rename, then metadata.
+    @discardableResult
+    public func save(_ store: MVCCStore, as metadata: SnapshotMetadata, progress: (Int, Int) -> Void = { _, _ in }) throws(StorageError) -> SnapshotInfo {
+        let (data, meta) = paths(metadata)
+        let temp = data + ".tmp"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if fd < 0 { throw .io(errno: errno, operation: "create", path: temp) }
+        do throws(StorageError) {
+            try store.environment.copy(to: fd, path: temp)
+            if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: temp) }
+        } catch {
+            close(fd)
+            throw error
+        }
+        close(fd)
+        let (crc, size) = try FileIO.checksum(temp, progress: progress)
+        if rename(temp, data) != 0 { throw .io(errno: errno, operation: "rename", path: data) }
+        try WriteAheadLog.syncDirectory(directory)
+        let info = SnapshotInfo(metadata: metadata, size: size, checksum: crc, dataPath: data, metaPath: meta)
+        try FileIO.writeAtomically(Self.encode(info), to: meta)
+        return info
+    }
+
+    /// The newest complete snapshot, fully verified; nil if there is none.
+    /// A damaged one refuses, naming the file: never fall back silently to
+    /// an older snapshot, which could lack acknowledged writes the log no
+    /// longer holds.
+    public func latest(progress: (Int, Int) -> Void = { _, _ in }) throws(StorageError) -> SnapshotInfo? {
+        guard let dir = opendir(directory) else { throw .io(errno: errno, operation: "opendir", path: directory) }
+        var metas: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name.hasSuffix(".meta") { metas.append(name) }
+        }
+        closedir(dir)
+        // Names sort by term then index; the newest snapshot has the highest index.
+        var best: SnapshotInfo?
+        for name in metas {
+            let path = directory + "/" + name
+            guard let info = Self.decode(try FileIO.read(path), metaPath: path) else {
+                throw .corrupt(path: path, detail: "snapshot metadata fails its checksum")
+            }
+            if best.map({ info.metadata.index > $0.metadata.index }) ?? true { best = info }
+        }
+        guard let best else { return nil }
+        try verify(best, progress: progress)
+        return best
+    }
+
+    public func verify(_ info: SnapshotInfo, progress: (Int, Int) -> Void = { _, _ in }) throws(StorageError) {
+        let (crc, size) = try FileIO.checksum(info.dataPath, progress: progress)
+        if size != info.size || crc != info.checksum {
+            throw .corrupt(path: info.dataPath, detail: "snapshot data has \(size) bytes and checksum \(crc); its metadata says \(info.size) and \(info.checksum)")
+        }
+    }
+
+    /// Stream a snapshot in chunks (to a follower), with progress.
+    public func read(_ info: SnapshotInfo, chunkBytes: Int = chunkBytesDefault, _ chunk: ([UInt8], _ done: Int, _ total: Int) throws(StorageError) -> Void) throws(StorageError) {
+        let fd = open(info.dataPath, O_RDONLY)
+        if fd < 0 { throw .io(errno: errno, operation: "open", path: info.dataPath) }
+        defer { close(fd) }
+        var done = 0
+        var buffer = [UInt8](repeating: 0, count: chunkBytes)
+        while done < info.size {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, min(chunkBytes, info.size - done), off_t(done)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(errno: errno, operation: "pread", path: info.dataPath)
+            }
+            if n == 0 { throw .corrupt(path: info.dataPath, detail: "ends at \(done) bytes of \(info.size)") }
+            done += n
+            try chunk(Array(buffer[0..<n]), done, info.size)
+        }
+    }
+
+    /// Receive a snapshot streamed by `read` into this store, crash-safely:
+    /// chunks go to a temporary file that is verified against the sender's
+    /// size and checksum, synced, and only then renamed into place.
+    public func receive(_ metadata: SnapshotMetadata, size: Int, checksum: UInt32,
+                        chunks: (_ write: ([UInt8]) throws(StorageError) -> Void) throws(StorageError) -> Void) throws(StorageError) -> SnapshotInfo {
+        let (data, meta) = paths(metadata)
+        let temp = data + ".tmp"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if fd < 0 { throw .io(errno: errno, operation: "create", path: temp) }
+        var written = 0
+        var crc: UInt32 = 0
+        do throws(StorageError) {
+            try chunks { bytes throws(StorageError) in
+                try WriteAheadLog.writeAndSync(bytes, at: written, fd: fd, path: temp)
+                written += bytes.count
+                crc = CRC32C.checksum(bytes, seed: crc)
+            }
+            if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: temp) }
+        } catch {
+            close(fd)
+            unlink(temp)
+            throw error
+        }
+        close(fd)
+        guard written == size, crc == checksum else {
+            unlink(temp)
+            throw .corrupt(path: temp, detail: "received \(written) bytes with checksum \(crc); the sender announced \(size) and \(checksum)")
+        }
+        if rename(temp, data) != 0 { throw .io(errno: errno, operation: "rename", path: data) }
+        try WriteAheadLog.syncDirectory(directory)
+        let info = SnapshotInfo(metadata: metadata, size: size, checksum: checksum, dataPath: data, metaPath: meta)
+        try FileIO.writeAtomically(Self.encode(info), to: meta)
+        return info
+    }
+
+    /// Replace the LMDB store in `dbDirectory` by a verified snapshot. The
+    /// store must be closed; the swap is a rename, so a crash leaves the old
+    /// store or the new one.
+    public func restore(_ info: SnapshotInfo, into dbDirectory: String) throws(StorageError) {
+        try verify(info)
+        let bytes = try FileIO.read(info.dataPath)
+        try FileIO.writeAtomically(bytes, to: dbDirectory + "/data.mdb")
+        unlink(dbDirectory + "/lock.mdb")
+    }
+
+    static func encode(_ info: SnapshotInfo) -> [UInt8] {
+        var w = BinaryWriter()
+        w.bytes.append(contentsOf: magic)
+        w.u64(info.metadata.index.rawValue)
+        w.u64(info.metadata.term.rawValue)
+        ConsensusCodec.encode(info.metadata.membership, into: &w)
+        w.u64(UInt64(info.size))
+        w.u32(info.checksum)
+        w.u32(CRC32C.checksum(w.bytes))
+        return w.bytes
+    }
+
+    static func decode(_ bytes: [UInt8], metaPath: String) -> SnapshotInfo? {
+        guard bytes.count > magic.count + 4, Array(bytes.prefix(magic.count)) == magic else { return nil }
+        let body = Array(bytes.dropLast(4))
+        var tail = BinaryReader(Array(bytes.suffix(4)))
+        guard tail.u32() == CRC32C.checksum(body) else { return nil }
+        var r = BinaryReader(body)
+        r.offset = magic.count
+        guard let index = r.u64(), let term = r.u64(), let membership = ConsensusCodec.decodeMembership(&r),
+            let size = r.u64(), let crc = r.u32(), r.atEnd
+        else { return nil }
+        let metadata = SnapshotMetadata(index: LogIndex(index), term: Term(term), membership: membership)
+        let data = String(metaPath.dropLast(".meta".count)) + ".snap"
+        return SnapshotInfo(metadata: metadata, size: Int(size), checksum: crc, dataPath: data, metaPath: metaPath)
+    }
+}

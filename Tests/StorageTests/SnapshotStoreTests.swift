@@ -1,0 +1,105 @@
+import Consensus
+import Foundation
+import Storage
+import Testing
+
+@Suite struct SnapshotStoreTests {
+    static func filled(_ dir: DataDirectory) throws -> MVCCStore {
+        let store = try MVCCStore(directory: dir.dbPath)
+        for i in 0..<300 {
+            try store.apply([.put(key: Array("k\(i % 50)".utf8), value: Array("v\(i)".utf8), lease: 0)], index: LogIndex(UInt64(i + 1)))
+        }
+        return store
+    }
+
+    @Test func saveStreamReceiveRestoreRoundTrip() throws {
+        let a = try TemporaryDirectory(), b = try TemporaryDirectory()
+        let source = try DataDirectory.open(a.path, clusterID: 7)
+        let store = try Self.filled(source)
+        let metadata = SnapshotMetadata(index: 300, term: 4, membership: Membership(voters: [1, 2, 3], learners: [4]))
+        let snapshots = SnapshotStore(directory: source.snapPath)
+        var reported = 0
+        let saved = try snapshots.save(store, as: metadata) { done, _ in reported = done }
+        #expect(reported == saved.size && saved.size > 0)
+        #expect(try snapshots.latest() == saved)
+
+        // Stream it to another member's data directory in small chunks.
+        let target = try DataDirectory.open(b.path, clusterID: 7)
+        let received = try SnapshotStore(directory: target.snapPath).receive(metadata, size: saved.size, checksum: saved.checksum) { write throws(StorageError) in
+            var chunks = 0
+            try snapshots.read(saved, chunkBytes: 4096) { bytes, done, total throws(StorageError) in
+                chunks += 1
+                #expect(done <= total)
+                try write(bytes)
+            }
+            #expect(chunks > 1)
+        }
+        #expect(received.metadata == metadata)
+        try SnapshotStore(directory: target.snapPath).restore(received, into: target.dbPath)
+        let restored = try MVCCStore(directory: target.dbPath)
+        #expect(restored.currentRevision == store.currentRevision)
+        #expect(restored.appliedIndex == 300)
+        let all = RangeRequest(key: [0], rangeEnd: [0])
+        #expect(try restored.range(all).kvs == (try store.range(all)).kvs)
+    }
+
+    @Test func damagedSnapshotRefusesAndNamesTheFile() throws {
+        let a = try TemporaryDirectory()
+        let dir = try DataDirectory.open(a.path, clusterID: 7)
+        let store = try Self.filled(dir)
+        let snapshots = SnapshotStore(directory: dir.snapPath)
+        let saved = try snapshots.save(store, as: SnapshotMetadata(index: 300, term: 4, membership: Membership(voters: [1])))
+        for (path, offset) in [(saved.dataPath, 5000), (saved.metaPath, 10)] {
+            let url = URL(fileURLWithPath: path)
+            let original = try Data(contentsOf: url)
+            var damaged = original
+            damaged[offset] ^= 0x04
+            try damaged.write(to: url)
+            do {
+                _ = try snapshots.latest()
+                Issue.record("a damaged \(path) was accepted")
+            } catch {
+                #expect(error.description.contains(path), "\(error)")
+            }
+            try original.write(to: url)
+        }
+        #expect(try snapshots.latest() == saved)
+        // A stream that does not match what the sender announced is refused.
+        #expect(throws: StorageError.self) {
+            _ = try snapshots.receive(saved.metadata, size: saved.size, checksum: saved.checksum ^ 1) { write throws(StorageError) in
+                try snapshots.read(saved) { bytes, _, _ throws(StorageError) in try write(bytes) }
+            }
+        }
+    }
+
+    @Test func damagedLMDBHeaderRefusesAndNamesTheFile() throws {
+        let a = try TemporaryDirectory()
+        let dir = try DataDirectory.open(a.path, clusterID: 7)
+        do { _ = try Self.filled(dir) }
+        let url = URL(fileURLWithPath: dir.dbPath + "/data.mdb")
+        var data = try Data(contentsOf: url)
+        for i in 16..<40 { data[i] ^= 0xFF }  // both meta pages' magic and version live up front
+        for i in 4096 + 16..<4096 + 40 where i < data.count { data[i] ^= 0xFF }
+        try data.write(to: url)
+        do {
+            _ = try MVCCStore(directory: dir.dbPath)
+            Issue.record("a damaged LMDB file opened")
+        } catch {
+            #expect(error.description.contains("data.mdb"), "\(error)")
+        }
+    }
+
+    @Test func dataDirectoryBelongsToOneCluster() throws {
+        let a = try TemporaryDirectory()
+        let dir = try DataDirectory.open(a.path, clusterID: 0xABC)
+        for sub in [dir.walPath, dir.snapPath, dir.dbPath] { #expect(FileManager.default.fileExists(atPath: sub)) }
+        _ = try DataDirectory.open(a.path, clusterID: 0xABC)
+        do {
+            _ = try DataDirectory.open(a.path, clusterID: 0xDEF)
+            Issue.record("another cluster opened this data directory")
+        } catch {
+            #expect(error.description.contains("ballot.version"))
+            #expect(error.description.contains("0000000000000abc") && error.description.contains("0000000000000def"))
+        }
+    }
+}
