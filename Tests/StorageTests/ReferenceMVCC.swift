@@ -192,6 +192,25 @@ struct ReferenceMVCC {
         }
     }
 
+    /// Every change to a key in `range` at revision `from` or later, in
+    /// revision order (within a revision, in key order: a transaction's
+    /// writes to one key range arrive as the store numbered them).
+    func events(from: Int64, range: RangeRequest) -> Result<[WatchEvent], StorageError> {
+        if from <= compacted && from > 0 && compacted > 0 { return .failure(.compacted(requested: from, compacted: compacted)) }
+        var all: [(main: Int64, seq: Int, event: WatchEvent)] = []
+        for (key, versions) in history where inRange(range, key) {
+            for (n, v) in versions.enumerated() where v.main >= from {
+                if let kv = v.kv {
+                    all.append((v.main, n, WatchEvent(kind: .put, kv: kv)))
+                } else {
+                    let deleted = KeyValue(key: key, value: [], createRevision: 0, modRevision: v.main, version: 0, lease: 0)
+                    all.append((v.main, n, WatchEvent(kind: .delete, kv: deleted)))
+                }
+            }
+        }
+        return .success(all.sorted { a, b in a.main != b.main ? a.main < b.main : a.event.kv.key.lexicographicallyPrecedes(b.event.kv.key) }.map(\.event))
+    }
+
     mutating func compact(_ revision: Int64) -> StorageError? {
         if revision <= compacted { return .compacted(requested: revision, compacted: compacted) }
         if revision > current { return .futureRevision(requested: revision, current: current) }
