@@ -42,7 +42,16 @@ final class LMDBEnvironment: @unchecked Sendable {
         }
     }
 
-    deinit { mdb_env_close(handle) }
+    private var closed = false
+
+    /// Close now (before replacing the file); using the environment afterwards is a bug.
+    func close() {
+        precondition(!closed, "LMDB environment closed twice")
+        closed = true
+        mdb_env_close(handle)
+    }
+
+    deinit { if !closed { mdb_env_close(handle) } }
 
     static func message(for code: Int32) -> String { String(cString: mdb_strerror(code)) }
 

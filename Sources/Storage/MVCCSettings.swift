@@ -13,6 +13,11 @@ public struct MVCCSettings: Sendable, Equatable {
     /// The largest value (etcd's default request limit, 1.5 MiB).
     public var valueBytesMax = valueBytesMaxDefault
 
+    public static let quotaBytesDefault = 2 << 30
+    /// The database size at which writes are refused (etcd's
+    /// --quota-backend-bytes): the NOSPACE alarm. Must stay below the map size.
+    public var quotaBytes = quotaBytesDefault
+
     public static let txnOperationsMaxDefault = 128
     /// Operations in one transaction, nested ones included (etcd's --max-txn-ops).
     public var txnOperationsMax = txnOperationsMaxDefault

@@ -10,6 +10,7 @@ extension MVCCStore {
     public func txn(_ request: TxnRequest, index: LogIndex? = nil) throws(StorageError) -> TxnResponse {
         var operations = 0
         try validate(request, depth: 0, operations: &operations)
+        if Self.containsPut(request) { try checkSpace() }
         let main = currentRevision + 1
         let path = environment.path
         let result = try environment.write { txn throws(StorageError) -> TxnResponse in
@@ -25,6 +26,20 @@ extension MVCCStore {
         currentRevision = result.revision
         if let index { appliedIndex = index }
         return result
+    }
+
+    static func containsPut(_ request: TxnRequest) -> Bool {
+        var stack = [request]
+        while let t = stack.popLast() {
+            for op in t.success + t.failure {
+                switch op {
+                case .put: return true
+                case .txn(let nested): stack.append(nested)
+                default: continue
+                }
+            }
+        }
+        return false
     }
 
     func validate(_ request: TxnRequest, depth: Int, operations: inout Int) throws(StorageError) {

@@ -1,5 +1,8 @@
 import CLMDB
 import Consensus
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A multi-version key-value store with etcd's semantics on LMDB.
 ///
@@ -15,10 +18,13 @@ import Consensus
 /// the applied consensus index.
 public final class MVCCStore: @unchecked Sendable {
     public let settings: MVCCSettings
-    let environment: LMDBEnvironment
-    let keysDB: MDB_dbi
-    let revisionsDB: MDB_dbi
-    let metaDB: MDB_dbi
+    var environment: LMDBEnvironment
+    var keysDB: MDB_dbi
+    var revisionsDB: MDB_dbi
+    var metaDB: MDB_dbi
+    public let directory: String
+    /// Raised when the database reached its quota; persisted, cleared by `disarmNoSpace()`.
+    public internal(set) var noSpaceAlarm = false
     public internal(set) var currentRevision: Int64 = 0
     public private(set) var compactedRevision: Int64 = 0
     public internal(set) var appliedIndex: LogIndex = .zero
@@ -26,10 +32,12 @@ public final class MVCCStore: @unchecked Sendable {
     static let currentKey = Array("current_revision".utf8)
     static let compactedKey = Array("compacted_revision".utf8)
     static let appliedKey = Array("applied_index".utf8)
+    static let alarmKey = Array("alarm_nospace".utf8)
 
     /// Opens (or creates) the store in `directory`, which must exist.
     public init(directory: String, settings: MVCCSettings = MVCCSettings()) throws(StorageError) {
         self.settings = settings
+        self.directory = directory
         environment = try LMDBEnvironment(
             directory: directory, mapSizeBytes: settings.mapSizeBytes, databaseNames: ["keys", "revisions", "meta"],
             sync: settings.syncEachCommit)
@@ -41,6 +49,7 @@ public final class MVCCStore: @unchecked Sendable {
              try Self.readInt(txn, metaDB, Self.compactedKey, directory),
              try Self.readInt(txn, metaDB, Self.appliedKey, directory))
         }
+        noSpaceAlarm = try environment.read { txn throws(StorageError) in try txn.get(metaDB, Self.alarmKey) != nil }
         currentRevision = current
         compactedRevision = compacted
         appliedIndex = LogIndex(UInt64(applied))
@@ -61,6 +70,7 @@ public final class MVCCStore: @unchecked Sendable {
     /// anything), recording `index` as applied in the same transaction.
     @discardableResult
     public func apply(_ operations: [WriteOperation], index: LogIndex? = nil) throws(StorageError) -> (revision: Int64, outcomes: [WriteOutcome]) {
+        if operations.contains(where: { if case .put = $0 { true } else { false } }) { try checkSpace() }
         for operation in operations {
             switch operation {
             case .put(let key, let value, _):
@@ -112,6 +122,58 @@ public final class MVCCStore: @unchecked Sendable {
             sub += 1
         }
         return live
+    }
+
+    /// Refuse writes that add data once the quota is reached, raising the
+    /// (persisted) alarm; deletes, reads and compaction still work, so an
+    /// operator can free space, defragment and disarm, as with etcd.
+    func checkSpace() throws(StorageError) {
+        let used = try environment.usedBytes()
+        if noSpaceAlarm || used >= settings.quotaBytes {
+            if !noSpaceAlarm {
+                try environment.write { txn throws(StorageError) in try txn.put(metaDB, Self.alarmKey, [1]) }
+                noSpaceAlarm = true
+            }
+            throw .noSpace(usedBytes: used, quotaBytes: settings.quotaBytes)
+        }
+    }
+
+    /// Clear the NOSPACE alarm; refused while the database is still at its quota.
+    public func disarmNoSpace() throws(StorageError) {
+        let used = try environment.usedBytes()
+        if used >= settings.quotaBytes { throw .noSpace(usedBytes: used, quotaBytes: settings.quotaBytes) }
+        try environment.write { txn throws(StorageError) in try txn.delete(metaDB, Self.alarmKey) }
+        noSpaceAlarm = false
+    }
+
+    /// Bytes the database file uses (etcd_mvcc_db_total_size_in_use_in_bytes).
+    public func usedBytes() throws(StorageError) -> Int { try environment.usedBytes() }
+
+    /// Rewrite the database without free pages and swap it in (etcd's
+    /// defragment): a compacted copy, fsynced, renamed over the old file.
+    public func defragment() throws(StorageError) {
+        let file = directory + "/data.mdb"
+        let temp = file + ".defrag"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if fd < 0 { throw .io(errno: errno, operation: "create", path: temp) }
+        do throws(StorageError) {
+            try environment.copy(to: fd, path: temp)
+            if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: temp) }
+        } catch {
+            Glibc.close(fd)
+            unlink(temp)
+            throw error
+        }
+        Glibc.close(fd)
+        environment.close()
+        if rename(temp, file) != 0 { throw .io(errno: errno, operation: "rename", path: file) }
+        try WriteAheadLog.syncDirectory(directory)
+        environment = try LMDBEnvironment(
+            directory: directory, mapSizeBytes: settings.mapSizeBytes, databaseNames: ["keys", "revisions", "meta"],
+            sync: settings.syncEachCommit)
+        keysDB = environment.databases["keys"]!
+        revisionsDB = environment.databases["revisions"]!
+        metaDB = environment.databases["meta"]!
     }
 
     func checkKey(_ key: [UInt8]) throws(StorageError) {

@@ -21,6 +21,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case emptyKey
     /// The data directory belongs to another cluster or format.
     case wrongDataDirectory(path: String, found: String, expected: String)
+    /// The database reached its quota; only reads, deletes and compaction work.
+    case noSpace(usedBytes: Int, quotaBytes: Int)
     case tooManyOperations(limit: Int)
     case duplicateKey
     case txnTooDeep(limit: Int)
@@ -40,6 +42,7 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
         case .emptyKey: "etcdserver: key is not provided"
         case .wrongDataDirectory(let path, let found, let expected):
             "\(path) says '\(found)' but this member expects '\(expected)': point --data-dir at this cluster's directory"
+        case .noSpace: "etcdserver: mvcc: database space exceeded"
         case .tooManyOperations: "etcdserver: too many operations in txn request"
         case .duplicateKey: "etcdserver: duplicate key given in txn request"
         case .txnTooDeep(let limit): "transactions nest deeper than \(limit) levels"

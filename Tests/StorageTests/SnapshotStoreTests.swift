@@ -103,3 +103,42 @@ import Testing
         }
     }
 }
+
+@Suite struct QuotaTests {
+    /// etcd's NOSPACE behaviour: at the quota, writes are refused with
+    /// etcd's message and the alarm persists; reads and deletes still work;
+    /// compaction and defragmentation free space, and then it can be disarmed.
+    @Test func noSpaceAlarmRefusesWritesUntilSpaceIsFreed() throws {
+        let dir = try TemporaryDirectory()
+        var settings = MVCCSettings()
+        settings.quotaBytes = 512 << 10
+        settings.syncEachCommit = false
+        var store = try MVCCStore(directory: dir.path, settings: settings)
+        let value = [UInt8](repeating: 9, count: 2_000)
+        var refused: StorageError?
+        for i in 0..<2_000 {
+            do { try store.apply([.put(key: Array("k\(i % 40)".utf8), value: value, lease: 0)]) } catch { refused = error; break }
+        }
+        guard case .noSpace? = refused else {
+            Issue.record("the quota was never reached: \(String(describing: refused))")
+            return
+        }
+        #expect(refused?.description == "etcdserver: mvcc: database space exceeded")
+        #expect(store.noSpaceAlarm)
+        let revision = store.currentRevision
+        // Reads and deletes still work; puts (alone or in a txn) do not.
+        #expect(try store.range(RangeRequest(key: Array("k1".utf8))).count == 1)
+        #expect(throws: StorageError.self) { try store.txn(TxnRequest(success: [.put(key: [1], value: [1], lease: 0)])) }
+        try store.apply([.deleteRange(key: Array("k3".utf8), rangeEnd: [])])
+        // The alarm survives a restart.
+        store = try MVCCStore(directory: dir.path, settings: settings)
+        #expect(store.noSpaceAlarm)
+        #expect(throws: StorageError.self) { try store.disarmNoSpace() }
+        try store.compact(to: revision)
+        try store.defragment()
+        #expect(try store.usedBytes() < settings.quotaBytes / 2)
+        try store.disarmNoSpace()
+        try store.apply([.put(key: Array("again".utf8), value: value, lease: 0)])
+        #expect(try store.range(RangeRequest(key: Array("k1".utf8))).kvs.first?.value == value, "defragmentation loses nothing live")
+    }
+}
