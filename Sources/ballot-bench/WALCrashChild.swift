@@ -16,6 +16,7 @@ struct WALCrashChild: ParsableCommand {
         commandName: "wal-crash-child", abstract: "Test helper: write through the WAL until killed.", shouldDisplay: false)
 
     @Option var dir: String
+    @Option(help: "Also apply each acknowledged batch to an MVCC store here, as a node loop does.") var db: String?
     @Option var seed: UInt64
     @Option var segmentBytes = WALSettings.segmentBytesRange.lowerBound
     @Option var batchMax = 8
@@ -28,11 +29,26 @@ struct WALCrashChild: ParsableCommand {
         return Array("s\(seed)-i\(index)-".utf8) + [UInt8](repeating: UInt8(truncatingIfNeeded: index.rawValue), count: filler)
     }
 
+    /// One revision per entry, with the entry's index in the same LMDB transaction.
+    static func apply(_ entry: Entry, to store: MVCCStore) throws {
+        guard case .command(let bytes) = entry.payload else { return }
+        try store.apply([.put(key: Array("k\(entry.index.rawValue % 37)".utf8), value: bytes, lease: 0)], index: entry.index)
+    }
+
     func run() throws {
         var settings = WALSettings()
         settings.segmentBytes = segmentBytes
         let (wal, recovery) = try WriteAheadLog.open(directory: dir, settings: settings)
         var last = recovery.entries.last?.index ?? recovery.snapshot?.index ?? .zero
+        var store: MVCCStore?
+        if let db {
+            var mvcc = MVCCSettings()
+            mvcc.syncEachCommit = false  // the WAL is the durability point
+            let opened = try MVCCStore(directory: db, settings: mvcc)
+            // Catch up with what the log holds beyond the store, as a restart does.
+            for entry in recovery.entries where entry.index > opened.appliedIndex { try Self.apply(entry, to: opened) }
+            store = opened
+        }
         var random = DeterministicRandom(seed: seed ^ last.rawValue)
         var batch = 0
         while true {
@@ -47,6 +63,7 @@ struct WALCrashChild: ParsableCommand {
             try wal.sync()
             print("acked \(last)")
             fflush(nil)
+            if let store { for entry in entries { try Self.apply(entry, to: store) } }
             batch += 1
         }
     }

@@ -34,7 +34,7 @@ import Testing
         for point in 0..<(Self.killPoints / 4) {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Self.binary)
-            var arguments = ["wal-crash-child", "--dir", dir.path, "--seed", String(seed), "--segment-bytes", "65536"]
+            var arguments = ["wal-crash-child", "--dir", dir.path + "/wal", "--db", dir.path, "--seed", String(seed), "--segment-bytes", "65536"]
             let tear = point % 5 == 4
             let ackTarget = Int.random(in: 1...12, using: &random)
             if tear {
@@ -64,7 +64,7 @@ import Testing
             usleep(UInt32.random(in: 0...3_000, using: &random))
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
-            let (_, recovery) = try WriteAheadLog.open(directory: dir.path, settings: {
+            let (_, recovery) = try WriteAheadLog.open(directory: dir.path + "/wal", settings: {
                 var s = WALSettings()
                 s.segmentBytes = 65536
                 return s
@@ -77,6 +77,23 @@ import Testing
                 #expect(entry.payload == .command(Self.payload(seed: seed, index: entry.index)), "kill point \(point): entry \(entry.index) was never written")
             }
             #expect(recovery.hardState.commit.rawValue <= last)
+            // The store never runs ahead of the log, and replaying the log's
+            // tail applies each entry exactly once.
+            let store = try MVCCStore(directory: dir.path)
+            #expect(store.appliedIndex.rawValue <= last, "kill point \(point): store applied \(store.appliedIndex) past the log's \(last)")
+            #expect(store.currentRevision == Int64(store.appliedIndex.rawValue), "kill point \(point): an entry was applied twice or skipped")
+            for entry in recovery.entries where entry.index > store.appliedIndex {
+                guard case .command(let bytes) = entry.payload else { continue }
+                try store.apply([.put(key: Array("k\(entry.index.rawValue % 37)".utf8), value: bytes, lease: 0)], index: entry.index)
+            }
+            #expect(store.currentRevision == Int64(last))
+            for k in UInt64(0)..<37 {
+                // The newest index with this key: what the store must hold.
+                var i = last
+                while i > 0 && i % 37 != k { i -= 1 }
+                let got = try store.range(RangeRequest(key: Array("k\(k)".utf8))).kvs.first?.value
+                #expect(got == (i > 0 ? Self.payload(seed: seed, index: LogIndex(i)) : nil), "kill point \(point): key k\(k)")
+            }
         }
         #expect(acked > 100, "the children must have made progress")
         #expect(tornRuns == Self.killPoints / 4 / 5)
