@@ -53,9 +53,14 @@ enum KeyEncoding {
         return Int64(bitPattern: v)
     }
 
-    /// A version record: tombstone flag, create revision, version, lease, value.
-    static func record(tombstone: Bool, createRevision: Int64, version: Int64, lease: Int64, value: [UInt8]) -> [UInt8] {
-        [tombstone ? 1 : 0] + bigEndian(createRevision) + bigEndian(version) + bigEndian(lease) + value
+    /// A version record: CRC-32C, tombstone flag, create revision, version,
+    /// lease, value. LMDB checks no page contents, so the checksum (over the
+    /// composite key and the rest of the record) is what turns a flipped
+    /// bit on disk into a refusal instead of a wrong answer.
+    static func record(key composite: [UInt8], tombstone: Bool, createRevision: Int64, version: Int64, lease: Int64, value: [UInt8]) -> [UInt8] {
+        let body = [tombstone ? 1 : 0] + bigEndian(createRevision) + bigEndian(version) + bigEndian(lease) + value
+        let crc = CRC32C.checksum(body, seed: CRC32C.checksum(composite))
+        return (0..<4).map { UInt8(truncatingIfNeeded: crc >> (24 - 8 * $0)) } + body
     }
 
     struct Record {
@@ -66,10 +71,13 @@ enum KeyEncoding {
         var value: [UInt8]
     }
 
-    static func decodeRecord(_ bytes: [UInt8]) -> Record? {
-        guard bytes.count >= 25, bytes[0] <= 1 else { return nil }
+    static func decodeRecord(_ bytes: [UInt8], key composite: [UInt8]) -> Record? {
+        guard bytes.count >= 29, bytes[4] <= 1 else { return nil }
+        let stored = bytes[0..<4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        let body = Array(bytes[4...])
+        guard CRC32C.checksum(body, seed: CRC32C.checksum(composite)) == stored else { return nil }
         return Record(
-            tombstone: bytes[0] == 1, createRevision: int64(bytes, at: 1), version: int64(bytes, at: 9),
-            lease: int64(bytes, at: 17), value: Array(bytes[25...]))
+            tombstone: body[0] == 1, createRevision: int64(body, at: 1), version: int64(body, at: 9),
+            lease: int64(body, at: 17), value: Array(body[25...]))
     }
 }

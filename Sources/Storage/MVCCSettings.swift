@@ -26,6 +26,10 @@ public struct MVCCSettings: Sendable, Equatable {
     /// How deeply transactions may nest.
     public var txnDepthMax = txnDepthMaxDefault
 
+    /// Check every record's checksum when opening, so a damaged file is
+    /// refused at start rather than found by a read. Costs a full scan.
+    public var verifyOnOpen = true
+
     /// Sync every commit. Ballot's durability comes from its write-ahead log,
     /// which replays what LMDB lost; turning this off trades LMDB's own
     /// crash safety for speed and is meant for tests and benchmarks.

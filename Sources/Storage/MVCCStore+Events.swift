@@ -33,7 +33,7 @@ extension MVCCStore {
                     throw .corrupt(path: path, detail: "undecodable revision index entry")
                 }
                 guard range.contains(key) else { return true }
-                guard let bytes = try txn.get(keysDB, composite), let record = KeyEncoding.decodeRecord(bytes) else {
+                guard let bytes = try txn.get(keysDB, composite), let record = KeyEncoding.decodeRecord(bytes, key: composite) else {
                     throw .corrupt(path: path, detail: "revision index names a missing version of \(key)")
                 }
                 let kv = KeyValue(key: key, value: record.value, createRevision: record.createRevision, modRevision: main,

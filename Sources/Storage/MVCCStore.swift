@@ -50,6 +50,7 @@ public final class MVCCStore: @unchecked Sendable {
              try Self.readInt(txn, metaDB, Self.appliedKey, directory))
         }
         noSpaceAlarm = try environment.read { txn throws(StorageError) in try txn.get(metaDB, Self.alarmKey) != nil }
+        if settings.verifyOnOpen { try verifyAll() }
         currentRevision = current
         compactedRevision = compacted
         appliedIndex = LogIndex(UInt64(applied))
@@ -106,10 +107,11 @@ public final class MVCCStore: @unchecked Sendable {
     func putVersion(_ txn: LMDBTransaction, _ key: [UInt8], _ value: [UInt8], _ lease: Int64, main: Int64, sub: inout Int64) throws(StorageError) -> KeyValue? {
         let previous = try latest(txn, key, atOrBefore: main)
         let alive = previous.flatMap { $0.tombstone ? nil : $0 }
-        let record = KeyEncoding.record(
-            tombstone: false, createRevision: alive?.kv.createRevision ?? main,
-            version: (alive?.kv.version ?? 0) + 1, lease: lease, value: value)
-        try write(txn, key, main: main, sub: sub, record)
+        try write(txn, key, main: main, sub: sub) { composite in
+            KeyEncoding.record(
+                key: composite, tombstone: false, createRevision: alive?.kv.createRevision ?? main,
+                version: (alive?.kv.version ?? 0) + 1, lease: lease, value: value)
+        }
         sub += 1
         return alive?.kv
     }
@@ -118,7 +120,9 @@ public final class MVCCStore: @unchecked Sendable {
     func deleteVersions(_ txn: LMDBTransaction, _ key: [UInt8], _ rangeEnd: [UInt8], main: Int64, sub: inout Int64) throws(StorageError) -> [KeyValue] {
         let live = try liveKeys(txn, RangeRequest(key: key, rangeEnd: rangeEnd), atOrBefore: main, environment.path)
         for kv in live {
-            try write(txn, kv.key, main: main, sub: sub, KeyEncoding.record(tombstone: true, createRevision: 0, version: 0, lease: 0, value: []))
+            try write(txn, kv.key, main: main, sub: sub) { composite in
+                KeyEncoding.record(key: composite, tombstone: true, createRevision: 0, version: 0, lease: 0, value: [])
+            }
             sub += 1
         }
         return live
@@ -144,6 +148,33 @@ public final class MVCCStore: @unchecked Sendable {
         if used >= settings.quotaBytes { throw .noSpace(usedBytes: used, quotaBytes: settings.quotaBytes) }
         try environment.write { txn throws(StorageError) in try txn.delete(metaDB, Self.alarmKey) }
         noSpaceAlarm = false
+    }
+
+    /// Check every stored version against its checksum and the revision
+    /// index against the versions; refuse, naming the file, on any damage.
+    public func verifyAll() throws(StorageError) {
+        let file = directory + "/data.mdb"
+        try environment.read { txn throws(StorageError) in
+            var versions = 0
+            try txn.scan(keysDB, from: []) { composite, bytes throws(StorageError) in
+                guard KeyEncoding.split(composite) != nil, KeyEncoding.decodeRecord(bytes, key: composite) != nil else {
+                    throw .corrupt(path: file, detail: "a version record fails its checksum")
+                }
+                versions += 1
+                return true
+            }
+            var indexed = 0
+            try txn.scan(revisionsDB, from: []) { _, composite throws(StorageError) in
+                guard try txn.get(keysDB, composite) != nil else {
+                    throw .corrupt(path: file, detail: "the revision index names a missing version")
+                }
+                indexed += 1
+                return true
+            }
+            if indexed != versions {
+                throw .corrupt(path: file, detail: "\(versions) versions but \(indexed) revision index entries")
+            }
+        }
     }
 
     /// Bytes the database file uses (etcd_mvcc_db_total_size_in_use_in_bytes).
@@ -181,9 +212,9 @@ public final class MVCCStore: @unchecked Sendable {
         if key.count > settings.keyBytesMax { throw .keyTooLarge(bytes: key.count, limit: settings.keyBytesMax) }
     }
 
-    func write(_ txn: LMDBTransaction, _ key: [UInt8], main: Int64, sub: Int64, _ record: [UInt8]) throws(StorageError) {
+    func write(_ txn: LMDBTransaction, _ key: [UInt8], main: Int64, sub: Int64, _ record: ([UInt8]) -> [UInt8]) throws(StorageError) {
         let composite = KeyEncoding.composite(key, main: main, sub: sub)
-        try txn.put(keysDB, composite, record)
+        try txn.put(keysDB, composite, record(composite))
         try txn.put(revisionsDB, KeyEncoding.revisionKey(main: main, sub: sub), composite)
     }
 
@@ -264,8 +295,8 @@ public final class MVCCStore: @unchecked Sendable {
     /// Every stored version in the range, by key then revision.
     private func scanVersions(_ txn: LMDBTransaction, _ request: RangeRequest, _ path: String, _ visit: (KeyValue, Bool) -> Void) throws(StorageError) {
         try txn.scan(keysDB, from: KeyEncoding.escape(request.key)) { composite, bytes throws(StorageError) in
-            guard let (key, main, _) = KeyEncoding.split(composite), let record = KeyEncoding.decodeRecord(bytes) else {
-                throw .corrupt(path: path, detail: "undecodable version record")
+            guard let (key, main, _) = KeyEncoding.split(composite), let record = KeyEncoding.decodeRecord(bytes, key: composite) else {
+                throw .corrupt(path: path + "/data.mdb", detail: "a version record fails its checksum")
             }
             if request.isPastEnd(key) { return false }
             if request.contains(key) {
@@ -293,8 +324,8 @@ public final class MVCCStore: @unchecked Sendable {
                 keep = nil
             }
             try txn.scan(keysDB, from: []) { composite, bytes throws(StorageError) in
-                guard let (key, main, sub) = KeyEncoding.split(composite), let record = KeyEncoding.decodeRecord(bytes) else {
-                    throw .corrupt(path: path, detail: "undecodable version record")
+                guard let (key, main, sub) = KeyEncoding.split(composite), let record = KeyEncoding.decodeRecord(bytes, key: composite) else {
+                    throw .corrupt(path: path + "/data.mdb", detail: "a version record fails its checksum")
                 }
                 if key != groupKey {
                     closeGroup()

@@ -142,3 +142,34 @@ import Testing
         #expect(try store.range(RangeRequest(key: Array("k1".utf8))).kvs.first?.value == value, "defragmentation loses nothing live")
     }
 }
+
+extension SnapshotStoreTests {
+    @Test func flippedValueByteInLMDBRefusesToOpen() throws {
+        let a = try TemporaryDirectory()
+        let marker = Array("MARKER-VALUE-0123456789".utf8)
+        do {
+            let store = try MVCCStore(directory: a.path)
+            try store.apply([.put(key: Array("k".utf8), value: marker, lease: 0)])
+            try store.apply([.put(key: Array("other".utf8), value: Array("x".utf8), lease: 0)])
+        }
+        let url = URL(fileURLWithPath: a.path + "/data.mdb")
+        var data = try Data(contentsOf: url)
+        // LMDB is copy-on-write: stale copies of a page linger in free
+        // space. Damage every copy, so the live one is among them.
+        var flipped = 0
+        var from = data.startIndex
+        while let at = data[from...].firstRange(of: Data(marker)) {
+            data[at.lowerBound + 7] ^= 0x01
+            flipped += 1
+            from = at.upperBound
+        }
+        #expect(flipped > 0, "the value is not in the file as written")
+        try data.write(to: url)
+        do {
+            _ = try MVCCStore(directory: a.path)
+            Issue.record("a store with a flipped value byte opened")
+        } catch {
+            #expect(error.description.contains("data.mdb") && error.description.contains("checksum"), "\(error)")
+        }
+    }
+}
