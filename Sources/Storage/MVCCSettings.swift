@@ -18,6 +18,10 @@ public struct MVCCSettings: Sendable, Equatable {
     /// --quota-backend-bytes): the NOSPACE alarm. Must stay below the map size.
     public var quotaBytes = quotaBytesDefault
 
+    public static let compactionBatchKeysDefault = 1_000
+    /// Keys compacted per LMDB transaction, so a big compaction does not stall writes.
+    public var compactionBatchKeys = compactionBatchKeysDefault
+
     public static let txnOperationsMaxDefault = 128
     /// Operations in one transaction, nested ones included (etcd's --max-txn-ops).
     public var txnOperationsMax = txnOperationsMaxDefault

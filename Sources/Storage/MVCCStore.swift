@@ -25,6 +25,8 @@ public final class MVCCStore: @unchecked Sendable {
     public let directory: String
     /// Raised when the database reached its quota; persisted, cleared by `disarmNoSpace()`.
     public internal(set) var noSpaceAlarm = false
+    /// Where an unfinished compaction resumes; nil when none is under way.
+    public internal(set) var compactionCursor: [UInt8]?
     public internal(set) var currentRevision: Int64 = 0
     public private(set) var compactedRevision: Int64 = 0
     public internal(set) var appliedIndex: LogIndex = .zero
@@ -51,6 +53,11 @@ public final class MVCCStore: @unchecked Sendable {
         }
         noSpaceAlarm = try environment.read { txn throws(StorageError) in try txn.get(metaDB, Self.alarmKey) != nil }
         if settings.verifyOnOpen { try verifyAll() }
+        if try environment.read({ txn throws(StorageError) in try txn.get(metaDB, Self.compactionPendingKey) != nil }) {
+            // A compaction was cut short by a crash: finish it.
+            compactionCursor = []
+            while try compactionStep() {}
+        }
         currentRevision = current
         compactedRevision = compacted
         appliedIndex = LogIndex(UInt64(applied))
@@ -309,40 +316,74 @@ public final class MVCCStore: @unchecked Sendable {
 
     // MARK: Compaction
 
+    static let compactionPendingKey = Array("compaction_pending".utf8)
+
     /// Physically remove every version superseded at `revision`, and
-    /// tombstones at or before it. Reads before `revision` fail afterwards.
+    /// tombstones at or before it; reads before `revision` fail from the
+    /// moment this starts. Runs in batches (`compactionStep()`), so a caller
+    /// can interleave writes; this convenience runs them all.
     public func compact(to revision: Int64) throws(StorageError) {
+        try beginCompaction(to: revision)
+        while try compactionStep() {}
+    }
+
+    /// Record the compaction target durably first: reads below it fail at
+    /// once, and a crash part-way resumes it on open.
+    public func beginCompaction(to revision: Int64) throws(StorageError) {
         if revision <= compactedRevision { throw .compacted(requested: revision, compacted: compactedRevision) }
         if revision > currentRevision { throw .futureRevision(requested: revision, current: currentRevision) }
-        let path = environment.path
         try environment.write { txn throws(StorageError) in
+            try txn.put(metaDB, Self.compactedKey, KeyEncoding.bigEndian(revision))
+            try txn.put(metaDB, Self.compactionPendingKey, [])
+        }
+        compactedRevision = revision
+        compactionCursor = []
+    }
+
+    /// Compact the next batch of keys in one LMDB transaction; false when done.
+    public func compactionStep() throws(StorageError) -> Bool {
+        guard let start = compactionCursor else { return false }
+        let revision = compactedRevision
+        let batchKeys = settings.compactionBatchKeys
+        let file = directory + "/data.mdb"
+        let next = try environment.write { txn throws(StorageError) -> [UInt8]? in
             var doomed: [(composite: [UInt8], main: Int64, sub: Int64)] = []
             var groupKey: [UInt8]?
+            var keys = 0
+            var resume: [UInt8]?
             var keep: (composite: [UInt8], main: Int64, sub: Int64, tombstone: Bool)?
             func closeGroup() {
                 if let k = keep, k.tombstone { doomed.append((k.composite, k.main, k.sub)) }
                 keep = nil
             }
-            try txn.scan(keysDB, from: []) { composite, bytes throws(StorageError) in
+            try txn.scan(keysDB, from: start) { composite, bytes throws(StorageError) in
                 guard let (key, main, sub) = KeyEncoding.split(composite), let record = KeyEncoding.decodeRecord(bytes, key: composite) else {
-                    throw .corrupt(path: path + "/data.mdb", detail: "a version record fails its checksum")
+                    throw .corrupt(path: file, detail: "a version record fails its checksum")
                 }
                 if key != groupKey {
                     closeGroup()
+                    if keys == batchKeys {
+                        resume = KeyEncoding.escape(key)
+                        return false
+                    }
                     groupKey = key
+                    keys += 1
                 }
                 guard main <= revision else { return true }
                 if let k = keep { doomed.append((k.composite, k.main, k.sub)) }
                 keep = (composite, main, sub, record.tombstone)
                 return true
             }
-            closeGroup()
+            if resume == nil { closeGroup() }
             for d in doomed {
                 try txn.delete(keysDB, d.composite)
                 try txn.delete(revisionsDB, KeyEncoding.revisionKey(main: d.main, sub: d.sub))
             }
-            try txn.put(metaDB, Self.compactedKey, KeyEncoding.bigEndian(revision))
+            if resume == nil { try txn.delete(metaDB, Self.compactionPendingKey) }
+            return resume
         }
-        compactedRevision = revision
+        compactionCursor = next
+        return next != nil
     }
+
 }

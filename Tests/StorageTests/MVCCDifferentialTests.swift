@@ -17,7 +17,9 @@ import Testing
         let directory = try TemporaryDirectory()
         var settings = MVCCSettings()
         settings.syncEachCommit = false
+        settings.compactionBatchKeys = 3  // compactions span many steps, interleaved with everything else
         var store: MVCCStore? = try MVCCStore(directory: directory.path, settings: settings)
+        var interleavedSteps = 0
         var model = ReferenceMVCC()
         var random = DeterministicRandom(seed: seed)
         func key() -> [UInt8] { Self.keys.randomElement(using: &random)! }
@@ -75,6 +77,10 @@ import Testing
         var reads = 0
         var nonEmptyReads = 0
         for step in 0..<operations {
+            if store!.compactionCursor != nil {
+                _ = try store!.compactionStep()
+                interleavedSteps += 1
+            }
             switch Int.random(in: 0..<100, using: &random) {
             case 0..<40:
                 var batch: [WriteOperation] = []
@@ -145,7 +151,7 @@ import Testing
             case 96..<98:
                 let revision = Int64.random(in: max(1, model.compacted - 1)...(model.current + 1), using: &random)
                 var got: StorageError?
-                do { try store!.compact(to: revision) } catch { got = error }
+                do { try store!.beginCompaction(to: revision) } catch { got = error }
                 #expect(got == model.compact(revision), "step \(step): compact \(revision)")
             default:
                 // Restart: everything must come back from the files.
@@ -157,6 +163,7 @@ import Testing
         }
         #expect(reads > operations / 5)
         #expect(txnsSucceeded > operations / 50, "both branches must run")
+        #expect(interleavedSteps > 100, "compaction batches must interleave with other work")
         #expect(feedsWithEvents > operations / 500, "the watch feed must be compared on real events")
         #expect(nonEmptyReads > reads / 4, "reads must see data for the comparison to mean anything")
     }
