@@ -88,9 +88,19 @@ public struct RangeResult: Sendable, Equatable {
     }
 }
 
+/// etcd's put flags: keep the key's current value or lease.
+public struct PutOptions: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// Keep the current value (the key must exist; give no value).
+    public static let ignoreValue = PutOptions(rawValue: 1)
+    /// Keep the current lease (the key must exist; give lease 0).
+    public static let ignoreLease = PutOptions(rawValue: 2)
+}
+
 /// One write of a batch that becomes one revision.
 public enum WriteOperation: Sendable, Equatable {
-    case put(key: [UInt8], value: [UInt8], lease: Int64)
+    case put(key: [UInt8], value: [UInt8], lease: Int64, options: PutOptions = [])
     case deleteRange(key: [UInt8], rangeEnd: [UInt8])
 }
 

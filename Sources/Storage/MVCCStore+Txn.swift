@@ -50,9 +50,11 @@ extension MVCCStore {
                 operations += 1
                 if operations > settings.txnOperationsMax { throw .tooManyOperations(limit: settings.txnOperationsMax) }
                 switch op {
-                case .put(let key, let value, _):
+                case .put(let key, let value, let lease, let options):
                     try checkKey(key)
                     if value.count > settings.valueBytesMax { throw .valueTooLarge(bytes: value.count, limit: settings.valueBytesMax) }
+                    if options.contains(.ignoreValue) && !value.isEmpty { throw .valueProvided }
+                    if options.contains(.ignoreLease) && lease != 0 { throw .leaseProvided }
                     if !written.insert(key).inserted { throw .duplicateKey }
                 case .deleteRange(let key, _):
                     try checkKey(key)
@@ -97,8 +99,8 @@ extension MVCCStore {
         var responses: [OperationResponse] = []
         for op in succeeded ? request.success : request.failure {
             switch op {
-            case .put(let key, let value, let lease):
-                responses.append(.put(previous: try putVersion(txn, key, value, lease, main: main, sub: &sub)))
+            case .put(let key, let value, let lease, let options):
+                responses.append(.put(previous: try putVersion(txn, key, value, lease, options, main: main, sub: &sub)))
             case .deleteRange(let key, let rangeEnd):
                 responses.append(.deleted(try deleteVersions(txn, key, rangeEnd, main: main, sub: &sub)))
             case .range(let r):

@@ -81,9 +81,11 @@ public final class MVCCStore: @unchecked Sendable {
         if operations.contains(where: { if case .put = $0 { true } else { false } }) { try checkSpace() }
         for operation in operations {
             switch operation {
-            case .put(let key, let value, _):
+            case .put(let key, let value, let lease, let options):
                 try checkKey(key)
                 if value.count > settings.valueBytesMax { throw .valueTooLarge(bytes: value.count, limit: settings.valueBytesMax) }
+                if options.contains(.ignoreValue) && !value.isEmpty { throw .valueProvided }
+                if options.contains(.ignoreLease) && lease != 0 { throw .leaseProvided }
             case .deleteRange(let key, _):
                 try checkKey(key)
             }
@@ -94,8 +96,8 @@ public final class MVCCStore: @unchecked Sendable {
             var outcomes: [WriteOutcome] = []
             for operation in operations {
                 switch operation {
-                case .put(let key, let value, let lease):
-                    outcomes.append(.put(previous: try putVersion(txn, key, value, lease, main: main, sub: &sub)))
+                case .put(let key, let value, let lease, let options):
+                    outcomes.append(.put(previous: try putVersion(txn, key, value, lease, options, main: main, sub: &sub)))
                 case .deleteRange(let key, let rangeEnd):
                     outcomes.append(.deleted(try deleteVersions(txn, key, rangeEnd, main: main, sub: &sub)))
                 }
@@ -111,9 +113,12 @@ public final class MVCCStore: @unchecked Sendable {
     }
 
     /// Write a new version of `key`; returns the version it supersedes.
-    func putVersion(_ txn: LMDBTransaction, _ key: [UInt8], _ value: [UInt8], _ lease: Int64, main: Int64, sub: inout Int64) throws(StorageError) -> KeyValue? {
+    func putVersion(_ txn: LMDBTransaction, _ key: [UInt8], _ value: [UInt8], _ lease: Int64, _ options: PutOptions, main: Int64, sub: inout Int64) throws(StorageError) -> KeyValue? {
         let previous = try latest(txn, key, atOrBefore: main)
         let alive = previous.flatMap { $0.tombstone ? nil : $0 }
+        if !options.isEmpty && alive == nil { throw .keyNotFound }
+        let value = options.contains(.ignoreValue) ? alive!.kv.value : value
+        let lease = options.contains(.ignoreLease) ? alive!.kv.lease : lease
         try write(txn, key, main: main, sub: sub) { composite in
             KeyEncoding.record(
                 key: composite, tombstone: false, createRevision: alive?.kv.createRevision ?? main,

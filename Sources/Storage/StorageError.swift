@@ -23,6 +23,9 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case wrongDataDirectory(path: String, found: String, expected: String)
     /// The database reached its quota; only reads, deletes and compaction work.
     case noSpace(usedBytes: Int, quotaBytes: Int)
+    case keyNotFound
+    case valueProvided
+    case leaseProvided
     case tooManyOperations(limit: Int)
     case duplicateKey
     case txnTooDeep(limit: Int)
@@ -43,6 +46,9 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
         case .wrongDataDirectory(let path, let found, let expected):
             "\(path) says '\(found)' but this member expects '\(expected)': point --data-dir at this cluster's directory"
         case .noSpace: "etcdserver: mvcc: database space exceeded"
+        case .keyNotFound: "etcdserver: key not found"
+        case .valueProvided: "etcdserver: value is provided"
+        case .leaseProvided: "etcdserver: lease is provided"
         case .tooManyOperations: "etcdserver: too many operations in txn request"
         case .duplicateKey: "etcdserver: duplicate key given in txn request"
         case .txnTooDeep(let limit): "transactions nest deeper than \(limit) levels"

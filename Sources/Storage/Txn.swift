@@ -69,7 +69,7 @@ public struct Comparison: Sendable, Equatable {
 /// One operation of a transaction branch.
 public indirect enum RequestOperation: Sendable, Equatable {
     case range(RangeRequest)
-    case put(key: [UInt8], value: [UInt8], lease: Int64)
+    case put(key: [UInt8], value: [UInt8], lease: Int64, options: PutOptions = [])
     case deleteRange(key: [UInt8], rangeEnd: [UInt8])
     case txn(TxnRequest)
 }

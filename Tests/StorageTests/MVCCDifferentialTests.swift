@@ -88,18 +88,33 @@ import Testing
                 for _ in 0..<Int.random(in: 1...3, using: &random) {
                     let k = key()
                     if used.insert(k).inserted {
-                        batch.append(.put(key: k, value: Array("v\(step)".utf8), lease: Int64.random(in: 0...2, using: &random)))
+                        // Sometimes etcd's ignore flags, now and then misused on purpose.
+                        var options: PutOptions = []
+                        if random.chance(percent: 10) { options.insert(.ignoreValue) }
+                        if random.chance(percent: 10) { options.insert(.ignoreLease) }
+                        let value = options.contains(.ignoreValue) && !random.chance(percent: 10) ? [] : Array("v\(step)".utf8)
+                        let lease = options.contains(.ignoreLease) && !random.chance(percent: 10) ? 0 : Int64.random(in: 0...2, using: &random)
+                        batch.append(.put(key: k, value: value, lease: lease, options: options))
                     }
                 }
                 let index = LogIndex(UInt64(step + 1))
-                let got = try store!.apply(batch, index: index)
                 let want = model.apply(batch)
-                #expect(got.revision == want.0 && got.outcomes == want.1, "step \(step): \(batch)")
+                do {
+                    let got = try store!.apply(batch, index: index)
+                    if case .success(let w) = want {
+                        #expect(got.revision == w.0 && got.outcomes == w.1, "step \(step): \(batch)")
+                    } else {
+                        Issue.record("step \(step): store accepted \(batch); model says \(want)")
+                    }
+                } catch {
+                    if case .failure(let e) = want { #expect(e == error, "step \(step)") } else { Issue.record("step \(step): \(error)") }
+                    #expect(store!.currentRevision == model.current, "a refused batch changes nothing")
+                }
             case 40..<55:
                 let start = key()
                 let batch = [WriteOperation.deleteRange(key: start, rangeEnd: rangeEnd(for: start))]
                 let got = try store!.apply(batch)
-                let want = model.apply(batch)
+                let want = try model.apply(batch).get()
                 #expect(got.revision == want.0 && got.outcomes == want.1, "step \(step): \(batch)")
             case 55..<70:
                 let request = randomTxn(depth: 0)

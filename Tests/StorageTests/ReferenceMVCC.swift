@@ -18,19 +18,40 @@ struct ReferenceMVCC {
         history[key]?.last { $0.main <= revision }?.kv
     }
 
-    mutating func apply(_ operations: [WriteOperation]) -> (Int64, [WriteOutcome]) {
+    /// The value and lease a put leaves, or why it is refused (etcd's rules).
+    func resolvePut(_ key: [UInt8], _ value: [UInt8], _ lease: Int64, _ options: PutOptions, at revision: Int64) -> Result<([UInt8], Int64), StorageError> {
+        if options.contains(.ignoreValue) && !value.isEmpty { return .failure(.valueProvided) }
+        if options.contains(.ignoreLease) && lease != 0 { return .failure(.leaseProvided) }
+        let previous = latest(key, at: revision)
+        if !options.isEmpty && previous == nil { return .failure(.keyNotFound) }
+        return .success((options.contains(.ignoreValue) ? previous!.value : value, options.contains(.ignoreLease) ? previous!.lease : lease))
+    }
+
+    mutating func apply(_ operations: [WriteOperation]) -> Result<(Int64, [WriteOutcome]), StorageError> {
         let main = current + 1
         var changed = false
         var outcomes: [WriteOutcome] = []
+        let saved = history
+        // Like etcd, malformed requests are refused before anything applies.
+        for case .put(_, let value, let lease, let options) in operations {
+            if options.contains(.ignoreValue) && !value.isEmpty { return .failure(.valueProvided) }
+            if options.contains(.ignoreLease) && lease != 0 { return .failure(.leaseProvided) }
+        }
         for operation in operations {
             switch operation {
-            case .put(let key, let value, let lease):
+            case .put(let key, let value, let lease, let options):
                 let previous = latest(key, at: main)
-                let kv = KeyValue(key: key, value: value, createRevision: previous?.createRevision ?? main,
-                                  modRevision: main, version: (previous?.version ?? 0) + 1, lease: lease)
-                history[key, default: []].append(Version(main: main, kv: kv))
-                outcomes.append(.put(previous: previous))
-                changed = true
+                switch resolvePut(key, value, lease, options, at: main) {
+                case .failure(let e):
+                    history = saved
+                    return .failure(e)
+                case .success(let (v, l)):
+                    let kv = KeyValue(key: key, value: v, createRevision: previous?.createRevision ?? main,
+                                      modRevision: main, version: (previous?.version ?? 0) + 1, lease: l)
+                    history[key, default: []].append(Version(main: main, kv: kv))
+                    outcomes.append(.put(previous: previous))
+                    changed = true
+                }
             case .deleteRange(let key, let rangeEnd):
                 let request = RangeRequest(key: key, rangeEnd: rangeEnd)
                 let live = liveKeys(request, at: main)
@@ -40,7 +61,7 @@ struct ReferenceMVCC {
             }
         }
         if changed { current = main }
-        return (current, outcomes)
+        return .success((current, outcomes))
     }
 
     func liveKeys(_ request: RangeRequest, at revision: Int64) -> [KeyValue] {
@@ -124,7 +145,7 @@ struct ReferenceMVCC {
         for branch in [t.success, t.failure] {
             var keys: [[UInt8]] = []
             for op in branch {
-                if case .put(let key, _, _) = op {
+                if case .put(let key, _, _, _) = op {
                     if keys.contains(key) { return true }
                     keys.append(key)
                 }
@@ -144,8 +165,12 @@ struct ReferenceMVCC {
             var out: [OperationResponse] = []
             for op in ok ? t.success : t.failure {
                 switch op {
-                case .put(let key, let value, let lease):
+                case .put(let key, let value, let lease, let options):
                     let previous = latest(key, at: main)
+                    guard case .success(let (value, lease)) = resolvePut(key, value, lease, options, at: main) else {
+                        if case .failure(let e) = resolvePut(key, value, lease, options, at: main) { return .failure(e) }
+                        return .failure(.keyNotFound)
+                    }
                     let kv = KeyValue(key: key, value: value, createRevision: previous?.createRevision ?? main,
                                       modRevision: main, version: (previous?.version ?? 0) + 1, lease: lease)
                     history[key, default: []].append(Version(main: main, kv: kv))
