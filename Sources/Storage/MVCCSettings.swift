@@ -22,6 +22,11 @@ public struct MVCCSettings: Sendable, Equatable {
     /// Keys compacted per LMDB transaction, so a big compaction does not stall writes.
     public var compactionBatchKeys = compactionBatchKeysDefault
 
+    public static let requestBytesMaxDefault = 3 << 19
+    /// Key and value bytes in one write request or transaction (etcd's
+    /// --max-request-bytes, 1.5 MiB by default).
+    public var requestBytesMax = requestBytesMaxDefault
+
     public static let txnOperationsMaxDefault = 128
     /// Operations in one transaction, nested ones included (etcd's --max-txn-ops).
     public var txnOperationsMax = txnOperationsMaxDefault

@@ -9,7 +9,9 @@ extension MVCCStore {
     /// earlier writes.
     public func txn(_ request: TxnRequest, index: LogIndex? = nil) throws(StorageError) -> TxnResponse {
         var operations = 0
-        try validate(request, depth: 0, operations: &operations)
+        var bytes = 0
+        try validate(request, depth: 0, operations: &operations, bytes: &bytes)
+        if bytes > settings.requestBytesMax { throw .requestTooLarge(bytes: bytes, limit: settings.requestBytesMax) }
         if Self.containsPut(request) { try checkSpace() }
         let main = currentRevision + 1
         let path = environment.path
@@ -42,7 +44,7 @@ extension MVCCStore {
         return false
     }
 
-    func validate(_ request: TxnRequest, depth: Int, operations: inout Int) throws(StorageError) {
+    func validate(_ request: TxnRequest, depth: Int, operations: inout Int, bytes: inout Int) throws(StorageError) {
         if depth > settings.txnDepthMax { throw .txnTooDeep(limit: settings.txnDepthMax) }
         for branch in [request.success, request.failure] {
             var written = Set<[UInt8]>()
@@ -51,6 +53,7 @@ extension MVCCStore {
                 if operations > settings.txnOperationsMax { throw .tooManyOperations(limit: settings.txnOperationsMax) }
                 switch op {
                 case .put(let key, let value, let lease, let options):
+                    bytes += key.count + value.count
                     try checkKey(key)
                     if value.count > settings.valueBytesMax { throw .valueTooLarge(bytes: value.count, limit: settings.valueBytesMax) }
                     if options.contains(.ignoreValue) && !value.isEmpty { throw .valueProvided }
@@ -61,7 +64,7 @@ extension MVCCStore {
                 case .range(let r):
                     try checkKey(r.key)
                 case .txn(let nested):
-                    try validate(nested, depth: depth + 1, operations: &operations)
+                    try validate(nested, depth: depth + 1, operations: &operations, bytes: &bytes)
                 }
             }
         }

@@ -78,6 +78,13 @@ public final class MVCCStore: @unchecked Sendable {
     /// anything), recording `index` as applied in the same transaction.
     @discardableResult
     public func apply(_ operations: [WriteOperation], index: LogIndex? = nil) throws(StorageError) -> (revision: Int64, outcomes: [WriteOutcome]) {
+        let bytes = operations.reduce(0) { total, op in
+            switch op {
+            case .put(let key, let value, _, _): total + key.count + value.count
+            case .deleteRange(let key, let end): total + key.count + end.count
+            }
+        }
+        if bytes > settings.requestBytesMax { throw .requestTooLarge(bytes: bytes, limit: settings.requestBytesMax) }
         if operations.contains(where: { if case .put = $0 { true } else { false } }) { try checkSpace() }
         for operation in operations {
             switch operation {

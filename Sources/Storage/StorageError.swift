@@ -23,6 +23,7 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case wrongDataDirectory(path: String, found: String, expected: String)
     /// The database reached its quota; only reads, deletes and compaction work.
     case noSpace(usedBytes: Int, quotaBytes: Int)
+    case requestTooLarge(bytes: Int, limit: Int)
     case keyNotFound
     case valueProvided
     case leaseProvided
@@ -46,6 +47,7 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
         case .wrongDataDirectory(let path, let found, let expected):
             "\(path) says '\(found)' but this member expects '\(expected)': point --data-dir at this cluster's directory"
         case .noSpace: "etcdserver: mvcc: database space exceeded"
+        case .requestTooLarge: "etcdserver: request is too large"
         case .keyNotFound: "etcdserver: key not found"
         case .valueProvided: "etcdserver: value is provided"
         case .leaseProvided: "etcdserver: lease is provided"

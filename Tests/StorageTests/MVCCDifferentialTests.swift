@@ -207,6 +207,13 @@ import Testing
         #expect(StorageError.compacted(requested: 1, compacted: 2).description == "mvcc: required revision has been compacted")
         #expect(StorageError.futureRevision(requested: 9, current: 2).description == "mvcc: required revision is a future revision")
         #expect(throws: StorageError.emptyKey) { try store.apply([.put(key: [], value: [1], lease: 0)]) }
+        let big = [UInt8](repeating: 1, count: MVCCSettings.requestBytesMaxDefault / 2 + 1)
+        #expect(throws: StorageError.requestTooLarge(bytes: 2 * big.count + 2, limit: MVCCSettings.requestBytesMaxDefault)) {
+            try store.apply([.put(key: [1], value: big, lease: 0), .put(key: [2], value: big, lease: 0)])
+        }
+        #expect(StorageError.requestTooLarge(bytes: 0, limit: 0).description == "etcdserver: request is too large")
+        let many = TxnRequest(success: (0..<129).map { .put(key: [UInt8(truncatingIfNeeded: $0), 1], value: [1], lease: 0) })
+        #expect(throws: StorageError.tooManyOperations(limit: 128)) { try store.txn(many) }
         #expect(store.currentRevision == 2, "a refused write changes nothing")
     }
 }
