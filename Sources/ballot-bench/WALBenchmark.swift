@@ -19,8 +19,10 @@ struct WALBenchmark: AsyncParsableCommand {
         guard !counts.isEmpty, counts.allSatisfy({ (1...1024).contains($0) }) else {
             throw ValidationError("--appenders takes counts in 1...1024, e.g. 1,8,64")
         }
-        let raw = try rawFsyncRate()
-        print("raw pwrite+fdatasync: \(Int(raw))/s (\(dir))")
+        let raw = try rawFsyncRate(blockBytes: entryBytes + 40)
+        print("raw pwrite+fdatasync: \(Int(raw))/s of \(entryBytes + 40) B (\(dir))")
+        let rawLarge = try rawFsyncRate(blockBytes: 16 << 10)
+        print("raw pwrite+fdatasync: \(Int(rawLarge))/s of 16 KiB (what a sync carrying ~55 appends costs here)")
         for n in counts {
             let (rate, syncs, total) = try await groupCommitRate(appenders: n)
             print("\(n) appenders: \(Int(rate)) appends/s = \(String(format: "%.1f", rate / raw))x raw fsync"
@@ -35,7 +37,7 @@ struct WALBenchmark: AsyncParsableCommand {
         return dir
     }
 
-    func rawFsyncRate() throws -> Double {
+    func rawFsyncRate(blockBytes: Int) throws -> Double {
         let path = try fresh() + "/raw.bin"
         let fd = open(path, O_WRONLY | O_CREAT, 0o644)
         guard fd >= 0 else { throw ValidationError("cannot create \(path)") }
@@ -44,7 +46,7 @@ struct WALBenchmark: AsyncParsableCommand {
         // not a growing file size, so this is the disk's own limit.
         posix_fallocate(fd, 0, off_t(256 << 20))
         fsync(fd)
-        let block = [UInt8](repeating: 1, count: entryBytes + 40)
+        let block = [UInt8](repeating: 1, count: blockBytes)
         var n = 0
         let start = Date()
         while Date().timeIntervalSince(start) < seconds {

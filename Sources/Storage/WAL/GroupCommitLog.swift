@@ -101,17 +101,35 @@ public final class GroupCommitLog: @unchecked Sendable {
         return wal.lastIndex
     }
 
+    /// The longest the sync thread waits for writers it just released to
+    /// append again, so one sync carries them all instead of half of them.
+    public static let gatherWaitMaxNanoseconds: UInt64 = 200_000
+
     private func syncLoop() {
         condition.lock()
+        var released = 0
+        var stillWaiting = 0
+        var lastSyncNanoseconds: UInt64 = 0
         while true {
             while waiters.isEmpty && !closing { condition.wait() }
             if waiters.isEmpty && closing { break }
+            if released > 1 && !closing {
+                // Writers released by the last sync are appending again: wait a
+                // moment (at most half a sync) for them, or the next sync
+                // carries only those who were already waiting.
+                let goal = released + stillWaiting
+                let wait = min(Self.gatherWaitMaxNanoseconds, lastSyncNanoseconds / 2)
+                let deadline = Date().addingTimeInterval(Double(wait) / 1e9)
+                while waiters.count < goal && !closing && condition.wait(until: deadline) {}
+            }
             let target = appended
             let (data, offset, fd, path) = wal.takePending()
             syncing = true
             condition.unlock()
+            let started = DispatchTime.now().uptimeNanoseconds
             var syncError: StorageError?
             do { try WriteAheadLog.writeAndSync(data, at: offset, fd: fd, path: path) } catch { syncError = error }
+            lastSyncNanoseconds = DispatchTime.now().uptimeNanoseconds - started
             condition.lock()
             syncing = false
             syncCount += 1
@@ -131,6 +149,8 @@ public final class GroupCommitLog: @unchecked Sendable {
                     remaining.append(entry)
                 }
             }
+            released = waiters.count - remaining.count
+            stillWaiting = remaining.count
             waiters = remaining
             condition.broadcast()
         }
