@@ -40,12 +40,7 @@ public final class MVCCStore: @unchecked Sendable {
     public init(directory: String, settings: MVCCSettings = MVCCSettings()) throws(StorageError) {
         self.settings = settings
         self.directory = directory
-        environment = try LMDBEnvironment(
-            directory: directory, mapSizeBytes: settings.mapSizeBytes, databaseNames: ["keys", "revisions", "meta"],
-            sync: settings.syncEachCommit)
-        keysDB = environment.databases["keys"]!
-        revisionsDB = environment.databases["revisions"]!
-        metaDB = environment.databases["meta"]!
+        (environment, keysDB, revisionsDB, metaDB) = try Self.openEnvironment(directory, settings)
         let (current, compacted, applied) = try environment.read { txn throws(StorageError) in
             (try Self.readInt(txn, metaDB, Self.currentKey, directory),
              try Self.readInt(txn, metaDB, Self.compactedKey, directory),
@@ -218,12 +213,14 @@ public final class MVCCStore: @unchecked Sendable {
         environment.close()
         if rename(temp, file) != 0 { throw .io(errno: errno, operation: "rename", path: file) }
         try WriteAheadLog.syncDirectory(directory)
-        environment = try LMDBEnvironment(
+        (environment, keysDB, revisionsDB, metaDB) = try Self.openEnvironment(directory, settings)
+    }
+
+    static func openEnvironment(_ directory: String, _ settings: MVCCSettings) throws(StorageError) -> (LMDBEnvironment, MDB_dbi, MDB_dbi, MDB_dbi) {
+        let environment = try LMDBEnvironment(
             directory: directory, mapSizeBytes: settings.mapSizeBytes, databaseNames: ["keys", "revisions", "meta"],
             sync: settings.syncEachCommit)
-        keysDB = environment.databases["keys"]!
-        revisionsDB = environment.databases["revisions"]!
-        metaDB = environment.databases["meta"]!
+        return (environment, environment.databases["keys"]!, environment.databases["revisions"]!, environment.databases["meta"]!)
     }
 
     func checkKey(_ key: [UInt8]) throws(StorageError) {

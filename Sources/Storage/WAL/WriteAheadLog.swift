@@ -148,6 +148,12 @@ public final class WriteAheadLog {
     }
 
     static func writeAndSync(_ bytes: [UInt8], at offset: Int, fd: Int32, path: String) throws(StorageError) {
+        try write(bytes, at: offset, fd: fd, path: path)
+        if fdatasync(fd) != 0 { throw .io(errno: errno, operation: "fdatasync", path: path) }
+    }
+
+    /// `pwrite` all of `bytes` at `offset`, across short writes and interrupts.
+    static func write(_ bytes: [UInt8], at offset: Int, fd: Int32, path: String) throws(StorageError) {
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(offset + done)) }
@@ -157,19 +163,10 @@ public final class WriteAheadLog {
             }
             done += n
         }
-        if fdatasync(fd) != 0 { throw .io(errno: errno, operation: "fdatasync", path: path) }
     }
 
     private func writeAll(_ bytes: [UInt8], _ path: String) throws(StorageError) {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(writeOffset + done)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .io(errno: errno, operation: "pwrite", path: path)
-            }
-            done += n
-        }
+        try Self.write(bytes, at: writeOffset, fd: fd, path: path)
         writeOffset += bytes.count
     }
 
