@@ -159,8 +159,48 @@ struct LMDBTransaction {
         if code != MDB_NOTFOUND { try LMDBEnvironment.check(code, "cursor_get", path) }
     }
 
+    /// Run `body` with a cursor on `db`, closed afterwards.
+    func withCursor<T>(_ db: MDB_dbi, _ body: (LMDBCursor) throws(StorageError) -> T) throws(StorageError) -> T {
+        var cursor: OpaquePointer?
+        try LMDBEnvironment.check(mdb_cursor_open(handle, db, &cursor), "cursor_open", path)
+        defer { mdb_cursor_close(cursor) }
+        return try body(LMDBCursor(handle: cursor!, path: path))
+    }
+
     static func bytes(_ val: MDB_val) -> [UInt8] {
         guard let base = val.mv_data, val.mv_size > 0 else { return [] }
         return Array(UnsafeRawBufferPointer(start: base, count: val.mv_size))
+    }
+}
+
+/// A positioned cursor, for seeks that skip what a scan would visit.
+struct LMDBCursor {
+    let handle: OpaquePointer
+    let path: String
+
+    /// The first entry at or after `key`.
+    func seek(atLeast key: [UInt8]) throws(StorageError) -> (key: [UInt8], value: [UInt8])? {
+        var keyVal = MDB_val()
+        var dataVal = MDB_val()
+        let code: Int32 = key.withUnsafeBytes { k in
+            keyVal = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
+            return mdb_cursor_get(handle, &keyVal, &dataVal, MDB_SET_RANGE)
+        }
+        return try result(code, keyVal, dataVal)
+    }
+
+    /// The entry before the current position (or the last one if the cursor
+    /// ran off the end).
+    func previous(afterMiss: Bool) throws(StorageError) -> (key: [UInt8], value: [UInt8])? {
+        var keyVal = MDB_val()
+        var dataVal = MDB_val()
+        let code = mdb_cursor_get(handle, &keyVal, &dataVal, afterMiss ? MDB_LAST : MDB_PREV)
+        return try result(code, keyVal, dataVal)
+    }
+
+    private func result(_ code: Int32, _ k: MDB_val, _ v: MDB_val) throws(StorageError) -> (key: [UInt8], value: [UInt8])? {
+        if code == MDB_NOTFOUND { return nil }
+        try LMDBEnvironment.check(code, "cursor_get", path)
+        return (LMDBTransaction.bytes(k), LMDBTransaction.bytes(v))
     }
 }

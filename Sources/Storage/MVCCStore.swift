@@ -285,41 +285,44 @@ public final class MVCCStore: @unchecked Sendable {
 
     /// The newest version of `key` at or before revision `main`, if any.
     func latest(_ txn: LMDBTransaction, _ key: [UInt8], atOrBefore main: Int64) throws(StorageError) -> (kv: KeyValue, tombstone: Bool)? {
-        var found: (KeyValue, Bool)?
         let path = environment.path
-        try scanVersions(txn, RangeRequest(key: key), path) { kv, tombstone in
-            if kv.modRevision <= main { found = (kv, tombstone) }
+        return try txn.withCursor(keysDB) { cursor throws(StorageError) in
+            try Self.newest(cursor, key, atOrBefore: main, path)
         }
-        return found
+    }
+
+    /// Seek to the last version of `key` not after `main`: position at the
+    /// first version after it, then step back one.
+    static func newest(_ cursor: LMDBCursor, _ key: [UInt8], atOrBefore main: Int64, _ path: String) throws(StorageError) -> (kv: KeyValue, tombstone: Bool)? {
+        let after = KeyEncoding.composite(key, main: main, sub: .max)
+        let hit = try cursor.seek(atLeast: after)
+        guard let (composite, bytes) = try cursor.previous(afterMiss: hit == nil) else { return nil }
+        guard let (found, modRevision, _) = KeyEncoding.split(composite), let record = KeyEncoding.decodeRecord(bytes, key: composite) else {
+            throw .corrupt(path: path + "/data.mdb", detail: "a version record fails its checksum")
+        }
+        guard found == key else { return nil }
+        return (KeyValue(key: key, value: record.value, createRevision: record.createRevision, modRevision: modRevision,
+                         version: record.version, lease: record.lease), record.tombstone)
     }
 
     /// Live keys in `request`'s range as of revision `main`, in key order.
+    /// Per key: one seek to its newest version at `main`, one past its
+    /// versions to the next key; never decoding the history between.
     func liveKeys(_ txn: LMDBTransaction, _ request: RangeRequest, atOrBefore main: Int64, _ path: String) throws(StorageError) -> [KeyValue] {
-        var result: [KeyValue] = []
-        var candidate: (kv: KeyValue, tombstone: Bool)?
-        try scanVersions(txn, request, path) { kv, tombstone in
-            if let c = candidate, c.kv.key != kv.key {
-                if !c.tombstone { result.append(c.kv) }
-                candidate = nil
+        try txn.withCursor(keysDB) { cursor throws(StorageError) in
+            var result: [KeyValue] = []
+            var position = KeyEncoding.escape(request.key)
+            while let (composite, _) = try cursor.seek(atLeast: position) {
+                guard let (key, _, _) = KeyEncoding.split(composite) else {
+                    throw .corrupt(path: path + "/data.mdb", detail: "undecodable version key")
+                }
+                if request.isPastEnd(key) { break }
+                if request.contains(key), let (kv, tombstone) = try Self.newest(cursor, key, atOrBefore: main, path), !tombstone {
+                    result.append(kv)
+                }
+                position = KeyEncoding.composite(key, main: .max, sub: .max)
             }
-            if kv.modRevision <= main { candidate = (kv, tombstone) }
-        }
-        if let c = candidate, !c.tombstone { result.append(c.kv) }
-        return result
-    }
-
-    /// Every stored version in the range, by key then revision.
-    private func scanVersions(_ txn: LMDBTransaction, _ request: RangeRequest, _ path: String, _ visit: (KeyValue, Bool) -> Void) throws(StorageError) {
-        try txn.scan(keysDB, from: KeyEncoding.escape(request.key)) { composite, bytes throws(StorageError) in
-            guard let (key, main, _) = KeyEncoding.split(composite), let record = KeyEncoding.decodeRecord(bytes, key: composite) else {
-                throw .corrupt(path: path + "/data.mdb", detail: "a version record fails its checksum")
-            }
-            if request.isPastEnd(key) { return false }
-            if request.contains(key) {
-                visit(KeyValue(key: key, value: record.value, createRevision: record.createRevision, modRevision: main,
-                               version: record.version, lease: record.lease), record.tombstone)
-            }
-            return true
+            return result
         }
     }
 

@@ -145,10 +145,35 @@ public struct SnapshotStore: Sendable {
     /// Replace the LMDB store in `dbDirectory` by a verified snapshot. The
     /// store must be closed; the swap is a rename, so a crash leaves the old
     /// store or the new one.
-    public func restore(_ info: SnapshotInfo, into dbDirectory: String) throws(StorageError) {
-        try verify(info)
-        let bytes = try FileIO.read(info.dataPath)
-        try FileIO.writeAtomically(bytes, to: dbDirectory + "/data.mdb")
+    /// One streaming pass: copy in chunks while checksumming, and rename the
+    /// copy into place only if it matches the metadata.
+    public func restore(_ info: SnapshotInfo, into dbDirectory: String, progress: (Int, Int) -> Void = { _, _ in }) throws(StorageError) {
+        let target = dbDirectory + "/data.mdb"
+        let temp = target + ".restore"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if fd < 0 { throw .io(errno: errno, operation: "create", path: temp) }
+        var crc: UInt32 = 0
+        var written = 0
+        do throws(StorageError) {
+            try read(info) { chunk, done, total throws(StorageError) in
+                try WriteAheadLog.write(chunk, at: written, fd: fd, path: temp)
+                written += chunk.count
+                crc = CRC32C.checksum(chunk, seed: crc)
+                progress(done, total)
+            }
+            if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: temp) }
+        } catch {
+            close(fd)
+            unlink(temp)
+            throw error
+        }
+        close(fd)
+        guard crc == info.checksum, written == info.size else {
+            unlink(temp)
+            throw .corrupt(path: info.dataPath, detail: "snapshot data does not match its metadata's checksum")
+        }
+        if rename(temp, target) != 0 { throw .io(errno: errno, operation: "rename", path: target) }
+        try WriteAheadLog.syncDirectory(dbDirectory)
         unlink(dbDirectory + "/lock.mdb")
     }
 
