@@ -38,8 +38,13 @@ extension RaftCore {
         guard changed, role == .leader else { return }
         syncProgressWithMembership()
         if !membership.isVoter(id) {
-            // Removed: pass on the commit index, then stand down.
+            // Removed: pass on the commit index, then hand over to the most
+            // caught-up remaining voter at once, so the new configuration
+            // need not wait an election timeout for a leader (nor stall if
+            // the old voters are shut down right after the change).
             broadcastAppend()
+            let successor = membership.voters.sorted().max { (progress[$0]?.match ?? .zero) < (progress[$1]?.match ?? .zero) }
+            if let successor, progress[successor] != nil { send(.timeoutNow, to: successor) }
             becomeFollower(term: term, leader: nil)
             return
         }
