@@ -72,13 +72,24 @@ enum FileIO {
 
     /// The CRC-32C and size of a file, read in chunks; `progress` sees bytes done.
     static func checksum(_ path: String, chunkBytes: Int = 1 << 20, progress: (Int, Int) -> Void = { _, _ in }) throws(StorageError) -> (UInt32, Int) {
+        var crc: UInt32 = 0
+        var size = 0
+        try readChunks(path, chunkBytes: chunkBytes) { chunk, done, total throws(StorageError) in
+            crc = CRC32C.checksum(chunk, seed: crc)
+            size = done
+            progress(done, total)
+        }
+        return (crc, size)
+    }
+
+    /// Read a whole file in chunks, each with the bytes done and the total.
+    static func readChunks(_ path: String, chunkBytes: Int, _ body: ([UInt8], Int, Int) throws(StorageError) -> Void) throws(StorageError) {
         let fd = open(path, O_RDONLY)
         if fd < 0 { throw .io(errno: errno, operation: "open", path: path) }
         defer { close(fd) }
         var st = stat()
         if fstat(fd, &st) != 0 { throw .io(errno: errno, operation: "fstat", path: path) }
         let total = Int(st.st_size)
-        var crc: UInt32 = 0
         var done = 0
         var buffer = [UInt8](repeating: 0, count: chunkBytes)
         while done < total {
@@ -87,11 +98,42 @@ enum FileIO {
                 if errno == EINTR { continue }
                 throw .io(errno: errno, operation: "pread", path: path)
             }
-            if n == 0 { break }
-            crc = CRC32C.checksum(Array(buffer[0..<n]), seed: crc)
+            if n == 0 { throw .corrupt(path: path, detail: "ends at \(done) of \(total) bytes") }
             done += n
-            progress(done, total)
+            try body(Array(buffer[0..<n]), done, total)
         }
-        return (crc, done)
+    }
+
+    /// Stream chunks into a temporary file beside `target`, then, only if the
+    /// bytes match `size` and `checksum`, fsync once, rename into place and
+    /// sync the directory: the target is either untouched or whole.
+    static func writeVerified(
+        to target: String, size: Int, checksum: UInt32, corruptPath: String,
+        _ chunks: (_ write: ([UInt8]) throws(StorageError) -> Void) throws(StorageError) -> Void
+    ) throws(StorageError) {
+        let temp = target + ".tmp"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if fd < 0 { throw .io(errno: errno, operation: "create", path: temp) }
+        var written = 0
+        var crc: UInt32 = 0
+        do throws(StorageError) {
+            try chunks { bytes throws(StorageError) in
+                try WriteAheadLog.write(bytes, at: written, fd: fd, path: temp)
+                written += bytes.count
+                crc = CRC32C.checksum(bytes, seed: crc)
+            }
+            if written == size && crc == checksum && fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: temp) }
+        } catch {
+            close(fd)
+            unlink(temp)
+            throw error
+        }
+        close(fd)
+        guard written == size, crc == checksum else {
+            unlink(temp)
+            throw .corrupt(path: corruptPath, detail: "got \(written) bytes with checksum \(crc); expected \(size) and \(checksum)")
+        }
+        if rename(temp, target) != 0 { throw .io(errno: errno, operation: "rename", path: target) }
+        try WriteAheadLog.syncDirectory(parent(of: target))
     }
 }

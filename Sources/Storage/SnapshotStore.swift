@@ -90,20 +90,9 @@ public struct SnapshotStore: Sendable {
 
     /// Stream a snapshot in chunks (to a follower), with progress.
     public func read(_ info: SnapshotInfo, chunkBytes: Int = chunkBytesDefault, _ chunk: ([UInt8], _ done: Int, _ total: Int) throws(StorageError) -> Void) throws(StorageError) {
-        let fd = open(info.dataPath, O_RDONLY)
-        if fd < 0 { throw .io(errno: errno, operation: "open", path: info.dataPath) }
-        defer { close(fd) }
-        var done = 0
-        var buffer = [UInt8](repeating: 0, count: chunkBytes)
-        while done < info.size {
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, min(chunkBytes, info.size - done), off_t(done)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .io(errno: errno, operation: "pread", path: info.dataPath)
-            }
-            if n == 0 { throw .corrupt(path: info.dataPath, detail: "ends at \(done) bytes of \(info.size)") }
-            done += n
-            try chunk(Array(buffer[0..<n]), done, info.size)
+        try FileIO.readChunks(info.dataPath, chunkBytes: chunkBytes) { bytes, done, total throws(StorageError) in
+            if total != info.size { throw .corrupt(path: info.dataPath, detail: "holds \(total) bytes; its metadata says \(info.size)") }
+            try chunk(bytes, done, total)
         }
     }
 
@@ -113,67 +102,24 @@ public struct SnapshotStore: Sendable {
     public func receive(_ metadata: SnapshotMetadata, size: Int, checksum: UInt32,
                         chunks: (_ write: ([UInt8]) throws(StorageError) -> Void) throws(StorageError) -> Void) throws(StorageError) -> SnapshotInfo {
         let (data, meta) = paths(metadata)
-        let temp = data + ".tmp"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        if fd < 0 { throw .io(errno: errno, operation: "create", path: temp) }
-        var written = 0
-        var crc: UInt32 = 0
-        do throws(StorageError) {
-            try chunks { bytes throws(StorageError) in
-                try WriteAheadLog.writeAndSync(bytes, at: written, fd: fd, path: temp)
-                written += bytes.count
-                crc = CRC32C.checksum(bytes, seed: crc)
-            }
-            if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: temp) }
-        } catch {
-            close(fd)
-            unlink(temp)
-            throw error
-        }
-        close(fd)
-        guard written == size, crc == checksum else {
-            unlink(temp)
-            throw .corrupt(path: temp, detail: "received \(written) bytes with checksum \(crc); the sender announced \(size) and \(checksum)")
-        }
-        if rename(temp, data) != 0 { throw .io(errno: errno, operation: "rename", path: data) }
-        try WriteAheadLog.syncDirectory(directory)
+        try FileIO.writeVerified(to: data, size: size, checksum: checksum, corruptPath: data + ".tmp", chunks)
         let info = SnapshotInfo(metadata: metadata, size: size, checksum: checksum, dataPath: data, metaPath: meta)
         try FileIO.writeAtomically(Self.encode(info), to: meta)
         return info
     }
 
-    /// Replace the LMDB store in `dbDirectory` by a verified snapshot. The
-    /// store must be closed; the swap is a rename, so a crash leaves the old
-    /// store or the new one.
-    /// One streaming pass: copy in chunks while checksumming, and rename the
-    /// copy into place only if it matches the metadata.
+    /// Replace the LMDB store in `dbDirectory` by a snapshot in one streaming
+    /// pass: copied in chunks while checksumming, renamed into place only if
+    /// it matches its metadata, so a crash leaves the old store or the new
+    /// one. The store must be closed.
     public func restore(_ info: SnapshotInfo, into dbDirectory: String, progress: (Int, Int) -> Void = { _, _ in }) throws(StorageError) {
-        let target = dbDirectory + "/data.mdb"
-        let temp = target + ".restore"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        if fd < 0 { throw .io(errno: errno, operation: "create", path: temp) }
-        var crc: UInt32 = 0
-        var written = 0
-        do throws(StorageError) {
+        try FileIO.writeVerified(to: dbDirectory + "/data.mdb", size: info.size, checksum: info.checksum, corruptPath: info.dataPath) {
+            write throws(StorageError) in
             try read(info) { chunk, done, total throws(StorageError) in
-                try WriteAheadLog.write(chunk, at: written, fd: fd, path: temp)
-                written += chunk.count
-                crc = CRC32C.checksum(chunk, seed: crc)
+                try write(chunk)
                 progress(done, total)
             }
-            if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: temp) }
-        } catch {
-            close(fd)
-            unlink(temp)
-            throw error
         }
-        close(fd)
-        guard crc == info.checksum, written == info.size else {
-            unlink(temp)
-            throw .corrupt(path: info.dataPath, detail: "snapshot data does not match its metadata's checksum")
-        }
-        if rename(temp, target) != 0 { throw .io(errno: errno, operation: "rename", path: target) }
-        try WriteAheadLog.syncDirectory(dbDirectory)
         unlink(dbDirectory + "/lock.mdb")
     }
 
