@@ -13,16 +13,27 @@ struct WALBenchmark: AsyncParsableCommand {
     @Option(help: "Comma-separated appender counts.") var appenders = "1,8,64"
     @Option(help: "Seconds per measurement.") var seconds = 3.0
     @Option(help: "Payload bytes per appended entry.") var entryBytes = 256
+    @Option(help: "Group commit's gather wait, in microseconds.")
+    var gatherWaitMicroseconds = GroupCommitLog.gatherWaitDefaultNanoseconds / 1000
 
     func run() async throws {
         let counts = appenders.split(separator: ",").compactMap { Int($0) }
         guard !counts.isEmpty, counts.allSatisfy({ (1...1024).contains($0) }) else {
             throw ValidationError("--appenders takes counts in 1...1024, e.g. 1,8,64")
         }
-        let raw = try rawFsyncRate(blockBytes: entryBytes + 40)
-        print("raw pwrite+fdatasync: \(Int(raw))/s of \(entryBytes + 40) B (\(dir))")
-        let rawLarge = try rawFsyncRate(blockBytes: 16 << 10)
-        print("raw pwrite+fdatasync: \(Int(rawLarge))/s of 16 KiB (what a sync carrying ~55 appends costs here)")
+        guard GroupCommitLog.gatherWaitRangeNanoseconds.contains(gatherWaitMicroseconds * 1000) else {
+            throw ValidationError("--gather-wait-microseconds takes 0...\(GroupCommitLog.gatherWaitRangeNanoseconds.upperBound / 1000)")
+        }
+        // The physical limit one writer meets: the faster of the two ways to
+        // preallocate a file, so the WAL's own choice cannot flatter it.
+        let small = entryBytes + 40
+        let rawZeroed = try rawFsyncRate(blockBytes: small, zeroFilled: true)
+        let rawFallocated = try rawFsyncRate(blockBytes: small, zeroFilled: false)
+        let raw = max(rawZeroed, rawFallocated)
+        print("raw pwrite+fdatasync: \(Int(rawZeroed))/s of \(small) B into a zero-filled file, "
+            + "\(Int(rawFallocated))/s into a fallocated one (\(dir)); baseline \(Int(raw))/s")
+        let rawLarge = try rawFsyncRate(blockBytes: 16 << 10, zeroFilled: true)
+        print("raw pwrite+fdatasync: \(Int(rawLarge))/s of 16 KiB into a zero-filled file (what a sync carrying ~55 appends writes)")
         for n in counts {
             let (rate, syncs, total) = try await groupCommitRate(appenders: n)
             print("\(n) appenders: \(Int(rate)) appends/s = \(String(format: "%.1f", rate / raw))x raw fsync"
@@ -37,14 +48,22 @@ struct WALBenchmark: AsyncParsableCommand {
         return dir
     }
 
-    func rawFsyncRate(blockBytes: Int) throws -> Double {
+    func rawFsyncRate(blockBytes: Int, zeroFilled: Bool) throws -> Double {
         let path = try fresh() + "/raw.bin"
         let fd = open(path, O_WRONLY | O_CREAT, 0o644)
         guard fd >= 0 else { throw ValidationError("cannot create \(path)") }
         defer { close(fd) }
         // Preallocated like a WAL segment: each fdatasync flushes data only,
-        // not a growing file size, so this is the disk's own limit.
-        posix_fallocate(fd, 0, off_t(256 << 20))
+        // not a growing file size.
+        let size = 256 << 20
+        if zeroFilled {
+            let zeros = [UInt8](repeating: 0, count: 1 << 20)
+            for offset in stride(from: 0, to: size, by: zeros.count) {
+                _ = zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, zeros.count, off_t(offset)) }
+            }
+        } else {
+            posix_fallocate(fd, 0, off_t(size))
+        }
         fsync(fd)
         let block = [UInt8](repeating: 1, count: blockBytes)
         var n = 0
@@ -60,7 +79,7 @@ struct WALBenchmark: AsyncParsableCommand {
     /// `n` concurrent appenders as tasks, as a server's request handlers are.
     func groupCommitRate(appenders n: Int) async throws -> (Double, UInt64, Int) {
         let (wal, _) = try WriteAheadLog.open(directory: try fresh())
-        let log = GroupCommitLog(wal)
+        let log = GroupCommitLog(wal, gatherWaitNanoseconds: gatherWaitMicroseconds * 1000)
         let payload = [UInt8](repeating: 2, count: entryBytes)
         let stop = Date().addingTimeInterval(seconds)
         let start = Date()

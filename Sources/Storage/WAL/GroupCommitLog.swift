@@ -25,13 +25,20 @@ public final class GroupCommitLog: @unchecked Sendable {
     private var failure: StorageError?
     private var closing = false
     private var syncing = false
+    /// The sync thread waits for work: only then does an append wake it.
+    private var syncThreadIdle = false
     private var thread: Thread?
     /// Syncs performed, for benchmarks and metrics.
     public private(set) var syncCount: UInt64 = 0
 
+    /// How long the sync thread may wait for writers it just released.
+    public let gatherWaitNanoseconds: UInt64
+
     /// Starts the sync thread, which keeps this log alive until `close()`.
-    public init(_ wal: WriteAheadLog) {
+    public init(_ wal: WriteAheadLog, gatherWaitNanoseconds: UInt64 = GroupCommitLog.gatherWaitDefaultNanoseconds) {
+        precondition(Self.gatherWaitRangeNanoseconds.contains(gatherWaitNanoseconds), "gather wait out of range")
         self.wal = wal
+        self.gatherWaitNanoseconds = gatherWaitNanoseconds
         let thread = Thread { self.syncLoop() }
         thread.name = "ballot-wal-sync"
         self.thread = thread
@@ -97,13 +104,19 @@ public final class GroupCommitLog: @unchecked Sendable {
         try wal.append(records, hardState: made.hardState, lastEntry: made.entries.last?.index)
         appended += 1
         waiters.append((appended, waiter()))
-        condition.broadcast()
+        if syncThreadIdle { condition.broadcast() }
         return wal.lastIndex
     }
 
     /// The longest the sync thread waits for writers it just released to
     /// append again, so one sync carries them all instead of half of them.
-    public static let gatherWaitMaxNanoseconds: UInt64 = 200_000
+    /// Zero by default: over zero-filled segments a sync costs about the
+    /// same whatever it carries, so syncing at once and letting writers
+    /// settle into two alternating cohorts (one appending while the other's
+    /// sync runs) beats waiting (BENCHMARKS.md, `--gather-wait-microseconds`).
+    /// A disk whose flush cost grows with the bytes may want a wait.
+    public static let gatherWaitDefaultNanoseconds: UInt64 = 0
+    public static let gatherWaitRangeNanoseconds: ClosedRange<UInt64> = 0...10_000_000
 
     private func syncLoop() {
         condition.lock()
@@ -111,16 +124,22 @@ public final class GroupCommitLog: @unchecked Sendable {
         var stillWaiting = 0
         var lastSyncNanoseconds: UInt64 = 0
         while true {
-            while waiters.isEmpty && !closing { condition.wait() }
+            while waiters.isEmpty && !closing {
+                syncThreadIdle = true
+                condition.wait()
+                syncThreadIdle = false
+            }
             if waiters.isEmpty && closing { break }
-            if released > 1 && !closing {
+            if released > 1 && gatherWaitNanoseconds > 0 && !closing {
                 // Writers released by the last sync are appending again: wait a
                 // moment (at most half a sync) for them, or the next sync
                 // carries only those who were already waiting.
                 let goal = released + stillWaiting
-                let wait = min(Self.gatherWaitMaxNanoseconds, lastSyncNanoseconds / 2)
+                let wait = min(gatherWaitNanoseconds, lastSyncNanoseconds / 2)
                 let deadline = Date().addingTimeInterval(Double(wait) / 1e9)
+                syncThreadIdle = true
                 while waiters.count < goal && !closing && condition.wait(until: deadline) {}
+                syncThreadIdle = false
             }
             let target = appended
             let (data, offset, fd, path) = wal.takePending()
@@ -135,24 +154,28 @@ public final class GroupCommitLog: @unchecked Sendable {
             syncCount += 1
             if let syncError { failure = failure ?? syncError }
             // A failed fsync leaves the file's state unknown: everyone fails from now on.
-            var remaining: [(ticket: UInt64, waiter: Waiter)] = []
-            for entry in waiters {
-                if entry.ticket <= target || failure != nil {
-                    switch entry.waiter {
-                    case .thread(let semaphore, let result):
-                        result.pointee = failure
-                        semaphore.signal()
-                    case .task(let continuation):
-                        if let failure { continuation.resume(throwing: failure) } else { continuation.resume() }
-                    }
-                } else {
-                    remaining.append(entry)
+            // Tickets rise along `waiters`, so the covered ones are a prefix.
+            let covered = failure != nil ? waiters.count : (waiters.firstIndex { $0.ticket > target } ?? waiters.count)
+            let done = Array(waiters.prefix(covered))
+            waiters.removeFirst(covered)
+            released = done.count
+            stillWaiting = waiters.count
+            let failed = failure
+            condition.broadcast()
+            // Resume outside the lock, so the writers woken do not queue on it
+            // behind this thread. (Handing this to another thread measured
+            // slower: one more wake-up on every writer's path.)
+            condition.unlock()
+            for entry in done {
+                switch entry.waiter {
+                case .thread(let semaphore, let result):
+                    result.pointee = failed
+                    semaphore.signal()
+                case .task(let continuation):
+                    if let failed { continuation.resume(throwing: failed) } else { continuation.resume() }
                 }
             }
-            released = waiters.count - remaining.count
-            stillWaiting = remaining.count
-            waiters = remaining
-            condition.broadcast()
+            condition.lock()
         }
         thread = nil
         condition.broadcast()

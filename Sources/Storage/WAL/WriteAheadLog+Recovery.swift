@@ -51,7 +51,7 @@ extension WriteAheadLog {
                     // and records never cross them): a record claiming to run
                     // past the file is damage, not a torn write.
                     if isNewest && end <= bytes.count && allZero(bytes, from: end) {
-                        try truncate(segment.path, at: offset, size: settings.segmentBytes)
+                        try cutTornTail(segment.path, from: offset, to: end, fileBytes: bytes.count, size: settings.segmentBytes)
                         recovery.truncatedTail = "\(segment.path) at byte offset \(offset)"
                         break
                     }
@@ -154,13 +154,15 @@ extension WriteAheadLog {
         return bytes
     }
 
-    /// Cut a torn tail: zero everything from `offset` on, durably.
-    static func truncate(_ path: String, at offset: Int, size: Int) throws(StorageError) {
+    /// Cut a torn tail durably: zero the torn record `[start, end)` (all
+    /// after it is already zero) and restore the segment's full size.
+    /// Zeros, not a hole: the tail stays written, as a fresh segment's is.
+    static func cutTornTail(_ path: String, from start: Int, to end: Int, fileBytes: Int, size: Int) throws(StorageError) {
         let fd = Glibc.open(path, O_WRONLY)
         if fd < 0 { throw .io(errno: errno, operation: "open", path: path) }
         defer { close(fd) }
-        if ftruncate(fd, off_t(offset)) != 0 { throw .io(errno: errno, operation: "ftruncate", path: path) }
-        if ftruncate(fd, off_t(max(size, offset))) != 0 { throw .io(errno: errno, operation: "ftruncate", path: path) }
+        try zeroFill(fd, from: start, to: min(end, fileBytes), path: path)
+        if fileBytes < size { try zeroFill(fd, from: fileBytes, to: size, path: path) }
         if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: path) }
     }
 }
