@@ -9,11 +9,22 @@ let package = Package(
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "Simulation", targets: ["Simulation"]),
         .library(name: "Storage", targets: ["Storage"]),
+        .library(name: "EtcdAPI", targets: ["EtcdAPI"]),
+        .library(name: "Server", targets: ["Server"]),
+        .executable(name: "ballot", targets: ["ballot"]),
         .executable(name: "ballot-sim", targets: ["ballot-sim"]),
         .executable(name: "ballot-bench", targets: ["ballot-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Pure: shared consensus vocabulary. Imports only the standard library.
@@ -26,6 +37,41 @@ let package = Package(
         .target(name: "Storage", dependencies: ["Consensus", "CLMDB"]),
         // Deterministic cluster simulator and checkers; drives the real cores.
         .target(name: "Simulation", dependencies: ["Consensus", "Raft"]),
+        // etcd's v3 API (etcdserverpb, mvccpb, authpb) and Ballot's peer protocol:
+        // code generated once by scripts/generate-protos.sh and committed.
+        .target(
+            name: "EtcdAPI",
+            dependencies: [
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            ],
+            exclude: ["protos"]
+        ),
+        // The shell around a core: node loop, peer transport, etcd's gRPC services, metrics.
+        .target(
+            name: "Server",
+            dependencies: [
+                "Consensus", "Raft", "Storage", "EtcdAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        .executableTarget(
+            name: "ballot",
+            dependencies: [
+                "Server",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "ballot-sim",
             dependencies: [
@@ -43,6 +89,8 @@ let package = Package(
         .testTarget(name: "RaftTests", dependencies: ["Consensus", "Raft"], exclude: ["testdata"]),
         .testTarget(name: "SimulationTests", dependencies: ["Consensus", "Raft", "Simulation"]),
         .testTarget(name: "StorageTests", dependencies: ["Consensus", "Storage"]),
+        // End to end: real `ballot` processes driven by etcdctl and the PyPI etcd3 client.
+        .testTarget(name: "ServerTests", dependencies: ["Consensus", "Storage", "Server"], exclude: ["clients"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,56 +1,57 @@
 import Consensus
 
-/// Little-endian binary writing and reading for WAL payloads. Reading
+/// Little-endian binary writing and reading for WAL payloads and peer messages. Reading
 /// never traps: malformed input is a `nil`, which callers report as
 /// corruption with the file and offset.
-struct BinaryWriter {
-    var bytes: [UInt8] = []
+public struct BinaryWriter {
+    public var bytes: [UInt8] = []
+    public init() {}
 
-    mutating func u8(_ v: UInt8) { bytes.append(v) }
-    mutating func u32(_ v: UInt32) { for i in 0..<4 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
-    mutating func u64(_ v: UInt64) { for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
-    mutating func blob(_ b: [UInt8]) {
+    public mutating func u8(_ v: UInt8) { bytes.append(v) }
+    public mutating func u32(_ v: UInt32) { for i in 0..<4 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
+    public mutating func u64(_ v: UInt64) { for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: v >> (8 * i))) } }
+    public mutating func blob(_ b: [UInt8]) {
         u32(UInt32(b.count))
         bytes.append(contentsOf: b)
     }
-    mutating func ids(_ s: Set<NodeID>) {
+    public mutating func ids(_ s: Set<NodeID>) {
         u32(UInt32(s.count))
         for id in s.sorted() { u64(id.rawValue) }
     }
 }
 
-struct BinaryReader {
-    let bytes: [UInt8]
-    var offset = 0
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+public struct BinaryReader {
+    public let bytes: [UInt8]
+    public var offset = 0
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
 
-    var atEnd: Bool { offset == bytes.count }
+    public var atEnd: Bool { offset == bytes.count }
 
-    mutating func u8() -> UInt8? {
+    public mutating func u8() -> UInt8? {
         guard offset < bytes.count else { return nil }
         defer { offset += 1 }
         return bytes[offset]
     }
-    mutating func u32() -> UInt32? {
+    public mutating func u32() -> UInt32? {
         guard offset + 4 <= bytes.count else { return nil }
         var v: UInt32 = 0
         for i in 0..<4 { v |= UInt32(bytes[offset + i]) << (8 * i) }
         offset += 4
         return v
     }
-    mutating func u64() -> UInt64? {
+    public mutating func u64() -> UInt64? {
         guard offset + 8 <= bytes.count else { return nil }
         var v: UInt64 = 0
         for i in 0..<8 { v |= UInt64(bytes[offset + i]) << (8 * i) }
         offset += 8
         return v
     }
-    mutating func blob() -> [UInt8]? {
+    public mutating func blob() -> [UInt8]? {
         guard let n = u32(), offset + Int(n) <= bytes.count else { return nil }
         defer { offset += Int(n) }
         return Array(bytes[offset..<(offset + Int(n))])
     }
-    mutating func ids() -> Set<NodeID>? {
+    public mutating func ids() -> Set<NodeID>? {
         guard let n = u32(), n <= 1 << 16 else { return nil }
         var s = Set<NodeID>()
         for _ in 0..<n {
@@ -61,9 +62,9 @@ struct BinaryReader {
     }
 }
 
-/// Encodings of the consensus values the WAL stores.
-enum ConsensusCodec {
-    static func encode(_ hs: HardState) -> [UInt8] {
+/// Encodings of the consensus values the WAL stores and peers exchange.
+public enum ConsensusCodec {
+    public static func encode(_ hs: HardState) -> [UInt8] {
         var w = BinaryWriter()
         w.u64(hs.term.rawValue)
         w.u64(hs.vote?.rawValue ?? 0)
@@ -71,24 +72,24 @@ enum ConsensusCodec {
         return w.bytes
     }
 
-    static func decodeHardState(_ bytes: [UInt8]) -> HardState? {
+    public static func decodeHardState(_ bytes: [UInt8]) -> HardState? {
         var r = BinaryReader(bytes)
         guard let term = r.u64(), let vote = r.u64(), let commit = r.u64(), r.atEnd else { return nil }
         return HardState(term: Term(term), vote: vote == 0 ? nil : NodeID(vote), commit: LogIndex(commit))
     }
 
-    static func encode(_ m: Membership, into w: inout BinaryWriter) {
+    public static func encode(_ m: Membership, into w: inout BinaryWriter) {
         w.ids(m.voters)
         w.ids(m.outgoingVoters)
         w.ids(m.learners)
     }
 
-    static func decodeMembership(_ r: inout BinaryReader) -> Membership? {
+    public static func decodeMembership(_ r: inout BinaryReader) -> Membership? {
         guard let v = r.ids(), let o = r.ids(), let l = r.ids() else { return nil }
         return Membership(voters: v, outgoingVoters: o, learners: l)
     }
 
-    static func encode(_ e: Entry) -> [UInt8] {
+    public static func encode(_ e: Entry) -> [UInt8] {
         var w = BinaryWriter()
         if case .command(let bytes) = e.payload { w.bytes.reserveCapacity(bytes.count + 24) }
         w.u64(e.term.rawValue)
@@ -123,7 +124,7 @@ enum ConsensusCodec {
         return w.bytes
     }
 
-    static func decodeEntry(_ bytes: [UInt8]) -> Entry? {
+    public static func decodeEntry(_ bytes: [UInt8]) -> Entry? {
         var r = BinaryReader(bytes)
         guard let term = r.u64(), let index = r.u64(), let tag = r.u8() else { return nil }
         let payload: Entry.Payload

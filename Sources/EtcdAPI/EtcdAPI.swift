@@ -1,0 +1,1 @@
+// Generated code lives beside this file; see scripts/generate-protos.sh.

@@ -1,0 +1,100 @@
+import GRPCCore
+import Storage
+
+/// The errors clients see, with etcd's gRPC status codes and message
+/// strings (etcd's api/v3rpc/rpctypes), so retry logic written for etcd
+/// behaves the same against Ballot.
+public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
+    case compacted
+    case futureRevision
+    case noLeader
+    case timeout
+    case requestTooLarge
+    case tooManyOperations
+    case duplicateKey
+    case emptyKey
+    case keyNotFound
+    case valueProvided
+    case leaseProvided
+    case leaseNotFound
+    case noSpace
+    case stopped
+    case notCapable
+    /// A request etcd would accept but Ballot does not serve yet.
+    case unimplemented(String)
+    case invalid(String)
+    case `internal`(String)
+
+    public var code: RPCError.Code {
+        switch self {
+        case .compacted, .futureRevision: .outOfRange
+        case .noLeader, .timeout, .stopped: .unavailable
+        case .requestTooLarge, .tooManyOperations, .duplicateKey, .emptyKey, .valueProvided, .leaseProvided, .invalid:
+            .invalidArgument
+        case .keyNotFound, .leaseNotFound: .notFound
+        case .noSpace: .resourceExhausted
+        case .notCapable: .failedPrecondition
+        case .unimplemented: .unimplemented
+        case .internal: .internalError
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .compacted: "etcdserver: mvcc: required revision has been compacted"
+        case .futureRevision: "etcdserver: mvcc: required revision is a future revision"
+        case .noLeader: "etcdserver: no leader"
+        case .timeout: "etcdserver: request timed out"
+        case .requestTooLarge: "etcdserver: request is too large"
+        case .tooManyOperations: "etcdserver: too many operations in txn request"
+        case .duplicateKey: "etcdserver: duplicate key given in txn request"
+        case .emptyKey: "etcdserver: key is not provided"
+        case .keyNotFound: "etcdserver: key not found"
+        case .valueProvided: "etcdserver: value is provided"
+        case .leaseProvided: "etcdserver: lease is provided"
+        case .leaseNotFound: "etcdserver: requested lease not found"
+        case .noSpace: "etcdserver: mvcc: database space exceeded"
+        case .stopped: "etcdserver: server stopped"
+        case .notCapable: "etcdserver: not capable"
+        case .unimplemented(let what): "ballot: \(what) is not implemented yet"
+        case .invalid(let message): message
+        case .internal(let message): "ballot: internal error: \(message)"
+        }
+    }
+
+    public var rpcError: RPCError { RPCError(code: code, message: description) }
+
+    /// The error a client sees for a storage failure.
+    public init(_ error: StorageError) {
+        self = switch error {
+        case .compacted: .compacted
+        case .futureRevision: .futureRevision
+        case .emptyKey: .emptyKey
+        case .noSpace: .noSpace
+        case .requestTooLarge: .requestTooLarge
+        case .keyNotFound: .keyNotFound
+        case .valueProvided: .valueProvided
+        case .leaseProvided: .leaseProvided
+        case .tooManyOperations: .tooManyOperations
+        case .duplicateKey: .duplicateKey
+        case .keyTooLarge, .valueTooLarge: .requestTooLarge
+        case .txnTooDeep: .invalid("etcdserver: " + error.description)
+        case .lmdb, .io, .corrupt, .wrongDataDirectory: .internal(error.description)
+        }
+    }
+
+    /// Carried inside a `CommandResult` from the member that applied it.
+    init(code: UInt32, message: String) {
+        let known: [EtcdError] = [
+            .compacted, .futureRevision, .noLeader, .timeout, .requestTooLarge, .tooManyOperations, .duplicateKey,
+            .emptyKey, .keyNotFound, .valueProvided, .leaseProvided, .leaseNotFound, .noSpace, .stopped, .notCapable,
+        ]
+        if let match = known.first(where: { $0.description == message }) {
+            self = match
+        } else if code == UInt32(RPCError.Code.invalidArgument.rawValue) {
+            self = .invalid(message)
+        } else {
+            self = .internal(message)
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import Consensus
+import EtcdAPI
+import Foundation
+import GRPCCore
+import Storage
+import SwiftProtobuf
+
+/// etcd's KV service. Writes go through consensus and are answered by the
+/// member that applied them; reads are linearizable (ReadIndex) unless the
+/// client asks for serializable, which this member answers from its store.
+struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
+    let node: Node
+    let maxRequestBytes: Int
+
+    func range(request: Etcdserverpb_RangeRequest, context: ServerContext) async throws -> Etcdserverpb_RangeResponse {
+        try await rpc {
+            try checkSize(request)
+            if !request.serializable { try await node.linearizableBarrier() }
+            let (result, revision) = try node.read { store in
+                (try store.range(Conversions.rangeRequest(request)), store.currentRevision)
+            }
+            var response = Conversions.rangeResponse(result, keysOnly: request.keysOnly)
+            response.header = node.header(revision: revision)
+            return response
+        }
+    }
+
+    func put(request: Etcdserverpb_PutRequest, context: ServerContext) async throws -> Etcdserverpb_PutResponse {
+        try await rpc {
+            try checkSize(request)
+            if request.key.isEmpty { throw EtcdError.emptyKey }
+            var command = Ballotpb_Command()
+            command.put = request
+            var response = try await node.propose(command).put
+            response.header = node.header(revision: response.header.revision)
+            return response
+        }
+    }
+
+    func deleteRange(request: Etcdserverpb_DeleteRangeRequest, context: ServerContext) async throws -> Etcdserverpb_DeleteRangeResponse {
+        try await rpc {
+            try checkSize(request)
+            if request.key.isEmpty { throw EtcdError.emptyKey }
+            var command = Ballotpb_Command()
+            command.deleteRange = request
+            var response = try await node.propose(command).deleteRange
+            response.header = node.header(revision: response.header.revision)
+            return response
+        }
+    }
+
+    func txn(request: Etcdserverpb_TxnRequest, context: ServerContext) async throws -> Etcdserverpb_TxnResponse {
+        try await rpc {
+            try checkSize(request)
+            var command = Ballotpb_Command()
+            command.txn = request
+            var response = try await node.propose(command).txn
+            response.header = node.header(revision: response.header.revision)
+            return response
+        }
+    }
+
+    func compact(request: Etcdserverpb_CompactionRequest, context: ServerContext) async throws -> Etcdserverpb_CompactionResponse {
+        try await rpc {
+            var command = Ballotpb_Command()
+            command.compaction = request
+            var response = try await node.propose(command).compaction
+            response.header = node.header(revision: response.header.revision)
+            return response
+        }
+    }
+
+    private func checkSize(_ message: some SwiftProtobuf.Message) throws {
+        if let size = try? message.serializedBytes() as [UInt8], size.count > maxRequestBytes {
+            throw EtcdError.requestTooLarge
+        }
+    }
+}
+
+/// Runs a handler, turning Ballot's errors into etcd's gRPC statuses.
+func rpc<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as EtcdError {
+        throw error.rpcError
+    } catch let error as StorageError {
+        throw EtcdError(error).rpcError
+    }
+}
+
+extension Node {
+    /// etcd's response header: cluster, member, revision, raft term.
+    func header(revision: Int64) -> Etcdserverpb_ResponseHeader {
+        var header = Etcdserverpb_ResponseHeader()
+        header.clusterID = clusterID
+        header.memberID = id.rawValue
+        header.revision = revision
+        header.raftTerm = status.term.rawValue
+        return header
+    }
+}

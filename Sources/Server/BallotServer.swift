@@ -1,0 +1,109 @@
+import Consensus
+import EtcdAPI
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import Raft
+import Storage
+
+/// One running member: storage opened and recovered, the node loop, the
+/// peer transport, and the gRPC servers for clients and peers.
+public final class BallotServer: Sendable {
+    public let config: ServerConfig
+    let node: Node
+    let members: MemberDirectory
+    let logger: Logger
+
+    /// Opens the data directory and recovers; refuses (throwing an error
+    /// that names the damaged file) rather than start from doubtful state.
+    public init(config: ServerConfig, logger: Logger) throws {
+        let config = try config.validated()
+        self.config = config
+        self.logger = logger
+        let id = config.memberID
+        let clusterID = config.clusterID
+        let members = MemberDirectory(config: config)
+        self.members = members
+        let directory = try DataDirectory.open(config.dataDirectory, clusterID: clusterID)
+        let (wal, recovery) = try WriteAheadLog.open(directory: directory.walPath)
+        if let torn = recovery.truncatedTail {
+            logger.warning("cut a torn record at the tail of the write-ahead log (a crash mid-write; it was never acknowledged)", metadata: ["at": "\(torn)"])
+        }
+        var storeSettings = MVCCSettings()
+        storeSettings.quotaBytes = config.quotaBackendBytes
+        storeSettings.requestBytesMax = config.maxRequestBytes
+        let store = try MVCCStore(directory: directory.dbPath, settings: storeSettings)
+        let settings = config.raftSettings
+        let seed = UInt64.random(in: 1...UInt64.max)
+        let core: RaftCore
+        let fresh = recovery.hardState.term == .zero && recovery.entries.isEmpty && recovery.snapshot == nil
+        if fresh && config.initialClusterState == .new {
+            let voters = Set(members.members.keys)
+            core = try RaftCore(id: id, bootstrap: Membership(voters: voters), settings: settings, seed: seed)
+            logger.info("bootstrapping a new cluster", metadata: ["cluster": "\(String(clusterID, radix: 16))", "members": "\(voters.count)"])
+        } else {
+            let last = recovery.entries.last?.index ?? .zero
+            if store.appliedIndex > last {
+                throw StorageError.corrupt(
+                    path: directory.dbPath,
+                    detail: "the store applied index \(store.appliedIndex) but the write-ahead log ends at \(last)")
+            }
+            let state = DurableState(hardState: recovery.hardState, snapshot: nil, entries: recovery.entries)
+            core = try RaftCore(id: id, settings: settings, seed: seed, state: state, applied: store.appliedIndex)
+            logger.info("recovered", metadata: [
+                "term": "\(recovery.hardState.term)", "entries": "\(recovery.entries.count)", "applied": "\(store.appliedIndex)",
+            ])
+        }
+        let transport = try PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses, logger: logger)
+        self.node = Node(id: id, clusterID: clusterID, core: core, wal: wal, store: store, transport: transport,
+                         config: config, logger: logger)
+    }
+
+    public var memberID: NodeID { node.id }
+
+    /// Serve until the task is cancelled, then stop cleanly: gRPC servers
+    /// drain, the node loop stops, the log is closed.
+    public func run() async throws {
+        let clientServer = GRPCServer(
+            transport: .http2NIOPosix(
+                address: .ipv4(host: config.listenClient.host, port: config.listenClient.port),
+                transportSecurity: .plaintext,
+                config: .defaults { $0.rpc.maxRequestPayloadSize = config.maxRequestBytes + Self.grpcOverheadBytes }),
+            services: [KVService(node: node, maxRequestBytes: config.maxRequestBytes)])
+        let peerServer = GRPCServer(
+            transport: .http2NIOPosix(
+                address: .ipv4(host: config.listenPeer.host, port: config.listenPeer.port),
+                transportSecurity: .plaintext,
+                config: .defaults { $0.rpc.maxRequestPayloadSize = Self.peerPayloadBytesMax }),
+            services: [PeerService(node: node, members: members)])
+        node.start()
+        logger.info("serving", metadata: [
+            "name": "\(config.name)", "member": "\(String(node.id.rawValue, radix: 16))",
+            "client": "\(config.listenClient)", "peer": "\(config.listenPeer)",
+        ])
+        defer {
+            node.transport.shutdown()
+            node.stop()
+            logger.info("stopped", metadata: ["name": "\(config.name)"])
+        }
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await peerServer.serve() }
+            group.addTask { try await clientServer.serve() }
+            group.addTask { await self.node.transport.run() }
+            group.addTask {
+                // Until cancelled; then drain the servers so serve() returns.
+                try? await Task.sleep(for: .seconds(365 * 24 * 3600))
+                clientServer.beginGracefulShutdown()
+                peerServer.beginGracefulShutdown()
+                self.node.transport.shutdown()
+            }
+        }
+    }
+
+    /// etcd allows this much gRPC framing beyond --max-request-bytes, so the
+    /// request reaches the server and fails with etcd's own message.
+    static let grpcOverheadBytes = 512 << 10
+    /// The largest peer frame: a batch of appends of at most the append limit each.
+    static let peerPayloadBytesMax = 256 << 20
+}

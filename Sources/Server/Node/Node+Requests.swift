@@ -1,0 +1,45 @@
+import Consensus
+import EtcdAPI
+import Foundation
+
+/// How a request reaches consensus from any member: the leader proposes it
+/// itself, a follower forwards it to the leader, and without a leader the
+/// request waits up to an election for one before failing with etcd's
+/// "no leader" (which etcd clients retry).
+extension Node {
+    static let leaderPollSeconds = 0.02
+
+    /// Replicate and apply `command`; its result once applied (on the leader).
+    func propose(_ command: Ballotpb_Command) async throws -> Ballotpb_CommandResult {
+        let result: Ballotpb_CommandResult
+        let leader = try await awaitLeader()
+        if leader == id {
+            result = try await proposeLocally(command)
+        } else {
+            result = try await transport.forward(command, to: leader, timeout: requestTimeout)
+        }
+        if !result.errorMessage.isEmpty { throw EtcdError(code: result.errorCode, message: result.errorMessage) }
+        return result
+    }
+
+    /// Returns once a read from this member's store is linearizable: the
+    /// leader confirmed its leadership after the read arrived (ReadIndex) and
+    /// this member has applied at least that far.
+    func linearizableBarrier() async throws {
+        let leader = try await awaitLeader()
+        let index = leader == id
+            ? try await readIndexLocally()
+            : try await transport.readIndex(from: leader, timeout: requestTimeout)
+        try await waitApplied(index)
+    }
+
+    /// The current leader, waiting up to an election timeout for one.
+    func awaitLeader() async throws -> NodeID {
+        let deadline = Date().addingTimeInterval(tickInterval * Double(electionTicks + 2))
+        while true {
+            if let leader = status.leader { return leader }
+            if Date() >= deadline { throw EtcdError.noLeader }
+            try await Task.sleep(for: .seconds(Self.leaderPollSeconds))
+        }
+    }
+}

@@ -1,0 +1,377 @@
+import Consensus
+import EtcdAPI
+import Foundation
+import Logging
+import Raft
+import Storage
+import SwiftProtobuf
+
+/// One member's consensus shell: the Raft core, its write-ahead log and the
+/// MVCC store, driven by one dedicated thread in the order `Ready` demands
+/// (send what may go now → persist with one fdatasync → send what needed the
+/// write → apply → answer). A thread, not a task: the loop blocks on fsync,
+/// which must not stall the cooperative pool that serves gRPC.
+///
+/// Everything other threads touch (the inbox, the waiters, the published
+/// status) is guarded by `condition`; the core and WAL belong to the loop
+/// thread alone; the store is shared with readers under `storeLock`.
+public final class Node: @unchecked Sendable {
+    public let id: NodeID
+    public let clusterID: UInt64
+    let logger: Logger
+    let tickInterval: Double
+    let electionTicks: Int
+    let requestTimeout: Double
+
+    private let condition = NSCondition()
+    private var inbox: [Input] = []
+    private var proposals: [UInt64: Pending<Ballotpb_CommandResult>] = [:]
+    private var reads: [UInt64: Pending<LogIndex>] = [:]
+    private var appliedWaiters: [(index: LogIndex, pending: Pending<Void>)] = []
+    private var published = Status()
+    private var nextRequestID: UInt64
+    private var stopping = false
+    private var stopped = false
+
+    private var core: RaftCore
+    private let wal: WriteAheadLog
+    /// The state machine; readers hold `storeLock` while they use it.
+    let store: MVCCStore
+    let storeLock = NSLock()
+    private let applier: Applier
+    let transport: PeerTransport
+
+    enum Input {
+        case messages([Consensus.Message])
+        case propose(id: UInt64, command: [UInt8])
+        case readIndex(context: UInt64)
+        case transfer(NodeID)
+    }
+
+    struct Pending<T: Sendable> {
+        var continuation: CheckedContinuation<T, any Error>
+        var deadline: Date
+    }
+
+    /// What other threads may read about the member.
+    public struct Status: Sendable {
+        public var role = Role.follower
+        public var term = Term.zero
+        public var leader: NodeID?
+        public var commitIndex = LogIndex.zero
+        public var appliedIndex = LogIndex.zero
+        public var leaderChanges: UInt64 = 0
+        public var voters: Set<NodeID> = []
+        public var learners: Set<NodeID> = []
+    }
+
+    init(id: NodeID, clusterID: UInt64, core: RaftCore, wal: WriteAheadLog, store: MVCCStore,
+         transport: PeerTransport, config: ServerConfig, logger: Logger) {
+        self.id = id
+        self.clusterID = clusterID
+        self.core = core
+        self.wal = wal
+        self.store = store
+        self.applier = Applier(store: store)
+        self.transport = transport
+        self.logger = logger
+        self.tickInterval = Double(config.heartbeatMilliseconds) / 1000
+        self.requestTimeout = Double(config.requestTimeoutMilliseconds) / 1000
+        self.electionTicks = core.settings.electionTicks
+        // Request IDs restart per process; the origin member tells callers apart,
+        // and the clock's high bits keep a restarted member from reusing an ID
+        // that an old, still uncommitted entry carries.
+        self.nextRequestID = UInt64(Date().timeIntervalSince1970 * 1000) << 20
+        self.published = Self.status(of: core, applied: store.appliedIndex)
+    }
+
+    /// Starts the loop thread.
+    func start() {
+        let thread = Thread { self.run() }
+        thread.name = "ballot-node"
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    /// Stop the loop; pending requests fail with "server stopped".
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        while !stopped { condition.wait() }
+        condition.unlock()
+    }
+
+    /// Use the store while the loop cannot apply to it.
+    func read<T>(_ body: (MVCCStore) throws -> T) throws -> T {
+        storeLock.lock()
+        defer { storeLock.unlock() }
+        return try body(store)
+    }
+
+    public var status: Status {
+        condition.lock()
+        defer { condition.unlock() }
+        return published
+    }
+
+    // MARK: Requests from other threads
+
+    func receive(_ messages: [Consensus.Message]) {
+        submit(.messages(messages))
+    }
+
+    /// Propose `command` here (this member must lead) and return its result
+    /// once applied here.
+    func proposeLocally(_ command: Ballotpb_Command) async throws -> Ballotpb_CommandResult {
+        try await withCheckedThrowingContinuation { continuation in
+            condition.lock()
+            defer { condition.unlock() }
+            if stopping { return continuation.resume(throwing: EtcdError.stopped) }
+            nextRequestID += 1
+            let requestID = nextRequestID
+            var command = command
+            command.id = requestID
+            command.origin = id.rawValue
+            let bytes: [UInt8]
+            do { bytes = try command.serializedBytes() } catch { return continuation.resume(throwing: EtcdError.internal("\(error)")) }
+            proposals[requestID] = Pending(continuation: continuation, deadline: Date().addingTimeInterval(requestTimeout))
+            inbox.append(.propose(id: requestID, command: bytes))
+            condition.broadcast()
+        }
+    }
+
+    /// A read index confirmed by this member as leader.
+    func readIndexLocally() async throws -> LogIndex {
+        try await withCheckedThrowingContinuation { continuation in
+            condition.lock()
+            defer { condition.unlock() }
+            if stopping { return continuation.resume(throwing: EtcdError.stopped) }
+            nextRequestID += 1
+            reads[nextRequestID] = Pending(continuation: continuation, deadline: Date().addingTimeInterval(requestTimeout))
+            inbox.append(.readIndex(context: nextRequestID))
+            condition.broadcast()
+        }
+    }
+
+    /// Returns once this member has applied `index`.
+    func waitApplied(_ index: LogIndex) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            condition.lock()
+            defer { condition.unlock() }
+            if published.appliedIndex >= index { return continuation.resume() }
+            if stopping { return continuation.resume(throwing: EtcdError.stopped) }
+            appliedWaiters.append((index, Pending(continuation: continuation, deadline: Date().addingTimeInterval(requestTimeout))))
+        }
+    }
+
+    func transferLeadership(to target: NodeID) {
+        submit(.transfer(target))
+    }
+
+    private func submit(_ input: Input) {
+        condition.lock()
+        inbox.append(input)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    // MARK: The loop
+
+    private func run() {
+        var nextTick = Date().addingTimeInterval(tickInterval)
+        var lastRole = core.role
+        while true {
+            condition.lock()
+            while inbox.isEmpty && !stopping && Date() < nextTick {
+                _ = condition.wait(until: nextTick)
+            }
+            if stopping {
+                condition.unlock()
+                break
+            }
+            let inputs = inbox
+            inbox = []
+            condition.unlock()
+
+            let now = Date()
+            if now >= nextTick {
+                core.tick()
+                nextTick = nextTick.addingTimeInterval(tickInterval)
+                // After a stall (a long fsync, a paused VM) do not replay every
+                // missed tick at once: that would fire elections for nothing.
+                if nextTick < now { nextTick = now.addingTimeInterval(tickInterval) }
+                expireRequests(now: now)
+            }
+            handle(inputs)
+            while core.hasReady { processReady() }
+            if core.role != lastRole {
+                logger.info("role changed", metadata: ["from": "\(lastRole)", "to": "\(core.role)", "term": "\(core.term)"])
+                lastRole = core.role
+            }
+            publish()
+        }
+        failEverything(EtcdError.stopped)
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func handle(_ inputs: [Input]) {
+        var batch: [(id: UInt64, command: [UInt8])] = []
+        for input in inputs {
+            switch input {
+            case .messages(let messages):
+                for message in messages where message.to == id { core.step(message) }
+            case .propose(let requestID, let command):
+                batch.append((requestID, command))
+            case .readIndex(let context):
+                do throws(ReadIndexError) {
+                    try core.readIndex(context: context)
+                } catch {
+                    finishRead(context, .failure(error.isNotLeader ? EtcdError.noLeader : EtcdError.timeout))
+                }
+            case .transfer(let target):
+                do throws(TransferError) {
+                    try core.transferLeadership(to: target)
+                } catch {
+                    logger.warning("leadership transfer refused", metadata: ["target": "\(target)", "reason": "\(error)"])
+                }
+            }
+        }
+        // One proposal per loop turn carries every command that arrived.
+        var start = 0
+        while start < batch.count {
+            let chunk = batch[start..<min(batch.count, start + core.settings.proposalBatchMax)]
+            start += chunk.count
+            do throws(ProposeError) {
+                try core.propose(chunk.map(\.command))
+            } catch {
+                let failure: EtcdError = switch error {
+                case .notLeader, .transferInProgress: .noLeader
+                case .entryTooLarge, .batchTooLarge: .requestTooLarge
+                default: .timeout
+                }
+                for item in chunk { finishProposal(item.id, .failure(failure)) }
+            }
+        }
+    }
+
+    private func processReady() {
+        let ready = core.ready()
+        transport.send(ready.messagesNow)
+        if ready.snapshot != nil {
+            // Snapshots are not taken yet (the log is kept whole), so no
+            // leader sends one; a member that receives one cannot install it.
+            logger.error("received a snapshot, which this version cannot install yet; restart the member from a fresh data directory")
+        }
+        do throws(StorageError) {
+            if !ready.entries.isEmpty || ready.hardState != nil {
+                try wal.append(hardState: ready.hardState, entries: ready.entries)
+            }
+            if ready.mustSync { try wal.sync() }
+        } catch {
+            // The log's state on disk is unknown: stop rather than promise anything.
+            fatalError("write-ahead log failed: \(error)")
+        }
+        transport.send(ready.messagesAfterPersist)
+        if !ready.committed.isEmpty {
+            var outcomes: [Applier.Outcome] = []
+            storeLock.lock()
+            for entry in ready.committed {
+                if let outcome = applier.apply(entry) { outcomes.append(outcome) }
+            }
+            storeLock.unlock()
+            for outcome in outcomes where outcome.origin == id.rawValue {
+                finishProposal(outcome.id, .success(outcome.result))
+            }
+        }
+        for state in ready.readStates {
+            finishRead(state.context, .success(state.index))
+        }
+        core.advance(ready)
+        publish()
+    }
+
+    private func publish() {
+        condition.lock()
+        let before = published
+        published = Self.status(of: core, applied: core.appliedIndex)
+        published.leaderChanges = before.leaderChanges + (before.leader != published.leader && published.leader != nil ? 1 : 0)
+        var ready: [Pending<Void>] = []
+        appliedWaiters.removeAll { waiter in
+            guard waiter.index <= published.appliedIndex else { return false }
+            ready.append(waiter.pending)
+            return true
+        }
+        condition.unlock()
+        for pending in ready { pending.continuation.resume() }
+    }
+
+    private static func status(of core: RaftCore, applied: LogIndex) -> Status {
+        var status = Status()
+        status.role = core.role
+        status.term = core.term
+        status.leader = core.leader
+        status.commitIndex = core.commitIndex
+        status.appliedIndex = applied
+        status.voters = core.membership.voters.union(core.membership.outgoingVoters)
+        status.learners = core.membership.learners
+        return status
+    }
+
+    private func finishProposal(_ requestID: UInt64, _ result: Result<Ballotpb_CommandResult, any Error>) {
+        condition.lock()
+        let pending = proposals.removeValue(forKey: requestID)
+        condition.unlock()
+        pending?.continuation.resume(with: result)
+    }
+
+    private func finishRead(_ context: UInt64, _ result: Result<LogIndex, any Error>) {
+        condition.lock()
+        let pending = reads.removeValue(forKey: context)
+        condition.unlock()
+        pending?.continuation.resume(with: result)
+    }
+
+    /// Fail requests whose time is up: a proposal lost with a leader, a read
+    /// a deposed leader can no longer confirm.
+    private func expireRequests(now: Date) {
+        condition.lock()
+        let expiredProposals = proposals.filter { $0.value.deadline <= now }
+        for key in expiredProposals.keys { proposals[key] = nil }
+        let expiredReads = reads.filter { $0.value.deadline <= now }
+        for key in expiredReads.keys { reads[key] = nil }
+        var expiredApplied: [Pending<Void>] = []
+        appliedWaiters.removeAll { waiter in
+            guard waiter.pending.deadline <= now else { return false }
+            expiredApplied.append(waiter.pending)
+            return true
+        }
+        condition.unlock()
+        for pending in expiredProposals.values { pending.continuation.resume(throwing: EtcdError.timeout) }
+        for pending in expiredReads.values { pending.continuation.resume(throwing: EtcdError.timeout) }
+        for pending in expiredApplied { pending.continuation.resume(throwing: EtcdError.timeout) }
+    }
+
+    private func failEverything(_ error: EtcdError) {
+        condition.lock()
+        let allProposals = proposals.values
+        let allReads = reads.values
+        let allApplied = appliedWaiters.map(\.pending)
+        proposals = [:]
+        reads = [:]
+        appliedWaiters = []
+        condition.unlock()
+        for pending in allProposals { pending.continuation.resume(throwing: error) }
+        for pending in allReads { pending.continuation.resume(throwing: error) }
+        for pending in allApplied { pending.continuation.resume(throwing: error) }
+    }
+}
+
+extension ReadIndexError {
+    var isNotLeader: Bool {
+        if case .notLeader = self { true } else { false }
+    }
+}

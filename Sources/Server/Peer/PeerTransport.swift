@@ -1,0 +1,144 @@
+import Consensus
+import EtcdAPI
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import Storage
+
+/// Sends consensus messages to the other members over gRPC: one long-lived
+/// client stream per peer, each frame a batch of everything queued,
+/// reconnecting with backoff. Also carries the two requests a follower
+/// makes of its leader: forwarded proposals and read indexes.
+final class PeerTransport: @unchecked Sendable {
+    let selfID: NodeID
+    let clusterID: UInt64
+    let logger: Logger
+    private let links: [NodeID: PeerLink]
+
+    static let backoffInitialSeconds = 0.05
+    static let backoffMaxSeconds = 1.0
+
+    init(selfID: NodeID, clusterID: UInt64, peers: [NodeID: HostPort], logger: Logger) throws {
+        self.selfID = selfID
+        self.clusterID = clusterID
+        self.logger = logger
+        var links: [NodeID: PeerLink] = [:]
+        for (id, address) in peers where id != selfID {
+            links[id] = try PeerLink(id: id, address: address)
+        }
+        self.links = links
+    }
+
+    /// Runs every link until the task is cancelled.
+    func run() async {
+        await withDiscardingTaskGroup { group in
+            for link in links.values {
+                group.addTask { await link.run(from: self.selfID, clusterID: self.clusterID, logger: self.logger) }
+            }
+        }
+    }
+
+    /// Queue messages; never blocks the node loop.
+    func send(_ messages: [Consensus.Message]) {
+        for message in messages {
+            guard let link = links[message.to] else { continue }
+            if case .snapshot = message.kind {
+                logger.warning("dropping a snapshot message: snapshots are not streamed yet", metadata: ["to": "\(message.to)"])
+                continue
+            }
+            link.queue.push(ConsensusCodec.encode(message))
+        }
+    }
+
+    func forward(_ command: Ballotpb_Command, to leader: NodeID, timeout: Double) async throws -> Ballotpb_CommandResult {
+        guard let link = links[leader] else { throw EtcdError.noLeader }
+        var request = Ballotpb_ForwardRequest()
+        request.clusterID = clusterID
+        request.command = try command.serializedData()
+        var options = CallOptions.defaults
+        options.timeout = .milliseconds(Int64(timeout * 1000))
+        do {
+            return try await link.peer.forward(request, options: options).result
+        } catch let error as RPCError where error.code == .unavailable || error.code == .deadlineExceeded {
+            throw EtcdError.noLeader
+        }
+    }
+
+    func readIndex(from leader: NodeID, timeout: Double) async throws -> LogIndex {
+        guard let link = links[leader] else { throw EtcdError.noLeader }
+        var request = Ballotpb_ReadIndexRequest()
+        request.clusterID = clusterID
+        var options = CallOptions.defaults
+        options.timeout = .milliseconds(Int64(timeout * 1000))
+        do {
+            return LogIndex(try await link.peer.readIndex(request, options: options).index)
+        } catch let error as RPCError where error.code == .unavailable || error.code == .deadlineExceeded {
+            throw EtcdError.noLeader
+        }
+    }
+
+    func shutdown() {
+        for link in links.values {
+            link.client.beginGracefulShutdown()
+            link.queue.wake()
+        }
+    }
+}
+
+/// One peer: its gRPC client, its queue and the task that streams it.
+final class PeerLink: Sendable {
+    let id: NodeID
+    let address: HostPort
+    let client: GRPCClient<HTTP2ClientTransport.Posix>
+    let peer: Ballotpb_Peer.Client<HTTP2ClientTransport.Posix>
+    let queue = OutboundQueue()
+
+    init(id: NodeID, address: HostPort) throws {
+        self.id = id
+        self.address = address
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .ipv4(address: address.host, port: address.port), transportSecurity: .plaintext)
+        self.client = GRPCClient(transport: transport)
+        self.peer = Ballotpb_Peer.Client(wrapping: client)
+    }
+
+    func run(from selfID: NodeID, clusterID: UInt64, logger: Logger) async {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                do { try await self.client.runConnections() } catch {
+                    logger.debug("peer client stopped", metadata: ["peer": "\(self.id)", "error": "\(error)"])
+                }
+            }
+            var backoff = PeerTransport.backoffInitialSeconds
+            var connectedOnce = false
+            while !Task.isCancelled {
+                do {
+                    _ = try await peer.send(requestProducer: { writer in
+                        while !Task.isCancelled {
+                            let items = await self.queue.drain()
+                            if items.isEmpty { return }
+                            var batch = Ballotpb_PeerBatch()
+                            batch.clusterID = clusterID
+                            batch.from = selfID.rawValue
+                            batch.messages = items.map { Data($0) }
+                            try await writer.write(batch)
+                        }
+                    })
+                    if Task.isCancelled { break }
+                } catch {
+                    if Task.isCancelled { break }
+                    if connectedOnce {
+                        logger.info("peer stream broke; reconnecting", metadata: ["peer": "\(id)", "address": "\(address)", "error": "\(error)"])
+                        connectedOnce = false
+                    }
+                    try? await Task.sleep(for: .seconds(backoff))
+                    backoff = min(PeerTransport.backoffMaxSeconds, backoff * 2)
+                    continue
+                }
+                connectedOnce = true
+                backoff = PeerTransport.backoffInitialSeconds
+            }
+        }
+    }
+}

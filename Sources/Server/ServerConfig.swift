@@ -1,0 +1,144 @@
+import Consensus
+import Raft
+import Storage
+
+/// Everything one member needs to start, in etcd's vocabulary: the
+/// `ballot` command fills it from etcd's own flag names.
+public struct ServerConfig: Sendable {
+    public var name: String
+    public var dataDirectory: String
+    /// Where clients connect (host:port; 127.0.0.1 in tests and `ballot dev`).
+    public var listenClient: HostPort
+    public var advertiseClientURLs: [String]
+    public var listenPeer: HostPort
+    /// Every founding member's name and advertised peer address.
+    public var initialCluster: [(name: String, peer: HostPort)]
+    public var initialClusterState: ClusterState
+    public var clusterToken: String
+
+    public static let heartbeatMillisecondsDefault = 100
+    public static let heartbeatMillisecondsRange = 10...10_000
+    /// One Raft tick; the leader heartbeats every tick.
+    public var heartbeatMilliseconds = heartbeatMillisecondsDefault
+
+    public static let electionMillisecondsDefault = 1_000
+    /// Must be at least 5 heartbeats (as etcd checks) and at most 50 s.
+    public var electionMilliseconds = electionMillisecondsDefault
+
+    public static let requestTimeoutMillisecondsDefault = 7_000
+    /// How long a write may wait for consensus before it fails with
+    /// "etcdserver: request timed out" (etcd: 5 s plus an election).
+    public var requestTimeoutMilliseconds = requestTimeoutMillisecondsDefault
+
+    public static let maxRequestBytesDefault = MVCCSettings.requestBytesMaxDefault
+    public static let maxRequestBytesRange = 1_024...(64 << 20)
+    /// The largest request a client may send (etcd's --max-request-bytes).
+    public var maxRequestBytes = maxRequestBytesDefault
+
+    public static let quotaBackendBytesDefault = MVCCSettings.quotaBytesDefault
+    public var quotaBackendBytes = quotaBackendBytesDefault
+
+    public enum ClusterState: String, Sendable { case new, existing }
+
+    public init(
+        name: String, dataDirectory: String, listenClient: HostPort, advertiseClientURLs: [String],
+        listenPeer: HostPort, initialCluster: [(name: String, peer: HostPort)],
+        initialClusterState: ClusterState = .new, clusterToken: String = "ballot-cluster"
+    ) {
+        self.name = name
+        self.dataDirectory = dataDirectory
+        self.listenClient = listenClient
+        self.advertiseClientURLs = advertiseClientURLs
+        self.listenPeer = listenPeer
+        self.initialCluster = initialCluster
+        self.initialClusterState = initialClusterState
+        self.clusterToken = clusterToken
+    }
+
+    /// Checks a user can act on, before anything touches the disk.
+    public func validated() throws(ConfigError) -> ServerConfig {
+        guard Self.heartbeatMillisecondsRange.contains(heartbeatMilliseconds) else {
+            throw .invalid("--heartbeat-interval must be in \(Self.heartbeatMillisecondsRange) ms")
+        }
+        guard electionMilliseconds >= 5 * heartbeatMilliseconds, electionMilliseconds <= 50_000 else {
+            throw .invalid("--election-timeout must be at least 5 times --heartbeat-interval and at most 50000 ms")
+        }
+        guard Self.maxRequestBytesRange.contains(maxRequestBytes) else {
+            throw .invalid("--max-request-bytes must be in \(Self.maxRequestBytesRange)")
+        }
+        guard initialCluster.contains(where: { $0.name == name }) else {
+            throw .invalid("--initial-cluster does not name this member ('\(name)')")
+        }
+        guard Set(initialCluster.map(\.name)).count == initialCluster.count else {
+            throw .invalid("--initial-cluster names a member twice")
+        }
+        return self
+    }
+
+    /// A member's ID: a hash of its advertised peer address and the cluster
+    /// token, so the same flags give the same IDs on every member.
+    public static func memberID(peer: HostPort, token: String) -> NodeID {
+        NodeID(max(1, fnv1a("\(peer)|\(token)")))
+    }
+
+    public var memberID: NodeID {
+        Self.memberID(peer: initialCluster.first { $0.name == name }!.peer, token: clusterToken)
+    }
+
+    /// The cluster's ID, from its founding members and token.
+    public var clusterID: UInt64 {
+        let ids = initialCluster.map { Self.memberID(peer: $0.peer, token: clusterToken).rawValue }.sorted()
+        return max(1, Self.fnv1a(ids.map(String.init).joined(separator: ",") + "|" + clusterToken))
+    }
+
+    /// Raft settings from etcd's millisecond flags: one tick per heartbeat.
+    public var raftSettings: RaftSettings {
+        var settings = RaftSettings()
+        settings.heartbeatTicks = 1
+        settings.electionTicks = max(2, electionMilliseconds / heartbeatMilliseconds)
+        return settings
+    }
+
+    static func fnv1a(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return hash
+    }
+}
+
+/// A TCP endpoint, parsed from etcd-style URLs (`http://127.0.0.1:2379`).
+public struct HostPort: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Accepts `http://host:port`, `host:port`; refuses `https` (no TLS yet).
+    public init(url: String) throws(ConfigError) {
+        var rest = Substring(url)
+        if rest.hasPrefix("https://") { throw .invalid("\(url): TLS is not supported yet; use http://") }
+        if rest.hasPrefix("http://") { rest = rest.dropFirst(7) }
+        while rest.hasSuffix("/") { rest = rest.dropLast() }
+        guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]),
+              (1...65_535).contains(port), colon > rest.startIndex
+        else { throw .invalid("\(url) is not a URL of the form http://host:port") }
+        self.host = String(rest[..<colon])
+        self.port = port
+    }
+
+    public var description: String { "\(host):\(port)" }
+    public var url: String { "http://\(host):\(port)" }
+}
+
+public enum ConfigError: Error, Sendable, CustomStringConvertible {
+    case invalid(String)
+    public var description: String {
+        switch self { case .invalid(let message): message }
+    }
+}

@@ -1,0 +1,26 @@
+import Foundation
+import Testing
+
+/// The PyPI etcd3 client, as its users run it, against a real cluster.
+@Suite(.serialized) struct PythonClientTests {
+    static let script = TestCluster.root.appendingPathComponent("Tests/ServerTests/clients/etcd3_kv.py").path
+
+    @Test func kvAndTxnThroughTheEtcd3Client() throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let run = try TestCluster.run("/usr/bin/env", ["python3", Self.script] + (0..<3).map(cluster.endpoint), timeout: 60)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout == """
+            get: 1 /py/a 1
+            prefix: /py/a=1,/py/b=2
+            member0: 2
+            member1: 2
+            member2: 2
+            txn: True 2
+            txn2: False 10 None
+            delete: True False
+            status: None
+
+            """, "\(run.stderr)")
+    }
+}

@@ -1,0 +1,187 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Real `ballot` processes on 127.0.0.1 with ports the kernel handed out,
+/// each in its own temporary data directory. Members are stopped by PID
+/// (SIGTERM, then SIGKILL after a bound) when the cluster is stopped or
+/// deinitialised, so a failing test never leaves servers behind.
+final class TestCluster: @unchecked Sendable {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let binary = root.appendingPathComponent(".build/debug/ballot").path
+    static let stopGraceSeconds = 10.0
+
+    struct Member {
+        var name: String
+        var clientPort: Int
+        var peerPort: Int
+        var dataDir: String
+        var process: Process?
+        var log: String
+    }
+
+    let directory: String
+    private(set) var members: [Member]
+    let cluster: String
+
+    /// Starts `size` members and waits until the cluster accepts a write.
+    init(size: Int = 3) throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
+            throw TestFailure("\(Self.binary) is missing: build with `swift build --build-tests` (scripts/test.sh does)")
+        }
+        directory = NSTemporaryDirectory() + "ballot-e2e-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let ports = try Self.freePorts(2 * size)
+        members = (0..<size).map { i in
+            Member(name: "m\(i + 1)", clientPort: ports[2 * i], peerPort: ports[2 * i + 1],
+                   dataDir: "\(NSTemporaryDirectory())ballot-e2e-\(UUID().uuidString)/m\(i + 1)", process: nil, log: "")
+        }
+        for i in members.indices {
+            members[i].dataDir = "\(directory)/m\(i + 1)"
+            members[i].log = "\(directory)/m\(i + 1).log"
+        }
+        cluster = members.map { "\($0.name)=http://127.0.0.1:\($0.peerPort)" }.joined(separator: ",")
+        for i in members.indices { try start(i) }
+        try waitUntilWritable()
+    }
+
+    deinit { stop() }
+
+    var endpoints: String { members.map { "127.0.0.1:\($0.clientPort)" }.joined(separator: ",") }
+    func endpoint(_ i: Int) -> String { "127.0.0.1:\(members[i].clientPort)" }
+
+    func start(_ i: Int) throws {
+        let m = members[i]
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = [
+            "--name", m.name, "--data-dir", m.dataDir,
+            "--listen-client-urls", "http://127.0.0.1:\(m.clientPort)",
+            "--listen-peer-urls", "http://127.0.0.1:\(m.peerPort)",
+            "--initial-advertise-peer-urls", "http://127.0.0.1:\(m.peerPort)",
+            "--initial-cluster", cluster, "--initial-cluster-token", "e2e",
+            "--heartbeat-interval", "50", "--election-timeout", "500",
+        ]
+        _ = FileManager.default.createFile(atPath: m.log, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: m.log))
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        members[i].process = process
+    }
+
+    /// SIGKILL one member: no chance to flush or say goodbye.
+    func kill(_ i: Int) {
+        guard let process = members[i].process else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        members[i].process = nil
+    }
+
+    /// SIGTERM every member, SIGKILL any still running after the grace period.
+    func stop() {
+        for m in members { if let p = m.process, p.isRunning { Glibc.kill(p.processIdentifier, SIGTERM) } }
+        let deadline = Date().addingTimeInterval(Self.stopGraceSeconds)
+        while members.contains(where: { $0.process?.isRunning == true }) && Date() < deadline { usleep(20_000) }
+        for i in members.indices {
+            if let p = members[i].process, p.isRunning {
+                Glibc.kill(p.processIdentifier, SIGKILL)
+                p.waitUntilExit()
+            }
+            members[i].process = nil
+        }
+    }
+
+    func cleanUp() {
+        stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func logs() -> String {
+        members.map { m in "--- \(m.name)\n" + ((try? String(contentsOfFile: m.log, encoding: .utf8)) ?? "") }.joined(separator: "\n")
+    }
+
+    func waitUntilWritable(timeout: Double = 20) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let r = try? etcdctl("put", "ballot-e2e-ready", "1", timeout: 5), r.status == 0 { return }
+            usleep(100_000)
+        }
+        throw TestFailure("the cluster accepted no write within \(timeout) s\n\(logs())")
+    }
+
+    /// Runs Debian's etcdctl (v3 API) against the cluster or `endpoints`.
+    @discardableResult
+    func etcdctl(_ arguments: String..., endpoints: String? = nil, input: String? = nil, timeout: Double = 15) throws -> Output {
+        try Self.run("/usr/bin/etcdctl", ["--endpoints=\(endpoints ?? self.endpoints)", "--dial-timeout=3s", "--command-timeout=10s"] + arguments,
+                     environment: ["ETCDCTL_API": "3"], input: input, timeout: timeout)
+    }
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs a command with a bounded time; kills it when the time is up.
+    static func run(_ path: String, _ arguments: [String], environment: [String: String] = [:], input: String? = nil, timeout: Double) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), err = Pipe(), inp = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = inp
+        try process.run()
+        if let input { inp.fileHandleForWriting.write(Data(input.utf8)) }
+        try? inp.fileHandleForWriting.close()
+        let group = DispatchGroup()
+        nonisolated(unsafe) var stdout = Data(), stderr = Data()
+        group.enter()
+        DispatchQueue.global().async { stdout = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter()
+        DispatchQueue.global().async { stderr = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            Glibc.kill(process.processIdentifier, SIGKILL)
+        }
+        process.waitUntilExit()
+        group.wait()
+        return Output(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// Ports the kernel considers free right now (bound to port 0, then released).
+    static func freePorts(_ count: Int) throws -> [Int] {
+        var sockets: [Int32] = []
+        defer { sockets.forEach { close($0) } }
+        var ports: [Int] = []
+        for _ in 0..<count {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = 0
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let ok = withUnsafeMutablePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+                }
+            }
+            guard ok else { throw TestFailure("no free port on 127.0.0.1") }
+            sockets.append(fd)
+            ports.append(Int(UInt16(bigEndian: address.sin_port)))
+        }
+        return ports
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
