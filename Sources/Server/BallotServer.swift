@@ -70,7 +70,11 @@ public final class BallotServer: Sendable {
                 address: .ipv4(host: config.listenClient.host, port: config.listenClient.port),
                 transportSecurity: .plaintext,
                 config: .defaults { $0.rpc.maxRequestPayloadSize = config.maxRequestBytes + Self.grpcOverheadBytes }),
-            services: [KVService(node: node, maxRequestBytes: config.maxRequestBytes)])
+            services: [
+                KVService(node: node, maxRequestBytes: config.maxRequestBytes),
+                MaintenanceService(node: node, dataDirectory: config.dataDirectory),
+                ClusterService(node: node, members: members),
+            ])
         let peerServer = GRPCServer(
             transport: .http2NIOPosix(
                 address: .ipv4(host: config.listenPeer.host, port: config.listenPeer.port),
@@ -87,6 +91,14 @@ public final class BallotServer: Sendable {
             node.stop()
             logger.info("stopped", metadata: ["name": "\(config.name)"])
         }
+        do {
+            try await serve(clientServer, peerServer)
+        } catch where Task.isCancelled {
+            // Asked to stop: the servers' cancellation is the expected end.
+        }
+    }
+
+    private func serve(_ clientServer: GRPCServer<HTTP2ServerTransport.Posix>, _ peerServer: GRPCServer<HTTP2ServerTransport.Posix>) async throws {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await peerServer.serve() }
             group.addTask { try await clientServer.serve() }

@@ -1,0 +1,163 @@
+import Consensus
+import EtcdAPI
+import Foundation
+import GRPCCore
+import Storage
+
+/// etcd's Maintenance service: status, hashes, defragmentation, alarms and
+/// leadership moves. Snapshot streaming comes with snapshot support.
+struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
+    let node: Node
+    let dataDirectory: String
+
+    /// The etcd API version Ballot implements; clients gate features on it.
+    static let apiVersion = "3.4.0"
+
+    func status(request: Etcdserverpb_StatusRequest, context: ServerContext) async throws -> Etcdserverpb_StatusResponse {
+        try await rpc {
+            let status = node.status
+            let (used, revision, alarm) = try node.read { store in
+                (try store.usedBytes(), store.currentRevision, store.noSpaceAlarm)
+            }
+            var response = Etcdserverpb_StatusResponse()
+            response.header = node.header(revision: revision)
+            response.version = Self.apiVersion
+            response.dbSize = Int64(Self.fileBytes(dataDirectory + "/db/data.mdb") ?? used)
+            response.dbSizeInUse = Int64(used)
+            response.leader = status.leader?.rawValue ?? 0
+            response.raftIndex = status.commitIndex.rawValue
+            response.raftTerm = status.term.rawValue
+            response.raftAppliedIndex = status.appliedIndex.rawValue
+            response.isLearner = status.learners.contains(node.id)
+            if alarm { response.errors = ["memberID:\(node.id.rawValue) alarm:NOSPACE "] }
+            return response
+        }
+    }
+
+    func hashKV(request: Etcdserverpb_HashKVRequest, context: ServerContext) async throws -> Etcdserverpb_HashKVResponse {
+        try await rpc {
+            let (hash, compacted, revision) = try node.read { store in
+                let (hash, compacted) = try store.hashKV(at: request.revision > 0 ? request.revision : nil)
+                return (hash, compacted, store.currentRevision)
+            }
+            var response = Etcdserverpb_HashKVResponse()
+            response.header = node.header(revision: revision)
+            response.hash = hash
+            response.compactRevision = compacted
+            return response
+        }
+    }
+
+    func hash(request: Etcdserverpb_HashRequest, context: ServerContext) async throws -> Etcdserverpb_HashResponse {
+        // etcd hashes its whole backend file; Ballot's LMDB pages differ
+        // between members even with equal contents, so this hashes every
+        // stored version (HashKV at the current revision) instead.
+        try await rpc {
+            let (hash, revision) = try node.read { store in (try store.hashKV(at: nil).hash, store.currentRevision) }
+            var response = Etcdserverpb_HashResponse()
+            response.header = node.header(revision: revision)
+            response.hash = hash
+            return response
+        }
+    }
+
+    func defragment(request: Etcdserverpb_DefragmentRequest, context: ServerContext) async throws -> Etcdserverpb_DefragmentResponse {
+        try await rpc {
+            let revision = try node.read { store in
+                try store.defragment()
+                return store.currentRevision
+            }
+            var response = Etcdserverpb_DefragmentResponse()
+            response.header = node.header(revision: revision)
+            return response
+        }
+    }
+
+    func alarm(request: Etcdserverpb_AlarmRequest, context: ServerContext) async throws -> Etcdserverpb_AlarmResponse {
+        try await rpc {
+            var response = Etcdserverpb_AlarmResponse()
+            let (alarm, revision) = try node.read { store in
+                if request.action == .deactivate && request.alarm == .nospace && store.noSpaceAlarm {
+                    try store.disarmNoSpace()
+                }
+                return (store.noSpaceAlarm, store.currentRevision)
+            }
+            response.header = node.header(revision: revision)
+            if alarm && (request.alarm == .none || request.alarm == .nospace) {
+                var member = Etcdserverpb_AlarmMember()
+                member.memberID = node.id.rawValue
+                member.alarm = .nospace
+                response.alarms = [member]
+            }
+            return response
+        }
+    }
+
+    func snapshot(request: Etcdserverpb_SnapshotRequest, response: RPCWriter<Etcdserverpb_SnapshotResponse>, context: ServerContext) async throws {
+        throw EtcdError.unimplemented("Snapshot").rpcError
+    }
+
+    func moveLeader(request: Etcdserverpb_MoveLeaderRequest, context: ServerContext) async throws -> Etcdserverpb_MoveLeaderResponse {
+        try await rpc {
+            let target = NodeID(request.targetID)
+            guard node.status.role == .leader else { throw EtcdError.invalid("etcdserver: not leader") }
+            guard node.status.voters.contains(target) else { throw EtcdError.invalid("etcdserver: bad leader transferee") }
+            node.transferLeadership(to: target)
+            let deadline = Date().addingTimeInterval(node.requestTimeout)
+            while node.status.leader != target {
+                if Date() >= deadline { throw EtcdError.invalid("etcdserver: leadership transfer timed out") }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            var response = Etcdserverpb_MoveLeaderResponse()
+            response.header = node.header(revision: try node.read { $0.currentRevision })
+            return response
+        }
+    }
+
+    static func fileBytes(_ path: String) -> Int? {
+        (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue
+    }
+}
+
+/// etcd's Cluster service. Membership changes come with the next step.
+struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
+    let node: Node
+    let members: MemberDirectory
+
+    func memberList(request: Etcdserverpb_MemberListRequest, context: ServerContext) async throws -> Etcdserverpb_MemberListResponse {
+        try await rpc {
+            let status = node.status
+            var response = Etcdserverpb_MemberListResponse()
+            response.header = node.header(revision: try node.read { $0.currentRevision })
+            let ids = status.voters.union(status.learners).sorted()
+            response.members = ids.map { id in
+                var member = Etcdserverpb_Member()
+                member.id = id.rawValue
+                if let known = members.members[id] {
+                    member.name = known.name
+                    member.peerUrls = known.peerURLs
+                    member.clientUrls = known.clientURLs
+                }
+                member.isLearner = status.learners.contains(id)
+                return member
+            }
+            return response
+        }
+    }
+
+    func memberAdd(request: Etcdserverpb_MemberAddRequest, context: ServerContext) async throws -> Etcdserverpb_MemberAddResponse {
+        throw EtcdError.unimplemented("MemberAdd").rpcError
+    }
+
+    func memberRemove(request: Etcdserverpb_MemberRemoveRequest, context: ServerContext) async throws -> Etcdserverpb_MemberRemoveResponse {
+        throw EtcdError.unimplemented("MemberRemove").rpcError
+    }
+
+    func memberUpdate(request: Etcdserverpb_MemberUpdateRequest, context: ServerContext) async throws -> Etcdserverpb_MemberUpdateResponse {
+        throw EtcdError.unimplemented("MemberUpdate").rpcError
+    }
+
+    func memberPromote(request: Etcdserverpb_MemberPromoteRequest, context: ServerContext) async throws -> Etcdserverpb_MemberPromoteResponse {
+        throw EtcdError.unimplemented("MemberPromote").rpcError
+    }
+}

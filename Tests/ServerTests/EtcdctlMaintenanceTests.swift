@@ -1,0 +1,46 @@
+import Foundation
+import Testing
+
+/// etcdctl's operator commands: members, endpoint health and status,
+/// hashes and defragmentation.
+@Suite(.serialized) struct EtcdctlMaintenanceTests {
+    @Test func membersStatusHealthHashAndDefrag() throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let members = try cluster.etcdctl("member", "list", endpoints: cluster.endpoint(0))
+        let lines = members.stdout.split(separator: "\n").sorted { $0.components(separatedBy: ", ")[2] < $1.components(separatedBy: ", ")[2] }
+        #expect(lines.count == 3, "\(members.stdout)\(members.stderr)")
+        for (i, line) in lines.enumerated() {
+            // id, status, name, peer URLs, client URLs, is learner
+            let fields = line.components(separatedBy: ", ")
+            #expect(fields.count == 6, "\(line)")
+            #expect(fields[1] == "started" && fields[2] == "m\(i + 1)" && fields[5] == "false", "\(line)")
+            #expect(fields[3] == "http://127.0.0.1:\(cluster.members[i].peerPort)", "\(line)")
+        }
+
+        let health = try cluster.etcdctl("endpoint", "health")
+        #expect(health.status == 0)
+        // etcdctl 3.4 writes health lines to stderr.
+        #expect(health.stderr.components(separatedBy: "is healthy: successfully committed proposal").count - 1 == 3, "\(health.stdout)\(health.stderr)")
+
+        try cluster.etcdctl("put", "a", "1")
+        let status = try cluster.etcdctl("endpoint", "status", "-w", "json")
+        let list = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [[String: Any]] ?? []
+        #expect(list.count == 3)
+        let leaders = Set(list.compactMap { (($0["Status"] as? [String: Any])?["leader"] as? NSNumber)?.uint64Value })
+        let memberIDs = Set(list.compactMap { ((($0["Status"] as? [String: Any])?["header"] as? [String: Any])?["member_id"] as? NSNumber)?.uint64Value })
+        #expect(leaders.count == 1 && memberIDs.count == 3 && memberIDs.isSuperset(of: leaders), "\(status.stdout)")
+        #expect(list.allSatisfy { (($0["Status"] as? [String: Any])?["version"] as? String) == "3.4.0" })
+
+        let hashes = try cluster.etcdctl("endpoint", "hashkv", "-w", "json")
+        let hashList = try JSONSerialization.jsonObject(with: Data(hashes.stdout.utf8)) as? [[String: Any]] ?? []
+        let values = Set(hashList.compactMap { (($0["HashKV"] as? [String: Any])?["hash"] as? NSNumber)?.uint32Value })
+        #expect(hashList.count == 3 && values.count == 1, "\(hashes.stdout)")
+
+        let defrag = try cluster.etcdctl("defrag")
+        #expect(defrag.stdout.components(separatedBy: "Finished defragmenting etcd member").count - 1 == 3, "\(defrag.stdout)\(defrag.stderr)")
+        #expect(try cluster.etcdctl("get", "a").stdout == "a\n1\n")
+        let alarms = try cluster.etcdctl("alarm", "list")
+        #expect(alarms.status == 0 && alarms.stdout.isEmpty)
+    }
+}
