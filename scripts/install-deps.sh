@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs what this checkout needs and the machine lacks; safe to run again.
-# The Swift toolchain must already be on PATH; Debian packages are installed
-# with apt-get when missing (LMDB for the storage layer). Later issues add
-# etcd-client and the PyPI test clients here.
+# The Swift toolchain must already be on PATH. Debian packages come from apt
+# when missing: LMDB for the storage layer, etcdctl for the end-to-end tests
+# and for trying `ballot dev`. The PyPI etcd3 client (for the tests) is
+# installed with the pins in scripts/python-requirements.txt.
 set -euo pipefail
-apt_packages=(liblmdb-dev)
+cd "$(dirname "$0")/.."
+apt_packages=(liblmdb-dev etcd-client)
+# pip only when this python3 has none of its own.
+python3 -m pip --version >/dev/null 2>&1 || apt_packages+=(python3-pip)
 if ! command -v swift >/dev/null 2>&1; then
     echo "error: no Swift toolchain on PATH; install Swift 6.x (https://www.swift.org/install/) and retry" >&2
     exit 1
@@ -16,4 +20,7 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+if ! python3 -c 'import etcd3' >/dev/null 2>&1; then
+    python3 -m pip install -q --disable-pip-version-check -r scripts/python-requirements.txt
 fi
