@@ -75,12 +75,26 @@ public enum Ballotpb_Peer: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Lease" metadata.
+        public enum Lease: Sendable {
+            /// Request type for "Lease".
+            public typealias Input = Ballotpb_LeaseForward
+            /// Response type for "Lease".
+            public typealias Output = Ballotpb_LeaseForwardResponse
+            /// Descriptor for "Lease".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ballotpb.Peer"),
+                method: "Lease",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "ballotpb.Peer" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Send.descriptor,
             SendSnapshot.descriptor,
             Forward.descriptor,
-            ReadIndex.descriptor
+            ReadIndex.descriptor,
+            Lease.descriptor
         ]
     }
 }
@@ -162,6 +176,20 @@ extension Ballotpb_Peer {
             request: GRPCCore.StreamingServerRequest<Ballotpb_ReadIndexRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_ReadIndexResponse>
+
+        /// Handle the "Lease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Ballotpb_LeaseForward` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Ballotpb_LeaseForwardResponse` messages.
+        func lease(
+            request: GRPCCore.StreamingServerRequest<Ballotpb_LeaseForward>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_LeaseForwardResponse>
     }
 
     /// Service protocol for the "ballotpb.Peer" service.
@@ -227,6 +255,20 @@ extension Ballotpb_Peer {
             request: GRPCCore.ServerRequest<Ballotpb_ReadIndexRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Ballotpb_ReadIndexResponse>
+
+        /// Handle the "Lease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ballotpb_LeaseForward` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Ballotpb_LeaseForwardResponse` message.
+        func lease(
+            request: GRPCCore.ServerRequest<Ballotpb_LeaseForward>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Ballotpb_LeaseForwardResponse>
     }
 
     /// Simple service protocol for the "ballotpb.Peer" service.
@@ -290,6 +332,20 @@ extension Ballotpb_Peer {
             request: Ballotpb_ReadIndexRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Ballotpb_ReadIndexResponse
+
+        /// Handle the "Lease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Ballotpb_LeaseForward` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Ballotpb_LeaseForwardResponse` to respond with.
+        func lease(
+            request: Ballotpb_LeaseForward,
+            context: GRPCCore.ServerContext
+        ) async throws -> Ballotpb_LeaseForwardResponse
     }
 }
 
@@ -341,6 +397,17 @@ extension Ballotpb_Peer.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Ballotpb_Peer.Method.Lease.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_LeaseForward>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_LeaseForwardResponse>(),
+            handler: { request, context in
+                try await self.lease(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -385,6 +452,17 @@ extension Ballotpb_Peer.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_ReadIndexResponse> {
         let response = try await self.readIndex(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func lease(
+        request: GRPCCore.StreamingServerRequest<Ballotpb_LeaseForward>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_LeaseForwardResponse> {
+        let response = try await self.lease(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -440,6 +518,19 @@ extension Ballotpb_Peer.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Ballotpb_ReadIndexResponse> {
         return GRPCCore.ServerResponse<Ballotpb_ReadIndexResponse>(
             message: try await self.readIndex(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func lease(
+        request: GRPCCore.ServerRequest<Ballotpb_LeaseForward>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Ballotpb_LeaseForwardResponse> {
+        return GRPCCore.ServerResponse<Ballotpb_LeaseForwardResponse>(
+            message: try await self.lease(
                 request: request.message,
                 context: context
             ),
@@ -531,6 +622,25 @@ extension Ballotpb_Peer {
             deserializer: some GRPCCore.MessageDeserializer<Ballotpb_ReadIndexResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_ReadIndexResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Lease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ballotpb_LeaseForward` message.
+        ///   - serializer: A serializer for `Ballotpb_LeaseForward` messages.
+        ///   - deserializer: A deserializer for `Ballotpb_LeaseForwardResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func lease<Result>(
+            request: GRPCCore.ClientRequest<Ballotpb_LeaseForward>,
+            serializer: some GRPCCore.MessageSerializer<Ballotpb_LeaseForward>,
+            deserializer: some GRPCCore.MessageDeserializer<Ballotpb_LeaseForwardResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_LeaseForwardResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -669,6 +779,36 @@ extension Ballotpb_Peer {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Lease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ballotpb_LeaseForward` message.
+        ///   - serializer: A serializer for `Ballotpb_LeaseForward` messages.
+        ///   - deserializer: A deserializer for `Ballotpb_LeaseForwardResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func lease<Result>(
+            request: GRPCCore.ClientRequest<Ballotpb_LeaseForward>,
+            serializer: some GRPCCore.MessageSerializer<Ballotpb_LeaseForward>,
+            deserializer: some GRPCCore.MessageDeserializer<Ballotpb_LeaseForwardResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_LeaseForwardResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Ballotpb_Peer.Method.Lease.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -770,6 +910,31 @@ extension Ballotpb_Peer.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_ReadIndexRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_ReadIndexResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Lease" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Ballotpb_LeaseForward` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func lease<Result>(
+        request: GRPCCore.ClientRequest<Ballotpb_LeaseForward>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_LeaseForwardResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.lease(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_LeaseForward>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_LeaseForwardResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -891,6 +1056,35 @@ extension Ballotpb_Peer.ClientProtocol {
             metadata: metadata
         )
         return try await self.readIndex(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Lease" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func lease<Result>(
+        _ message: Ballotpb_LeaseForward,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_LeaseForwardResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Ballotpb_LeaseForward>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.lease(
             request: request,
             options: options,
             onResponse: handleResponse

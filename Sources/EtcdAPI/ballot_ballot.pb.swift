@@ -324,6 +324,78 @@ public nonisolated struct Ballotpb_ReadIndexResponse: Sendable {
   public init() {}
 }
 
+/// Lease keep-alives and time-to-live queries a follower passes to the
+/// leader, which alone knows when each lease expires.
+public nonisolated struct Ballotpb_LeaseForward: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var clusterID: UInt64 = 0
+
+  public var request: Ballotpb_LeaseForward.OneOf_Request? = nil
+
+  public var keepAlive: Etcdserverpb_LeaseKeepAliveRequest {
+    get {
+      if case .keepAlive(let v)? = request {return v}
+      return Etcdserverpb_LeaseKeepAliveRequest()
+    }
+    set {request = .keepAlive(newValue)}
+  }
+
+  public var timeToLive: Etcdserverpb_LeaseTimeToLiveRequest {
+    get {
+      if case .timeToLive(let v)? = request {return v}
+      return Etcdserverpb_LeaseTimeToLiveRequest()
+    }
+    set {request = .timeToLive(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Request: Equatable, Sendable {
+    case keepAlive(Etcdserverpb_LeaseKeepAliveRequest)
+    case timeToLive(Etcdserverpb_LeaseTimeToLiveRequest)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Ballotpb_LeaseForwardResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var response: Ballotpb_LeaseForwardResponse.OneOf_Response? = nil
+
+  public var keepAlive: Etcdserverpb_LeaseKeepAliveResponse {
+    get {
+      if case .keepAlive(let v)? = response {return v}
+      return Etcdserverpb_LeaseKeepAliveResponse()
+    }
+    set {response = .keepAlive(newValue)}
+  }
+
+  public var timeToLive: Etcdserverpb_LeaseTimeToLiveResponse {
+    get {
+      if case .timeToLive(let v)? = response {return v}
+      return Etcdserverpb_LeaseTimeToLiveResponse()
+    }
+    set {response = .timeToLive(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Response: Equatable, Sendable {
+    case keepAlive(Etcdserverpb_LeaseKeepAliveResponse)
+    case timeToLive(Etcdserverpb_LeaseTimeToLiveResponse)
+
+  }
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "ballotpb"
@@ -909,6 +981,145 @@ nonisolated extension Ballotpb_ReadIndexResponse: SwiftProtobuf.Message, SwiftPr
 
   public static func ==(lhs: Ballotpb_ReadIndexResponse, rhs: Ballotpb_ReadIndexResponse) -> Bool {
     if lhs.index != rhs.index {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballotpb_LeaseForward: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LeaseForward"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cluster_id\0\u{3}keep_alive\0\u{3}time_to_live\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.clusterID) }()
+      case 2: try {
+        var v: Etcdserverpb_LeaseKeepAliveRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .keepAlive(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .keepAlive(v)
+        }
+      }()
+      case 3: try {
+        var v: Etcdserverpb_LeaseTimeToLiveRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .timeToLive(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .timeToLive(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.clusterID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.clusterID, fieldNumber: 1)
+    }
+    switch self.request {
+    case .keepAlive?: try {
+      guard case .keepAlive(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .timeToLive?: try {
+      guard case .timeToLive(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballotpb_LeaseForward, rhs: Ballotpb_LeaseForward) -> Bool {
+    if lhs.clusterID != rhs.clusterID {return false}
+    if lhs.request != rhs.request {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballotpb_LeaseForwardResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".LeaseForwardResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}keep_alive\0\u{3}time_to_live\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Etcdserverpb_LeaseKeepAliveResponse?
+        var hadOneofValue = false
+        if let current = self.response {
+          hadOneofValue = true
+          if case .keepAlive(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.response = .keepAlive(v)
+        }
+      }()
+      case 2: try {
+        var v: Etcdserverpb_LeaseTimeToLiveResponse?
+        var hadOneofValue = false
+        if let current = self.response {
+          hadOneofValue = true
+          if case .timeToLive(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.response = .timeToLive(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.response {
+    case .keepAlive?: try {
+      guard case .keepAlive(let v)? = self.response else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    }()
+    case .timeToLive?: try {
+      guard case .timeToLive(let v)? = self.response else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballotpb_LeaseForwardResponse, rhs: Ballotpb_LeaseForwardResponse) -> Bool {
+    if lhs.response != rhs.response {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

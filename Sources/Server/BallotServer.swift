@@ -33,6 +33,7 @@ public final class BallotServer: Sendable {
         var storeSettings = MVCCSettings()
         storeSettings.quotaBytes = config.quotaBackendBytes
         storeSettings.requestBytesMax = config.maxRequestBytes
+        storeSettings.leasesMustExist = true
         let store = try MVCCStore(directory: directory.dbPath, settings: storeSettings)
         let settings = config.raftSettings
         let seed = UInt64.random(in: 1...UInt64.max)
@@ -57,7 +58,7 @@ public final class BallotServer: Sendable {
         }
         let transport = try PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses, logger: logger)
         self.node = Node(id: id, clusterID: clusterID, core: core, wal: wal, store: store, transport: transport,
-                         config: config, logger: logger)
+                         leases: try store.leases(), config: config, logger: logger)
     }
 
     public var memberID: NodeID { node.id }
@@ -74,6 +75,8 @@ public final class BallotServer: Sendable {
                 KVService(node: node, maxRequestBytes: config.maxRequestBytes),
                 MaintenanceService(node: node, dataDirectory: config.dataDirectory),
                 ClusterService(node: node, members: members),
+                WatchService(node: node),
+                LeaseService(node: node),
             ])
         let peerServer = GRPCServer(
             transport: .http2NIOPosix(

@@ -44,5 +44,10 @@ public struct MVCCSettings: Sendable, Equatable {
     /// crash safety for speed and is meant for tests and benchmarks.
     public var syncEachCommit = true
 
+    /// Refuse a put naming a lease the store has not granted (etcd's
+    /// "requested lease not found"), checked inside the write transaction.
+    /// The server turns it on; the store alone leaves leases opaque.
+    public var leasesMustExist = false
+
     public init() {}
 }

@@ -121,6 +121,9 @@ public final class MVCCStore: @unchecked Sendable {
         if !options.isEmpty && alive == nil { throw .keyNotFound }
         let value = options.contains(.ignoreValue) ? alive!.kv.value : value
         let lease = options.contains(.ignoreLease) ? alive!.kv.lease : lease
+        if settings.leasesMustExist && lease != 0 && !options.contains(.ignoreLease) {
+            if try txn.get(metaDB, Self.leaseKey(lease)) == nil { throw .leaseNotFound }
+        }
         try write(txn, key, main: main, sub: sub) { composite in
             KeyEncoding.record(
                 key: composite, tombstone: false, createRevision: alive?.kv.createRevision ?? main,

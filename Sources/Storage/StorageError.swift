@@ -30,6 +30,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case tooManyOperations(limit: Int)
     case duplicateKey
     case txnTooDeep(limit: Int)
+    case leaseNotFound
+    case leaseExists
 
     public var description: String {
         switch self {
@@ -54,6 +56,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
         case .tooManyOperations: "etcdserver: too many operations in txn request"
         case .duplicateKey: "etcdserver: duplicate key given in txn request"
         case .txnTooDeep(let limit): "transactions nest deeper than \(limit) levels"
+        case .leaseNotFound: "etcdserver: requested lease not found"
+        case .leaseExists: "etcdserver: lease already exists"
         }
     }
 }

@@ -24,3 +24,22 @@ import Testing
             """, "\(run.stderr)")
     }
 }
+
+extension PythonClientTests {
+    static let watchLeaseScript = TestCluster.root.appendingPathComponent("Tests/ServerTests/clients/etcd3_watch_lease.py").path
+
+    @Test func watchLeaseAndMembersThroughTheEtcd3Client() throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let run = try TestCluster.run("/usr/bin/env", ["python3", Self.watchLeaseScript] + (0..<3).map(cluster.endpoint), timeout: 60)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout == """
+            watch: PutEvent:/w/a=1,PutEvent:/w/b=2,DeleteEvent:/w/a=
+            lease ttl: 60 True ['/l/k']
+            refresh: [60]
+            after revoke: None
+            members: m1,m2,m3
+
+            """, "\(run.stderr)")
+    }
+}

@@ -17,6 +17,8 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
     case valueProvided
     case leaseProvided
     case leaseNotFound
+    case leaseExists
+    case leaseTTLTooLarge
     case noSpace
     case stopped
     case notCapable
@@ -32,6 +34,8 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
         case .requestTooLarge, .tooManyOperations, .duplicateKey, .emptyKey, .valueProvided, .leaseProvided, .invalid:
             .invalidArgument
         case .keyNotFound, .leaseNotFound: .notFound
+        case .leaseExists: .failedPrecondition
+        case .leaseTTLTooLarge: .outOfRange
         case .noSpace: .resourceExhausted
         case .notCapable: .failedPrecondition
         case .unimplemented: .unimplemented
@@ -53,6 +57,8 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
         case .valueProvided: "etcdserver: value is provided"
         case .leaseProvided: "etcdserver: lease is provided"
         case .leaseNotFound: "etcdserver: requested lease not found"
+        case .leaseExists: "etcdserver: lease already exists"
+        case .leaseTTLTooLarge: "etcdserver: too large lease TTL"
         case .noSpace: "etcdserver: mvcc: database space exceeded"
         case .stopped: "etcdserver: server stopped"
         case .notCapable: "etcdserver: not capable"
@@ -79,6 +85,8 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
         case .duplicateKey: .duplicateKey
         case .keyTooLarge, .valueTooLarge: .requestTooLarge
         case .txnTooDeep: .invalid("etcdserver: " + error.description)
+        case .leaseNotFound: .leaseNotFound
+        case .leaseExists: .leaseExists
         case .lmdb, .io, .corrupt, .wrongDataDirectory: .internal(error.description)
         }
     }
@@ -87,7 +95,8 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
     init(code: UInt32, message: String) {
         let known: [EtcdError] = [
             .compacted, .futureRevision, .noLeader, .timeout, .requestTooLarge, .tooManyOperations, .duplicateKey,
-            .emptyKey, .keyNotFound, .valueProvided, .leaseProvided, .leaseNotFound, .noSpace, .stopped, .notCapable,
+            .emptyKey, .keyNotFound, .valueProvided, .leaseProvided, .leaseNotFound, .leaseExists, .leaseTTLTooLarge,
+            .noSpace, .stopped, .notCapable,
         ]
         if let match = known.first(where: { $0.description == message }) {
             self = match

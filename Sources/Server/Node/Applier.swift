@@ -9,6 +9,7 @@ import SwiftProtobuf
 /// The entry's index is written in the same LMDB transaction as its effect.
 struct Applier {
     let store: MVCCStore
+    let lessor: Lessor
 
     /// What applying one command produced, for the caller awaiting it.
     struct Outcome {
@@ -64,7 +65,21 @@ struct Applier {
                 var response = Etcdserverpb_CompactionResponse()
                 response.header.revision = store.currentRevision
                 result.compaction = response
-            case .leaseGrant, .leaseRevoke, .alarm, nil:
+            case .leaseGrant(let g):
+                try store.grantLease(LeaseRecord(id: g.id, ttl: g.ttl), index: entry.index)
+                lessor.granted(g.id, ttl: g.ttl)
+                var response = Etcdserverpb_LeaseGrantResponse()
+                response.id = g.id
+                response.ttl = g.ttl
+                response.header.revision = store.currentRevision
+                result.leaseGrant = response
+            case .leaseRevoke(let r):
+                try store.revokeLease(r.id, index: entry.index)
+                lessor.revoked(r.id)
+                var response = Etcdserverpb_LeaseRevokeResponse()
+                response.header.revision = store.currentRevision
+                result.leaseRevoke = response
+            case .alarm, nil:
                 record(entry.index)
                 result = failure(.unimplemented("this request"))
             }

@@ -40,6 +40,9 @@ public final class Node: @unchecked Sendable {
     let storeLock = NSLock()
     private let applier: Applier
     let transport: PeerTransport
+    /// Wakes watch streams after each applied batch that changed the store.
+    let watchHub = WatchHub()
+    let lessor: Lessor
 
     enum Input {
         case messages([Consensus.Message])
@@ -66,13 +69,14 @@ public final class Node: @unchecked Sendable {
     }
 
     init(id: NodeID, clusterID: UInt64, core: RaftCore, wal: WriteAheadLog, store: MVCCStore,
-         transport: PeerTransport, config: ServerConfig, logger: Logger) {
+         transport: PeerTransport, leases: [LeaseRecord], config: ServerConfig, logger: Logger) {
         self.id = id
         self.clusterID = clusterID
         self.core = core
         self.wal = wal
         self.store = store
-        self.applier = Applier(store: store)
+        self.lessor = Lessor(records: leases, electionSeconds: Double(config.electionMilliseconds) / 1000)
+        self.applier = Applier(store: store, lessor: lessor)
         self.transport = transport
         self.logger = logger
         self.tickInterval = Double(config.heartbeatMilliseconds) / 1000
@@ -202,11 +206,17 @@ public final class Node: @unchecked Sendable {
                 // missed tick at once: that would fire elections for nothing.
                 if nextTick < now { nextTick = now.addingTimeInterval(tickInterval) }
                 expireRequests(now: now)
+                proposeExpiredLeaseRevocations()
             }
             handle(inputs)
             while core.hasReady { processReady() }
             if core.role != lastRole {
                 logger.info("role changed", metadata: ["from": "\(lastRole)", "to": "\(core.role)", "term": "\(core.term)"])
+                if core.role == .leader {
+                    lessor.promote(extend: tickInterval * Double(electionTicks))
+                } else if lastRole == .leader {
+                    lessor.demote()
+                }
                 lastRole = core.role
             }
             publish()
@@ -258,6 +268,25 @@ public final class Node: @unchecked Sendable {
         }
     }
 
+    /// The leader revokes expired leases through consensus, like any write.
+    private func proposeExpiredLeaseRevocations() {
+        guard core.role == .leader else { return }
+        let expired = lessor.expired()
+        guard !expired.isEmpty else { return }
+        var commands: [[UInt8]] = []
+        for id in expired {
+            var command = Ballotpb_Command()
+            command.leaseRevoke.id = id
+            if let bytes = try? command.serializedBytes() as [UInt8] { commands.append(bytes) }
+        }
+        do throws(ProposeError) {
+            try core.propose(commands)
+            logger.info("revoking expired leases", metadata: ["leases": "\(expired)"])
+        } catch {
+            logger.warning("could not propose lease revocations; will retry", metadata: ["reason": "\(error)"])
+        }
+    }
+
     private func processReady() {
         let ready = core.ready()
         transport.send(ready.messagesNow)
@@ -283,6 +312,7 @@ public final class Node: @unchecked Sendable {
                 if let outcome = applier.apply(entry) { outcomes.append(outcome) }
             }
             storeLock.unlock()
+            if !outcomes.isEmpty { watchHub.notify() }
             for outcome in outcomes where outcome.origin == id.rawValue {
                 finishProposal(outcome.id, .success(outcome.result))
             }

@@ -62,4 +62,20 @@ struct PeerService: Ballotpb_Peer.SimpleServiceProtocol {
             throw error.rpcError
         }
     }
+
+    func lease(request: Ballotpb_LeaseForward, context: ServerContext) async throws -> Ballotpb_LeaseForwardResponse {
+        try check(request.clusterID)
+        guard node.status.role == .leader else { throw EtcdError.noLeader.rpcError }
+        var response = Ballotpb_LeaseForwardResponse()
+        do {
+            switch request.request {
+            case .keepAlive(let keepAlive): response.keepAlive = try await node.keepAlive(keepAlive)
+            case .timeToLive(let timeToLive): response.timeToLive = try await node.timeToLive(timeToLive)
+            case nil: throw RPCError(code: .invalidArgument, message: "empty lease request")
+            }
+        } catch let error as EtcdError {
+            throw error.rpcError
+        }
+        return response
+    }
 }

@@ -78,6 +78,19 @@ final class PeerTransport: @unchecked Sendable {
         }
     }
 
+    func lease(_ request: Ballotpb_LeaseForward, to leader: NodeID, timeout: Double) async throws -> Ballotpb_LeaseForwardResponse {
+        guard let link = links[leader] else { throw EtcdError.noLeader }
+        var request = request
+        request.clusterID = clusterID
+        var options = CallOptions.defaults
+        options.timeout = .milliseconds(Int64(timeout * 1000))
+        do {
+            return try await link.peer.lease(request, options: options)
+        } catch let error as RPCError where error.code == .unavailable || error.code == .deadlineExceeded {
+            throw EtcdError.noLeader
+        }
+    }
+
     func shutdown() {
         for link in links.values {
             link.client.beginGracefulShutdown()
