@@ -88,13 +88,27 @@ public enum Ballotpb_Peer: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ChangeMembership" metadata.
+        public enum ChangeMembership: Sendable {
+            /// Request type for "ChangeMembership".
+            public typealias Input = Ballotpb_MembershipForward
+            /// Response type for "ChangeMembership".
+            public typealias Output = Ballotpb_MembershipForwardResponse
+            /// Descriptor for "ChangeMembership".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ballotpb.Peer"),
+                method: "ChangeMembership",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "ballotpb.Peer" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Send.descriptor,
             SendSnapshot.descriptor,
             Forward.descriptor,
             ReadIndex.descriptor,
-            Lease.descriptor
+            Lease.descriptor,
+            ChangeMembership.descriptor
         ]
     }
 }
@@ -190,6 +204,20 @@ extension Ballotpb_Peer {
             request: GRPCCore.StreamingServerRequest<Ballotpb_LeaseForward>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_LeaseForwardResponse>
+
+        /// Handle the "ChangeMembership" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Ballotpb_MembershipForward` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Ballotpb_MembershipForwardResponse` messages.
+        func changeMembership(
+            request: GRPCCore.StreamingServerRequest<Ballotpb_MembershipForward>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_MembershipForwardResponse>
     }
 
     /// Service protocol for the "ballotpb.Peer" service.
@@ -269,6 +297,20 @@ extension Ballotpb_Peer {
             request: GRPCCore.ServerRequest<Ballotpb_LeaseForward>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Ballotpb_LeaseForwardResponse>
+
+        /// Handle the "ChangeMembership" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ballotpb_MembershipForward` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Ballotpb_MembershipForwardResponse` message.
+        func changeMembership(
+            request: GRPCCore.ServerRequest<Ballotpb_MembershipForward>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Ballotpb_MembershipForwardResponse>
     }
 
     /// Simple service protocol for the "ballotpb.Peer" service.
@@ -346,6 +388,20 @@ extension Ballotpb_Peer {
             request: Ballotpb_LeaseForward,
             context: GRPCCore.ServerContext
         ) async throws -> Ballotpb_LeaseForwardResponse
+
+        /// Handle the "ChangeMembership" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Ballotpb_MembershipForward` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Ballotpb_MembershipForwardResponse` to respond with.
+        func changeMembership(
+            request: Ballotpb_MembershipForward,
+            context: GRPCCore.ServerContext
+        ) async throws -> Ballotpb_MembershipForwardResponse
     }
 }
 
@@ -408,6 +464,17 @@ extension Ballotpb_Peer.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Ballotpb_Peer.Method.ChangeMembership.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_MembershipForward>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_MembershipForwardResponse>(),
+            handler: { request, context in
+                try await self.changeMembership(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -463,6 +530,17 @@ extension Ballotpb_Peer.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_LeaseForwardResponse> {
         let response = try await self.lease(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func changeMembership(
+        request: GRPCCore.StreamingServerRequest<Ballotpb_MembershipForward>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_MembershipForwardResponse> {
+        let response = try await self.changeMembership(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -531,6 +609,19 @@ extension Ballotpb_Peer.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Ballotpb_LeaseForwardResponse> {
         return GRPCCore.ServerResponse<Ballotpb_LeaseForwardResponse>(
             message: try await self.lease(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func changeMembership(
+        request: GRPCCore.ServerRequest<Ballotpb_MembershipForward>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Ballotpb_MembershipForwardResponse> {
+        return GRPCCore.ServerResponse<Ballotpb_MembershipForwardResponse>(
+            message: try await self.changeMembership(
                 request: request.message,
                 context: context
             ),
@@ -641,6 +732,25 @@ extension Ballotpb_Peer {
             deserializer: some GRPCCore.MessageDeserializer<Ballotpb_LeaseForwardResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_LeaseForwardResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ChangeMembership" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ballotpb_MembershipForward` message.
+        ///   - serializer: A serializer for `Ballotpb_MembershipForward` messages.
+        ///   - deserializer: A deserializer for `Ballotpb_MembershipForwardResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func changeMembership<Result>(
+            request: GRPCCore.ClientRequest<Ballotpb_MembershipForward>,
+            serializer: some GRPCCore.MessageSerializer<Ballotpb_MembershipForward>,
+            deserializer: some GRPCCore.MessageDeserializer<Ballotpb_MembershipForwardResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_MembershipForwardResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -809,6 +919,36 @@ extension Ballotpb_Peer {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "ChangeMembership" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ballotpb_MembershipForward` message.
+        ///   - serializer: A serializer for `Ballotpb_MembershipForward` messages.
+        ///   - deserializer: A deserializer for `Ballotpb_MembershipForwardResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func changeMembership<Result>(
+            request: GRPCCore.ClientRequest<Ballotpb_MembershipForward>,
+            serializer: some GRPCCore.MessageSerializer<Ballotpb_MembershipForward>,
+            deserializer: some GRPCCore.MessageDeserializer<Ballotpb_MembershipForwardResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_MembershipForwardResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Ballotpb_Peer.Method.ChangeMembership.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -935,6 +1075,31 @@ extension Ballotpb_Peer.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_LeaseForward>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_LeaseForwardResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ChangeMembership" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Ballotpb_MembershipForward` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func changeMembership<Result>(
+        request: GRPCCore.ClientRequest<Ballotpb_MembershipForward>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_MembershipForwardResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.changeMembership(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_MembershipForward>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_MembershipForwardResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1085,6 +1250,35 @@ extension Ballotpb_Peer.ClientProtocol {
             metadata: metadata
         )
         return try await self.lease(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ChangeMembership" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func changeMembership<Result>(
+        _ message: Ballotpb_MembershipForward,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_MembershipForwardResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Ballotpb_MembershipForward>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.changeMembership(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -99,6 +99,24 @@ public nonisolated struct Ballotpb_Command: Sendable {
     set {request = .alarm(newValue)}
   }
 
+  /// A member's name and URLs, recorded before its configuration change.
+  public var memberAttributes: Etcdserverpb_Member {
+    get {
+      if case .memberAttributes(let v)? = request {return v}
+      return Etcdserverpb_Member()
+    }
+    set {request = .memberAttributes(newValue)}
+  }
+
+  /// Forget a removed member's attributes.
+  public var memberRemoved: UInt64 {
+    get {
+      if case .memberRemoved(let v)? = request {return v}
+      return 0
+    }
+    set {request = .memberRemoved(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Request: Equatable, Sendable {
@@ -109,6 +127,10 @@ public nonisolated struct Ballotpb_Command: Sendable {
     case leaseGrant(Etcdserverpb_LeaseGrantRequest)
     case leaseRevoke(Etcdserverpb_LeaseRevokeRequest)
     case alarm(Etcdserverpb_AlarmRequest)
+    /// A member's name and URLs, recorded before its configuration change.
+    case memberAttributes(Etcdserverpb_Member)
+    /// Forget a removed member's attributes.
+    case memberRemoved(UInt64)
 
   }
 
@@ -396,13 +418,91 @@ public nonisolated struct Ballotpb_LeaseForwardResponse: Sendable {
   public init() {}
 }
 
+/// Membership requests a follower passes to the leader, which alone
+/// proposes configuration changes.
+public nonisolated struct Ballotpb_MembershipForward: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var clusterID: UInt64 = 0
+
+  public var request: Ballotpb_MembershipForward.OneOf_Request? = nil
+
+  public var add: Etcdserverpb_MemberAddRequest {
+    get {
+      if case .add(let v)? = request {return v}
+      return Etcdserverpb_MemberAddRequest()
+    }
+    set {request = .add(newValue)}
+  }
+
+  public var remove: Etcdserverpb_MemberRemoveRequest {
+    get {
+      if case .remove(let v)? = request {return v}
+      return Etcdserverpb_MemberRemoveRequest()
+    }
+    set {request = .remove(newValue)}
+  }
+
+  public var update: Etcdserverpb_MemberUpdateRequest {
+    get {
+      if case .update(let v)? = request {return v}
+      return Etcdserverpb_MemberUpdateRequest()
+    }
+    set {request = .update(newValue)}
+  }
+
+  public var promote: Etcdserverpb_MemberPromoteRequest {
+    get {
+      if case .promote(let v)? = request {return v}
+      return Etcdserverpb_MemberPromoteRequest()
+    }
+    set {request = .promote(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Request: Equatable, Sendable {
+    case add(Etcdserverpb_MemberAddRequest)
+    case remove(Etcdserverpb_MemberRemoveRequest)
+    case update(Etcdserverpb_MemberUpdateRequest)
+    case promote(Etcdserverpb_MemberPromoteRequest)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Ballotpb_MembershipForwardResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The member added (for add); the list afterwards is read locally.
+  public var member: Etcdserverpb_Member {
+    get {_member ?? Etcdserverpb_Member()}
+    set {_member = newValue}
+  }
+  /// Returns true if `member` has been explicitly set.
+  public var hasMember: Bool {self._member != nil}
+  /// Clears the value of `member`. Subsequent reads from it will return its default value.
+  public mutating func clearMember() {self._member = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _member: Etcdserverpb_Member? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "ballotpb"
 
 nonisolated extension Ballotpb_Command: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Command"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}origin\0\u{2}\u{8}put\0\u{3}delete_range\0\u{1}txn\0\u{1}compaction\0\u{3}lease_grant\0\u{3}lease_revoke\0\u{1}alarm\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}origin\0\u{2}\u{8}put\0\u{3}delete_range\0\u{1}txn\0\u{1}compaction\0\u{3}lease_grant\0\u{3}lease_revoke\0\u{1}alarm\0\u{3}member_attributes\0\u{3}member_removed\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -503,6 +603,27 @@ nonisolated extension Ballotpb_Command: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.request = .alarm(v)
         }
       }()
+      case 17: try {
+        var v: Etcdserverpb_Member?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .memberAttributes(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .memberAttributes(v)
+        }
+      }()
+      case 18: try {
+        var v: UInt64?
+        try decoder.decodeSingularUInt64Field(value: &v)
+        if let v = v {
+          if self.request != nil {try decoder.handleConflictingOneOf()}
+          self.request = .memberRemoved(v)
+        }
+      }()
       default: break
       }
     }
@@ -547,6 +668,14 @@ nonisolated extension Ballotpb_Command: SwiftProtobuf.Message, SwiftProtobuf._Me
     case .alarm?: try {
       guard case .alarm(let v)? = self.request else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case .memberAttributes?: try {
+      guard case .memberAttributes(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 17)
+    }()
+    case .memberRemoved?: try {
+      guard case .memberRemoved(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularUInt64Field(value: v, fieldNumber: 18)
     }()
     case nil: break
     }
@@ -1120,6 +1249,146 @@ nonisolated extension Ballotpb_LeaseForwardResponse: SwiftProtobuf.Message, Swif
 
   public static func ==(lhs: Ballotpb_LeaseForwardResponse, rhs: Ballotpb_LeaseForwardResponse) -> Bool {
     if lhs.response != rhs.response {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballotpb_MembershipForward: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MembershipForward"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cluster_id\0\u{1}add\0\u{1}remove\0\u{1}update\0\u{1}promote\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.clusterID) }()
+      case 2: try {
+        var v: Etcdserverpb_MemberAddRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .add(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .add(v)
+        }
+      }()
+      case 3: try {
+        var v: Etcdserverpb_MemberRemoveRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .remove(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .remove(v)
+        }
+      }()
+      case 4: try {
+        var v: Etcdserverpb_MemberUpdateRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .update(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .update(v)
+        }
+      }()
+      case 5: try {
+        var v: Etcdserverpb_MemberPromoteRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .promote(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .promote(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.clusterID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.clusterID, fieldNumber: 1)
+    }
+    switch self.request {
+    case .add?: try {
+      guard case .add(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .remove?: try {
+      guard case .remove(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .update?: try {
+      guard case .update(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .promote?: try {
+      guard case .promote(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballotpb_MembershipForward, rhs: Ballotpb_MembershipForward) -> Bool {
+    if lhs.clusterID != rhs.clusterID {return false}
+    if lhs.request != rhs.request {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballotpb_MembershipForwardResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MembershipForwardResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}member\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._member) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._member {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballotpb_MembershipForwardResponse, rhs: Ballotpb_MembershipForwardResponse) -> Bool {
+    if lhs._member != rhs._member {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

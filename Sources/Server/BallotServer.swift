@@ -23,8 +23,6 @@ public final class BallotServer: Sendable {
         self.logger = logger
         let id = config.memberID
         let clusterID = config.clusterID
-        let members = MemberDirectory(config: config)
-        self.members = members
         let directory = try DataDirectory.open(config.dataDirectory, clusterID: clusterID)
         let (wal, recovery) = try WriteAheadLog.open(directory: directory.walPath)
         if let torn = recovery.truncatedTail {
@@ -35,12 +33,14 @@ public final class BallotServer: Sendable {
         storeSettings.requestBytesMax = config.maxRequestBytes
         storeSettings.leasesMustExist = true
         let store = try MVCCStore(directory: directory.dbPath, settings: storeSettings)
+        let members = try MemberDirectory(config: config, recorded: store.members())
+        self.members = members
         let settings = config.raftSettings
         let seed = UInt64.random(in: 1...UInt64.max)
         let core: RaftCore
         let fresh = recovery.hardState.term == .zero && recovery.entries.isEmpty && recovery.snapshot == nil
         if fresh && config.initialClusterState == .new {
-            let voters = Set(members.members.keys)
+            let voters = Set(config.initialCluster.map { ServerConfig.memberID(peer: $0.peer, token: config.clusterToken) })
             core = try RaftCore(id: id, bootstrap: Membership(voters: voters), settings: settings, seed: seed)
             logger.info("bootstrapping a new cluster", metadata: ["cluster": "\(String(clusterID, radix: 16))", "members": "\(voters.count)"])
         } else {
@@ -58,7 +58,7 @@ public final class BallotServer: Sendable {
         }
         let transport = try PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses, logger: logger)
         self.node = Node(id: id, clusterID: clusterID, core: core, wal: wal, store: store, transport: transport,
-                         leases: try store.leases(), config: config, logger: logger)
+                         leases: try store.leases(), members: members, config: config, logger: logger)
     }
 
     public var memberID: NodeID { node.id }
@@ -74,7 +74,7 @@ public final class BallotServer: Sendable {
             services: [
                 KVService(node: node, maxRequestBytes: config.maxRequestBytes),
                 MaintenanceService(node: node, dataDirectory: config.dataDirectory),
-                ClusterService(node: node, members: members),
+                ClusterService(node: node),
                 WatchService(node: node),
                 LeaseService(node: node),
             ])
@@ -106,12 +106,44 @@ public final class BallotServer: Sendable {
             group.addTask { try await peerServer.serve() }
             group.addTask { try await clientServer.serve() }
             group.addTask { await self.node.transport.run() }
+            group.addTask { await self.publish() }
             group.addTask {
                 // Until cancelled; then drain the servers so serve() returns.
                 try? await Task.sleep(for: .seconds(365 * 24 * 3600))
                 clientServer.beginGracefulShutdown()
                 peerServer.beginGracefulShutdown()
                 self.node.transport.shutdown()
+            }
+        }
+    }
+
+    /// Record this member's name and URLs in the replicated directory, as
+    /// etcd's members publish themselves at start: members added later learn
+    /// their own name this way, and every member's client URLs reach the
+    /// others. Retries until it sticks or the server stops.
+    func publish() async {
+        var wanted = Etcdserverpb_Member()
+        wanted.id = node.id.rawValue
+        wanted.name = config.name
+        wanted.peerUrls = [config.initialCluster.first { $0.name == config.name }!.peer.url]
+        wanted.clientUrls = config.advertiseClientURLs
+        while !Task.isCancelled {
+            do {
+                // Only once caught up: the directory must reflect the log first.
+                try await node.linearizableBarrier()
+                // Compare with what the log recorded, not with this member's own view.
+                let recorded = try node.read { try $0.members() }.first { $0.id == node.id.rawValue }
+                var current = try recorded.map { try Etcdserverpb_Member(serializedBytes: $0.attributes) }
+                current?.isLearner = false
+                if current == wanted { return }
+                var command = Ballotpb_Command()
+                command.memberAttributes = wanted
+                command.memberAttributes.isLearner = node.status.learners.contains(node.id)
+                _ = try await node.propose(command)
+                logger.info("published this member's attributes", metadata: ["name": "\(config.name)"])
+                return
+            } catch {
+                try? await Task.sleep(for: .milliseconds(500))
             }
         }
     }

@@ -85,10 +85,11 @@ public struct ServerConfig: Sendable {
         Self.memberID(peer: initialCluster.first { $0.name == name }!.peer, token: clusterToken)
     }
 
-    /// The cluster's ID, from its founding members and token.
+    /// The cluster's ID, from its token alone, so a member joining later
+    /// (whose --initial-cluster lists itself too) computes the same one:
+    /// give each cluster its own --initial-cluster-token, as etcd advises.
     public var clusterID: UInt64 {
-        let ids = initialCluster.map { Self.memberID(peer: $0.peer, token: clusterToken).rawValue }.sorted()
-        return max(1, Self.fnv1a(ids.map(String.init).joined(separator: ",") + "|" + clusterToken))
+        max(1, Self.fnv1a("ballot-cluster|" + clusterToken))
     }
 
     /// Raft settings from etcd's millisecond flags: one tick per heartbeat.

@@ -7,7 +7,14 @@ import Testing
     @Test func membersStatusHealthHashAndDefrag() throws {
         let cluster = try TestCluster()
         defer { cluster.cleanUp() }
-        let members = try cluster.etcdctl("member", "list", endpoints: cluster.endpoint(0))
+        // Members publish their names and client URLs through the log once
+        // they start (as etcd's do); wait for all three.
+        var members = try cluster.etcdctl("member", "list", endpoints: cluster.endpoint(0))
+        let deadline = Date().addingTimeInterval(10)
+        while members.stdout.contains(", , ") && Date() < deadline {
+            usleep(100_000)
+            members = try cluster.etcdctl("member", "list", endpoints: cluster.endpoint(0))
+        }
         let lines = members.stdout.split(separator: "\n").sorted { $0.components(separatedBy: ", ")[2] < $1.components(separatedBy: ", ")[2] }
         #expect(lines.count == 3, "\(members.stdout)\(members.stderr)")
         for (i, line) in lines.enumerated() {
@@ -16,6 +23,7 @@ import Testing
             #expect(fields.count == 6, "\(line)")
             #expect(fields[1] == "started" && fields[2] == "m\(i + 1)" && fields[5] == "false", "\(line)")
             #expect(fields[3] == "http://127.0.0.1:\(cluster.members[i].peerPort)", "\(line)")
+            #expect(fields[4] == "http://127.0.0.1:\(cluster.members[i].clientPort)", "\(line)")
         }
 
         let health = try cluster.etcdctl("endpoint", "health")

@@ -24,7 +24,9 @@ final class TestCluster: @unchecked Sendable {
 
     let directory: String
     private(set) var members: [Member]
-    let cluster: String
+    private(set) var cluster: String
+    /// `--initial-cluster-state` per member: founders say new, joiners existing.
+    private var joining: Set<Int> = []
 
     /// Starts `size` members and waits until the cluster accepts a write.
     init(size: Int = 3) throws {
@@ -62,6 +64,7 @@ final class TestCluster: @unchecked Sendable {
             "--listen-peer-urls", "http://127.0.0.1:\(m.peerPort)",
             "--initial-advertise-peer-urls", "http://127.0.0.1:\(m.peerPort)",
             "--initial-cluster", cluster, "--initial-cluster-token", "e2e",
+            "--initial-cluster-state", joining.contains(i) ? "existing" : "new",
             "--heartbeat-interval", "50", "--election-timeout", "500",
         ]
         _ = FileManager.default.createFile(atPath: m.log, contents: nil)
@@ -71,6 +74,18 @@ final class TestCluster: @unchecked Sendable {
         process.standardError = log
         try process.run()
         members[i].process = process
+    }
+
+    /// Start a member that joins the running cluster (after `member add`);
+    /// returns its index. Its `--initial-cluster` lists every member, itself too.
+    func startJoining(name: String, peerPort: Int, clientPort: Int) throws -> Int {
+        let i = members.count
+        members.append(Member(name: name, clientPort: clientPort, peerPort: peerPort, dataDir: "\(directory)/\(name)",
+                              process: nil, log: "\(directory)/\(name).log"))
+        cluster += ",\(name)=http://127.0.0.1:\(peerPort)"
+        joining.insert(i)
+        try start(i)
+        return i
     }
 
     /// SIGKILL one member: no chance to flush or say goodbye.

@@ -20,6 +20,12 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
     case leaseExists
     case leaseTTLTooLarge
     case noSpace
+    case memberExists
+    case peerURLExists
+    case memberNotFound
+    case memberNotLearner
+    case learnerNotReady
+    case unhealthy
     case stopped
     case notCapable
     /// A request etcd would accept but Ballot does not serve yet.
@@ -37,6 +43,9 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
         case .leaseExists: .failedPrecondition
         case .leaseTTLTooLarge: .outOfRange
         case .noSpace: .resourceExhausted
+        case .memberExists, .peerURLExists, .memberNotLearner, .learnerNotReady: .failedPrecondition
+        case .memberNotFound: .notFound
+        case .unhealthy: .unavailable
         case .notCapable: .failedPrecondition
         case .unimplemented: .unimplemented
         case .internal: .internalError
@@ -60,6 +69,12 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
         case .leaseExists: "etcdserver: lease already exists"
         case .leaseTTLTooLarge: "etcdserver: too large lease TTL"
         case .noSpace: "etcdserver: mvcc: database space exceeded"
+        case .memberExists: "etcdserver: member ID already exist"
+        case .peerURLExists: "etcdserver: Peer URLs already exists"
+        case .memberNotFound: "etcdserver: member not found"
+        case .memberNotLearner: "etcdserver: can only promote a learner member"
+        case .learnerNotReady: "etcdserver: can only promote a learner member which is in sync with leader"
+        case .unhealthy: "etcdserver: unhealthy cluster"
         case .stopped: "etcdserver: server stopped"
         case .notCapable: "etcdserver: not capable"
         case .unimplemented(let what): "ballot: \(what) is not implemented yet"
@@ -96,7 +111,8 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
         let known: [EtcdError] = [
             .compacted, .futureRevision, .noLeader, .timeout, .requestTooLarge, .tooManyOperations, .duplicateKey,
             .emptyKey, .keyNotFound, .valueProvided, .leaseProvided, .leaseNotFound, .leaseExists, .leaseTTLTooLarge,
-            .noSpace, .stopped, .notCapable,
+            .noSpace, .memberExists, .peerURLExists, .memberNotFound, .memberNotLearner, .learnerNotReady, .unhealthy,
+            .stopped, .notCapable,
         ]
         if let match = known.first(where: { $0.description == message }) {
             self = match

@@ -206,4 +206,6 @@ final class WakeFlag: Sendable {
     func raise() -> Bool { !raised.exchange(true, ordering: .acquiringAndReleasing) }
 
     func lower() { raised.store(false, ordering: .releasing) }
+
+    var isRaised: Bool { raised.load(ordering: .acquiring) }
 }

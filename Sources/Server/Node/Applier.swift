@@ -1,6 +1,7 @@
 import Consensus
 import EtcdAPI
 import Foundation
+import Logging
 import Storage
 import SwiftProtobuf
 
@@ -10,6 +11,9 @@ import SwiftProtobuf
 struct Applier {
     let store: MVCCStore
     let lessor: Lessor
+    let members: MemberDirectory
+    let transport: PeerTransport
+    let logger: Logger
 
     /// What applying one command produced, for the caller awaiting it.
     struct Outcome {
@@ -79,6 +83,18 @@ struct Applier {
                 var response = Etcdserverpb_LeaseRevokeResponse()
                 response.header.revision = store.currentRevision
                 result.leaseRevoke = response
+            case .memberAttributes(let member):
+                try store.setMember(member.id, attributes: (try? member.serializedBytes()) ?? [], index: entry.index)
+                members.set(member)
+                if let url = member.peerUrls.first, let address = try? HostPort(url: url) {
+                    do { try transport.addPeer(NodeID(member.id), address: address) } catch {
+                        logger.error("cannot reach a new member", metadata: ["member": "\(member.id)", "error": "\(error)"])
+                    }
+                }
+            case .memberRemoved(let id):
+                try store.setMember(id, attributes: nil, index: entry.index)
+                members.remove(NodeID(id))
+                transport.removePeer(NodeID(id))
             case .alarm, nil:
                 record(entry.index)
                 result = failure(.unimplemented("this request"))

@@ -27,6 +27,7 @@ public final class Node: @unchecked Sendable {
     private var inbox: [Input] = []
     private var proposals: [UInt64: Pending<Ballotpb_CommandResult>] = [:]
     private var reads: [UInt64: Pending<LogIndex>] = [:]
+    private var configChanges: [UInt64: Pending<LogIndex>] = [:]
     private var appliedWaiters: [(index: LogIndex, pending: Pending<Void>)] = []
     private var published = Status()
     private var nextRequestID: UInt64
@@ -43,12 +44,15 @@ public final class Node: @unchecked Sendable {
     /// Wakes watch streams after each applied batch that changed the store.
     let watchHub = WatchHub()
     let lessor: Lessor
+    let members: MemberDirectory
+    let clusterToken: String
 
     enum Input {
         case messages([Consensus.Message])
         case propose(id: UInt64, command: [UInt8])
         case readIndex(context: UInt64)
         case transfer(NodeID)
+        case configChange(id: UInt64, ConfigChange)
     }
 
     struct Pending<T: Sendable> {
@@ -66,17 +70,23 @@ public final class Node: @unchecked Sendable {
         public var leaderChanges: UInt64 = 0
         public var voters: Set<NodeID> = []
         public var learners: Set<NodeID> = []
+        /// True while a joint configuration (old and new voters) is in force.
+        public var isJoint = false
+        /// On the leader: how far each member's log is known to match.
+        public var matchIndex: [NodeID: LogIndex] = [:]
     }
 
     init(id: NodeID, clusterID: UInt64, core: RaftCore, wal: WriteAheadLog, store: MVCCStore,
-         transport: PeerTransport, leases: [LeaseRecord], config: ServerConfig, logger: Logger) {
+         transport: PeerTransport, leases: [LeaseRecord], members: MemberDirectory, config: ServerConfig, logger: Logger) {
         self.id = id
         self.clusterID = clusterID
         self.core = core
         self.wal = wal
         self.store = store
         self.lessor = Lessor(records: leases, electionSeconds: Double(config.electionMilliseconds) / 1000)
-        self.applier = Applier(store: store, lessor: lessor)
+        self.members = members
+        self.clusterToken = config.clusterToken
+        self.applier = Applier(store: store, lessor: lessor, members: members, transport: transport, logger: logger)
         self.transport = transport
         self.logger = logger
         self.tickInterval = Double(config.heartbeatMilliseconds) / 1000
@@ -169,6 +179,20 @@ public final class Node: @unchecked Sendable {
         }
     }
 
+    /// Propose a configuration change here (this member must lead); its
+    /// log index once proposed.
+    func proposeConfigChangeLocally(_ change: ConfigChange) async throws -> LogIndex {
+        try await withCheckedThrowingContinuation { continuation in
+            condition.lock()
+            defer { condition.unlock() }
+            if stopping { return continuation.resume(throwing: EtcdError.stopped) }
+            nextRequestID += 1
+            configChanges[nextRequestID] = Pending(continuation: continuation, deadline: Date().addingTimeInterval(requestTimeout))
+            inbox.append(.configChange(id: nextRequestID, change))
+            condition.broadcast()
+        }
+    }
+
     func transferLeadership(to target: NodeID) {
         submit(.transfer(target))
     }
@@ -242,6 +266,17 @@ public final class Node: @unchecked Sendable {
                 } catch {
                     finishRead(context, .failure(error.isNotLeader ? EtcdError.noLeader : EtcdError.timeout))
                 }
+            case .configChange(let requestID, let change):
+                let result: Result<LogIndex, any Error>
+                do throws(ProposeError) {
+                    result = .success(try core.proposeConfigChange(change))
+                } catch {
+                    result = .failure(Self.membershipError(error))
+                }
+                condition.lock()
+                let pending = configChanges.removeValue(forKey: requestID)
+                condition.unlock()
+                pending?.continuation.resume(with: result)
             case .transfer(let target):
                 do throws(TransferError) {
                     try core.transferLeadership(to: target)
@@ -339,8 +374,25 @@ public final class Node: @unchecked Sendable {
         for pending in ready { pending.continuation.resume() }
     }
 
+    static func membershipError(_ error: ProposeError) -> EtcdError {
+        switch error {
+        case .notLeader, .transferInProgress: .noLeader
+        case .configChangePending: .unhealthy
+        case .invalidConfigChange(.notMember): .memberNotFound
+        case .invalidConfigChange(.alreadyVoter), .invalidConfigChange(.alreadyLearner): .memberExists
+        case .invalidConfigChange(.noVotersLeft): .invalid("etcdserver: re-configuration failed due to not enough started members")
+        default: .invalid("etcdserver: \(error)")
+        }
+    }
+
     private static func status(of core: RaftCore, applied: LogIndex) -> Status {
         var status = Status()
+        status.isJoint = core.membership.isJoint
+        if core.role == .leader {
+            for id in core.membership.voters.union(core.membership.outgoingVoters).union(core.membership.learners) {
+                status.matchIndex[id] = id == core.id ? core.lastIndex : core.replicationState(of: id)?.match
+            }
+        }
         status.role = core.role
         status.term = core.term
         status.leader = core.leader
@@ -390,12 +442,15 @@ public final class Node: @unchecked Sendable {
         let allProposals = proposals.values
         let allReads = reads.values
         let allApplied = appliedWaiters.map(\.pending)
+        let allChanges = configChanges.values
         proposals = [:]
         reads = [:]
+        configChanges = [:]
         appliedWaiters = []
         condition.unlock()
         for pending in allProposals { pending.continuation.resume(throwing: error) }
         for pending in allReads { pending.continuation.resume(throwing: error) }
+        for pending in allChanges { pending.continuation.resume(throwing: error) }
         for pending in allApplied { pending.continuation.resume(throwing: error) }
     }
 }

@@ -78,4 +78,16 @@ struct PeerService: Ballotpb_Peer.SimpleServiceProtocol {
         }
         return response
     }
+
+    func changeMembership(request: Ballotpb_MembershipForward, context: ServerContext) async throws -> Ballotpb_MembershipForwardResponse {
+        try check(request.clusterID)
+        guard node.status.role == .leader else { throw EtcdError.noLeader.rpcError }
+        do {
+            var response = Ballotpb_MembershipForwardResponse()
+            response.member = try await node.changeMembership(request)
+            return response
+        } catch let error as EtcdError {
+            throw error.rpcError
+        }
+    }
 }

@@ -14,7 +14,11 @@ final class PeerTransport: @unchecked Sendable {
     let selfID: NodeID
     let clusterID: UInt64
     let logger: Logger
-    private let links: [NodeID: PeerLink]
+    private let lock = NSLock()
+    private var links: [NodeID: PeerLink] = [:]
+    /// Links added while running, for `run()` to start.
+    private let added: AsyncStream<PeerLink>
+    private let addedContinuation: AsyncStream<PeerLink>.Continuation
 
     static let backoffInitialSeconds = 0.05
     static let backoffMaxSeconds = 1.0
@@ -23,26 +27,44 @@ final class PeerTransport: @unchecked Sendable {
         self.selfID = selfID
         self.clusterID = clusterID
         self.logger = logger
-        var links: [NodeID: PeerLink] = [:]
-        for (id, address) in peers where id != selfID {
-            links[id] = try PeerLink(id: id, address: address)
-        }
-        self.links = links
+        (added, addedContinuation) = AsyncStream<PeerLink>.makeStream()
+        for (id, address) in peers { try addPeer(id, address: address) }
     }
 
-    /// Runs every link until the task is cancelled.
+    /// Start talking to a member (one the log just added); no-op for a
+    /// member already known at the same address.
+    func addPeer(_ id: NodeID, address: HostPort) throws {
+        guard id != selfID else { return }
+        let link: PeerLink? = try lock.withLock {
+            if let existing = links[id], existing.address == address { return nil }
+            let link = try PeerLink(id: id, address: address)
+            links[id]?.stop()
+            links[id] = link
+            return link
+        }
+        if let link { addedContinuation.yield(link) }
+    }
+
+    func removePeer(_ id: NodeID) {
+        lock.withLock { links.removeValue(forKey: id) }?.stop()
+    }
+
+    private func link(_ id: NodeID) -> PeerLink? { lock.withLock { links[id] } }
+
+    /// Runs every link, present and future, until the task is cancelled.
     func run() async {
         await withDiscardingTaskGroup { group in
-            for link in links.values {
+            for await link in added {
                 group.addTask { await link.run(from: self.selfID, clusterID: self.clusterID, logger: self.logger) }
             }
+            group.cancelAll()
         }
     }
 
     /// Queue messages; never blocks the node loop.
     func send(_ messages: [Consensus.Message]) {
         for message in messages {
-            guard let link = links[message.to] else { continue }
+            guard let link = link(message.to) else { continue }
             if case .snapshot = message.kind {
                 logger.warning("dropping a snapshot message: snapshots are not streamed yet", metadata: ["to": "\(message.to)"])
                 continue
@@ -52,7 +74,7 @@ final class PeerTransport: @unchecked Sendable {
     }
 
     func forward(_ command: Ballotpb_Command, to leader: NodeID, timeout: Double) async throws -> Ballotpb_CommandResult {
-        guard let link = links[leader] else { throw EtcdError.noLeader }
+        guard let link = link(leader) else { throw EtcdError.noLeader }
         var request = Ballotpb_ForwardRequest()
         request.clusterID = clusterID
         request.command = try command.serializedData()
@@ -66,7 +88,7 @@ final class PeerTransport: @unchecked Sendable {
     }
 
     func readIndex(from leader: NodeID, timeout: Double) async throws -> LogIndex {
-        guard let link = links[leader] else { throw EtcdError.noLeader }
+        guard let link = link(leader) else { throw EtcdError.noLeader }
         var request = Ballotpb_ReadIndexRequest()
         request.clusterID = clusterID
         var options = CallOptions.defaults
@@ -79,7 +101,7 @@ final class PeerTransport: @unchecked Sendable {
     }
 
     func lease(_ request: Ballotpb_LeaseForward, to leader: NodeID, timeout: Double) async throws -> Ballotpb_LeaseForwardResponse {
-        guard let link = links[leader] else { throw EtcdError.noLeader }
+        guard let link = link(leader) else { throw EtcdError.noLeader }
         var request = request
         request.clusterID = clusterID
         var options = CallOptions.defaults
@@ -91,11 +113,24 @@ final class PeerTransport: @unchecked Sendable {
         }
     }
 
-    func shutdown() {
-        for link in links.values {
-            link.client.beginGracefulShutdown()
-            link.queue.wake()
+    func changeMembership(_ request: Ballotpb_MembershipForward, to leader: NodeID, timeout: Double) async throws -> Ballotpb_MembershipForwardResponse {
+        guard let link = link(leader) else { throw EtcdError.noLeader }
+        var request = request
+        request.clusterID = clusterID
+        var options = CallOptions.defaults
+        options.timeout = .milliseconds(Int64(timeout * 1000))
+        do {
+            return try await link.peer.changeMembership(request, options: options)
+        } catch let error as RPCError where error.code == .unavailable || error.code == .deadlineExceeded {
+            throw EtcdError.noLeader
+        } catch let error as RPCError {
+            throw EtcdError(code: UInt32(error.code.rawValue), message: error.message)
         }
+    }
+
+    func shutdown() {
+        addedContinuation.finish()
+        for link in lock.withLock({ Array(links.values) }) { link.stop() }
     }
 }
 
@@ -106,6 +141,14 @@ final class PeerLink: Sendable {
     let client: GRPCClient<HTTP2ClientTransport.Posix>
     let peer: Ballotpb_Peer.Client<HTTP2ClientTransport.Posix>
     let queue = OutboundQueue()
+    private let stopped = WakeFlag()
+
+    /// Close the connection and end `run()`.
+    func stop() {
+        _ = stopped.raise()
+        client.beginGracefulShutdown()
+        queue.wake()
+    }
 
     init(id: NodeID, address: HostPort) throws {
         self.id = id
@@ -125,10 +168,10 @@ final class PeerLink: Sendable {
             }
             var backoff = PeerTransport.backoffInitialSeconds
             var connectedOnce = false
-            while !Task.isCancelled {
+            while !Task.isCancelled && !stopped.isRaised {
                 do {
                     _ = try await peer.send(requestProducer: { writer in
-                        while !Task.isCancelled {
+                        while !Task.isCancelled && !self.stopped.isRaised {
                             let items = await self.queue.drain()
                             if items.isEmpty { return }
                             var batch = Ballotpb_PeerBatch()

@@ -1,0 +1,101 @@
+import Consensus
+import EtcdAPI
+import Foundation
+
+/// Membership changes, which only the leader proposes: followers forward
+/// them. A new member's attributes (name, URLs) are replicated first, so
+/// every member can dial it once the configuration change commits; voter
+/// changes go through joint consensus, and a request returns once the
+/// cluster has left the joint configuration.
+extension Node {
+    /// The minimum share of the leader's log a learner must hold to be promoted.
+    static let promotableMatchPercent: UInt64 = 90
+
+    func changeMembership(_ request: Ballotpb_MembershipForward) async throws -> Etcdserverpb_Member {
+        let leader = try await awaitLeader()
+        if leader != id { return try await transport.changeMembership(request, to: leader, timeout: requestTimeout).member }
+        switch request.request {
+        case .add(let add):
+            return try await addMember(peerURLs: add.peerUrls, learner: add.isLearner)
+        case .remove(let remove):
+            try await removeMember(NodeID(remove.id))
+            return Etcdserverpb_Member()
+        case .update(let update):
+            return try await updateMember(NodeID(update.id), peerURLs: update.peerUrls)
+        case .promote(let promote):
+            return try await promoteMember(NodeID(promote.id))
+        case nil:
+            throw EtcdError.invalid("etcdserver: empty membership request")
+        }
+    }
+
+    private func addMember(peerURLs: [String], learner: Bool) async throws -> Etcdserverpb_Member {
+        guard let first = peerURLs.first, let address = try? HostPort(url: first) else {
+            throw EtcdError.invalid("etcdserver: member add needs a peer URL of the form http://host:port")
+        }
+        let newID = ServerConfig.memberID(peer: address, token: clusterToken)
+        let current = status
+        if current.voters.contains(newID) || current.learners.contains(newID) { throw EtcdError.memberExists }
+        if let holder = members.member(withPeerURL: address.url), current.voters.union(current.learners).contains(NodeID(holder.id)) {
+            throw EtcdError.peerURLExists
+        }
+        var member = Etcdserverpb_Member()
+        member.id = newID.rawValue
+        member.peerUrls = [address.url]
+        member.isLearner = learner
+        var record = Ballotpb_Command()
+        record.memberAttributes = member
+        _ = try await propose(record)
+        try await applyConfigChange(ConfigChange(kind: .change, changes: [learner ? .addLearner(newID) : .addVoter(newID)]))
+        return member
+    }
+
+    private func removeMember(_ target: NodeID) async throws {
+        let current = status
+        guard current.voters.contains(target) || current.learners.contains(target) else { throw EtcdError.memberNotFound }
+        try await applyConfigChange(ConfigChange(kind: .change, changes: [.removeVoter(target)]))
+        var record = Ballotpb_Command()
+        record.memberRemoved = target.rawValue
+        // The removed leader hands leadership over; the record then goes to the new one.
+        _ = try? await propose(record)
+    }
+
+    private func updateMember(_ target: NodeID, peerURLs: [String]) async throws -> Etcdserverpb_Member {
+        let current = status
+        guard current.voters.contains(target) || current.learners.contains(target) else { throw EtcdError.memberNotFound }
+        var member = members.member(target) ?? Etcdserverpb_Member()
+        member.id = target.rawValue
+        member.peerUrls = peerURLs
+        var record = Ballotpb_Command()
+        record.memberAttributes = member
+        _ = try await propose(record)
+        return member
+    }
+
+    private func promoteMember(_ target: NodeID) async throws -> Etcdserverpb_Member {
+        let current = status
+        guard current.voters.union(current.learners).contains(target) else { throw EtcdError.memberNotFound }
+        guard current.learners.contains(target) else { throw EtcdError.memberNotLearner }
+        let leaderMatch = current.matchIndex[id]?.rawValue ?? 0
+        let learnerMatch = current.matchIndex[target]?.rawValue ?? 0
+        guard learnerMatch * 100 >= leaderMatch * Self.promotableMatchPercent else { throw EtcdError.learnerNotReady }
+        try await applyConfigChange(ConfigChange(kind: .change, changes: [.promoteLearner(target)]))
+        var member = members.member(target) ?? Etcdserverpb_Member()
+        member.isLearner = false
+        var record = Ballotpb_Command()
+        record.memberAttributes = member
+        _ = try await propose(record)
+        return member
+    }
+
+    /// Propose, wait until applied here, then until the joint configuration is left.
+    private func applyConfigChange(_ change: ConfigChange) async throws {
+        let index = try await proposeConfigChangeLocally(change)
+        try await waitApplied(index)
+        let deadline = Date().addingTimeInterval(requestTimeout)
+        while status.isJoint {
+            if Date() >= deadline { throw EtcdError.timeout }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+}

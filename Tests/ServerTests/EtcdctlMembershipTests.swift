@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+
+/// etcdctl member add / promote / remove against a real cluster, with a
+/// real fourth process joining it.
+@Suite(.serialized) struct EtcdctlMembershipTests {
+    static func names(_ out: TestCluster.Output) -> [String] {
+        out.stdout.split(separator: "\n").map { $0.components(separatedBy: ", ") }.filter { $0.count == 6 }
+            .map { "\($0[2])\($0[5] == "true" ? "(learner)" : "")" }.sorted()
+    }
+
+    /// The member list once it equals `expected` (members publish their
+    /// names through the log shortly after they start), or the last seen.
+    static func awaitMembers(_ cluster: TestCluster, _ expected: [String]) throws -> TestCluster.Output {
+        let deadline = Date().addingTimeInterval(20)
+        var list = try cluster.etcdctl("member", "list")
+        while names(list) != expected && Date() < deadline {
+            usleep(100_000)
+            list = try cluster.etcdctl("member", "list")
+        }
+        return list
+    }
+
+    @Test func addALearnerPromoteItThenRemoveIt() throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        for i in 0..<20 { try cluster.etcdctl("put", "before/\(i)", "\(i)") }
+        let ports = try TestCluster.freePorts(2)
+        let add = try cluster.etcdctl("member", "add", "m4", "--learner", "--peer-urls=http://127.0.0.1:\(ports[0])")
+        #expect(add.status == 0, "\(add.stderr)")
+        #expect(add.stdout.contains("added to cluster"), "\(add.stdout)")
+        #expect(add.stdout.contains("ETCD_INITIAL_CLUSTER_STATE=\"existing\""))
+        let id = try #require(add.stdout.split(separator: " ").dropFirst().first.map(String.init))
+        let joined = try cluster.startJoining(name: "m4", peerPort: ports[0], clientPort: ports[1])
+
+        // The learner catches up from the leader's log and serves what was written before it joined.
+        let deadline = Date().addingTimeInterval(20)
+        var read = TestCluster.Output(status: 1, stdout: "", stderr: "")
+        repeat {
+            usleep(200_000)
+            read = try cluster.etcdctl("get", "before/", "--prefix", "--consistency=s", "--keys-only", endpoints: cluster.endpoint(joined))
+        } while read.stdout.split(separator: "\n").count < 20 && Date() < deadline
+        #expect(read.stdout.split(separator: "\n").count == 20, "\(read.stdout)\(read.stderr)\n\(cluster.logs())")
+        let withLearner = try Self.awaitMembers(cluster, ["m1", "m2", "m3", "m4(learner)"])
+        #expect(Self.names(withLearner) == ["m1", "m2", "m3", "m4(learner)"], "\(withLearner.stdout)")
+
+        let promote = try cluster.etcdctl("member", "promote", id)
+        #expect(promote.stdout.contains("promoted"), "\(promote.stdout)\(promote.stderr)")
+        let promoted = try Self.awaitMembers(cluster, ["m1", "m2", "m3", "m4"])
+        #expect(Self.names(promoted) == ["m1", "m2", "m3", "m4"], "\(promoted.stdout)")
+        // Now a voter: it serves linearizable reads and takes writes.
+        #expect(try cluster.etcdctl("put", "after", "4", endpoints: cluster.endpoint(joined)).stdout == "OK\n")
+        #expect(try cluster.etcdctl("get", "after", endpoints: cluster.endpoint(0)).stdout == "after\n4\n")
+
+        let again = try cluster.etcdctl("member", "add", "m4", "--peer-urls=http://127.0.0.1:\(ports[0])")
+        #expect(again.stderr.contains("etcdserver: member ID already exist"), "\(again.stderr)")
+
+        let remove = try cluster.etcdctl("member", "remove", id)
+        #expect(remove.stdout.contains("removed from cluster"), "\(remove.stdout)\(remove.stderr)")
+        let removed = try cluster.etcdctl("member", "list")
+        #expect(Self.names(removed) == ["m1", "m2", "m3"], "\(removed.stdout)")
+        #expect(try cluster.etcdctl("put", "final", "3").stdout == "OK\n")
+        let unknown = try cluster.etcdctl("member", "remove", id)
+        #expect(unknown.stderr.contains("etcdserver: member not found"), "\(unknown.stderr)")
+    }
+}
