@@ -14,6 +14,7 @@ public final class BallotServer: Sendable {
     let node: Node
     let members: MemberDirectory
     let logger: Logger
+    let metrics = ServerMetrics()
 
     /// Opens the data directory and recovers; refuses (throwing an error
     /// that names the damaged file) rather than start from doubtful state.
@@ -58,7 +59,7 @@ public final class BallotServer: Sendable {
         }
         let transport = try PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses, logger: logger)
         self.node = Node(id: id, clusterID: clusterID, core: core, wal: wal, store: store, transport: transport,
-                         leases: try store.leases(), members: members, config: config, logger: logger)
+                         leases: try store.leases(), members: members, metrics: metrics, config: config, logger: logger)
     }
 
     public var memberID: NodeID { node.id }
@@ -77,7 +78,8 @@ public final class BallotServer: Sendable {
                 ClusterService(node: node),
                 WatchService(node: node),
                 LeaseService(node: node),
-            ])
+            ],
+            interceptors: [MetricsInterceptor(metrics: metrics)])
         let peerServer = GRPCServer(
             transport: .http2NIOPosix(
                 address: .ipv4(host: config.listenPeer.host, port: config.listenPeer.port),
@@ -107,6 +109,10 @@ public final class BallotServer: Sendable {
             group.addTask { try await clientServer.serve() }
             group.addTask { await self.node.transport.run() }
             group.addTask { await self.publish() }
+            if let address = self.config.listenMetrics {
+                let operations = OperationsHTTPServer(address: address) { path in self.operationsAnswer(path) }
+                group.addTask { try await operations.run() }
+            }
             group.addTask {
                 // Until cancelled; then drain the servers so serve() returns.
                 try? await Task.sleep(for: .seconds(365 * 24 * 3600))
@@ -114,6 +120,33 @@ public final class BallotServer: Sendable {
                 peerServer.beginGracefulShutdown()
                 self.node.transport.shutdown()
             }
+        }
+    }
+
+    /// What `/metrics`, `/health` and `/readyz` answer.
+    func operationsAnswer(_ path: String) -> OperationsHTTPServer.Answer {
+        let status = node.status
+        let (alarm, used) = (try? node.read { store in (store.noSpaceAlarm, try store.usedBytes()) }) ?? (false, 0)
+        switch path {
+        case "/metrics":
+            metrics.hasLeader.set(Double(status.leader == nil ? 0 : 1))
+            metrics.isLeader.set(Double(status.role == .leader ? 1 : 0))
+            metrics.proposalsCommitted.set(Double(status.commitIndex.rawValue))
+            metrics.proposalsApplied.set(Double(status.appliedIndex.rawValue))
+            metrics.proposalsPending.set(Double(node.pendingProposals))
+            metrics.raftTerm.set(Double(status.term.rawValue))
+            metrics.dbTotalSize.set(Double(MaintenanceService.fileBytes(config.dataDirectory + "/db/data.mdb") ?? used))
+            metrics.dbInUseSize.set(Double(used))
+            return .init(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.registry.emitToBuffer())
+        case "/health":
+            let reason = status.leader == nil ? "RAFT NO LEADER" : alarm ? "ALARM NOSPACE" : ""
+            let body = reason.isEmpty ? #"{"health":"true","reason":""}"# : #"{"health":"false","reason":"\#(reason)"}"#
+            return .init(status: reason.isEmpty ? .ok : .serviceUnavailable, contentType: "application/json", body: Array(body.utf8))
+        case "/readyz":
+            let ready = status.leader != nil
+            return .init(status: ready ? .ok : .serviceUnavailable, contentType: "text/plain", body: Array((ready ? "ok\n" : "no leader\n").utf8))
+        default:
+            return .init(status: .notFound, contentType: "text/plain", body: Array("not found: try /metrics, /health or /readyz\n".utf8))
         }
     }
 

@@ -11,6 +11,9 @@ public struct ServerConfig: Sendable {
     public var listenClient: HostPort
     public var advertiseClientURLs: [String]
     public var listenPeer: HostPort
+    /// Where `/metrics`, `/health` and `/readyz` are served (etcd's
+    /// --listen-metrics-urls); nil serves none.
+    public var listenMetrics: HostPort?
     /// Every founding member's name and advertised peer address.
     public var initialCluster: [(name: String, peer: HostPort)]
     public var initialClusterState: ClusterState

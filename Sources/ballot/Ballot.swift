@@ -26,6 +26,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Client URLs to advertise to the rest of the cluster (comma-separated).")
     var advertiseClientUrls: String?
     @Option(help: "URL to listen on for peer traffic.") var listenPeerUrls = "http://127.0.0.1:2380"
+    @Option(help: "URL for /metrics, /health and /readyz (default: the client port + 2, e.g. 2381); 'none' turns them off.")
+    var listenMetricsUrls: String?
     @Option(help: "This member's peer URL, as the rest of the cluster reaches it.")
     var initialAdvertisePeerUrls: String?
     @Option(help: "Founding members: name=http://host:port,… (default: this member alone).")
@@ -96,6 +98,10 @@ struct Serve: AsyncParsableCommand {
             name: name, dataDirectory: dataDir ?? "\(name).ballot", listenClient: listenClient,
             advertiseClientURLs: (advertiseClientUrls ?? listenClient.url).split(separator: ",").map(String.init),
             listenPeer: listenPeer, initialCluster: cluster, initialClusterState: state, clusterToken: initialClusterToken)
+        if listenMetricsUrls != "none" {
+            config.listenMetrics = try listenMetricsUrls.map { try HostPort(url: single($0, flag: "--listen-metrics-urls")) }
+                ?? HostPort(host: listenClient.host, port: listenClient.port + 2)
+        }
         config.heartbeatMilliseconds = heartbeatInterval
         config.electionMilliseconds = electionTimeout
         config.quotaBackendBytes = quotaBackendBytes

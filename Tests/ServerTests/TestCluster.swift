@@ -17,6 +17,7 @@ final class TestCluster: @unchecked Sendable {
         var name: String
         var clientPort: Int
         var peerPort: Int
+        var metricsPort: Int
         var dataDir: String
         var process: Process?
         var log: String
@@ -35,9 +36,9 @@ final class TestCluster: @unchecked Sendable {
         }
         directory = NSTemporaryDirectory() + "ballot-e2e-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let ports = try Self.freePorts(2 * size)
+        let ports = try Self.freePorts(3 * size)
         members = (0..<size).map { i in
-            Member(name: "m\(i + 1)", clientPort: ports[2 * i], peerPort: ports[2 * i + 1],
+            Member(name: "m\(i + 1)", clientPort: ports[3 * i], peerPort: ports[3 * i + 1], metricsPort: ports[3 * i + 2],
                    dataDir: "\(NSTemporaryDirectory())ballot-e2e-\(UUID().uuidString)/m\(i + 1)", process: nil, log: "")
         }
         for i in members.indices {
@@ -62,6 +63,7 @@ final class TestCluster: @unchecked Sendable {
             "--name", m.name, "--data-dir", m.dataDir,
             "--listen-client-urls", "http://127.0.0.1:\(m.clientPort)",
             "--listen-peer-urls", "http://127.0.0.1:\(m.peerPort)",
+            "--listen-metrics-urls", "http://127.0.0.1:\(m.metricsPort)",
             "--initial-advertise-peer-urls", "http://127.0.0.1:\(m.peerPort)",
             "--initial-cluster", cluster, "--initial-cluster-token", "e2e",
             "--initial-cluster-state", joining.contains(i) ? "existing" : "new",
@@ -80,7 +82,8 @@ final class TestCluster: @unchecked Sendable {
     /// returns its index. Its `--initial-cluster` lists every member, itself too.
     func startJoining(name: String, peerPort: Int, clientPort: Int) throws -> Int {
         let i = members.count
-        members.append(Member(name: name, clientPort: clientPort, peerPort: peerPort, dataDir: "\(directory)/\(name)",
+        let metricsPort = try Self.freePorts(1)[0]
+        members.append(Member(name: name, clientPort: clientPort, peerPort: peerPort, metricsPort: metricsPort, dataDir: "\(directory)/\(name)",
                               process: nil, log: "\(directory)/\(name).log"))
         cluster += ",\(name)=http://127.0.0.1:\(peerPort)"
         joining.insert(i)
@@ -133,6 +136,11 @@ final class TestCluster: @unchecked Sendable {
     func etcdctl(_ arguments: String..., endpoints: String? = nil, input: String? = nil, timeout: Double = 15) throws -> Output {
         try Self.run("/usr/bin/etcdctl", ["--endpoints=\(endpoints ?? self.endpoints)", "--dial-timeout=3s", "--command-timeout=10s"] + arguments,
                      environment: ["ETCDCTL_API": "3"], input: input, timeout: timeout)
+    }
+
+    /// GET a path from a member's operations port (status line dropped).
+    func http(_ i: Int, _ path: String) throws -> Output {
+        try Self.run("/usr/bin/curl", ["-s", "-w", "\n%{http_code}", "http://127.0.0.1:\(members[i].metricsPort)\(path)"], timeout: 10)
     }
 
     struct Output {

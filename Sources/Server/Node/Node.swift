@@ -46,6 +46,7 @@ public final class Node: @unchecked Sendable {
     let lessor: Lessor
     let members: MemberDirectory
     let clusterToken: String
+    let metrics: ServerMetrics
 
     enum Input {
         case messages([Consensus.Message])
@@ -77,7 +78,7 @@ public final class Node: @unchecked Sendable {
     }
 
     init(id: NodeID, clusterID: UInt64, core: RaftCore, wal: WriteAheadLog, store: MVCCStore,
-         transport: PeerTransport, leases: [LeaseRecord], members: MemberDirectory, config: ServerConfig, logger: Logger) {
+         transport: PeerTransport, leases: [LeaseRecord], members: MemberDirectory, metrics: ServerMetrics, config: ServerConfig, logger: Logger) {
         self.id = id
         self.clusterID = clusterID
         self.core = core
@@ -85,6 +86,7 @@ public final class Node: @unchecked Sendable {
         self.store = store
         self.lessor = Lessor(records: leases, electionSeconds: Double(config.electionMilliseconds) / 1000)
         self.members = members
+        self.metrics = metrics
         self.clusterToken = config.clusterToken
         self.applier = Applier(store: store, lessor: lessor, members: members, transport: transport, logger: logger)
         self.transport = transport
@@ -122,6 +124,9 @@ public final class Node: @unchecked Sendable {
         defer { storeLock.unlock() }
         return try body(store)
     }
+
+    /// Proposals made here that wait to be applied.
+    var pendingProposals: Int { condition.withLock { proposals.count } }
 
     public var status: Status {
         condition.lock()
@@ -334,7 +339,11 @@ public final class Node: @unchecked Sendable {
             if !ready.entries.isEmpty || ready.hardState != nil {
                 try wal.append(hardState: ready.hardState, entries: ready.entries)
             }
-            if ready.mustSync { try wal.sync() }
+            if ready.mustSync {
+                let started = ContinuousClock.now
+                try wal.sync()
+                metrics.walFsync.record(ContinuousClock.now - started)
+            }
         } catch {
             // The log's state on disk is unknown: stop rather than promise anything.
             fatalError("write-ahead log failed: \(error)")
@@ -342,11 +351,13 @@ public final class Node: @unchecked Sendable {
         transport.send(ready.messagesAfterPersist)
         if !ready.committed.isEmpty {
             var outcomes: [Applier.Outcome] = []
+            let started = ContinuousClock.now
             storeLock.lock()
             for entry in ready.committed {
                 if let outcome = applier.apply(entry) { outcomes.append(outcome) }
             }
             storeLock.unlock()
+            if !outcomes.isEmpty { metrics.backendCommit.record(ContinuousClock.now - started) }
             if !outcomes.isEmpty { watchHub.notify() }
             for outcome in outcomes where outcome.origin == id.rawValue {
                 finishProposal(outcome.id, .success(outcome.result))
@@ -363,7 +374,9 @@ public final class Node: @unchecked Sendable {
         condition.lock()
         let before = published
         published = Self.status(of: core, applied: core.appliedIndex)
-        published.leaderChanges = before.leaderChanges + (before.leader != published.leader && published.leader != nil ? 1 : 0)
+        let changed = before.leader != published.leader && published.leader != nil
+        published.leaderChanges = before.leaderChanges + (changed ? 1 : 0)
+        if changed { metrics.leaderChanges.increment() }
         var ready: [Pending<Void>] = []
         appliedWaiters.removeAll { waiter in
             guard waiter.index <= published.appliedIndex else { return false }
@@ -407,6 +420,7 @@ public final class Node: @unchecked Sendable {
         condition.lock()
         let pending = proposals.removeValue(forKey: requestID)
         condition.unlock()
+        if case .failure = result, pending != nil { metrics.proposalsFailed.increment() }
         pending?.continuation.resume(with: result)
     }
 
@@ -432,6 +446,7 @@ public final class Node: @unchecked Sendable {
             return true
         }
         condition.unlock()
+        if !expiredProposals.isEmpty { metrics.proposalsFailed.increment(by: Int64(expiredProposals.count)) }
         for pending in expiredProposals.values { pending.continuation.resume(throwing: EtcdError.timeout) }
         for pending in expiredReads.values { pending.continuation.resume(throwing: EtcdError.timeout) }
         for pending in expiredApplied { pending.continuation.resume(throwing: EtcdError.timeout) }

@@ -1,0 +1,55 @@
+import Foundation
+import Testing
+
+/// `/metrics` with etcd's metric names, `/health` and `/readyz`, as
+/// Prometheus and load balancers read them.
+@Suite(.serialized) struct OperationsTests {
+    /// The value of the first sample whose line starts with `prefix`.
+    static func sample(_ text: String, _ prefix: String) -> Double? {
+        text.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+
+    @Test func metricsHealthAndReadiness() throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        for i in 0..<10 { try cluster.etcdctl("put", "m/\(i)", "v") }
+        #expect(try cluster.etcdctl("get", "missing", "--rev=999").status != 0)
+        var leaders = 0.0
+        for i in 0..<3 {
+            let metrics = try cluster.http(i, "/metrics")
+            #expect(metrics.stdout.hasSuffix("\n200"), "\(metrics.stdout.suffix(200))")
+            let text = metrics.stdout
+            #expect(Self.sample(text, "etcd_server_has_leader ") == 1, "member \(i)")
+            leaders += Self.sample(text, "etcd_server_is_leader ") ?? 0
+            #expect((Self.sample(text, "etcd_server_leader_changes_seen_total ") ?? 0) >= 1)
+            #expect((Self.sample(text, "etcd_server_proposals_committed_total ") ?? 0) >= 11)
+            #expect((Self.sample(text, "etcd_server_proposals_applied_total ") ?? 0) >= 11)
+            #expect((Self.sample(text, "etcd_disk_wal_fsync_duration_seconds_count ") ?? 0) > 0)
+            #expect((Self.sample(text, "etcd_mvcc_db_total_size_in_bytes ") ?? 0) > 0)
+            #expect(text.contains("# TYPE etcd_disk_backend_commit_duration_seconds histogram"))
+        }
+        #expect(leaders == 1)
+        // gRPC counters: etcdctl spreads its calls over the endpoints, so sum them.
+        let texts = try (0..<3).map { try cluster.http($0, "/metrics").stdout }
+        let puts = texts.compactMap { Self.sample($0, #"grpc_server_handled_total{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Put",grpc_code="OK"}"#) }
+        #expect(puts.reduce(0, +) >= 10, "\(puts)")
+        let refused = texts.compactMap { Self.sample($0, #"grpc_server_handled_total{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Range",grpc_code="OutOfRange"}"#) }
+        #expect(refused.reduce(0, +) == 1, "\(refused)")
+
+        let health = try cluster.http(1, "/health")
+        #expect(health.stdout == "{\"health\":\"true\",\"reason\":\"\"}\n200")
+        #expect(try cluster.http(2, "/readyz").stdout == "ok\n\n200")
+        #expect(try cluster.http(2, "/nope").stdout.hasSuffix("404"))
+
+        // Without a quorum there is no leader, and health says so.
+        cluster.kill(1)
+        cluster.kill(2)
+        let deadline = Date().addingTimeInterval(15)
+        var alone = try cluster.http(0, "/health")
+        while !alone.stdout.hasSuffix("503") && Date() < deadline {
+            usleep(200_000)
+            alone = try cluster.http(0, "/health")
+        }
+        #expect(alone.stdout == "{\"health\":\"false\",\"reason\":\"RAFT NO LEADER\"}\n503")
+    }
+}
