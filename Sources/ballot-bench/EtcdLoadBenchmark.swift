@@ -1,0 +1,210 @@
+import ArgumentParser
+import EtcdAPI
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Histogram
+import Synchronization
+
+/// Load against any server speaking etcd's v3 API (Ballot or etcd itself),
+/// so the two are measured by the same client in the same run: puts,
+/// linearizable and serializable ranges, and watch fan-out. Latencies go
+/// into HdrHistograms; a progress line prints every second.
+struct EtcdLoadBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "etcd",
+        abstract: "Put, range and watch load against etcd-API endpoints (Ballot or etcd).")
+
+    enum Workload: String, ExpressibleByArgument, CaseIterable {
+        case put, range, rangeSerializable = "range-serializable", watch
+    }
+
+    @Option(help: "Comma-separated host:port client endpoints.") var endpoints = "127.0.0.1:2379"
+    @Option(help: "put, range, range-serializable or watch.") var workload = Workload.put
+    @Option(help: "Concurrent clients (for watch: watchers).") var clients = 64
+    @Option(help: "gRPC connections the clients share.") var connections = 8
+    @Option(help: "Value size in bytes.") var valueBytes = 256
+    @Option(help: "Distinct keys written and read.") var keys = 10_000
+    @Option(help: "Seconds of load.") var seconds = 10.0
+    @Option(help: "A name for the result line (e.g. ballot, etcd).") var label = "server"
+
+    static let clientsRange = 1...10_000
+    static let connectionsRange = 1...256
+
+    func validate() throws {
+        guard Self.clientsRange.contains(clients) else { throw ValidationError("--clients takes \(Self.clientsRange)") }
+        guard Self.connectionsRange.contains(connections) else { throw ValidationError("--connections takes \(Self.connectionsRange)") }
+        guard (1...(1 << 20)).contains(valueBytes) else { throw ValidationError("--value-bytes takes 1...1048576") }
+        guard keys >= 1, seconds > 0 else { throw ValidationError("--keys and --seconds must be positive") }
+    }
+
+    func run() async throws {
+        let targets = try endpoints.split(separator: ",").map { item -> (String, Int) in
+            let parts = item.split(separator: ":")
+            guard parts.count == 2, let port = Int(parts[1]) else { throw ValidationError("endpoint '\(item)' is not host:port") }
+            return (String(parts[0]), port)
+        }
+        let grpcClients = try (0..<connections).map { i in
+            let (host, port) = targets[i % targets.count]
+            return GRPCClient(transport: try HTTP2ClientTransport.Posix(
+                target: .ipv4(address: host, port: port), transportSecurity: .plaintext,
+                config: .defaults { $0.http2.maxFrameSize = 1 << 20 }))
+        }
+        let stats = LoadStats()
+        try await withThrowingDiscardingTaskGroup { group in
+            for client in grpcClients { group.addTask { try await client.runConnections() } }
+            if workload == .range || workload == .rangeSerializable { try await populate(grpcClients[0]) }
+            let histogram = try await measure(grpcClients, stats)
+            report(histogram, stats)
+            for client in grpcClients { client.beginGracefulShutdown() }
+        }
+    }
+
+    /// Write every key once so reads find something.
+    func populate(_ client: GRPCClient<HTTP2ClientTransport.Posix>) async throws {
+        let kv = Etcdserverpb_KV.Client(wrapping: client)
+        let value = Data(repeating: 0x62, count: valueBytes)
+        try await withThrowingDiscardingTaskGroup { group in
+            for worker in 0..<16 {
+                group.addTask {
+                    for k in stride(from: worker, to: keys, by: 16) {
+                        var put = Etcdserverpb_PutRequest()
+                        put.key = Data("bench/\(k)".utf8)
+                        put.value = value
+                        _ = try await kv.put(put)
+                    }
+                }
+            }
+        }
+    }
+
+    func measure(_ grpcClients: [GRPCClient<HTTP2ClientTransport.Posix>], _ stats: LoadStats) async throws -> Histogram<UInt64> {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        let progress = Task {
+            var last = 0
+            var elapsed = 0
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(1))
+                elapsed += 1
+                let done = stats.completed.load(ordering: .relaxed)
+                print("[\(label) \(workload.rawValue)] \(elapsed)s/\(Int(seconds))s: \(done - last) ops/s, \(stats.errors.load(ordering: .relaxed)) errors")
+                fflush(nil)
+                last = done
+            }
+        }
+        defer { progress.cancel() }
+        var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        if workload == .watch {
+            merged.add(try await watchFanOut(grpcClients, stats, until: deadline))
+            return merged
+        }
+        try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
+            for c in 0..<clients {
+                let kv = Etcdserverpb_KV.Client(wrapping: grpcClients[c % grpcClients.count])
+                group.addTask {
+                    var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                    var random = SystemRandomNumberGenerator()
+                    let value = Data(repeating: UInt8(c & 0x7F), count: valueBytes)
+                    while ContinuousClock.now < deadline {
+                        let key = Data("bench/\(Int.random(in: 0..<keys, using: &random))".utf8)
+                        let started = ContinuousClock.now
+                        do {
+                            switch workload {
+                            case .put:
+                                var put = Etcdserverpb_PutRequest()
+                                put.key = key
+                                put.value = value
+                                _ = try await kv.put(put)
+                            case .range, .rangeSerializable:
+                                var range = Etcdserverpb_RangeRequest()
+                                range.key = key
+                                range.serializable = workload == .rangeSerializable
+                                _ = try await kv.range(range)
+                            case .watch:
+                                break
+                            }
+                            _ = histogram.record(UInt64((ContinuousClock.now - started) / .microseconds(1)))
+                            stats.completed.add(1, ordering: .relaxed)
+                        } catch {
+                            stats.errors.add(1, ordering: .relaxed)
+                        }
+                    }
+                    return histogram
+                }
+            }
+            for try await histogram in group { merged.add(histogram) }
+        }
+        return merged
+    }
+
+    /// `clients` watchers on one prefix; one writer puts as fast as it is
+    /// acknowledged, stamping each value with the time of the put. Latency is
+    /// put-to-delivery, counted on every watcher.
+    func watchFanOut(_ grpcClients: [GRPCClient<HTTP2ClientTransport.Posix>], _ stats: LoadStats,
+                     until deadline: ContinuousClock.Instant) async throws -> Histogram<UInt64> {
+        let origin = ContinuousClock.now
+        return try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
+            for c in 0..<clients {
+                let watch = Etcdserverpb_Watch.Client(wrapping: grpcClients[c % grpcClients.count])
+                group.addTask {
+                    try await watch.watch(requestProducer: { writer in
+                        var create = Etcdserverpb_WatchRequest()
+                        create.createRequest.key = Data("watch/".utf8)
+                        create.createRequest.rangeEnd = Data("watch0".utf8)
+                        try await writer.write(create)
+                        try? await Task.sleep(until: deadline + .seconds(2))
+                    }, onResponse: { response in
+                        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                        for try await message in response.messages {
+                            if message.created { stats.watchers.add(1, ordering: .relaxed) }
+                            for event in message.events {
+                                let sent = event.kv.value.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) }
+                                let now = UInt64((ContinuousClock.now - origin) / .microseconds(1))
+                                _ = histogram.record(now > sent ? now - sent : 0)
+                                stats.completed.add(1, ordering: .relaxed)
+                            }
+                            if ContinuousClock.now >= deadline { break }
+                        }
+                        return histogram
+                    })
+                }
+            }
+            // The writer starts once every watcher exists.
+            let kv = Etcdserverpb_KV.Client(wrapping: grpcClients[0])
+            while stats.watchers.load(ordering: .relaxed) < clients && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            var sequence = 0
+            while ContinuousClock.now < deadline {
+                let stamp = UInt64((ContinuousClock.now - origin) / .microseconds(1))
+                var put = Etcdserverpb_PutRequest()
+                put.key = Data("watch/\(sequence % keys)".utf8)
+                put.value = Data((0..<8).map { UInt8(truncatingIfNeeded: stamp >> (8 * $0)) }) + Data(repeating: 0x77, count: max(0, valueBytes - 8))
+                do { _ = try await kv.put(put) } catch { stats.errors.add(1, ordering: .relaxed) }
+                sequence += 1
+            }
+            var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+            for try await histogram in group { merged.add(histogram) }
+            stats.writes.store(sequence, ordering: .relaxed)
+            return merged
+        }
+    }
+
+    func report(_ histogram: Histogram<UInt64>, _ stats: LoadStats) {
+        func ms(_ p: Double) -> String { String(format: "%.2f", Double(histogram.valueAtPercentile(p)) / 1000) }
+        let count = histogram.totalCount
+        let rate = Double(count) / seconds
+        var line = "RESULT label=\(label) workload=\(workload.rawValue) clients=\(clients) value_bytes=\(valueBytes)"
+        line += " ops=\(count) ops_per_s=\(Int(rate)) p50_ms=\(ms(50)) p90_ms=\(ms(90)) p99_ms=\(ms(99)) p999_ms=\(ms(99.9))"
+        line += " errors=\(stats.errors.load(ordering: .relaxed))"
+        if workload == .watch { line += " writes=\(stats.writes.load(ordering: .relaxed))" }
+        print(line)
+    }
+}
+
+final class LoadStats: Sendable {
+    let completed = Atomic<Int>(0)
+    let errors = Atomic<Int>(0)
+    let writes = Atomic<Int>(0)
+    let watchers = Atomic<Int>(0)
+}
