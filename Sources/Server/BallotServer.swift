@@ -100,6 +100,8 @@ public final class BallotServer: Sendable {
             try await serve(clientServer, peerServer)
         } catch where Task.isCancelled {
             // Asked to stop: the servers' cancellation is the expected end.
+        } catch is MemberRemoved {
+            // Removed from the cluster: a clean end, not a failure.
         }
     }
 
@@ -109,6 +111,7 @@ public final class BallotServer: Sendable {
             group.addTask { try await clientServer.serve() }
             group.addTask { await self.node.transport.run() }
             group.addTask { await self.publish() }
+            group.addTask { try await self.stopWhenRemoved() }
             if let address = self.config.listenMetrics {
                 let operations = OperationsHTTPServer(address: address) { path in self.operationsAnswer(path) }
                 group.addTask { try await operations.run() }
@@ -121,6 +124,26 @@ public final class BallotServer: Sendable {
                 self.node.transport.shutdown()
             }
         }
+    }
+
+    /// A member removed from the configuration stops itself, as etcd's do:
+    /// it can no longer vote or be written to, and running on would only
+    /// confuse clients that still list it.
+    /// It learns it from its peers, which refuse its messages once they have
+    /// applied the removal: the removed member itself may never see the
+    /// removal commit, since the leader stops replicating to it.
+    func stopWhenRemoved() async throws {
+        while !Task.isCancelled {
+            try await Task.sleep(for: .milliseconds(200))
+            if node.transport.removed.isRaised {
+                logger.warning("this member was removed from the cluster; stopping")
+                throw MemberRemoved()
+            }
+        }
+    }
+
+    struct MemberRemoved: Error, CustomStringConvertible {
+        var description: String { "this member was removed from the cluster" }
     }
 
     /// What `/metrics`, `/health` and `/readyz` answer.

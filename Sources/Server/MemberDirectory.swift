@@ -11,6 +11,9 @@ import Storage
 final class MemberDirectory: @unchecked Sendable {
     private let lock = NSLock()
     private var members: [NodeID: Etcdserverpb_Member] = [:]
+    /// Members removed while this process ran: their messages are refused
+    /// with `PeerTransport.removedMessage`, which tells them to stop.
+    private var removed: Set<NodeID> = []
 
     init(config: ServerConfig, recorded: [(id: UInt64, attributes: [UInt8])]) throws {
         for (name, peer) in config.initialCluster {
@@ -32,9 +35,21 @@ final class MemberDirectory: @unchecked Sendable {
 
     func member(_ id: NodeID) -> Etcdserverpb_Member? { lock.withLock { members[id] } }
 
-    func set(_ member: Etcdserverpb_Member) { lock.withLock { members[NodeID(member.id)] = member } }
+    func set(_ member: Etcdserverpb_Member) {
+        lock.withLock {
+            members[NodeID(member.id)] = member
+            removed.remove(NodeID(member.id))
+        }
+    }
 
-    func remove(_ id: NodeID) { lock.withLock { members[id] = nil } }
+    func remove(_ id: NodeID) {
+        lock.withLock {
+            members[id] = nil
+            removed.insert(id)
+        }
+    }
+
+    func wasRemoved(_ id: NodeID) -> Bool { lock.withLock { removed.contains(id) } }
 
     /// The member whose peer URLs include `url`, if any.
     func member(withPeerURL url: String) -> Etcdserverpb_Member? {

@@ -28,6 +28,14 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
     @Option(help: "Seconds of load.") var seconds = 10.0
     @Option(help: "A name for the result line (e.g. ballot, etcd).") var label = "server"
 
+    /// Calls wait for their connection instead of failing while it is set up.
+    static let callOptions: CallOptions = {
+        var options = CallOptions.defaults
+        options.waitForReady = true
+        options.timeout = .seconds(30)
+        return options
+    }()
+
     static let clientsRange = 1...10_000
     static let connectionsRange = 1...256
 
@@ -71,7 +79,7 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
                         var put = Etcdserverpb_PutRequest()
                         put.key = Data("bench/\(k)".utf8)
                         put.value = value
-                        _ = try await kv.put(put)
+                        _ = try await kv.put(put, options: Self.callOptions)
                     }
                 }
             }
@@ -114,12 +122,12 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
                                 var put = Etcdserverpb_PutRequest()
                                 put.key = key
                                 put.value = value
-                                _ = try await kv.put(put)
+                                _ = try await kv.put(put, options: Self.callOptions)
                             case .range, .rangeSerializable:
                                 var range = Etcdserverpb_RangeRequest()
                                 range.key = key
                                 range.serializable = workload == .rangeSerializable
-                                _ = try await kv.range(range)
+                                _ = try await kv.range(range, options: Self.callOptions)
                             case .watch:
                                 break
                             }
@@ -127,6 +135,8 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
                             stats.completed.add(1, ordering: .relaxed)
                         } catch {
                             stats.errors.add(1, ordering: .relaxed)
+                            // A failing server must not turn the client into a busy loop.
+                            try? await Task.sleep(for: .milliseconds(10))
                         }
                     }
                     return histogram
@@ -147,7 +157,7 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
             for c in 0..<clients {
                 let watch = Etcdserverpb_Watch.Client(wrapping: grpcClients[c % grpcClients.count])
                 group.addTask {
-                    try await watch.watch(requestProducer: { writer in
+                    try await watch.watch(options: Self.callOptions, requestProducer: { writer in
                         var create = Etcdserverpb_WatchRequest()
                         create.createRequest.key = Data("watch/".utf8)
                         create.createRequest.rangeEnd = Data("watch0".utf8)
@@ -180,7 +190,7 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
                 var put = Etcdserverpb_PutRequest()
                 put.key = Data("watch/\(sequence % keys)".utf8)
                 put.value = Data((0..<8).map { UInt8(truncatingIfNeeded: stamp >> (8 * $0)) }) + Data(repeating: 0x77, count: max(0, valueBytes - 8))
-                do { _ = try await kv.put(put) } catch { stats.errors.add(1, ordering: .relaxed) }
+                do { _ = try await kv.put(put, options: Self.callOptions) } catch { stats.errors.add(1, ordering: .relaxed) }
                 sequence += 1
             }
             var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)

@@ -60,6 +60,11 @@ import Testing
         let removed = try cluster.etcdctl("member", "list")
         #expect(Self.names(removed) == ["m1", "m2", "m3"], "\(removed.stdout)")
         #expect(try cluster.etcdctl("put", "final", "3").stdout == "OK\n")
+        // The removed member stops itself, cleanly.
+        let stopped = Date().addingTimeInterval(10)
+        while cluster.members[joined].process?.isRunning == true && Date() < stopped { usleep(100_000) }
+        #expect(cluster.members[joined].process?.isRunning == false, "the removed member is still running")
+        #expect(cluster.members[joined].process?.terminationStatus == 0)
         let unknown = try cluster.etcdctl("member", "remove", id)
         #expect(unknown.stderr.contains("etcdserver: member not found"), "\(unknown.stderr)")
     }

@@ -18,6 +18,9 @@ struct PeerService: Ballotpb_Peer.SimpleServiceProtocol {
     func send(request: RPCAsyncSequence<Ballotpb_PeerBatch, any Error>, context: ServerContext) async throws -> Ballotpb_PeerAck {
         for try await batch in request {
             try check(batch.clusterID)
+            if members.wasRemoved(NodeID(batch.from)) {
+                throw RPCError(code: .failedPrecondition, message: PeerTransport.removedMessage)
+            }
             var messages: [Consensus.Message] = []
             messages.reserveCapacity(batch.messages.count)
             for bytes in batch.messages {
@@ -28,7 +31,7 @@ struct PeerService: Ballotpb_Peer.SimpleServiceProtocol {
                 }
                 messages.append(message)
             }
-            node.receive(messages)
+            if !messages.isEmpty { node.receive(messages) }
         }
         return Ballotpb_PeerAck()
     }

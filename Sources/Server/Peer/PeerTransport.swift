@@ -20,7 +20,15 @@ final class PeerTransport: @unchecked Sendable {
     private let added: AsyncStream<PeerLink>
     private let addedContinuation: AsyncStream<PeerLink>.Continuation
 
+    /// What members answer a removed member, so that it stops (etcd's
+    /// peers answer 410 Gone for the same purpose).
+    static let removedMessage = "ballot: this member was removed from the cluster"
+    /// Set once a peer said this member was removed.
+    let removed = WakeFlag()
+
     static let backoffInitialSeconds = 0.05
+    /// An idle stream sends an empty frame this often.
+    static let keepAliveSeconds = 1.0
     static let backoffMaxSeconds = 1.0
 
     init(selfID: NodeID, clusterID: UInt64, peers: [NodeID: HostPort], logger: Logger) throws {
@@ -55,7 +63,9 @@ final class PeerTransport: @unchecked Sendable {
     func run() async {
         await withDiscardingTaskGroup { group in
             for await link in added {
-                group.addTask { await link.run(from: self.selfID, clusterID: self.clusterID, logger: self.logger) }
+                group.addTask {
+                    await link.run(from: self.selfID, clusterID: self.clusterID, logger: self.logger) { _ = self.removed.raise() }
+                }
             }
             group.cancelAll()
         }
@@ -159,11 +169,17 @@ final class PeerLink: Sendable {
         self.peer = Ballotpb_Peer.Client(wrapping: client)
     }
 
-    func run(from selfID: NodeID, clusterID: UInt64, logger: Logger) async {
+    func run(from selfID: NodeID, clusterID: UInt64, logger: Logger, onRemoved: @escaping @Sendable () -> Void) async {
         await withDiscardingTaskGroup { group in
             group.addTask {
                 do { try await self.client.runConnections() } catch {
                     logger.debug("peer client stopped", metadata: ["peer": "\(self.id)", "error": "\(error)"])
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled && !self.stopped.isRaised {
+                    try? await Task.sleep(for: .seconds(PeerTransport.keepAliveSeconds))
+                    self.queue.wake()
                 }
             }
             var backoff = PeerTransport.backoffInitialSeconds
@@ -172,8 +188,10 @@ final class PeerLink: Sendable {
                 do {
                     _ = try await peer.send(requestProducer: { writer in
                         while !Task.isCancelled && !self.stopped.isRaised {
+                            // Empty when idle for a keep-alive period: the empty
+                            // frame lets the peer tell a removed member to stop.
                             let items = await self.queue.drain()
-                            if items.isEmpty { return }
+                            if self.stopped.isRaised { return }
                             var batch = Ballotpb_PeerBatch()
                             batch.clusterID = clusterID
                             batch.from = selfID.rawValue
@@ -184,6 +202,9 @@ final class PeerLink: Sendable {
                     if Task.isCancelled { break }
                 } catch {
                     if Task.isCancelled { break }
+                    if let rpc = error as? RPCError, rpc.message == PeerTransport.removedMessage {
+                        onRemoved()
+                    }
                     if connectedOnce {
                         logger.info("peer stream broke; reconnecting", metadata: ["peer": "\(id)", "address": "\(address)", "error": "\(error)"])
                         connectedOnce = false
