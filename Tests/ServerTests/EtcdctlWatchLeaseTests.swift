@@ -37,6 +37,9 @@ import Testing
         let cluster = try TestCluster()
         defer { cluster.cleanUp() }
         try cluster.etcdctl("put", "w/a", "0")
+        // A linearizable read through member 1 makes it apply the put first; a
+        // watch from "now" on a member that lagged would (rightly) include it.
+        #expect(try cluster.etcdctl("get", "w/a", endpoints: cluster.endpoint(1)).stdout == "w/a\n0\n")
         // Watch on a follower or the leader alike; write through another member.
         let lines = try Self.watch(cluster, ["w/", "--prefix", "--prev-kv"], endpoint: 1, until: 12) {
             try cluster.etcdctl("put", "w/a", "1", endpoints: cluster.endpoint(0))
