@@ -59,11 +59,37 @@ final class LMDBEnvironment: @unchecked Sendable {
         if code != 0 { throw .lmdb(code: code, operation: operation, path: path) }
     }
 
+    /// The outer write transaction of a batch, while one is open.
+    private var batchTransaction: OpaquePointer?
+
+    /// Run `body` with every write inside one outer transaction, committed
+    /// (and synced) once at the end: many small writes, one fsync. Each
+    /// `write` inside runs as a child transaction, so one that throws rolls
+    /// back alone; every `read` inside sees the batch so far. Only the
+    /// thread that opened the batch may use the environment until it ends.
+    func batch<T>(_ body: () throws(StorageError) -> T) throws(StorageError) -> T {
+        precondition(batchTransaction == nil, "batches do not nest")
+        var txn: OpaquePointer?
+        try Self.check(mdb_txn_begin(handle, nil, 0, &txn), "txn_begin(batch)", path)
+        batchTransaction = txn
+        do {
+            let result = try body()
+            batchTransaction = nil
+            try Self.check(mdb_txn_commit(txn), "txn_commit(batch)", path)
+            return result
+        } catch {
+            batchTransaction = nil
+            mdb_txn_abort(txn)
+            throw error
+        }
+    }
+
     /// Run `body` in a write transaction, committed (durably, as LMDB syncs
     /// on commit by default) if `body` returns and aborted if it throws.
+    /// Inside a batch it is a child transaction, made durable with the batch.
     func write<T>(_ body: (LMDBTransaction) throws(StorageError) -> T) throws(StorageError) -> T {
         var txn: OpaquePointer?
-        try Self.check(mdb_txn_begin(handle, nil, 0, &txn), "txn_begin", path)
+        try Self.check(mdb_txn_begin(handle, batchTransaction, 0, &txn), "txn_begin", path)
         let transaction = LMDBTransaction(handle: txn!, path: path)
         do {
             let result = try body(transaction)
@@ -75,8 +101,10 @@ final class LMDBEnvironment: @unchecked Sendable {
         }
     }
 
-    /// Run `body` against a consistent read-only view.
+    /// Run `body` against a consistent read-only view (inside a batch: the
+    /// batch's own view, uncommitted writes included).
     func read<T>(_ body: (LMDBTransaction) throws(StorageError) -> T) throws(StorageError) -> T {
+        if let batchTransaction { return try body(LMDBTransaction(handle: batchTransaction, path: path)) }
         var txn: OpaquePointer?
         try Self.check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn), "txn_begin(read)", path)
         defer { mdb_txn_abort(txn) }

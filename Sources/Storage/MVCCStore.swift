@@ -69,6 +69,13 @@ public final class MVCCStore: @unchecked Sendable {
 
     // MARK: Writes
 
+    /// Apply many writes as one durable LMDB commit (one fsync), each still
+    /// atomic on its own: a write that throws inside rolls back alone. The
+    /// node applies every committed entry of a `Ready` this way.
+    public func batch<T>(_ body: () throws(StorageError) -> T) throws(StorageError) -> T {
+        try environment.batch(body)
+    }
+
     /// Apply `operations` atomically as one revision (if any of them changes
     /// anything), recording `index` as applied in the same transaction.
     @discardableResult

@@ -36,6 +36,7 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
         return options
     }()
 
+    static let populateAttempts = 5
     static let clientsRange = 1...10_000
     static let connectionsRange = 1...256
 
@@ -79,7 +80,14 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
                         var put = Etcdserverpb_PutRequest()
                         put.key = Data("bench/\(k)".utf8)
                         put.value = value
-                        _ = try await kv.put(put, options: Self.callOptions)
+                        for attempt in 1...Self.populateAttempts {
+                            do {
+                                _ = try await kv.put(put, options: Self.callOptions)
+                                break
+                            } catch where attempt < Self.populateAttempts {
+                                try await Task.sleep(for: .milliseconds(50))
+                            }
+                        }
                     }
                 }
             }
@@ -135,6 +143,7 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
                             stats.completed.add(1, ordering: .relaxed)
                         } catch {
                             stats.errors.add(1, ordering: .relaxed)
+                            stats.note(error)
                             // A failing server must not turn the client into a busy loop.
                             try? await Task.sleep(for: .milliseconds(10))
                         }
@@ -209,10 +218,21 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
         line += " errors=\(stats.errors.load(ordering: .relaxed))"
         if workload == .watch { line += " writes=\(stats.writes.load(ordering: .relaxed))" }
         print(line)
+        for (message, count) in stats.errorKinds.withLock({ $0 }).sorted(by: { $0.value > $1.value }) {
+            print("  error x\(count): \(message)")
+        }
     }
 }
 
 final class LoadStats: Sendable {
+    /// Distinct error messages and how often each came, for the report.
+    let errorKinds = Mutex<[String: Int]>([:])
+
+    func note(_ error: any Error) {
+        let message = (error as? RPCError).map { "\($0.code): \($0.message)" } ?? "\(error)"
+        errorKinds.withLock { $0[message, default: 0] += 1 }
+    }
+
     let completed = Atomic<Int>(0)
     let errors = Atomic<Int>(0)
     let writes = Atomic<Int>(0)

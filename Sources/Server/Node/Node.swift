@@ -353,8 +353,15 @@ public final class Node: @unchecked Sendable {
             var outcomes: [Applier.Outcome] = []
             let started = ContinuousClock.now
             storeLock.lock()
-            for entry in ready.committed {
-                if let outcome = applier.apply(entry) { outcomes.append(outcome) }
+            do throws(StorageError) {
+                // One LMDB commit (one fsync) for the whole batch of entries.
+                try store.batch { () throws(StorageError) in
+                    for entry in ready.committed {
+                        if let outcome = applier.apply(entry) { outcomes.append(outcome) }
+                    }
+                }
+            } catch {
+                fatalError("committing applied entries to the store failed: \(error)")
             }
             storeLock.unlock()
             if !outcomes.isEmpty { metrics.backendCommit.record(ContinuousClock.now - started) }

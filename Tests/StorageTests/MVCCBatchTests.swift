@@ -1,0 +1,41 @@
+import Consensus
+import Foundation
+import Storage
+import Testing
+
+/// The node applies a Ready's entries in one LMDB commit: each write stays
+/// atomic on its own, the batch reads its own writes, and everything is
+/// there after reopening.
+@Suite struct MVCCBatchTests {
+    @Test func aBatchReadsItsOwnWritesRollsBackOnlyTheFailedOneAndPersists() throws {
+        let directory = try TemporaryDirectory()
+        var settings = MVCCSettings()
+        settings.leasesMustExist = true
+        do {
+            let store = try MVCCStore(directory: directory.path, settings: settings)
+            try store.batch { () throws(StorageError) in
+                try store.apply([.put(key: [1], value: [1], lease: 0)], index: 1)
+                try store.grantLease(LeaseRecord(id: 7, ttl: 30), index: 2)
+                // A put on the lease granted earlier in the same batch sees it.
+                try store.apply([.put(key: [2], value: [2], lease: 7)], index: 3)
+                // A failing write (unknown lease) rolls back alone, the batch goes on.
+                #expect(throws: StorageError.leaseNotFound) {
+                    try store.apply([.put(key: [3], value: [3], lease: 0), .put(key: [4], value: [4], lease: 99)], index: 4)
+                }
+                // Reads inside the batch see the batch.
+                #expect(try store.range(RangeRequest(key: [1], rangeEnd: [0])).kvs.map(\.key) == [[1], [2]])
+                #expect(try store.lease(7) == LeaseRecord(id: 7, ttl: 30))
+                try store.apply([.deleteRange(key: [1], rangeEnd: [])], index: 5)
+            }
+            #expect(store.currentRevision == 3)
+            #expect(store.appliedIndex == 5)
+        }
+        let reopened = try MVCCStore(directory: directory.path, settings: settings)
+        #expect(reopened.appliedIndex == 5)
+        #expect(reopened.currentRevision == 3)
+        #expect(try reopened.range(RangeRequest(key: [0], rangeEnd: [0])).kvs.map(\.key) == [[2]])
+        #expect(try reopened.keys(attachedTo: 7) == [[2]])
+        #expect(try reopened.revokeLease(7).map(\.key) == [[2]])
+        #expect(try reopened.leases().isEmpty)
+    }
+}
