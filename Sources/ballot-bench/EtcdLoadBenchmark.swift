@@ -57,7 +57,7 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
             let (host, port) = targets[i % targets.count]
             return GRPCClient(transport: try HTTP2ClientTransport.Posix(
                 target: .ipv4(address: host, port: port), transportSecurity: .plaintext,
-                config: .defaults { $0.http2.maxFrameSize = 1 << 20 }))
+                config: .defaults { $0.http2.targetWindowSize = 65_535 }))
         }
         let stats = LoadStats()
         try await withThrowingDiscardingTaskGroup { group in
@@ -166,26 +166,45 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
             for c in 0..<clients {
                 let watch = Etcdserverpb_Watch.Client(wrapping: grpcClients[c % grpcClients.count])
                 group.addTask {
-                    try await watch.watch(options: Self.callOptions, requestProducer: { writer in
-                        var create = Etcdserverpb_WatchRequest()
-                        create.createRequest.key = Data("watch/".utf8)
-                        create.createRequest.rangeEnd = Data("watch0".utf8)
-                        try await writer.write(create)
-                        try? await Task.sleep(until: deadline + .seconds(2))
-                    }, onResponse: { response in
-                        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-                        for try await message in response.messages {
-                            if message.created { stats.watchers.add(1, ordering: .relaxed) }
-                            for event in message.events {
-                                let sent = event.kv.value.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) }
-                                let now = UInt64((ContinuousClock.now - origin) / .microseconds(1))
-                                _ = histogram.record(now > sent ? now - sent : 0)
-                                stats.completed.add(1, ordering: .relaxed)
-                            }
-                            if ContinuousClock.now >= deadline { break }
+                    var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                    var counted = false
+                    // A stream the transport drops is opened again (and counted as an error).
+                    while ContinuousClock.now < deadline {
+                        let first = !counted
+                        do {
+                            histogram.add(try await watch.watch(options: Self.callOptions, requestProducer: { writer in
+                                var create = Etcdserverpb_WatchRequest()
+                                create.createRequest.key = Data("watch/".utf8)
+                                create.createRequest.rangeEnd = Data("watch0".utf8)
+                                try await writer.write(create)
+                                try? await Task.sleep(until: deadline + .seconds(2))
+                            }, onResponse: { response in
+                                var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                                do {
+                                    for try await message in response.messages {
+                                        if message.created && first { stats.watchers.add(1, ordering: .relaxed) }
+                                        for event in message.events {
+                                            let sent = event.kv.value.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) }
+                                            let now = UInt64((ContinuousClock.now - origin) / .microseconds(1))
+                                            _ = histogram.record(now > sent ? now - sent : 0)
+                                            stats.completed.add(1, ordering: .relaxed)
+                                        }
+                                        if ContinuousClock.now >= deadline { break }
+                                    }
+                                } catch {
+                                    stats.errors.add(1, ordering: .relaxed)
+                                    stats.note(error)
+                                }
+                                return histogram
+                            }))
+                        } catch {
+                            stats.errors.add(1, ordering: .relaxed)
+                            stats.note(error)
+                            try? await Task.sleep(for: .milliseconds(10))
                         }
-                        return histogram
-                    })
+                        counted = true
+                    }
+                    return histogram
                 }
             }
             // The writer starts once every watcher exists.
