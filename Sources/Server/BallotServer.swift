@@ -30,7 +30,10 @@ public final class BallotServer: Sendable {
             logger.warning("cut a torn record at the tail of the write-ahead log (a crash mid-write; it was never acknowledged)", metadata: ["at": "\(torn)"])
         }
         var storeSettings = MVCCSettings()
-        storeSettings.quotaBytes = config.quotaBackendBytes
+        // The quota is checked before proposing, and the NOSPACE alarm is
+        // replicated (as etcd does): each member's file size differs, so a
+        // check at apply time could let members decide differently.
+        storeSettings.quotaBytes = Int.max
         storeSettings.requestBytesMax = config.maxRequestBytes
         storeSettings.leasesMustExist = true
         let store = try MVCCStore(directory: directory.dbPath, settings: storeSettings)

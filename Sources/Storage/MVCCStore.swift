@@ -167,6 +167,19 @@ public final class MVCCStore: @unchecked Sendable {
     }
 
     /// Clear the NOSPACE alarm; refused while the database is still at its quota.
+    /// Raise or clear the NOSPACE alarm as a replicated decision, with
+    /// `index` applied in the same transaction. A replicated store turns its
+    /// own quota check off (every member's file differs in size) and lets
+    /// this flag alone refuse writes, so all members refuse the same ones.
+    public func setNoSpaceAlarm(_ raised: Bool, index: LogIndex? = nil) throws(StorageError) {
+        try environment.write { txn throws(StorageError) in
+            if raised { try txn.put(metaDB, Self.alarmKey, [1]) } else { try txn.delete(metaDB, Self.alarmKey) }
+            if let index { try txn.put(metaDB, Self.appliedKey, KeyEncoding.bigEndian(Int64(index.rawValue))) }
+        }
+        noSpaceAlarm = raised
+        if let index { appliedIndex = index }
+    }
+
     public func disarmNoSpace() throws(StorageError) {
         let used = try environment.usedBytes()
         if used >= settings.quotaBytes { throw .noSpace(usedBytes: used, quotaBytes: settings.quotaBytes) }

@@ -70,3 +70,37 @@ import Testing
         #expect(try cluster.etcdctl("get", "snap/7").stdout == "snap/7\n\(String(repeating: "x", count: 100))\n")
     }
 }
+
+extension EtcdctlMaintenanceTests {
+    /// etcd's NOSPACE behaviour: at the quota, writes fail and the alarm is
+    /// raised on every member (through consensus); reads and deletes still
+    /// work; after compaction, defragmentation and disarming, writes work again.
+    @Test func quotaRaisesAReplicatedNospaceAlarm() throws {
+        let cluster = try TestCluster(extraArguments: ["--quota-backend-bytes", "\(2 << 20)"])
+        defer { cluster.cleanUp() }
+        let value = String(repeating: "q", count: 100_000)
+        var refused: TestCluster.Output?
+        for i in 0..<200 {
+            let put = try cluster.etcdctl("put", "big/\(i)", input: value)
+            if put.status != 0 { refused = put; break }
+        }
+        let failure = try #require(refused, "200 puts of 100 kB never hit a 2 MiB quota")
+        #expect(failure.stderr.contains("etcdserver: mvcc: database space exceeded"), "\(failure.stderr)")
+        for i in 0..<3 {
+            let alarms = try cluster.etcdctl("alarm", "list", endpoints: cluster.endpoint(i))
+            #expect(alarms.stdout.hasSuffix("alarm:NOSPACE \n") || alarms.stdout.contains("alarm:NOSPACE"), "member \(i): \(alarms.stdout)")
+            let put = try cluster.etcdctl("put", "small", "x", endpoints: cluster.endpoint(i))
+            #expect(put.stderr.contains("database space exceeded"), "member \(i) accepted a write under the alarm")
+        }
+        #expect(try cluster.etcdctl("get", "big/0", "--keys-only").stdout == "big/0\n\n")
+        #expect(try cluster.etcdctl("del", "big/", "--prefix").status == 0)
+        let revision = try #require(try cluster.etcdctl("get", "big/0", "-w", "fields").stdout
+            .split(separator: "\n").first { $0.hasPrefix("\"Revision\"") }.flatMap { Int($0.split(separator: " ").last ?? "") })
+        #expect(try cluster.etcdctl("compact", "\(revision)", "--physical").status == 0)
+        #expect(try cluster.etcdctl("defrag").status == 0)
+        let disarm = try cluster.etcdctl("alarm", "disarm")
+        #expect(disarm.status == 0, "\(disarm.stderr)")
+        #expect(try cluster.etcdctl("alarm", "list").stdout == "")
+        #expect(try cluster.etcdctl("put", "small", "x").stdout == "OK\n")
+    }
+}

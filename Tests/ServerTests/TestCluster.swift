@@ -29,8 +29,12 @@ final class TestCluster: @unchecked Sendable {
     /// `--initial-cluster-state` per member: founders say new, joiners existing.
     private var joining: Set<Int> = []
 
+    /// Flags every member gets besides the cluster's own.
+    let extraArguments: [String]
+
     /// Starts `size` members and waits until the cluster accepts a write.
-    init(size: Int = 3) throws {
+    init(size: Int = 3, extraArguments: [String] = []) throws {
+        self.extraArguments = extraArguments
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw TestFailure("\(Self.binary) is missing: build with `swift build --build-tests` (scripts/test.sh does)")
         }
@@ -68,7 +72,7 @@ final class TestCluster: @unchecked Sendable {
             "--initial-cluster", cluster, "--initial-cluster-token", "e2e",
             "--initial-cluster-state", joining.contains(i) ? "existing" : "new",
             "--heartbeat-interval", "50", "--election-timeout", "500",
-        ]
+        ] + extraArguments
         _ = FileManager.default.createFile(atPath: m.log, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: m.log))
         log.seekToEndOfFile()

@@ -29,6 +29,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
         try await rpc {
             try checkSize(request)
             if request.key.isEmpty { throw EtcdError.emptyKey }
+            try await node.checkQuota()
             var command = Ballotpb_Command()
             command.put = request
             var response = try await node.propose(command).put
@@ -52,6 +53,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
     func txn(request: Etcdserverpb_TxnRequest, context: ServerContext) async throws -> Etcdserverpb_TxnResponse {
         try await rpc {
             try checkSize(request)
+            if Self.writes(request) { try await node.checkQuota() }
             var command = Ballotpb_Command()
             command.txn = request
             var response = try await node.propose(command).txn
@@ -67,6 +69,17 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
             var response = try await node.propose(command).compaction
             response.header = node.header(revision: response.header.revision)
             return response
+        }
+    }
+
+    /// Whether a transaction may put anything (deletes are always allowed).
+    static func writes(_ txn: Etcdserverpb_TxnRequest) -> Bool {
+        (txn.success + txn.failure).contains { op in
+            switch op.request {
+            case .requestPut: true
+            case .requestTxn(let inner): writes(inner)
+            default: false
+            }
         }
     }
 

@@ -74,15 +74,18 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
         }
     }
 
+    /// Alarms are replicated: deactivating one is a write every member
+    /// applies; listing reads this member's copy.
     func alarm(request: Etcdserverpb_AlarmRequest, context: ServerContext) async throws -> Etcdserverpb_AlarmResponse {
         try await rpc {
-            var response = Etcdserverpb_AlarmResponse()
-            let (alarm, revision) = try node.read { store in
-                if request.action == .deactivate && request.alarm == .nospace && store.noSpaceAlarm {
-                    try store.disarmNoSpace()
-                }
-                return (store.noSpaceAlarm, store.currentRevision)
+            if request.action == .activate || request.action == .deactivate {
+                guard request.alarm == .nospace else { throw EtcdError.invalid("etcdserver: only the NOSPACE alarm is supported") }
+                var command = Ballotpb_Command()
+                command.alarm = request
+                _ = try await node.propose(command)
             }
+            var response = Etcdserverpb_AlarmResponse()
+            let (alarm, revision) = try node.read { store in (store.noSpaceAlarm, store.currentRevision) }
             response.header = node.header(revision: revision)
             if alarm && (request.alarm == .none || request.alarm == .nospace) {
                 var member = Etcdserverpb_AlarmMember()

@@ -95,6 +95,11 @@ struct Applier {
                 try store.setMember(id, attributes: nil, index: entry.index)
                 members.remove(NodeID(id))
                 transport.removePeer(NodeID(id))
+            case .alarm(let a) where a.alarm == .nospace && (a.action == .activate || a.action == .deactivate):
+                try store.setNoSpaceAlarm(a.action == .activate, index: entry.index)
+                var response = Etcdserverpb_AlarmResponse()
+                response.header.revision = store.currentRevision
+                result.alarm = response
             case .alarm, nil:
                 record(entry.index)
                 result = failure(.unimplemented("this request"))

@@ -42,4 +42,21 @@ extension Node {
             try await Task.sleep(for: .seconds(Self.leaderPollSeconds))
         }
     }
+
+    /// Refuse a write that would add data once the database reached its
+    /// quota: raise the NOSPACE alarm through consensus (so every member
+    /// refuses the same writes) and fail with etcd's error, as etcd does.
+    /// Deletes, reads and compaction still work until the alarm is disarmed.
+    func checkQuota() async throws {
+        let (used, alarm) = try read { store in (try store.usedBytes(), store.noSpaceAlarm) }
+        if alarm { throw EtcdError.noSpace }
+        guard used >= quotaBytes else { return }
+        var command = Ballotpb_Command()
+        command.alarm.action = .activate
+        command.alarm.alarm = .nospace
+        command.alarm.memberID = id.rawValue
+        logger.warning("database reached its quota; raising the NOSPACE alarm", metadata: ["used": "\(used)", "quota": "\(quotaBytes)"])
+        _ = try? await propose(command)
+        throw EtcdError.noSpace
+    }
 }

@@ -47,6 +47,8 @@ public final class Node: @unchecked Sendable {
     let members: MemberDirectory
     let clusterToken: String
     let metrics: ServerMetrics
+    /// The database size at which writes stop (etcd's --quota-backend-bytes).
+    let quotaBytes: Int
 
     enum Input {
         case messages([Consensus.Message])
@@ -88,6 +90,7 @@ public final class Node: @unchecked Sendable {
         self.members = members
         self.metrics = metrics
         self.clusterToken = config.clusterToken
+        self.quotaBytes = config.quotaBackendBytes
         self.applier = Applier(store: store, lessor: lessor, members: members, transport: transport, logger: logger)
         self.transport = transport
         self.logger = logger

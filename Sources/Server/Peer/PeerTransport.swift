@@ -84,53 +84,42 @@ final class PeerTransport: @unchecked Sendable {
     }
 
     func forward(_ command: Ballotpb_Command, to leader: NodeID, timeout: Double) async throws -> Ballotpb_CommandResult {
-        guard let link = link(leader) else { throw EtcdError.noLeader }
         var request = Ballotpb_ForwardRequest()
         request.clusterID = clusterID
         request.command = try command.serializedData()
-        var options = CallOptions.defaults
-        options.timeout = .milliseconds(Int64(timeout * 1000))
-        do {
-            return try await link.peer.forward(request, options: options).result
-        } catch let error as RPCError where error.code == .unavailable || error.code == .deadlineExceeded {
-            throw EtcdError.noLeader
-        }
+        return try await ask(leader, timeout) { peer, options in try await peer.forward(request, options: options).result }
     }
 
     func readIndex(from leader: NodeID, timeout: Double) async throws -> LogIndex {
-        guard let link = link(leader) else { throw EtcdError.noLeader }
         var request = Ballotpb_ReadIndexRequest()
         request.clusterID = clusterID
-        var options = CallOptions.defaults
-        options.timeout = .milliseconds(Int64(timeout * 1000))
-        do {
-            return LogIndex(try await link.peer.readIndex(request, options: options).index)
-        } catch let error as RPCError where error.code == .unavailable || error.code == .deadlineExceeded {
-            throw EtcdError.noLeader
-        }
+        return try await ask(leader, timeout) { peer, options in LogIndex(try await peer.readIndex(request, options: options).index) }
     }
 
     func lease(_ request: Ballotpb_LeaseForward, to leader: NodeID, timeout: Double) async throws -> Ballotpb_LeaseForwardResponse {
-        guard let link = link(leader) else { throw EtcdError.noLeader }
         var request = request
         request.clusterID = clusterID
-        var options = CallOptions.defaults
-        options.timeout = .milliseconds(Int64(timeout * 1000))
-        do {
-            return try await link.peer.lease(request, options: options)
-        } catch let error as RPCError where error.code == .unavailable || error.code == .deadlineExceeded {
-            throw EtcdError.noLeader
-        }
+        return try await ask(leader, timeout) { [request] peer, options in try await peer.lease(request, options: options) }
     }
 
     func changeMembership(_ request: Ballotpb_MembershipForward, to leader: NodeID, timeout: Double) async throws -> Ballotpb_MembershipForwardResponse {
-        guard let link = link(leader) else { throw EtcdError.noLeader }
         var request = request
         request.clusterID = clusterID
+        return try await ask(leader, timeout) { [request] peer, options in try await peer.changeMembership(request, options: options) }
+    }
+
+    /// One request to the leader, its failures in etcd's terms: a leader
+    /// that cannot be reached is "no leader" (which clients retry); what the
+    /// leader refused is refused here the same way.
+    private func ask<Response: Sendable>(
+        _ leader: NodeID, _ timeout: Double,
+        _ call: (Ballotpb_Peer.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws -> Response
+    ) async throws -> Response {
+        guard let link = link(leader) else { throw EtcdError.noLeader }
         var options = CallOptions.defaults
         options.timeout = .milliseconds(Int64(timeout * 1000))
         do {
-            return try await link.peer.changeMembership(request, options: options)
+            return try await call(link.peer, options)
         } catch let error as RPCError where error.code == .unavailable || error.code == .deadlineExceeded {
             throw EtcdError.noLeader
         } catch let error as RPCError {
