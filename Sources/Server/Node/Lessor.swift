@@ -5,12 +5,16 @@ import Storage
 /// decided by the leader alone from its clock, as in etcd: a new leader
 /// starts every lease afresh, extended by an election timeout, so no lease
 /// expires because of the election itself. Followers track which leases
-/// exist but never expire one.
+/// exist but never expire one. Deadlines are on the monotonic clock, so a
+/// wall-clock step cannot expire every lease at once.
 final class Lessor: @unchecked Sendable {
     struct Lease {
         var ttl: Int64
-        var deadline: Date
+        /// Nil on followers: only the leader's clock runs leases.
+        var deadline: ContinuousClock.Instant?
     }
+
+    private let clock = ContinuousClock()
 
     /// The shortest TTL granted: 1.5 election timeouts, rounded up to a
     /// second (etcd's rule), so a lease survives one election.
@@ -23,17 +27,17 @@ final class Lessor: @unchecked Sendable {
     private let lock = NSLock()
     private var leases: [Int64: Lease] = [:]
     private var primary = false
-    private var revoking: [Int64: Date] = [:]
+    private var revoking: [Int64: ContinuousClock.Instant] = [:]
 
     init(records: [LeaseRecord], electionSeconds: Double) {
         minimumTTL = Int64((1.5 * electionSeconds).rounded(.up))
-        for record in records { leases[record.id] = Lease(ttl: record.ttl, deadline: .distantFuture) }
+        for record in records { leases[record.id] = Lease(ttl: record.ttl, deadline: nil) }
     }
 
     /// A grant was applied.
     func granted(_ id: Int64, ttl: Int64) {
         lock.withLock {
-            leases[id] = Lease(ttl: ttl, deadline: primary ? Date().addingTimeInterval(Double(ttl)) : .distantFuture)
+            leases[id] = Lease(ttl: ttl, deadline: primary ? clock.now + .seconds(ttl) : nil)
         }
     }
 
@@ -49,9 +53,9 @@ final class Lessor: @unchecked Sendable {
     func promote(extend seconds: Double) {
         lock.withLock {
             primary = true
-            let now = Date()
+            let now = clock.now
             for (id, lease) in leases {
-                leases[id]!.deadline = now.addingTimeInterval(Double(lease.ttl) + seconds)
+                leases[id]!.deadline = now + .seconds(lease.ttl) + .milliseconds(Int64(seconds * 1000))
             }
         }
     }
@@ -60,15 +64,15 @@ final class Lessor: @unchecked Sendable {
         lock.withLock {
             primary = false
             revoking = [:]
-            for id in leases.keys { leases[id]!.deadline = .distantFuture }
+            for id in leases.keys { leases[id]!.deadline = nil }
         }
     }
 
     /// Keep-alive on the leader: the TTL, or nil for an unknown or expired lease.
     func renew(_ id: Int64) -> Int64? {
         lock.withLock {
-            guard primary, let lease = leases[id], lease.deadline > Date() else { return nil }
-            leases[id]!.deadline = Date().addingTimeInterval(Double(lease.ttl))
+            guard primary, let lease = leases[id], let deadline = lease.deadline, deadline > clock.now else { return nil }
+            leases[id]!.deadline = clock.now + .seconds(lease.ttl)
             return lease.ttl
         }
     }
@@ -77,8 +81,10 @@ final class Lessor: @unchecked Sendable {
     func remaining(_ id: Int64) -> (seconds: Int64, granted: Int64)? {
         lock.withLock {
             guard let lease = leases[id] else { return nil }
-            let left = lease.deadline == .distantFuture ? Double(lease.ttl) : lease.deadline.timeIntervalSinceNow
-            return (max(0, Int64(left.rounded(.up))), lease.ttl)
+            guard let deadline = lease.deadline else { return (lease.ttl, lease.ttl) }
+            let left = clock.now.duration(to: deadline)
+            let seconds = Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18
+            return (max(0, Int64(seconds.rounded(.up))), lease.ttl)
         }
     }
 
@@ -89,12 +95,14 @@ final class Lessor: @unchecked Sendable {
     func ids() -> [Int64] { lock.withLock { leases.keys.sorted() } }
 
     /// Leases past their deadline that need a revocation proposed (leader only).
-    func expired(now: Date = Date()) -> [Int64] {
+    func expired() -> [Int64] {
         lock.withLock {
             guard primary else { return [] }
+            let now = clock.now
             var due: [Int64] = []
-            for (id, lease) in leases where lease.deadline <= now {
-                if let proposed = revoking[id], now.timeIntervalSince(proposed) < Self.revokeRetrySeconds { continue }
+            for (id, lease) in leases {
+                guard let deadline = lease.deadline, deadline <= now else { continue }
+                if let proposed = revoking[id], now - proposed < .milliseconds(Int64(Self.revokeRetrySeconds * 1000)) { continue }
                 revoking[id] = now
                 due.append(id)
             }

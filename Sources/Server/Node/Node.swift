@@ -215,12 +215,17 @@ public final class Node: @unchecked Sendable {
     // MARK: The loop
 
     private func run() {
-        var nextTick = Date().addingTimeInterval(tickInterval)
+        // Ticks follow the monotonic clock: a wall-clock step (NTP) must
+        // neither fire a burst of elections nor stall heartbeats.
+        let clock = ContinuousClock()
+        let tick = Duration.milliseconds(Int64(tickInterval * 1000))
+        var nextTick = clock.now + tick
         var lastRole = core.role
         while true {
             condition.lock()
-            while inbox.isEmpty && !stopping && Date() < nextTick {
-                _ = condition.wait(until: nextTick)
+            while inbox.isEmpty && !stopping && clock.now < nextTick {
+                let left = clock.now.duration(to: nextTick)
+                _ = condition.wait(until: Date(timeIntervalSinceNow: Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18))
             }
             if stopping {
                 condition.unlock()
@@ -230,14 +235,14 @@ public final class Node: @unchecked Sendable {
             inbox = []
             condition.unlock()
 
-            let now = Date()
+            let now = clock.now
             if now >= nextTick {
                 core.tick()
-                nextTick = nextTick.addingTimeInterval(tickInterval)
+                nextTick = nextTick + tick
                 // After a stall (a long fsync, a paused VM) do not replay every
                 // missed tick at once: that would fire elections for nothing.
-                if nextTick < now { nextTick = now.addingTimeInterval(tickInterval) }
-                expireRequests(now: now)
+                if nextTick < now { nextTick = now + tick }
+                expireRequests(now: Date())
                 proposeExpiredLeaseRevocations()
             }
             handle(inputs)
