@@ -146,32 +146,33 @@ public final class Node: @unchecked Sendable {
     /// Propose `command` here (this member must lead) and return its result
     /// once applied here.
     func proposeLocally(_ command: Ballotpb_Command) async throws -> Ballotpb_CommandResult {
-        try await withCheckedThrowingContinuation { continuation in
-            condition.lock()
-            defer { condition.unlock() }
-            if stopping { return continuation.resume(throwing: EtcdError.stopped) }
-            nextRequestID += 1
-            let requestID = nextRequestID
+        try await request(\.proposals) { requestID in
             var command = command
             command.id = requestID
             command.origin = id.rawValue
-            let bytes: [UInt8]
-            do { bytes = try command.serializedBytes() } catch { return continuation.resume(throwing: EtcdError.internal("\(error)")) }
-            proposals[requestID] = Pending(continuation: continuation, deadline: Date().addingTimeInterval(requestTimeout))
-            inbox.append(.propose(id: requestID, command: bytes))
-            condition.broadcast()
+            return .propose(id: requestID, command: try command.serializedBytes())
         }
     }
 
     /// A read index confirmed by this member as leader.
     func readIndexLocally() async throws -> LogIndex {
+        try await request(\.reads) { .readIndex(context: $0) }
+    }
+
+    /// Register a waiter under a fresh request ID in `waiters`, queue the
+    /// input made for that ID, and return what the loop answers.
+    private func request<T: Sendable>(
+        _ waiters: ReferenceWritableKeyPath<Node, [UInt64: Pending<T>]>, _ makeInput: (UInt64) throws -> Input
+    ) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             condition.lock()
             defer { condition.unlock() }
             if stopping { return continuation.resume(throwing: EtcdError.stopped) }
             nextRequestID += 1
-            reads[nextRequestID] = Pending(continuation: continuation, deadline: Date().addingTimeInterval(requestTimeout))
-            inbox.append(.readIndex(context: nextRequestID))
+            let input: Input
+            do { input = try makeInput(nextRequestID) } catch { return continuation.resume(throwing: EtcdError.internal("\(error)")) }
+            self[keyPath: waiters][nextRequestID] = Pending(continuation: continuation, deadline: Date().addingTimeInterval(requestTimeout))
+            inbox.append(input)
             condition.broadcast()
         }
     }
@@ -190,15 +191,7 @@ public final class Node: @unchecked Sendable {
     /// Propose a configuration change here (this member must lead); its
     /// log index once proposed.
     func proposeConfigChangeLocally(_ change: ConfigChange) async throws -> LogIndex {
-        try await withCheckedThrowingContinuation { continuation in
-            condition.lock()
-            defer { condition.unlock() }
-            if stopping { return continuation.resume(throwing: EtcdError.stopped) }
-            nextRequestID += 1
-            configChanges[nextRequestID] = Pending(continuation: continuation, deadline: Date().addingTimeInterval(requestTimeout))
-            inbox.append(.configChange(id: nextRequestID, change))
-            condition.broadcast()
-        }
+        try await request(\.configChanges) { .configChange(id: $0, change) }
     }
 
     func transferLeadership(to target: NodeID) {
