@@ -101,6 +101,19 @@ public enum Ballotpb_Peer: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Ping" metadata.
+        public enum Ping: Sendable {
+            /// Request type for "Ping".
+            public typealias Input = Ballotpb_PingRequest
+            /// Response type for "Ping".
+            public typealias Output = Ballotpb_PingResponse
+            /// Descriptor for "Ping".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ballotpb.Peer"),
+                method: "Ping",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "ballotpb.Peer" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Send.descriptor,
@@ -108,7 +121,8 @@ public enum Ballotpb_Peer: Sendable {
             Forward.descriptor,
             ReadIndex.descriptor,
             Lease.descriptor,
-            ChangeMembership.descriptor
+            ChangeMembership.descriptor,
+            Ping.descriptor
         ]
     }
 }
@@ -218,6 +232,20 @@ extension Ballotpb_Peer {
             request: GRPCCore.StreamingServerRequest<Ballotpb_MembershipForward>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_MembershipForwardResponse>
+
+        /// Handle the "Ping" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Ballotpb_PingRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Ballotpb_PingResponse` messages.
+        func ping(
+            request: GRPCCore.StreamingServerRequest<Ballotpb_PingRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_PingResponse>
     }
 
     /// Service protocol for the "ballotpb.Peer" service.
@@ -311,6 +339,20 @@ extension Ballotpb_Peer {
             request: GRPCCore.ServerRequest<Ballotpb_MembershipForward>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Ballotpb_MembershipForwardResponse>
+
+        /// Handle the "Ping" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ballotpb_PingRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Ballotpb_PingResponse` message.
+        func ping(
+            request: GRPCCore.ServerRequest<Ballotpb_PingRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Ballotpb_PingResponse>
     }
 
     /// Simple service protocol for the "ballotpb.Peer" service.
@@ -402,6 +444,20 @@ extension Ballotpb_Peer {
             request: Ballotpb_MembershipForward,
             context: GRPCCore.ServerContext
         ) async throws -> Ballotpb_MembershipForwardResponse
+
+        /// Handle the "Ping" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Ballotpb_PingRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Ballotpb_PingResponse` to respond with.
+        func ping(
+            request: Ballotpb_PingRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Ballotpb_PingResponse
     }
 }
 
@@ -475,6 +531,17 @@ extension Ballotpb_Peer.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Ballotpb_Peer.Method.Ping.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_PingRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_PingResponse>(),
+            handler: { request, context in
+                try await self.ping(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -541,6 +608,17 @@ extension Ballotpb_Peer.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_MembershipForwardResponse> {
         let response = try await self.changeMembership(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func ping(
+        request: GRPCCore.StreamingServerRequest<Ballotpb_PingRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_PingResponse> {
+        let response = try await self.ping(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -622,6 +700,19 @@ extension Ballotpb_Peer.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Ballotpb_MembershipForwardResponse> {
         return GRPCCore.ServerResponse<Ballotpb_MembershipForwardResponse>(
             message: try await self.changeMembership(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func ping(
+        request: GRPCCore.ServerRequest<Ballotpb_PingRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Ballotpb_PingResponse> {
+        return GRPCCore.ServerResponse<Ballotpb_PingResponse>(
+            message: try await self.ping(
                 request: request.message,
                 context: context
             ),
@@ -751,6 +842,25 @@ extension Ballotpb_Peer {
             deserializer: some GRPCCore.MessageDeserializer<Ballotpb_MembershipForwardResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_MembershipForwardResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Ping" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ballotpb_PingRequest` message.
+        ///   - serializer: A serializer for `Ballotpb_PingRequest` messages.
+        ///   - deserializer: A deserializer for `Ballotpb_PingResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func ping<Result>(
+            request: GRPCCore.ClientRequest<Ballotpb_PingRequest>,
+            serializer: some GRPCCore.MessageSerializer<Ballotpb_PingRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Ballotpb_PingResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_PingResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -949,6 +1059,36 @@ extension Ballotpb_Peer {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Ping" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Ballotpb_PingRequest` message.
+        ///   - serializer: A serializer for `Ballotpb_PingRequest` messages.
+        ///   - deserializer: A deserializer for `Ballotpb_PingResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func ping<Result>(
+            request: GRPCCore.ClientRequest<Ballotpb_PingRequest>,
+            serializer: some GRPCCore.MessageSerializer<Ballotpb_PingRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Ballotpb_PingResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_PingResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Ballotpb_Peer.Method.Ping.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1100,6 +1240,31 @@ extension Ballotpb_Peer.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_MembershipForward>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_MembershipForwardResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Ping" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Ballotpb_PingRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func ping<Result>(
+        request: GRPCCore.ClientRequest<Ballotpb_PingRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_PingResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.ping(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_PingRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_PingResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1279,6 +1444,35 @@ extension Ballotpb_Peer.ClientProtocol {
             metadata: metadata
         )
         return try await self.changeMembership(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Ping" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func ping<Result>(
+        _ message: Ballotpb_PingRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_PingResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Ballotpb_PingRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.ping(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -60,7 +60,10 @@ public final class BallotServer: Sendable {
                 "term": "\(recovery.hardState.term)", "entries": "\(recovery.entries.count)", "applied": "\(store.appliedIndex)",
             ])
         }
-        let transport = try PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses, logger: logger)
+        let metrics = self.metrics
+        let transport = try PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses, logger: logger) {
+            metrics.peerRoundTrip.record($0)
+        }
         self.node = Node(id: id, clusterID: clusterID, core: core, wal: wal, store: store, transport: transport,
                          leases: try store.leases(), members: members, metrics: metrics, config: config, logger: logger)
     }

@@ -27,6 +27,14 @@ import Testing
             #expect((Self.sample(text, "etcd_disk_wal_fsync_duration_seconds_count ") ?? 0) > 0)
             #expect((Self.sample(text, "etcd_mvcc_db_total_size_in_bytes ") ?? 0) > 0)
             #expect(text.contains("# TYPE etcd_disk_backend_commit_duration_seconds histogram"))
+            // Peers ping each other every second; give the first pings time.
+            var rtt = Self.sample(text, "etcd_network_peer_round_trip_time_seconds_count ") ?? 0
+            let deadline = Date().addingTimeInterval(5)
+            while rtt == 0 && Date() < deadline {
+                usleep(200_000)
+                rtt = Self.sample(try cluster.http(i, "/metrics").stdout, "etcd_network_peer_round_trip_time_seconds_count ") ?? 0
+            }
+            #expect(rtt > 0, "member \(i) measured no peer round trip")
         }
         #expect(leaders == 1)
         // gRPC counters: etcdctl spreads its calls over the endpoints, so sum them.

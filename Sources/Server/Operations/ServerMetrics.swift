@@ -21,9 +21,12 @@ final class ServerMetrics: Sendable {
     let dbTotalSize: Gauge
     let dbInUseSize: Gauge
     let raftTerm: Gauge
+    let peerRoundTrip: DurationHistogram
 
     /// etcd's buckets for disk latencies: 1 ms to about 8 s, doubling.
     static let diskBuckets: [Duration] = (0..<14).map { .microseconds(1000 << $0) }
+    /// etcd's buckets for peer round trips: 0.1 ms to about 0.8 s, doubling.
+    static let peerBuckets: [Duration] = (0..<14).map { .microseconds(100 << $0) }
 
     /// A full metric name as etcd spells it (no namespace or unit to add).
     static func named(_ name: String, _ help: String) -> MetricNameDescriptor {
@@ -42,6 +45,9 @@ final class ServerMetrics: Sendable {
         backendCommit = registry.makeDurationHistogram(descriptor: Self.named("etcd_disk_backend_commit_duration_seconds", "The latency distributions of commit called by backend."), buckets: Self.diskBuckets)
         dbTotalSize = registry.makeGauge(descriptor: Self.named("etcd_mvcc_db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes."))
         dbInUseSize = registry.makeGauge(descriptor: Self.named("etcd_mvcc_db_total_size_in_use_in_bytes", "Total size of the underlying database logically in use in bytes."))
+        peerRoundTrip = registry.makeDurationHistogram(
+            descriptor: Self.named("etcd_network_peer_round_trip_time_seconds", "Round-Trip-Time histogram between peers."),
+            buckets: Self.peerBuckets)
         raftTerm = registry.makeGauge(descriptor: Self.named("etcd_server_term", "The current term of this member (Ballot)."))
     }
 

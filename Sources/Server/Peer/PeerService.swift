@@ -93,4 +93,9 @@ struct PeerService: Ballotpb_Peer.SimpleServiceProtocol {
             throw error.rpcError
         }
     }
+
+    func ping(request: Ballotpb_PingRequest, context: ServerContext) async throws -> Ballotpb_PingResponse {
+        try check(request.clusterID)
+        return Ballotpb_PingResponse()
+    }
 }

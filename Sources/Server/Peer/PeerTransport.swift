@@ -31,7 +31,13 @@ final class PeerTransport: @unchecked Sendable {
     static let keepAliveSeconds = 1.0
     static let backoffMaxSeconds = 1.0
 
-    init(selfID: NodeID, clusterID: UInt64, peers: [NodeID: HostPort], logger: Logger) throws {
+    /// Round trips to each peer, measured by a ping every keep-alive period
+    /// (etcd's etcd_network_peer_round_trip_time_seconds).
+    let roundTrip: @Sendable (Duration) -> Void
+
+    init(selfID: NodeID, clusterID: UInt64, peers: [NodeID: HostPort], logger: Logger,
+         roundTrip: @escaping @Sendable (Duration) -> Void = { _ in }) throws {
+        self.roundTrip = roundTrip
         self.selfID = selfID
         self.clusterID = clusterID
         self.logger = logger
@@ -64,7 +70,9 @@ final class PeerTransport: @unchecked Sendable {
         await withDiscardingTaskGroup { group in
             for await link in added {
                 group.addTask {
-                    await link.run(from: self.selfID, clusterID: self.clusterID, logger: self.logger) { _ = self.removed.raise() }
+                    await link.run(from: self.selfID, clusterID: self.clusterID, logger: self.logger, roundTrip: self.roundTrip) {
+                        _ = self.removed.raise()
+                    }
                 }
             }
             group.cancelAll()
@@ -158,7 +166,8 @@ final class PeerLink: Sendable {
         self.peer = Ballotpb_Peer.Client(wrapping: client)
     }
 
-    func run(from selfID: NodeID, clusterID: UInt64, logger: Logger, onRemoved: @escaping @Sendable () -> Void) async {
+    func run(from selfID: NodeID, clusterID: UInt64, logger: Logger, roundTrip: @escaping @Sendable (Duration) -> Void,
+             onRemoved: @escaping @Sendable () -> Void) async {
         await withDiscardingTaskGroup { group in
             group.addTask {
                 do { try await self.client.runConnections() } catch {
@@ -166,9 +175,15 @@ final class PeerLink: Sendable {
                 }
             }
             group.addTask {
+                var ping = Ballotpb_PingRequest()
+                ping.clusterID = clusterID
+                var options = CallOptions.defaults
+                options.timeout = .seconds(Int64(PeerTransport.keepAliveSeconds * 5))
                 while !Task.isCancelled && !self.stopped.isRaised {
                     try? await Task.sleep(for: .seconds(PeerTransport.keepAliveSeconds))
                     self.queue.wake()
+                    let started = ContinuousClock.now
+                    if (try? await self.peer.ping(ping, options: options)) != nil { roundTrip(ContinuousClock.now - started) }
                 }
             }
             var backoff = PeerTransport.backoffInitialSeconds
