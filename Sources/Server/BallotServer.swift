@@ -34,7 +34,9 @@ public final class BallotServer: Sendable {
         // replicated (as etcd does): each member's file size differs, so a
         // check at apply time could let members decide differently.
         storeSettings.quotaBytes = Int.max
+        // --max-request-bytes is the one size limit users set, as in etcd.
         storeSettings.requestBytesMax = config.maxRequestBytes
+        storeSettings.valueBytesMax = config.maxRequestBytes
         storeSettings.leasesMustExist = true
         let store = try MVCCStore(directory: directory.dbPath, settings: storeSettings)
         let members = try MemberDirectory(config: config, recorded: store.members())
@@ -79,7 +81,7 @@ public final class BallotServer: Sendable {
                 transportSecurity: .plaintext,
                 config: .defaults { $0.rpc.maxRequestPayloadSize = config.maxRequestBytes + Self.grpcOverheadBytes }),
             services: [
-                KVService(node: node, maxRequestBytes: config.maxRequestBytes),
+                KVService(node: node),
                 MaintenanceService(node: node, dataDirectory: config.dataDirectory),
                 ClusterService(node: node),
                 WatchService(node: node),
@@ -187,7 +189,7 @@ public final class BallotServer: Sendable {
         var wanted = Etcdserverpb_Member()
         wanted.id = node.id.rawValue
         wanted.name = config.name
-        wanted.peerUrls = [config.initialCluster.first { $0.name == config.name }!.peer.url]
+        wanted.peerUrls = [config.advertisedPeer.url]
         wanted.clientUrls = config.advertiseClientURLs
         while !Task.isCancelled {
             do {

@@ -84,9 +84,10 @@ public struct ServerConfig: Sendable {
         NodeID(max(1, fnv1a("\(peer)|\(token)")))
     }
 
-    public var memberID: NodeID {
-        Self.memberID(peer: initialCluster.first { $0.name == name }!.peer, token: clusterToken)
-    }
+    /// This member's advertised peer address (validated() checks it is listed).
+    public var advertisedPeer: HostPort { initialCluster.first { $0.name == name }!.peer }
+
+    public var memberID: NodeID { Self.memberID(peer: advertisedPeer, token: clusterToken) }
 
     /// The cluster's ID, from its token alone, so a member joining later
     /// (whose --initial-cluster lists itself too) computes the same one:
@@ -100,8 +101,14 @@ public struct ServerConfig: Sendable {
         var settings = RaftSettings()
         settings.heartbeatTicks = 1
         settings.electionTicks = max(2, electionMilliseconds / heartbeatMilliseconds)
+        // The shell refuses commands over --max-request-bytes; the core's own
+        // limit must never refuse one the shell accepted.
+        settings.entryBytesMax = min(RaftSettings.entryBytesMaxLimit, maxRequestBytes + Self.commandOverheadBytes)
         return settings
     }
+
+    /// Room for what a log entry adds around a client's request.
+    static let commandOverheadBytes = 4_096
 
     static func fnv1a(_ text: String) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325

@@ -95,3 +95,19 @@ import Testing
         #expect(try cluster.etcdctl("get", "keep").stdout == "keep\nme\n")
     }
 }
+
+extension EtcdctlKVTests {
+    /// --max-request-bytes is the one limit: a raised limit lets bigger values
+    /// through consensus, and a request over it gets etcd's error.
+    @Test func aRaisedRequestLimitCarriesThroughConsensus() throws {
+        // Between the default 1.5 MiB and etcdctl's own 2 MiB send limit.
+        let cluster = try TestCluster(extraArguments: ["--max-request-bytes", "1900000"])
+        defer { cluster.cleanUp() }
+        let put = try cluster.etcdctl("put", "big", input: String(repeating: "b", count: 1_800_000))
+        #expect(put.stdout == "OK\n", "\(put.stderr)")
+        let value = try cluster.etcdctl("get", "big", "--print-value-only", endpoints: cluster.endpoint(2))
+        #expect(value.stdout.count == 1_800_001)
+        let over = try cluster.etcdctl("put", "bigger", input: String(repeating: "b", count: 1_950_000))
+        #expect(over.stderr.contains("etcdserver: request is too large"), "\(over.stderr)")
+    }
+}

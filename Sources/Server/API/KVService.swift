@@ -3,18 +3,15 @@ import EtcdAPI
 import Foundation
 import GRPCCore
 import Storage
-import SwiftProtobuf
 
 /// etcd's KV service. Writes go through consensus and are answered by the
 /// member that applied them; reads are linearizable (ReadIndex) unless the
 /// client asks for serializable, which this member answers from its store.
 struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
     let node: Node
-    let maxRequestBytes: Int
 
     func range(request: Etcdserverpb_RangeRequest, context: ServerContext) async throws -> Etcdserverpb_RangeResponse {
         try await rpc {
-            try checkSize(request)
             if !request.serializable { try await node.linearizableBarrier() }
             let (result, revision) = try node.read { store in
                 (try store.range(Conversions.rangeRequest(request)), store.currentRevision)
@@ -27,7 +24,6 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
 
     func put(request: Etcdserverpb_PutRequest, context: ServerContext) async throws -> Etcdserverpb_PutResponse {
         try await rpc {
-            try checkSize(request)
             if request.key.isEmpty { throw EtcdError.emptyKey }
             try await node.checkQuota()
             var command = Ballotpb_Command()
@@ -40,7 +36,6 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
 
     func deleteRange(request: Etcdserverpb_DeleteRangeRequest, context: ServerContext) async throws -> Etcdserverpb_DeleteRangeResponse {
         try await rpc {
-            try checkSize(request)
             if request.key.isEmpty { throw EtcdError.emptyKey }
             var command = Ballotpb_Command()
             command.deleteRange = request
@@ -52,7 +47,6 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
 
     func txn(request: Etcdserverpb_TxnRequest, context: ServerContext) async throws -> Etcdserverpb_TxnResponse {
         try await rpc {
-            try checkSize(request)
             if Self.writes(request) { try await node.checkQuota() }
             var command = Ballotpb_Command()
             command.txn = request
@@ -81,34 +75,5 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
             default: false
             }
         }
-    }
-
-    private func checkSize(_ message: some SwiftProtobuf.Message) throws {
-        if let size = try? message.serializedBytes() as [UInt8], size.count > maxRequestBytes {
-            throw EtcdError.requestTooLarge
-        }
-    }
-}
-
-/// Runs a handler, turning Ballot's errors into etcd's gRPC statuses.
-func rpc<T>(_ body: () async throws -> T) async throws -> T {
-    do {
-        return try await body()
-    } catch let error as EtcdError {
-        throw error.rpcError
-    } catch let error as StorageError {
-        throw EtcdError(error).rpcError
-    }
-}
-
-extension Node {
-    /// etcd's response header: cluster, member, revision, raft term.
-    func header(revision: Int64) -> Etcdserverpb_ResponseHeader {
-        var header = Etcdserverpb_ResponseHeader()
-        header.clusterID = clusterID
-        header.memberID = id.rawValue
-        header.revision = revision
-        header.raftTerm = status.term.rawValue
-        return header
     }
 }

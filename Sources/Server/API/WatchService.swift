@@ -2,7 +2,6 @@ import EtcdAPI
 import Foundation
 import GRPCCore
 import Storage
-import Synchronization
 
 /// etcd's Watch service: one bidirectional stream carries many watches.
 ///
@@ -195,17 +194,4 @@ struct WatchService: Etcdserverpb_Watch.SimpleServiceProtocol {
             if watcher.next > current { return true }
         }
     }
-}
-
-/// Set by whoever wakes a stream, cleared by the stream: at most one
-/// wake-up waits at a time, however many revisions arrive meanwhile.
-final class WakeFlag: Sendable {
-    private let raised = Atomic<Bool>(false)
-
-    /// True when this call raised it (so the caller should wake the stream).
-    func raise() -> Bool { !raised.exchange(true, ordering: .acquiringAndReleasing) }
-
-    func lower() { raised.store(false, ordering: .releasing) }
-
-    var isRaised: Bool { raised.load(ordering: .acquiring) }
 }

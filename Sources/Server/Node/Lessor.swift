@@ -88,10 +88,6 @@ final class Lessor: @unchecked Sendable {
         }
     }
 
-    func exists(_ id: Int64) -> Bool { lock.withLock { leases[id] != nil } }
-
-    var isPrimary: Bool { lock.withLock { primary } }
-
     func ids() -> [Int64] { lock.withLock { leases.keys.sorted() } }
 
     /// Leases past their deadline that need a revocation proposed (leader only).

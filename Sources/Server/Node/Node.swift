@@ -49,6 +49,8 @@ public final class Node: @unchecked Sendable {
     let metrics: ServerMetrics
     /// The database size at which writes stop (etcd's --quota-backend-bytes).
     let quotaBytes: Int
+    /// The largest command a client may propose (etcd's --max-request-bytes).
+    let maxRequestBytes: Int
 
     enum Input {
         case messages([Consensus.Message])
@@ -70,7 +72,6 @@ public final class Node: @unchecked Sendable {
         public var leader: NodeID?
         public var commitIndex = LogIndex.zero
         public var appliedIndex = LogIndex.zero
-        public var leaderChanges: UInt64 = 0
         public var voters: Set<NodeID> = []
         public var learners: Set<NodeID> = []
         /// True while a joint configuration (old and new voters) is in force.
@@ -91,6 +92,7 @@ public final class Node: @unchecked Sendable {
         self.metrics = metrics
         self.clusterToken = config.clusterToken
         self.quotaBytes = config.quotaBackendBytes
+        self.maxRequestBytes = config.maxRequestBytes
         self.applier = Applier(store: store, lessor: lessor, members: members, transport: transport, logger: logger)
         self.transport = transport
         self.logger = logger
@@ -150,7 +152,10 @@ public final class Node: @unchecked Sendable {
             var command = command
             command.id = requestID
             command.origin = id.rawValue
-            return .propose(id: requestID, command: try command.serializedBytes())
+            let bytes: [UInt8] = try command.serializedBytes()
+            // As etcd does: the encoded request, checked once, where it is encoded.
+            if bytes.count > maxRequestBytes { throw EtcdError.requestTooLarge }
+            return .propose(id: requestID, command: bytes)
         }
     }
 
@@ -170,7 +175,11 @@ public final class Node: @unchecked Sendable {
             if stopping { return continuation.resume(throwing: EtcdError.stopped) }
             nextRequestID += 1
             let input: Input
-            do { input = try makeInput(nextRequestID) } catch { return continuation.resume(throwing: EtcdError.internal("\(error)")) }
+            do {
+                input = try makeInput(nextRequestID)
+            } catch {
+                return continuation.resume(throwing: error as? EtcdError ?? .internal("\(error)"))
+            }
             self[keyPath: waiters][nextRequestID] = Pending(continuation: continuation, deadline: Date().addingTimeInterval(requestTimeout))
             inbox.append(input)
             condition.broadcast()
@@ -365,8 +374,10 @@ public final class Node: @unchecked Sendable {
                 fatalError("committing applied entries to the store failed: \(error)")
             }
             storeLock.unlock()
-            if !outcomes.isEmpty { metrics.backendCommit.record(ContinuousClock.now - started) }
-            if !outcomes.isEmpty { watchHub.notify() }
+            if !outcomes.isEmpty {
+                metrics.backendCommit.record(ContinuousClock.now - started)
+                watchHub.notify()
+            }
             for outcome in outcomes where outcome.origin == id.rawValue {
                 finishProposal(outcome.id, .success(outcome.result))
             }
@@ -375,16 +386,13 @@ public final class Node: @unchecked Sendable {
             finishRead(state.context, .success(state.index))
         }
         core.advance(ready)
-        publish()
     }
 
     private func publish() {
         condition.lock()
         let before = published
         published = Self.status(of: core, applied: core.appliedIndex)
-        let changed = before.leader != published.leader && published.leader != nil
-        published.leaderChanges = before.leaderChanges + (changed ? 1 : 0)
-        if changed { metrics.leaderChanges.increment() }
+        if before.leader != published.leader && published.leader != nil { metrics.leaderChanges.increment() }
         var ready: [Pending<Void>] = []
         appliedWaiters.removeAll { waiter in
             guard waiter.index <= published.appliedIndex else { return false }

@@ -10,7 +10,6 @@ final class OutboundQueue: @unchecked Sendable {
     private var items: [[UInt8]] = []
     private var waiter: CheckedContinuation<[[UInt8]], Never>?
     private let capacity: Int
-    private(set) var dropped: UInt64 = 0
 
     init(capacity: Int = capacityDefault) {
         precondition(capacity > 0)
@@ -25,10 +24,7 @@ final class OutboundQueue: @unchecked Sendable {
             waiter.resume(returning: [item])
             return
         }
-        if items.count >= capacity {
-            items.removeFirst()
-            dropped += 1
-        }
+        if items.count >= capacity { items.removeFirst() }
         items.append(item)
         lock.unlock()
     }

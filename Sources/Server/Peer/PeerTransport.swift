@@ -187,8 +187,11 @@ final class PeerLink: Sendable {
                 }
             }
             var backoff = PeerTransport.backoffInitialSeconds
-            var connectedOnce = false
             while !Task.isCancelled && !stopped.isRaised {
+                // Raised once this stream delivers a frame: a stream that
+                // worked and then broke reconnects at once, not after the
+                // backoff earlier failures built up.
+                let delivered = WakeFlag()
                 do {
                     _ = try await peer.send(requestProducer: { writer in
                         while !Task.isCancelled && !self.stopped.isRaised {
@@ -201,24 +204,21 @@ final class PeerLink: Sendable {
                             batch.from = selfID.rawValue
                             batch.messages = items.map { Data($0) }
                             try await writer.write(batch)
+                            _ = delivered.raise()
                         }
                     })
-                    if Task.isCancelled { break }
                 } catch {
                     if Task.isCancelled { break }
                     if let rpc = error as? RPCError, rpc.message == PeerTransport.removedMessage {
                         onRemoved()
                     }
-                    if connectedOnce {
+                    if delivered.isRaised {
                         logger.info("peer stream broke; reconnecting", metadata: ["peer": "\(id)", "address": "\(address)", "error": "\(error)"])
-                        connectedOnce = false
+                        backoff = PeerTransport.backoffInitialSeconds
                     }
                     try? await Task.sleep(for: .seconds(backoff))
                     backoff = min(PeerTransport.backoffMaxSeconds, backoff * 2)
-                    continue
                 }
-                connectedOnce = true
-                backoff = PeerTransport.backoffInitialSeconds
             }
         }
     }
