@@ -80,7 +80,7 @@ extension RaftCore {
     }
 
     /// The membership in force once entries through `index` are committed.
-    func membership(at index: LogIndex) -> Membership {
+    public func membership(at index: LogIndex) -> Membership {
         precondition(index >= log.snapshot.index && index <= configAppliedThrough, "membership at \(index) unknown")
         return membership(folding: log.snapshot.membership, after: log.snapshot.index, through: index)
     }

@@ -39,6 +39,7 @@ public final class BallotServer: Sendable {
         storeSettings.valueBytesMax = config.maxRequestBytes
         storeSettings.leasesMustExist = true
         let store = try MVCCStore(directory: directory.dbPath, settings: storeSettings)
+        let snapshots = SnapshotStore(directory: directory.snapPath)
         let members = try MemberDirectory(config: config, recorded: store.members())
         self.members = members
         let settings = config.raftSettings
@@ -50,23 +51,43 @@ public final class BallotServer: Sendable {
             core = try RaftCore(id: id, bootstrap: Membership(voters: voters), settings: settings, seed: seed)
             logger.info("bootstrapping a new cluster", metadata: ["cluster": "\(String(clusterID, radix: 16))", "members": "\(voters.count)"])
         } else {
-            let last = recovery.entries.last?.index ?? .zero
+            let snapshot = recovery.snapshot
+            if let snapshot, snapshot.replacesLog, store.appliedIndex < snapshot.index {
+                // A crash between recording an installed snapshot in the log
+                // and swapping the store: finish the install from its file.
+                guard let info = try snapshots.snapshot(at: snapshot.index) else {
+                    throw StorageError.corrupt(
+                        path: directory.snapPath,
+                        detail: "the write-ahead log installed the snapshot at index \(snapshot.index) but no complete snapshot file for it is here")
+                }
+                logger.info("finishing the install of a snapshot", metadata: ["index": "\(snapshot.index)", "bytes": "\(info.size)"])
+                try store.replace(with: info, from: snapshots) { done, total in
+                    logger.info("snapshot install progress", metadata: ["written": "\(done)", "total": "\(total)"])
+                }
+            }
+            let last = recovery.entries.last?.index ?? snapshot?.index ?? .zero
             if store.appliedIndex > last {
                 throw StorageError.corrupt(
                     path: directory.dbPath,
                     detail: "the store applied index \(store.appliedIndex) but the write-ahead log ends at \(last)")
             }
-            let state = DurableState(hardState: recovery.hardState, snapshot: nil, entries: recovery.entries)
+            if let snapshot, store.appliedIndex < snapshot.index {
+                throw StorageError.corrupt(
+                    path: directory.dbPath,
+                    detail: "the store applied index \(store.appliedIndex) but the write-ahead log was compacted through \(snapshot.index)")
+            }
+            let state = DurableState(hardState: recovery.hardState, snapshot: snapshot?.metadata, entries: recovery.entries)
             core = try RaftCore(id: id, settings: settings, seed: seed, state: state, applied: store.appliedIndex)
             logger.info("recovered", metadata: [
-                "term": "\(recovery.hardState.term)", "entries": "\(recovery.entries.count)", "applied": "\(store.appliedIndex)",
+                "term": "\(recovery.hardState.term)", "compacted": "\(snapshot?.index ?? .zero)",
+                "entries": "\(recovery.entries.count)", "applied": "\(store.appliedIndex)",
             ])
         }
         let metrics = self.metrics
         let transport = try PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses, logger: logger) {
             metrics.peerRoundTrip.record($0)
         }
-        self.node = Node(id: id, clusterID: clusterID, core: core, wal: wal, store: store, transport: transport,
+        self.node = Node(id: id, clusterID: clusterID, core: core, wal: wal, store: store, snapshots: snapshots, transport: transport,
                          leases: try store.leases(), members: members, metrics: metrics, config: config, logger: logger)
     }
 
@@ -120,6 +141,9 @@ public final class BallotServer: Sendable {
             group.addTask { await self.node.transport.run() }
             group.addTask { await self.publish() }
             group.addTask { try await self.stopWhenRemoved() }
+            if self.config.autoCompaction != .off {
+                group.addTask { await self.compactAutomatically() }
+            }
             if let address = self.config.listenMetrics {
                 let operations = OperationsHTTPServer(address: address) { path in self.operationsAnswer(path) }
                 group.addTask { try await operations.run() }
@@ -208,6 +232,31 @@ public final class BallotServer: Sendable {
                 return
             } catch {
                 try? await Task.sleep(for: .milliseconds(500))
+            }
+        }
+    }
+
+    /// etcd's auto-compaction: the leader proposes a compaction when the
+    /// policy says so; followers only keep sampling, ready to lead.
+    func compactAutomatically() async {
+        let clock = ContinuousClock()
+        let start = clock.now
+        func seconds() -> Double {
+            let elapsed = start.duration(to: clock.now)
+            return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        }
+        var planner = CompactionPlanner(policy: config.autoCompaction, now: seconds())
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(Int64(planner.pollSeconds * 1000)))
+            guard let (current, compacted) = try? node.read({ ($0.currentRevision, $0.compactedRevision) }) else { continue }
+            guard let target = planner.due(now: seconds(), current: current, compacted: compacted), node.status.role == .leader else { continue }
+            var command = Ballotpb_Command()
+            command.compaction.revision = target
+            do {
+                _ = try await node.propose(command)
+                logger.info("auto-compacted", metadata: ["revision": "\(target)", "policy": "\(config.autoCompaction)"])
+            } catch {
+                logger.warning("auto-compaction failed; it is tried again", metadata: ["revision": "\(target)", "error": "\(error)"])
             }
         }
     }

@@ -41,6 +41,19 @@ public struct ServerConfig: Sendable {
     public static let quotaBackendBytesDefault = MVCCSettings.quotaBytesDefault
     public var quotaBackendBytes = quotaBackendBytesDefault
 
+    public static let snapshotCountDefault: UInt64 = 100_000
+    public static let snapshotCountRange: ClosedRange<UInt64> = 10...1_000_000_000
+    /// Applied entries between log compactions (etcd's --snapshot-count).
+    public var snapshotCount = snapshotCountDefault
+    /// Entries kept behind each compaction so that a follower a little
+    /// behind catches up from the log, not by a whole snapshot: etcd's 5000,
+    /// or half the snapshot count when that is smaller.
+    public var snapshotCatchUpEntries: UInt64 { min(Self.snapshotCatchUpEntriesMax, snapshotCount / 2) }
+    public static let snapshotCatchUpEntriesMax: UInt64 = 5_000
+
+    /// What etcd's --auto-compaction-mode and --auto-compaction-retention ask.
+    public var autoCompaction = AutoCompaction.off
+
     public enum ClusterState: String, Sendable { case new, existing }
 
     public init(
@@ -68,6 +81,9 @@ public struct ServerConfig: Sendable {
         }
         guard Self.maxRequestBytesRange.contains(maxRequestBytes) else {
             throw .invalid("--max-request-bytes must be in \(Self.maxRequestBytesRange)")
+        }
+        guard Self.snapshotCountRange.contains(snapshotCount) else {
+            throw .invalid("--snapshot-count must be in \(Self.snapshotCountRange)")
         }
         guard initialCluster.contains(where: { $0.name == name }) else {
             throw .invalid("--initial-cluster does not name this member ('\(name)')")

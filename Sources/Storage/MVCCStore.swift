@@ -41,6 +41,12 @@ public final class MVCCStore: @unchecked Sendable {
         self.settings = settings
         self.directory = directory
         (environment, keysDB, revisionsDB, metaDB) = try Self.openEnvironment(directory, settings)
+        try loadState()
+    }
+
+    /// Read the counters the meta database holds, finishing an interrupted
+    /// compaction first; at open and after the file was replaced.
+    private func loadState() throws(StorageError) {
         let (current, compacted, applied) = try environment.read { txn throws(StorageError) in
             (try Self.readInt(txn, metaDB, Self.currentKey, directory),
              try Self.readInt(txn, metaDB, Self.compactedKey, directory),
@@ -48,6 +54,7 @@ public final class MVCCStore: @unchecked Sendable {
         }
         noSpaceAlarm = try environment.read { txn throws(StorageError) in try txn.get(metaDB, Self.alarmKey) != nil }
         if settings.verifyOnOpen { try verifyAll() }
+        compactionCursor = nil
         if try environment.read({ txn throws(StorageError) in try txn.get(metaDB, Self.compactionPendingKey) != nil }) {
             // A compaction was cut short by a crash: finish it.
             compactionCursor = []
@@ -59,6 +66,16 @@ public final class MVCCStore: @unchecked Sendable {
         guard compacted <= current else {
             throw .corrupt(path: directory, detail: "compacted revision \(compacted) is past current revision \(current)")
         }
+    }
+
+    /// Replace the whole store by a snapshot (a member that lagged the
+    /// leader's compacted log): the file is swapped in verified, then every
+    /// counter is read from it. Callers must hold off readers meanwhile.
+    public func replace(with info: SnapshotInfo, from snapshots: SnapshotStore, progress: (Int, Int) -> Void = { _, _ in }) throws(StorageError) {
+        environment.close()
+        try snapshots.restore(info, into: directory, progress: progress)
+        (environment, keysDB, revisionsDB, metaDB) = try Self.openEnvironment(directory, settings)
+        try loadState()
     }
 
     static func readInt(_ txn: LMDBTransaction, _ db: MDB_dbi, _ key: [UInt8], _ path: String) throws(StorageError) -> Int64 {

@@ -55,11 +55,50 @@ public struct SnapshotStore: Sendable {
         return info
     }
 
-    /// The newest complete snapshot, fully verified; nil if there is none.
-    /// A damaged one refuses, naming the file: never fall back silently to
-    /// an older snapshot, which could lack acknowledged writes the log no
-    /// longer holds.
-    public func latest(progress: (Int, Int) -> Void = { _, _ in }) throws(StorageError) -> SnapshotInfo? {
+    /// Snapshot `store` as it is now, while writers go on: LMDB copies from
+    /// one read transaction, and the copy is named after the consensus state
+    /// recorded inside it (`MVCCStore.recordApplied`), so the metadata always
+    /// matches the data, whatever was applied meanwhile. The store's file
+    /// must not be replaced during the copy.
+    @discardableResult
+    public func capture(_ store: MVCCStore, progress: (Int, Int) -> Void = { _, _ in }) throws(StorageError) -> SnapshotInfo {
+        let temp = directory + "/capture.tmp"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if fd < 0 { throw .io(errno: errno, operation: "create", path: temp) }
+        do throws(StorageError) {
+            try store.environment.copy(to: fd, path: temp)
+            if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: temp) }
+        } catch {
+            close(fd)
+            unlink(temp)
+            throw error
+        }
+        close(fd)
+        guard let metadata = try MVCCStore.appliedState(inCopy: temp, settings: store.settings) else {
+            unlink(temp)
+            throw .corrupt(path: store.directory + "/data.mdb", detail: "the store records no applied consensus state to snapshot")
+        }
+        let (data, meta) = paths(metadata)
+        let (crc, size) = try FileIO.checksum(temp, progress: progress)
+        if rename(temp, data) != 0 { throw .io(errno: errno, operation: "rename", path: data) }
+        try WriteAheadLog.syncDirectory(directory)
+        let info = SnapshotInfo(metadata: metadata, size: size, checksum: crc, dataPath: data, metaPath: meta)
+        try FileIO.writeAtomically(Self.encode(info), to: meta)
+        return info
+    }
+
+    /// Delete every snapshot older than `index`: they exist only to be
+    /// sent or installed, and the store itself is the durable state. Newer
+    /// ones stay (one may be arriving for install).
+    public func prune(below index: LogIndex) throws(StorageError) {
+        for info in try all() where info.metadata.index < index {
+            unlink(info.metaPath)
+            unlink(info.dataPath)
+        }
+    }
+
+    /// Every complete snapshot (by its metadata), unverified.
+    func all() throws(StorageError) -> [SnapshotInfo] {
         guard let dir = opendir(directory) else { throw .io(errno: errno, operation: "opendir", path: directory) }
         var metas: [String] = []
         while let entry = readdir(dir) {
@@ -67,16 +106,31 @@ public struct SnapshotStore: Sendable {
             if name.hasSuffix(".meta") { metas.append(name) }
         }
         closedir(dir)
-        // Names sort by term then index; the newest snapshot has the highest index.
-        var best: SnapshotInfo?
+        var infos: [SnapshotInfo] = []
         for name in metas {
             let path = directory + "/" + name
             guard let info = Self.decode(try FileIO.read(path), metaPath: path) else {
                 throw .corrupt(path: path, detail: "snapshot metadata fails its checksum")
             }
-            if best.map({ info.metadata.index > $0.metadata.index }) ?? true { best = info }
+            infos.append(info)
         }
-        guard let best else { return nil }
+        return infos
+    }
+
+    /// The complete snapshot taken at exactly `index`, verified; nil if none.
+    public func snapshot(at index: LogIndex, progress: (Int, Int) -> Void = { _, _ in }) throws(StorageError) -> SnapshotInfo? {
+        guard let info = try all().first(where: { $0.metadata.index == index }) else { return nil }
+        try verify(info, progress: progress)
+        return info
+    }
+
+    /// The newest complete snapshot, fully verified; nil if there is none.
+    /// A damaged one refuses, naming the file: never fall back silently to
+    /// an older snapshot, which could lack acknowledged writes the log no
+    /// longer holds.
+    public func latest(progress: (Int, Int) -> Void = { _, _ in }) throws(StorageError) -> SnapshotInfo? {
+        // Names sort by term then index; the newest snapshot has the highest index.
+        guard let best = try all().max(by: { $0.metadata.index < $1.metadata.index }) else { return nil }
         try verify(best, progress: progress)
         return best
     }

@@ -37,13 +37,15 @@ struct Serve: AsyncParsableCommand {
     var initialClusterToken = "ballot-cluster"
     @Option(help: "Time (ms) of a heartbeat interval.") var heartbeatInterval = ServerConfigDefaults.heartbeat
     @Option(help: "Time (ms) for an election to time out.") var electionTimeout = ServerConfigDefaults.election
-    @Option(help: "Committed entries between snapshots (not used yet: the log is kept whole).")
-    var snapshotCount = 100_000
+    @Option(help: "Applied entries between compactions of the log.")
+    var snapshotCount = ServerConfigDefaults.snapshotCount
     @Option(help: "Raise the NOSPACE alarm when the backend exceeds this many bytes.")
     var quotaBackendBytes = ServerConfigDefaults.quota
     @Option(help: "Largest request a client may send, in bytes.") var maxRequestBytes = ServerConfigDefaults.maxRequest
-    @Option(help: "Auto compaction mode: periodic or revision (not used yet).") var autoCompactionMode = "periodic"
-    @Option(help: "Auto compaction retention; 0 disables it (not used yet).") var autoCompactionRetention = "0"
+    @Option(help: "Auto compaction mode: periodic (keep a duration of history) or revision (keep a number of revisions).")
+    var autoCompactionMode = "periodic"
+    @Option(help: "Auto compaction retention: a duration (1h, 30m; a bare number means hours) or a revision count; 0 disables it.")
+    var autoCompactionRetention = "0"
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func run() async throws {
@@ -106,7 +108,9 @@ struct Serve: AsyncParsableCommand {
         config.electionMilliseconds = electionTimeout
         config.quotaBackendBytes = quotaBackendBytes
         config.maxRequestBytes = maxRequestBytes
+        config.snapshotCount = snapshotCount
         do {
+            config.autoCompaction = try AutoCompaction(mode: autoCompactionMode, retention: autoCompactionRetention)
             return try config.validated()
         } catch {
             throw ValidationError(error.description)
@@ -126,4 +130,5 @@ enum ServerConfigDefaults {
     static let election = ServerConfig.electionMillisecondsDefault
     static let quota = ServerConfig.quotaBackendBytesDefault
     static let maxRequest = ServerConfig.maxRequestBytesDefault
+    static let snapshotCount = ServerConfig.snapshotCountDefault
 }

@@ -70,13 +70,13 @@ import Testing
             }
             try wal.sync()
             #expect(wal.segmentCount > 4)
-            try wal.append(snapshot: SnapshotMarker(index: 300, term: 1, replacesLog: false))
+            try wal.append(snapshot: SnapshotMarker(index: 300, term: 1, replacesLog: false, membership: Membership(voters: [1, 2], learners: [3])))
             try wal.sync()
             try wal.releaseSegments(coveredThrough: 300)
             #expect(wal.segmentCount < 4)
         }
         let (_, recovery) = try WriteAheadLog.open(directory: dir.path, settings: Self.small())
-        #expect(recovery.snapshot == SnapshotMarker(index: 300, term: 1, replacesLog: false))
+        #expect(recovery.snapshot == SnapshotMarker(index: 300, term: 1, replacesLog: false, membership: Membership(voters: [1, 2], learners: [3])))
         #expect(recovery.entries.map(\.index.rawValue) == Array(301...400))
         #expect(recovery.hardState.commit == 400)
     }

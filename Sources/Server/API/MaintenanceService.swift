@@ -64,7 +64,7 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
 
     func defragment(request: Etcdserverpb_DefragmentRequest, context: ServerContext) async throws -> Etcdserverpb_DefragmentResponse {
         try await rpc {
-            let revision = try node.read { store in
+            let revision = try node.withStoreExclusive { store in
                 try store.defragment()
                 return store.currentRevision
             }
@@ -107,10 +107,7 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let info = try await rpc {
-            try node.read { store in
-                try SnapshotStore(directory: scratch).save(
-                    store, as: SnapshotMetadata(index: store.appliedIndex, term: node.status.term, membership: .empty))
-            }
+            try await Node.onThread("ballot-snapshot") { try node.captureForClient(into: scratch) }
         }
         guard let file = FileHandle(forReadingAtPath: info.dataPath) else {
             throw EtcdError.internal("cannot read \(info.dataPath)").rpcError

@@ -34,6 +34,16 @@ final class Lessor: @unchecked Sendable {
         for record in records { leases[record.id] = Lease(ttl: record.ttl, deadline: nil) }
     }
 
+    /// The store was replaced by a snapshot: these leases exist now. Only
+    /// a follower installs snapshots, so none runs a deadline.
+    func reset(records: [LeaseRecord]) {
+        lock.withLock {
+            leases = [:]
+            revoking = [:]
+            for record in records { leases[record.id] = Lease(ttl: record.ttl, deadline: primary ? clock.now + .seconds(record.ttl) : nil) }
+        }
+    }
+
     /// A grant was applied.
     func granted(_ id: Int64, ttl: Int64) {
         lock.withLock {

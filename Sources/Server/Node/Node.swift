@@ -23,7 +23,7 @@ public final class Node: @unchecked Sendable {
     let electionTicks: Int
     let requestTimeout: Double
 
-    private let condition = NSCondition()
+    let condition = NSCondition()
     private var inbox: [Input] = []
     private var proposals: [UInt64: Pending<Ballotpb_CommandResult>] = [:]
     private var reads: [UInt64: Pending<LogIndex>] = [:]
@@ -34,11 +34,25 @@ public final class Node: @unchecked Sendable {
     private var stopping = false
     private var stopped = false
 
-    private var core: RaftCore
-    private let wal: WriteAheadLog
+    /// The loop thread's alone, like `wal`.
+    var core: RaftCore
+    let wal: WriteAheadLog
     /// The state machine; readers hold `storeLock` while they use it.
     let store: MVCCStore
     let storeLock = NSLock()
+    /// Held while the store's file is copied or replaced (snapshot capture,
+    /// snapshot install, defragmentation): a copy may run beside applies,
+    /// never beside a swap of the file under it.
+    let environmentLock = NSLock()
+    /// Snapshot files: captured to send to a lagging member, or received.
+    let snapshots: SnapshotStore
+    /// Applied entries between log compactions (etcd's --snapshot-count).
+    let snapshotCount: UInt64
+    /// Entries kept behind a compaction, so a briefly lagging follower
+    /// catches up from the log rather than by a whole snapshot.
+    let catchUpEntries: UInt64
+    /// Members a snapshot is being sent to now (one at a time each).
+    var shipping: Set<NodeID> = []
     private let applier: Applier
     let transport: PeerTransport
     /// Wakes watch streams after each applied batch that changed the store.
@@ -80,13 +94,16 @@ public final class Node: @unchecked Sendable {
         public var matchIndex: [NodeID: LogIndex] = [:]
     }
 
-    init(id: NodeID, clusterID: UInt64, core: RaftCore, wal: WriteAheadLog, store: MVCCStore,
+    init(id: NodeID, clusterID: UInt64, core: RaftCore, wal: WriteAheadLog, store: MVCCStore, snapshots: SnapshotStore,
          transport: PeerTransport, leases: [LeaseRecord], members: MemberDirectory, metrics: ServerMetrics, config: ServerConfig, logger: Logger) {
         self.id = id
         self.clusterID = clusterID
         self.core = core
         self.wal = wal
         self.store = store
+        self.snapshots = snapshots
+        self.snapshotCount = config.snapshotCount
+        self.catchUpEntries = config.snapshotCatchUpEntries
         self.lessor = Lessor(records: leases, electionSeconds: Double(config.electionMilliseconds) / 1000)
         self.members = members
         self.metrics = metrics
@@ -249,6 +266,7 @@ public final class Node: @unchecked Sendable {
             }
             handle(inputs)
             while core.hasReady { processReady() }
+            compactLogIfDue()
             if core.role != lastRole {
                 logger.info("role changed", metadata: ["from": "\(lastRole)", "to": "\(core.role)", "term": "\(core.term)"])
                 if core.role == .leader {
@@ -339,13 +357,13 @@ public final class Node: @unchecked Sendable {
 
     private func processReady() {
         let ready = core.ready()
-        transport.send(ready.messagesNow)
-        if ready.snapshot != nil {
-            // Snapshots are not taken yet (the log is kept whole), so no
-            // leader sends one; a member that receives one cannot install it.
-            logger.error("received a snapshot, which this version cannot install yet; restart the member from a fresh data directory")
-        }
+        send(ready.messagesNow)
         do throws(StorageError) {
+            if let snapshot = ready.snapshot {
+                // Durable in the log before the store changes: a crash in
+                // between finishes the install from the file at restart.
+                try wal.append(snapshot: SnapshotMarker(index: snapshot.index, term: snapshot.term, replacesLog: true, membership: snapshot.membership))
+            }
             if !ready.entries.isEmpty || ready.hardState != nil {
                 try wal.append(hardState: ready.hardState, entries: ready.entries)
             }
@@ -358,8 +376,9 @@ public final class Node: @unchecked Sendable {
             // The log's state on disk is unknown: stop rather than promise anything.
             fatalError("write-ahead log failed: \(error)")
         }
-        transport.send(ready.messagesAfterPersist)
-        if !ready.committed.isEmpty {
+        if let snapshot = ready.snapshot { install(snapshot) }
+        send(ready.messagesAfterPersist)
+        if let last = ready.committed.last {
             var outcomes: [Applier.Outcome] = []
             let started = ContinuousClock.now
             storeLock.lock()
@@ -369,6 +388,9 @@ public final class Node: @unchecked Sendable {
                     for entry in ready.committed {
                         if let outcome = applier.apply(entry) { outcomes.append(outcome) }
                     }
+                    // With the entries, what the log looked like there: a copy of
+                    // the store is then a complete snapshot.
+                    try store.recordApplied(SnapshotMetadata(index: last.index, term: last.term, membership: core.membership(at: last.index)))
                 }
             } catch {
                 fatalError("committing applied entries to the store failed: \(error)")

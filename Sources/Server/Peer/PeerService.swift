@@ -36,8 +36,52 @@ struct PeerService: Ballotpb_Peer.SimpleServiceProtocol {
         return Ballotpb_PeerAck()
     }
 
+    /// A snapshot from the leader: written in full and verified against
+    /// its announced size and checksum before the core hears of it, so the
+    /// core only ever accepts a snapshot whose bytes are already durable here.
     func sendSnapshot(request: RPCAsyncSequence<Ballotpb_SnapshotChunk, any Error>, context: ServerContext) async throws -> Ballotpb_SnapshotAck {
-        throw RPCError(code: .unimplemented, message: "snapshot streaming is not implemented yet")
+        var receiver: SnapshotReceiver?
+        var announce: Consensus.Message?
+        var nextReport = 0
+        do {
+            for try await chunk in request {
+                if receiver == nil {
+                    try check(chunk.clusterID)
+                    guard let message = ConsensusCodec.decodeMessage([UInt8](chunk.message)), message.from.rawValue == chunk.from,
+                        message.to == node.id, case .snapshot(let metadata) = message.kind
+                    else {
+                        throw RPCError(code: .invalidArgument, message: "a snapshot stream must start with its announcement, addressed to this member")
+                    }
+                    receiver = try node.snapshots.receiver(for: metadata, size: Int(clamping: chunk.size), checksum: chunk.checksum)
+                    announce = message
+                    node.logger.info("receiving a snapshot", metadata: [
+                        "from": "\(message.from)", "index": "\(metadata.index)", "bytes": "\(chunk.size)",
+                    ])
+                }
+                try receiver!.append([UInt8](chunk.data))
+                let percent = receiver!.written * 100 / receiver!.size
+                if percent >= nextReport {
+                    node.logger.info("snapshot receive progress", metadata: [
+                        "received": "\(receiver!.written)", "total": "\(receiver!.size)", "percent": "\(percent)",
+                    ])
+                    nextReport = percent / 10 * 10 + 10
+                }
+            }
+            guard let receiver, let announce else {
+                throw RPCError(code: .invalidArgument, message: "empty snapshot stream")
+            }
+            let info = try await Node.onThread("ballot-snapshot") { try receiver.finish() }
+            node.logger.info("received a snapshot", metadata: ["index": "\(info.metadata.index)", "bytes": "\(info.size)"])
+            node.receive([announce])
+        } catch let error as StorageError {
+            receiver?.abandon()
+            node.logger.warning("refused a snapshot", metadata: ["error": "\(error)"])
+            throw RPCError(code: .dataLoss, message: "\(error)")
+        } catch {
+            receiver?.abandon()
+            throw error
+        }
+        return Ballotpb_SnapshotAck()
     }
 
     func forward(request: Ballotpb_ForwardRequest, context: ServerContext) async throws -> Ballotpb_ForwardResponse {

@@ -20,12 +20,18 @@ public struct SnapshotMarker: Sendable, Equatable {
     /// True when the snapshot came from the leader and replaced the whole
     /// log; false for a local snapshot, after which later entries stay.
     public var replacesLog: Bool
+    /// The configuration in force at `index`: a member restarting from this
+    /// marker no longer holds the entries that built it.
+    public var membership: Membership
 
-    public init(index: LogIndex, term: Term, replacesLog: Bool) {
+    public init(index: LogIndex, term: Term, replacesLog: Bool, membership: Membership = .empty) {
         self.index = index
         self.term = term
         self.replacesLog = replacesLog
+        self.membership = membership
     }
+
+    public var metadata: SnapshotMetadata { SnapshotMetadata(index: index, term: term, membership: membership) }
 }
 
 /// What a write-ahead log held when opened.

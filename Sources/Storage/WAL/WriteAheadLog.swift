@@ -305,13 +305,15 @@ public final class WriteAheadLog {
         w.u64(m.index.rawValue)
         w.u64(m.term.rawValue)
         w.u8(m.replacesLog ? 1 : 0)
+        ConsensusCodec.encode(m.membership, into: &w)
         return w.bytes
     }
 
     static func decodeSnapshot(_ bytes: [UInt8]) -> SnapshotMarker? {
         var r = BinaryReader(bytes)
-        guard let i = r.u64(), let t = r.u64(), let f = r.u8(), f <= 1, r.atEnd else { return nil }
-        return SnapshotMarker(index: LogIndex(i), term: Term(t), replacesLog: f == 1)
+        guard let i = r.u64(), let t = r.u64(), let f = r.u8(), f <= 1, let m = ConsensusCodec.decodeMembership(&r), r.atEnd
+        else { return nil }
+        return SnapshotMarker(index: LogIndex(i), term: Term(t), replacesLog: f == 1, membership: m)
     }
 
     static func seedValue(_ payload: [UInt8]) -> UInt32 {

@@ -1,0 +1,154 @@
+import Consensus
+import EtcdAPI
+import Foundation
+import Storage
+
+/// Log compaction and snapshots. The MVCC store is durable and records the
+/// consensus state it applied through (`MVCCStore.recordApplied`), so the
+/// store itself is the snapshot: compacting the log needs no copy, and a
+/// copy of the store's file, taken while applies go on, is a complete
+/// snapshot to send a member that lags behind the compacted log.
+extension Node {
+    /// Loop thread: forget log entries once `snapshotCount` more are applied
+    /// (etcd's --snapshot-count), keeping `catchUpEntries` for followers
+    /// that lag a little. Only what the store holds durably is compacted.
+    func compactLogIfDue() {
+        let applied = store.appliedIndex
+        let compacted = core.snapshotMetadata.index
+        guard applied.rawValue > compacted.rawValue + snapshotCount else { return }
+        let through = LogIndex(applied.rawValue - catchUpEntries)
+        guard through > compacted, through <= core.appliedIndex else { return }
+        do {
+            try core.compact(through: through)
+            let state = core.snapshotMetadata
+            try wal.append(snapshot: SnapshotMarker(index: state.index, term: state.term, replacesLog: false, membership: state.membership))
+            try wal.sync()
+            try wal.releaseSegments(coveredThrough: state.index)
+            logger.info("compacted the log", metadata: ["through": "\(state.index)", "applied": "\(applied)", "segments": "\(wal.segmentCount)"])
+        } catch {
+            fatalError("compacting the write-ahead log failed: \(error)")
+        }
+    }
+
+    /// Loop thread: hand consensus messages to the transport, except
+    /// snapshot announcements, which go with the snapshot's bytes.
+    func send(_ messages: [Consensus.Message]) {
+        var plain: [Consensus.Message] = []
+        plain.reserveCapacity(messages.count)
+        for message in messages {
+            if case .snapshot(let wanted) = message.kind {
+                ship(message, wanted: wanted)
+            } else {
+                plain.append(message)
+            }
+        }
+        transport.send(plain)
+    }
+
+    /// Send a snapshot at least as new as `wanted` to `message.to`, in the
+    /// background: capturing and streaming may take long, and the loop must
+    /// go on. One transfer per member at a time; the core asks again if
+    /// this one fails.
+    private func ship(_ message: Consensus.Message, wanted: SnapshotMetadata) {
+        let first = condition.withLock { shipping.insert(message.to).inserted }
+        guard first else { return }
+        let peer = message.to
+        Task.detached { [self] in
+            defer { condition.withLock { _ = shipping.remove(peer) } }
+            do {
+                let info = try await Self.onThread("ballot-snapshot") { try self.snapshotToShip(atLeast: wanted.index) }
+                var announce = message
+                announce.kind = .snapshot(info.metadata)
+                logger.info("sending a snapshot", metadata: [
+                    "to": "\(peer)", "index": "\(info.metadata.index)", "bytes": "\(info.size)",
+                ])
+                let started = ContinuousClock.now
+                try await transport.sendSnapshot(info, announcing: announce) { sent, total in
+                    self.logger.info("snapshot transfer progress", metadata: [
+                        "to": "\(peer)", "sent": "\(sent)", "total": "\(total)", "percent": "\(total == 0 ? 100 : sent * 100 / total)",
+                    ])
+                }
+                logger.info("sent a snapshot", metadata: [
+                    "to": "\(peer)", "index": "\(info.metadata.index)", "bytes": "\(info.size)", "took": "\(ContinuousClock.now - started)",
+                ])
+            } catch {
+                logger.warning("sending a snapshot failed; it is retried", metadata: ["to": "\(peer)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// The newest snapshot file if it is new enough (the leader's log still
+    /// holds every entry after it), else a fresh capture of the store.
+    func snapshotToShip(atLeast index: LogIndex) throws -> SnapshotInfo {
+        environmentLock.lock()
+        defer { environmentLock.unlock() }
+        if let latest = try snapshots.latest(), latest.metadata.index >= index { return latest }
+        let info = try snapshots.capture(store) { done, total in
+            self.logger.debug("checksumming a snapshot", metadata: ["done": "\(done)", "total": "\(total)"])
+        }
+        try snapshots.prune(below: info.metadata.index)
+        logger.info("captured a snapshot", metadata: ["index": "\(info.metadata.index)", "bytes": "\(info.size)"])
+        return info
+    }
+
+    /// A consistent copy of the store for a client (Maintenance.Snapshot),
+    /// taken beside applies, in `directory`.
+    func captureForClient(into directory: String) throws -> SnapshotInfo {
+        environmentLock.lock()
+        defer { environmentLock.unlock() }
+        return try SnapshotStore(directory: directory).capture(store)
+    }
+
+    /// Run `body` with the store to itself: no applies, no readers, no copy
+    /// (defragmentation swaps the file).
+    func withStoreExclusive<T>(_ body: (MVCCStore) throws -> T) throws -> T {
+        environmentLock.lock()
+        defer { environmentLock.unlock() }
+        return try read(body)
+    }
+
+    /// Loop thread, after the log recorded it: replace the store by the
+    /// snapshot the leader sent (received in full before the core saw it),
+    /// then reload what lives beside the store.
+    func install(_ metadata: SnapshotMetadata) {
+        do {
+            guard let info = try snapshots.snapshot(at: metadata.index) else {
+                fatalError("the snapshot at index \(metadata.index) was accepted but its file is missing from \(snapshots.directory)")
+            }
+            logger.info("installing a snapshot", metadata: ["index": "\(metadata.index)", "bytes": "\(info.size)"])
+            environmentLock.lock()
+            storeLock.lock()
+            defer {
+                storeLock.unlock()
+                environmentLock.unlock()
+            }
+            try store.replace(with: info, from: snapshots) { done, total in
+                self.logger.info("snapshot install progress", metadata: ["written": "\(done)", "total": "\(total)"])
+            }
+            precondition(store.appliedIndex == metadata.index, "snapshot \(metadata.index) holds applied index \(store.appliedIndex)")
+            lessor.reset(records: try store.leases())
+            for (_, attributes) in try store.members() {
+                guard let member = try? Etcdserverpb_Member(serializedBytes: attributes) else { continue }
+                members.set(member)
+                if let url = member.peerUrls.first, let address = try? HostPort(url: url) {
+                    try? transport.addPeer(NodeID(member.id), address: address)
+                }
+            }
+            try snapshots.prune(below: metadata.index)
+            logger.info("installed a snapshot", metadata: ["index": "\(metadata.index)", "revision": "\(store.currentRevision)"])
+        } catch {
+            fatalError("installing the snapshot at index \(metadata.index) failed: \(error)")
+        }
+        watchHub.notify()
+    }
+
+    /// Run blocking work (file copies, checksums) on its own thread, off
+    /// the cooperative pool that serves gRPC.
+    static func onThread<T: Sendable>(_ name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { continuation.resume(with: Result { try body() }) }
+            thread.name = name
+            thread.start()
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+
+/// Log compaction and snapshot transfer between real members: a member
+/// that was down while the others compacted their logs past its last entry
+/// catches up by a snapshot streamed from the leader, then restarts from it.
+@Suite(.serialized) struct SnapshotTests {
+    @Test func laggingMemberCatchesUpBySnapshotAndRestartsFromIt() throws {
+        let cluster = try TestCluster(extraArguments: ["--snapshot-count", "50"])
+        defer { cluster.cleanUp() }
+        cluster.kill(2)
+        let (acks, finished) = try LoadRun(seconds: 4, clients: 4, endpoints: [0, 1].map(cluster.endpoint)).finish()
+        let acked = Dictionary(uniqueKeysWithValues: acks.map { ($0.key, $0.value) })
+        #expect(finished, "load generator did not finish")
+        try #require(acked.count > 200, "only \(acked.count) writes acknowledged\n\(cluster.logs())")
+        let survivorLogs = try (0..<2).map { try String(contentsOfFile: cluster.members[$0].log, encoding: .utf8) }.joined()
+        #expect(survivorLogs.contains("compacted the log"), "no member compacted its log\n\(survivorLogs)")
+
+        try cluster.start(2)
+        var revisions = try cluster.waitForSameRevision(timeout: 60)
+        #expect(Set(revisions).count == 1, "members' revisions differ: \(revisions)\n\(cluster.logs())")
+        let laggard = try String(contentsOfFile: cluster.members[2].log, encoding: .utf8)
+        #expect(laggard.contains("received a snapshot") && laggard.contains("installed a snapshot"), "no snapshot installed\n\(laggard)")
+        let leaders = try (0..<2).map { try String(contentsOfFile: cluster.members[$0].log, encoding: .utf8) }.joined()
+        #expect(leaders.contains("sending a snapshot") && leaders.contains("snapshot transfer progress") && leaders.contains("sent a snapshot"),
+                "the leader did not log the transfer\n\(leaders)")
+        for i in 0..<3 {
+            let stored = try cluster.loadKeys(on: i)
+            let missing = acked.filter { stored[$0.key] != $0.value }
+            #expect(missing.isEmpty, "member \(i) lacks \(missing.count) acknowledged writes")
+        }
+        var hashes = try cluster.hashes(at: revisions[0])
+        #expect(Set(hashes).count == 1 && hashes[0] != 0, "HashKV differs: \(hashes)")
+
+        // Restart it (SIGKILL): it recovers from the installed snapshot and its log.
+        cluster.kill(2)
+        try cluster.start(2)
+        revisions = try cluster.waitForSameRevision(timeout: 30)
+        #expect(Set(revisions).count == 1, "members' revisions differ after the restart: \(revisions)\n\(cluster.logs())")
+        let stored = try cluster.loadKeys(on: 2)
+        #expect(acked.allSatisfy { stored[$0.key] == $0.value }, "the restarted member lost acknowledged writes")
+        hashes = try cluster.hashes(at: revisions[0])
+        #expect(Set(hashes).count == 1 && hashes[0] != 0, "HashKV differs after the restart: \(hashes)")
+    }
+}
