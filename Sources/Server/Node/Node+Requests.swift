@@ -27,9 +27,13 @@ extension Node {
     /// this member has applied at least that far.
     func linearizableBarrier() async throws {
         let leader = try await awaitLeader()
+        // The leader batches its own reads into one heartbeat round per
+        // loop turn; a follower shares one round trip among concurrent reads.
         let index = leader == id
             ? try await readIndexLocally()
-            : try await transport.readIndex(from: leader, timeout: requestTimeout)
+            : try await remoteReads.readIndex { [transport, requestTimeout] in
+                try await transport.readIndex(from: leader, timeout: requestTimeout)
+            }
         try await waitApplied(index)
     }
 

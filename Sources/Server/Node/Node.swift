@@ -51,6 +51,8 @@ public final class Node: @unchecked Sendable {
     /// Entries kept behind a compaction, so a briefly lagging follower
     /// catches up from the log rather than by a whole snapshot.
     let catchUpEntries: UInt64
+    /// Linearizable reads on a follower share read-index round trips.
+    let remoteReads = ReadIndexBatcher()
     /// Members a snapshot is being sent to now (one at a time each).
     var shipping: Set<NodeID> = []
     private let applier: Applier
