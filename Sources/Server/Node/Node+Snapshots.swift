@@ -13,7 +13,7 @@ extension Node {
     /// (etcd's --snapshot-count), keeping `catchUpEntries` for followers
     /// that lag a little. Only what the store holds durably is compacted.
     func compactLogIfDue() {
-        let applied = store.appliedIndex
+        let applied = durablyApplied
         let compacted = core.snapshotMetadata.index
         guard applied.rawValue > compacted.rawValue + snapshotCount else { return }
         let through = LogIndex(applied.rawValue - catchUpEntries)
@@ -116,6 +116,9 @@ extension Node {
                 fatalError("the snapshot at index \(metadata.index) was accepted but its file is missing from \(snapshots.directory)")
             }
             logger.info("installing a snapshot", metadata: ["index": "\(metadata.index)", "bytes": "\(info.size)"])
+            // Entries handed over before the snapshot are older than it; let
+            // them land before the store is swapped.
+            applyQueue.waitIdle()
             environmentLock.lock()
             storeLock.lock()
             defer {
@@ -139,6 +142,7 @@ extension Node {
         } catch {
             fatalError("installing the snapshot at index \(metadata.index) failed: \(error)")
         }
+        noteApplied(metadata.index)
         watchHub.notify()
     }
 

@@ -30,6 +30,8 @@ public final class Node: @unchecked Sendable {
     private var configChanges: [UInt64: Pending<LogIndex>] = [:]
     private var appliedWaiters: [(index: LogIndex, pending: Pending<Void>)] = []
     private var published = Status()
+    /// How far the store has applied (durably); guarded by `condition`.
+    private var appliedSoFar: LogIndex
     private var nextRequestID: UInt64
     private var stopping = false
     private var stopped = false
@@ -56,6 +58,8 @@ public final class Node: @unchecked Sendable {
     /// Members a snapshot is being sent to now (one at a time each).
     var shipping: Set<NodeID> = []
     private let applier: Applier
+    /// Committed entries wait here for the apply thread.
+    let applyQueue = ApplyQueue()
     let transport: PeerTransport
     /// Wakes watch streams after each applied batch that changed the store.
     let watchHub = WatchHub()
@@ -122,11 +126,13 @@ public final class Node: @unchecked Sendable {
         // and the clock's high bits keep a restarted member from reusing an ID
         // that an old, still uncommitted entry carries.
         self.nextRequestID = UInt64(Date().timeIntervalSince1970 * 1000) << 20
+        self.appliedSoFar = store.appliedIndex
         self.published = Self.status(of: core, applied: store.appliedIndex)
     }
 
     /// Starts the loop thread.
     func start() {
+        applyQueue.start { [self] batches in applyBatches(batches) }
         let thread = Thread { self.run() }
         thread.name = "ballot-node"
         thread.stackSize = 8 << 20
@@ -280,6 +286,7 @@ public final class Node: @unchecked Sendable {
             }
             publish()
         }
+        applyQueue.stop()
         failEverything(EtcdError.stopped)
         condition.lock()
         stopped = true
@@ -381,30 +388,10 @@ public final class Node: @unchecked Sendable {
         if let snapshot = ready.snapshot { install(snapshot) }
         send(ready.messagesAfterPersist)
         if let last = ready.committed.last {
-            var outcomes: [Applier.Outcome] = []
-            let started = ContinuousClock.now
-            storeLock.lock()
-            do throws(StorageError) {
-                // One LMDB commit (one fsync) for the whole batch of entries.
-                try store.batch { () throws(StorageError) in
-                    for entry in ready.committed {
-                        if let outcome = applier.apply(entry) { outcomes.append(outcome) }
-                    }
-                    // With the entries, what the log looked like there: a copy of
-                    // the store is then a complete snapshot.
-                    try store.recordApplied(SnapshotMetadata(index: last.index, term: last.term, membership: core.membership(at: last.index)))
-                }
-            } catch {
-                fatalError("committing applied entries to the store failed: \(error)")
-            }
-            storeLock.unlock()
-            if !outcomes.isEmpty {
-                metrics.backendCommit.record(ContinuousClock.now - started)
-                watchHub.notify()
-            }
-            for outcome in outcomes where outcome.origin == id.rawValue {
-                finishProposal(outcome.id, .success(outcome.result))
-            }
+            // With the entries, what the log looked like at the last: a copy
+            // of the store is then a complete snapshot.
+            let state = SnapshotMetadata(index: last.index, term: last.term, membership: core.membership(at: last.index))
+            applyQueue.push(ApplyQueue.Batch(entries: ready.committed, state: state))
         }
         for state in ready.readStates {
             finishRead(state.context, .success(state.index))
@@ -412,19 +399,61 @@ public final class Node: @unchecked Sendable {
         core.advance(ready)
     }
 
-    private func publish() {
+    /// Apply thread: everything handed over since the last call, in one
+    /// LMDB commit (one fsync); then answer the callers waiting on it.
+    private func applyBatches(_ batches: [ApplyQueue.Batch]) {
+        var outcomes: [Applier.Outcome] = []
+        let started = ContinuousClock.now
+        storeLock.lock()
+        do throws(StorageError) {
+            try store.batch { () throws(StorageError) in
+                for batch in batches {
+                    for entry in batch.entries {
+                        if let outcome = applier.apply(entry) { outcomes.append(outcome) }
+                    }
+                    try store.recordApplied(batch.state)
+                }
+            }
+        } catch {
+            fatalError("committing applied entries to the store failed: \(error)")
+        }
+        storeLock.unlock()
+        if !outcomes.isEmpty {
+            metrics.backendCommit.record(ContinuousClock.now - started)
+            watchHub.notify()
+        }
+        for outcome in outcomes where outcome.origin == id.rawValue {
+            finishProposal(outcome.id, .success(outcome.result))
+        }
+        noteApplied(batches.last!.state.index)
+    }
+
+    /// The store holds everything through `index` durably: publish it and
+    /// release the callers waiting for it.
+    func noteApplied(_ index: LogIndex) {
         condition.lock()
-        let before = published
-        published = Self.status(of: core, applied: core.appliedIndex)
-        if before.leader != published.leader && published.leader != nil { metrics.leaderChanges.increment() }
+        appliedSoFar = index
+        published.appliedIndex = index
         var ready: [Pending<Void>] = []
         appliedWaiters.removeAll { waiter in
-            guard waiter.index <= published.appliedIndex else { return false }
+            guard waiter.index <= index else { return false }
             ready.append(waiter.pending)
             return true
         }
         condition.unlock()
         for pending in ready { pending.continuation.resume() }
+    }
+
+    /// The store's durable applied index.
+    var durablyApplied: LogIndex { condition.withLock { appliedSoFar } }
+
+    private func publish() {
+        condition.lock()
+        let before = published.leader
+        published = Self.status(of: core, applied: appliedSoFar)
+        let changed = before != published.leader && published.leader != nil
+        condition.unlock()
+        if changed { metrics.leaderChanges.increment() }
     }
 
     static func membershipError(_ error: ProposeError) -> EtcdError {
