@@ -41,5 +41,17 @@ import Testing
         #expect(acked.allSatisfy { stored[$0.key] == $0.value }, "the restarted member lost acknowledged writes")
         hashes = try cluster.hashes(at: revisions[0])
         #expect(Set(hashes).count == 1 && hashes[0] != 0, "HashKV differs after the restart: \(hashes)")
+
+        // A member that compacted its own log restarts from the compacted log.
+        cluster.kill(0)
+        try cluster.start(0)
+        revisions = try cluster.waitForSameRevision(timeout: 30)
+        #expect(Set(revisions).count == 1, "members' revisions differ after restarting a compacted member: \(revisions)\n\(cluster.logs())")
+        let restarted = try cluster.loadKeys(on: 0)
+        #expect(acked.allSatisfy { restarted[$0.key] == $0.value }, "the compacted member lost acknowledged writes after a restart")
+        let log = try String(contentsOfFile: cluster.members[0].log, encoding: .utf8)
+        let recovered = log.split(separator: "\n").first { $0.contains("recovered") }
+        let compacted = recovered.flatMap { line in line.firstMatch(of: /compacted=(\d+)/).map { Int($0.1) ?? 0 } } ?? 0
+        #expect(compacted > 0, "member 0 did not restart from a compacted log: \(recovered ?? "no recovery line")")
     }
 }
