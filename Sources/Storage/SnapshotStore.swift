@@ -31,30 +31,6 @@ public struct SnapshotStore: Sendable {
         return (base + ".snap", base + ".meta")
     }
 
-    /// Snapshot `store` as of `metadata` (which the caller takes at the
-    /// store's applied index): copy, fsync, checksum, rename, then metadata.
-    @discardableResult
-    public func save(_ store: MVCCStore, as metadata: SnapshotMetadata, progress: (Int, Int) -> Void = { _, _ in }) throws(StorageError) -> SnapshotInfo {
-        let (data, meta) = paths(metadata)
-        let temp = data + ".tmp"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        if fd < 0 { throw .io(errno: errno, operation: "create", path: temp) }
-        do throws(StorageError) {
-            try store.environment.copy(to: fd, path: temp)
-            if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: temp) }
-        } catch {
-            close(fd)
-            throw error
-        }
-        close(fd)
-        let (crc, size) = try FileIO.checksum(temp, progress: progress)
-        if rename(temp, data) != 0 { throw .io(errno: errno, operation: "rename", path: data) }
-        try WriteAheadLog.syncDirectory(directory)
-        let info = SnapshotInfo(metadata: metadata, size: size, checksum: crc, dataPath: data, metaPath: meta)
-        try FileIO.writeAtomically(Self.encode(info), to: meta)
-        return info
-    }
-
     /// Snapshot `store` as it is now, while writers go on: LMDB copies from
     /// one read transaction, and the copy is named after the consensus state
     /// recorded inside it (`MVCCStore.recordApplied`), so the metadata always
@@ -148,18 +124,6 @@ public struct SnapshotStore: Sendable {
             if total != info.size { throw .corrupt(path: info.dataPath, detail: "holds \(total) bytes; its metadata says \(info.size)") }
             try chunk(bytes, done, total)
         }
-    }
-
-    /// Receive a snapshot streamed by `read` into this store, crash-safely:
-    /// chunks go to a temporary file that is verified against the sender's
-    /// size and checksum, synced, and only then renamed into place.
-    public func receive(_ metadata: SnapshotMetadata, size: Int, checksum: UInt32,
-                        chunks: (_ write: ([UInt8]) throws(StorageError) -> Void) throws(StorageError) -> Void) throws(StorageError) -> SnapshotInfo {
-        let (data, meta) = paths(metadata)
-        try FileIO.writeVerified(to: data, size: size, checksum: checksum, corruptPath: data + ".tmp", chunks)
-        let info = SnapshotInfo(metadata: metadata, size: size, checksum: checksum, dataPath: data, metaPath: meta)
-        try FileIO.writeAtomically(Self.encode(info), to: meta)
-        return info
     }
 
     /// Replace the LMDB store in `dbDirectory` by a snapshot in one streaming

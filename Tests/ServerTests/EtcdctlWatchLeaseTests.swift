@@ -53,11 +53,25 @@ import Testing
     @Test func watchFromAnOldRevisionReplaysHistoryAndACompactedOneIsRefused() throws {
         let cluster = try TestCluster()
         defer { cluster.cleanUp() }
-        for value in ["1", "2", "3"] { try cluster.etcdctl("put", "h", value) }  // revisions 2, 3, 4
-        let replay = try Self.watch(cluster, ["h", "--rev=3"], endpoint: 0, until: 6) {}
+        var revisions: [Int64] = []
+        for value in ["1", "2", "3"] {
+            // As an etcd client would, retry a put that failed for want of a
+            // leader (a loaded CI machine can trigger an election); the
+            // revision comes from the put that succeeded.
+            var put = try cluster.etcdctl("put", "h", value, "-w", "json")
+            for _ in 0..<2 where put.status != 0 {
+                print("put h=\(value) failed, retrying: \(put.stderr)")
+                put = try cluster.etcdctl("put", "h", value, "-w", "json")
+            }
+            try #require(put.status == 0, "put h=\(value) failed: \(put.stderr)\n\(cluster.logs())")
+            let object = try JSONSerialization.jsonObject(with: Data(put.stdout.utf8)) as? [String: Any]
+            revisions.append(try #require(((object?["header"] as? [String: Any])?["revision"] as? NSNumber)?.int64Value))
+        }
+        let replay = try Self.watch(cluster, ["h", "--rev=\(revisions[1])"], endpoint: 0, until: 6) {}
         #expect(replay == ["PUT", "h", "2", "PUT", "h", "3"], "\(replay)")
-        try cluster.etcdctl("compact", "4")
-        let refused = try TestCluster.run("/usr/bin/etcdctl", ["--endpoints=\(cluster.endpoint(0))", "watch", "h", "--rev=2"],
+        let compact = try cluster.etcdctl("compact", "\(revisions[2])")
+        try #require(compact.status == 0, "compact failed: \(compact.stderr)")
+        let refused = try TestCluster.run("/usr/bin/etcdctl", ["--endpoints=\(cluster.endpoint(0))", "watch", "h", "--rev=\(revisions[0])"],
                                           environment: ["ETCDCTL_API": "3"], timeout: 10)
         #expect(refused.stdout.contains("compacted") || refused.stderr.contains("required revision has been compacted"),
                 "\(refused.stdout)\(refused.stderr)")

@@ -18,29 +18,36 @@ import Testing
         let store = try Self.filled(source)
         let metadata = SnapshotMetadata(index: 300, term: 4, membership: Membership(voters: [1, 2, 3], learners: [4]))
         let snapshots = SnapshotStore(directory: source.snapPath)
+        // A store that never recorded what it applied cannot name a snapshot.
+        #expect(throws: StorageError.self) { try snapshots.capture(store) }
+        try store.recordApplied(metadata)
         var reported = 0
-        let saved = try snapshots.save(store, as: metadata) { done, _ in reported = done }
+        let saved = try snapshots.capture(store) { done, _ in reported = done }
+        #expect(saved.metadata == metadata, "the snapshot is named after the state recorded inside it")
         #expect(reported == saved.size && saved.size > 0)
         #expect(try snapshots.latest() == saved)
+        // Writes after the capture are not in it, and it still says 300.
+        try store.apply([.put(key: Array("later".utf8), value: [1], lease: 0)], index: 301)
 
         // Stream it to another member's data directory in small chunks.
         let target = try DataDirectory.open(b.path, clusterID: 7)
-        let received = try SnapshotStore(directory: target.snapPath).receive(metadata, size: saved.size, checksum: saved.checksum) { write throws(StorageError) in
-            var chunks = 0
-            try snapshots.read(saved, chunkBytes: 4096) { bytes, done, total throws(StorageError) in
-                chunks += 1
-                #expect(done <= total)
-                try write(bytes)
-            }
-            #expect(chunks > 1)
+        let receiver = try SnapshotStore(directory: target.snapPath).receiver(for: metadata, size: saved.size, checksum: saved.checksum)
+        var chunks = 0
+        try snapshots.read(saved, chunkBytes: 4096) { bytes, done, total throws(StorageError) in
+            chunks += 1
+            #expect(done <= total)
+            try receiver.append(bytes)
         }
+        #expect(chunks > 1)
+        let received = try receiver.finish()
         #expect(received.metadata == metadata)
         try SnapshotStore(directory: target.snapPath).restore(received, into: target.dbPath)
         let restored = try MVCCStore(directory: target.dbPath)
-        #expect(restored.currentRevision == store.currentRevision)
+        #expect(restored.currentRevision == store.currentRevision - 1)
         #expect(restored.appliedIndex == 300)
+        #expect(try restored.appliedState() == metadata)
         let all = RangeRequest(key: [0], rangeEnd: [0])
-        #expect(try restored.range(all).kvs == (try store.range(all)).kvs)
+        #expect(try restored.range(all).kvs == (try store.range(RangeRequest(key: [0], rangeEnd: [0], revision: store.currentRevision - 1))).kvs)
     }
 
     @Test func damagedSnapshotRefusesAndNamesTheFile() throws {
@@ -48,7 +55,8 @@ import Testing
         let dir = try DataDirectory.open(a.path, clusterID: 7)
         let store = try Self.filled(dir)
         let snapshots = SnapshotStore(directory: dir.snapPath)
-        let saved = try snapshots.save(store, as: SnapshotMetadata(index: 300, term: 4, membership: Membership(voters: [1])))
+        try store.recordApplied(SnapshotMetadata(index: 300, term: 4, membership: Membership(voters: [1])))
+        let saved = try snapshots.capture(store)
         for (path, offset) in [(saved.dataPath, 5000), (saved.metaPath, 10)] {
             let url = URL(fileURLWithPath: path)
             let original = try Data(contentsOf: url)
@@ -64,12 +72,18 @@ import Testing
             try original.write(to: url)
         }
         #expect(try snapshots.latest() == saved)
-        // A stream that does not match what the sender announced is refused.
-        #expect(throws: StorageError.self) {
-            _ = try snapshots.receive(saved.metadata, size: saved.size, checksum: saved.checksum ^ 1) { write throws(StorageError) in
-                try snapshots.read(saved) { bytes, _, _ throws(StorageError) in try write(bytes) }
-            }
-        }
+        // A stream that does not match what the sender announced is refused
+        // and leaves no snapshot behind.
+        let other = try TemporaryDirectory()
+        let elsewhere = SnapshotStore(directory: other.path)
+        let wrongChecksum = try elsewhere.receiver(for: saved.metadata, size: saved.size, checksum: saved.checksum ^ 1)
+        try snapshots.read(saved) { bytes, _, _ throws(StorageError) in try wrongChecksum.append(bytes) }
+        #expect(throws: StorageError.self) { try wrongChecksum.finish() }
+        let tooLong = try elsewhere.receiver(for: saved.metadata, size: 10, checksum: saved.checksum)
+        #expect(throws: StorageError.self) { try tooLong.append([UInt8](repeating: 0, count: 11)) }
+        tooLong.abandon()
+        #expect(try elsewhere.latest() == nil)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: other.path).isEmpty)
     }
 
     @Test func damagedLMDBHeaderRefusesAndNamesTheFile() throws {
