@@ -17,7 +17,7 @@ import Testing
         #expect(survivorLogs.contains("compacted the log"), "no member compacted its log\n\(survivorLogs)")
 
         try cluster.start(2)
-        var revisions = try cluster.waitForSameRevision(timeout: 60)
+        let revisions = try cluster.waitForSameRevision(timeout: 60)
         #expect(Set(revisions).count == 1, "members' revisions differ: \(revisions)\n\(cluster.logs())")
         let laggard = try String(contentsOfFile: cluster.members[2].log, encoding: .utf8)
         #expect(laggard.contains("received a snapshot") && laggard.contains("installed a snapshot"), "no snapshot installed\n\(laggard)")
@@ -29,29 +29,29 @@ import Testing
             let missing = acked.filter { stored[$0.key] != $0.value }
             #expect(missing.isEmpty, "member \(i) lacks \(missing.count) acknowledged writes")
         }
-        var hashes = try cluster.hashes(at: revisions[0])
+        let hashes = try cluster.hashes(at: revisions[0])
         #expect(Set(hashes).count == 1 && hashes[0] != 0, "HashKV differs: \(hashes)")
 
         // Restart it (SIGKILL): it recovers from the installed snapshot and its log.
-        cluster.kill(2)
-        try cluster.start(2)
-        revisions = try cluster.waitForSameRevision(timeout: 30)
-        #expect(Set(revisions).count == 1, "members' revisions differ after the restart: \(revisions)\n\(cluster.logs())")
-        let stored = try cluster.loadKeys(on: 2)
-        #expect(acked.allSatisfy { stored[$0.key] == $0.value }, "the restarted member lost acknowledged writes")
-        hashes = try cluster.hashes(at: revisions[0])
-        #expect(Set(hashes).count == 1 && hashes[0] != 0, "HashKV differs after the restart: \(hashes)")
-
+        try Self.restart(2, in: cluster, holding: acked, "after restarting the member that installed a snapshot")
         // A member that compacted its own log restarts from the compacted log.
-        cluster.kill(0)
-        try cluster.start(0)
-        revisions = try cluster.waitForSameRevision(timeout: 30)
-        #expect(Set(revisions).count == 1, "members' revisions differ after restarting a compacted member: \(revisions)\n\(cluster.logs())")
-        let restarted = try cluster.loadKeys(on: 0)
-        #expect(acked.allSatisfy { restarted[$0.key] == $0.value }, "the compacted member lost acknowledged writes after a restart")
+        try Self.restart(0, in: cluster, holding: acked, "after restarting a member that compacted its log")
         let log = try String(contentsOfFile: cluster.members[0].log, encoding: .utf8)
         let recovered = log.split(separator: "\n").first { $0.contains("recovered") }
         let compacted = recovered.flatMap { line in line.firstMatch(of: /compacted=(\d+)/).map { Int($0.1) ?? 0 } } ?? 0
         #expect(compacted > 0, "member 0 did not restart from a compacted log: \(recovered ?? "no recovery line")")
+    }
+
+    /// SIGKILL member `i`, start it again, and check it catches up holding
+    /// every acknowledged write, with the same HashKV as the others.
+    static func restart(_ i: Int, in cluster: TestCluster, holding acked: [String: String], _ context: String) throws {
+        cluster.kill(i)
+        try cluster.start(i)
+        let revisions = try cluster.waitForSameRevision(timeout: 30)
+        #expect(Set(revisions).count == 1, "members' revisions differ \(context): \(revisions)\n\(cluster.logs())")
+        let stored = try cluster.loadKeys(on: i)
+        #expect(acked.allSatisfy { stored[$0.key] == $0.value }, "member \(i) lost acknowledged writes \(context)")
+        let hashes = try cluster.hashes(at: revisions[0])
+        #expect(Set(hashes).count == 1 && hashes[0] != 0, "HashKV differs \(context): \(hashes)")
     }
 }

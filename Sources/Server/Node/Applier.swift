@@ -85,12 +85,7 @@ struct Applier {
                 result.leaseRevoke = response
             case .memberAttributes(let member):
                 try store.setMember(member.id, attributes: (try? member.serializedBytes()) ?? [], index: entry.index)
-                members.set(member)
-                if let url = member.peerUrls.first, let address = try? HostPort(url: url) {
-                    do { try transport.addPeer(NodeID(member.id), address: address) } catch {
-                        logger.error("cannot reach a new member", metadata: ["member": "\(member.id)", "error": "\(error)"])
-                    }
-                }
+                learn(member)
             case .memberRemoved(let id):
                 try store.setMember(id, attributes: nil, index: entry.index)
                 members.remove(NodeID(id))
@@ -116,6 +111,17 @@ struct Applier {
             }
         }
         return Outcome(id: command.id, origin: command.origin, result: result)
+    }
+
+    /// Record a member's name and URLs and dial its peer URL (a member the
+    /// log added or updated, or one a snapshot brought).
+    func learn(_ member: Etcdserverpb_Member) {
+        members.set(member)
+        if let url = member.peerUrls.first, let address = try? HostPort(url: url) {
+            do { try transport.addPeer(NodeID(member.id), address: address) } catch {
+                logger.error("cannot reach a new member", metadata: ["member": "\(member.id)", "error": "\(error)"])
+            }
+        }
     }
 
     /// Mark `index` applied without changing any key.

@@ -132,10 +132,7 @@ extension Node {
             lessor.reset(records: try store.leases())
             for (_, attributes) in try store.members() {
                 guard let member = try? Etcdserverpb_Member(serializedBytes: attributes) else { continue }
-                members.set(member)
-                if let url = member.peerUrls.first, let address = try? HostPort(url: url) {
-                    try? transport.addPeer(NodeID(member.id), address: address)
-                }
+                applier.learn(member)
             }
             try snapshots.prune(below: metadata.index)
             logger.info("installed a snapshot", metadata: ["index": "\(metadata.index)", "revision": "\(store.currentRevision)"])

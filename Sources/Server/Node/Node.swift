@@ -57,7 +57,7 @@ public final class Node: @unchecked Sendable {
     let remoteReads = ReadIndexBatcher()
     /// Members a snapshot is being sent to now (one at a time each).
     var shipping: Set<NodeID> = []
-    private let applier: Applier
+    let applier: Applier
     /// Committed entries wait here for the apply thread.
     let applyQueue = ApplyQueue()
     let transport: PeerTransport
