@@ -99,7 +99,14 @@ let package = Package(
         .testTarget(name: "SimulationTests", dependencies: ["Consensus", "Raft", "Simulation"]),
         .testTarget(name: "StorageTests", dependencies: ["Consensus", "Storage"]),
         // End to end: real `ballot` processes driven by etcdctl and the PyPI etcd3 client.
-        .testTarget(name: "ServerTests", dependencies: ["Consensus", "Storage", "Server"], exclude: ["clients"]),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "Consensus", "Storage", "Server",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            exclude: ["clients"]),
     ],
     swiftLanguageModes: [.v6]
 )

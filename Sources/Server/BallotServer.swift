@@ -84,7 +84,7 @@ public final class BallotServer: Sendable {
             ])
         }
         let metrics = self.metrics
-        let transport = try PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses, logger: logger) {
+        let transport = PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses, logger: logger) {
             metrics.peerRoundTrip.record($0)
         }
         self.node = Node(id: id, clusterID: clusterID, core: core, wal: wal, store: store, snapshots: snapshots, transport: transport,
@@ -109,12 +109,7 @@ public final class BallotServer: Sendable {
                 LeaseService(node: node),
             ],
             interceptors: [MetricsInterceptor(metrics: metrics)])
-        let peerServer = GRPCServer(
-            transport: .http2NIOPosix(
-                address: .ipv4(host: config.listenPeer.host, port: config.listenPeer.port),
-                transportSecurity: .plaintext,
-                config: .defaults { $0.rpc.maxRequestPayloadSize = Self.peerPayloadBytesMax }),
-            services: [PeerService(node: node, members: members)])
+        let peerListener = PeerListener(node: node, members: members, address: config.listenPeer)
         node.start()
         logger.info("serving", metadata: [
             "name": "\(config.name)", "member": "\(String(node.id.rawValue, radix: 16))",
@@ -126,7 +121,7 @@ public final class BallotServer: Sendable {
             logger.info("stopped", metadata: ["name": "\(config.name)"])
         }
         do {
-            try await serve(clientServer, peerServer)
+            try await serve(clientServer, peerListener)
         } catch where Task.isCancelled {
             // Asked to stop: the servers' cancellation is the expected end.
         } catch is MemberRemoved {
@@ -134,9 +129,9 @@ public final class BallotServer: Sendable {
         }
     }
 
-    private func serve(_ clientServer: GRPCServer<HTTP2ServerTransport.Posix>, _ peerServer: GRPCServer<HTTP2ServerTransport.Posix>) async throws {
+    private func serve(_ clientServer: GRPCServer<HTTP2ServerTransport.Posix>, _ peerListener: PeerListener) async throws {
         try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await peerServer.serve() }
+            group.addTask { try await peerListener.run() }
             group.addTask { try await clientServer.serve() }
             group.addTask { await self.node.transport.run() }
             group.addTask { await self.publish() }
@@ -152,7 +147,6 @@ public final class BallotServer: Sendable {
                 // Until cancelled; then drain the servers so serve() returns.
                 try? await Task.sleep(for: .seconds(365 * 24 * 3600))
                 clientServer.beginGracefulShutdown()
-                peerServer.beginGracefulShutdown()
                 self.node.transport.shutdown()
             }
         }
@@ -264,6 +258,4 @@ public final class BallotServer: Sendable {
     /// etcd allows this much gRPC framing beyond --max-request-bytes, so the
     /// request reaches the server and fails with etcd's own message.
     static let grpcOverheadBytes = 512 << 10
-    /// The largest peer frame: a batch of appends of at most the append limit each.
-    static let peerPayloadBytesMax = 256 << 20
 }

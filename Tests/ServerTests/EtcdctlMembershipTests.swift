@@ -59,12 +59,17 @@ import Testing
         #expect(remove.stdout.contains("removed from cluster"), "\(remove.stdout)\(remove.stderr)")
         let removed = try cluster.etcdctl("member", "list")
         #expect(Self.names(removed) == ["m1", "m2", "m3"], "\(removed.stdout)")
-        #expect(try cluster.etcdctl("put", "final", "3").stdout == "OK\n")
+        // Through the members that remain: the removed one refuses writes
+        // ("no leader") from the moment its peers refuse it until it stops.
+        let remaining = (0..<3).map { cluster.endpoint($0) }.joined(separator: ",")
+        let final = try cluster.etcdctl("put", "final", "3", endpoints: remaining)
+        #expect(final.stdout == "OK\n", "\(final.stderr)")
         // The removed member stops itself, cleanly.
         let stopped = Date().addingTimeInterval(10)
         while cluster.members[joined].process?.isRunning == true && Date() < stopped { usleep(100_000) }
-        #expect(cluster.members[joined].process?.isRunning == false, "the removed member is still running")
-        #expect(cluster.members[joined].process?.terminationStatus == 0)
+        let removedProcess = try #require(cluster.members[joined].process)
+        try #require(!removedProcess.isRunning, "the removed member is still running\n\(cluster.logs())")
+        #expect(removedProcess.terminationStatus == 0)
         let unknown = try cluster.etcdctl("member", "remove", id)
         #expect(unknown.stderr.contains("etcdserver: member not found"), "\(unknown.stderr)")
     }

@@ -117,10 +117,11 @@ struct Applier {
     /// log added or updated, or one a snapshot brought).
     func learn(_ member: Etcdserverpb_Member) {
         members.set(member)
-        if let url = member.peerUrls.first, let address = try? HostPort(url: url) {
-            do { try transport.addPeer(NodeID(member.id), address: address) } catch {
-                logger.error("cannot reach a new member", metadata: ["member": "\(member.id)", "error": "\(error)"])
-            }
+        guard let url = member.peerUrls.first else { return }
+        do {
+            transport.addPeer(NodeID(member.id), address: try HostPort(url: url))
+        } catch {
+            logger.error("cannot dial a member: its peer URL does not parse", metadata: ["member": "\(member.id)", "url": "\(url)", "error": "\(error)"])
         }
     }
 

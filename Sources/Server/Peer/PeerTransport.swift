@@ -1,15 +1,17 @@
 import Consensus
 import EtcdAPI
 import Foundation
-import GRPCCore
-import GRPCNIOTransportHTTP2
 import Logging
+import NIOCore
+import NIOPosix
 import Storage
 
-/// Sends consensus messages to the other members over gRPC: one long-lived
-/// client stream per peer, each frame a batch of everything queued,
-/// reconnecting with backoff. Also carries the two requests a follower
-/// makes of its leader: forwarded proposals and read indexes.
+/// Sends consensus messages to the other members in length-prefixed frames
+/// over TCP (`PeerFrame`): one connection per peer, each frame a batch of
+/// everything queued, redialled with backoff. Also carries the requests a
+/// follower makes of its leader (forwarded proposals, read indexes, lease
+/// and membership requests) with their answers, and streams snapshots on
+/// connections of their own.
 final class PeerTransport: @unchecked Sendable {
     let selfID: NodeID
     let clusterID: UInt64
@@ -27,31 +29,36 @@ final class PeerTransport: @unchecked Sendable {
     let removed = WakeFlag()
 
     static let backoffInitialSeconds = 0.05
-    /// An idle stream sends an empty frame this often.
-    static let keepAliveSeconds = 1.0
     static let backoffMaxSeconds = 1.0
+    /// Each connection is pinged this often; five periods without an answer
+    /// and it is redialled.
+    static let keepAliveSeconds = 1.0
+    /// A dial that has not connected by then has failed.
+    static let connectTimeoutSeconds: Int64 = 1
 
     /// Round trips to each peer, measured by a ping every keep-alive period
     /// (etcd's etcd_network_peer_round_trip_time_seconds).
     let roundTrip: @Sendable (Duration) -> Void
 
     init(selfID: NodeID, clusterID: UInt64, peers: [NodeID: HostPort], logger: Logger,
-         roundTrip: @escaping @Sendable (Duration) -> Void = { _ in }) throws {
+         roundTrip: @escaping @Sendable (Duration) -> Void = { _ in }) {
         self.roundTrip = roundTrip
         self.selfID = selfID
         self.clusterID = clusterID
         self.logger = logger
         (added, addedContinuation) = AsyncStream<PeerLink>.makeStream()
-        for (id, address) in peers { try addPeer(id, address: address) }
+        for (id, address) in peers { addPeer(id, address: address) }
     }
+
+    private var hello: PeerFrame { .hello(version: PeerFrame.protocolVersion, clusterID: clusterID, from: selfID) }
 
     /// Start talking to a member (one the log just added); no-op for a
     /// member already known at the same address.
-    func addPeer(_ id: NodeID, address: HostPort) throws {
+    func addPeer(_ id: NodeID, address: HostPort) {
         guard id != selfID else { return }
-        let link: PeerLink? = try lock.withLock {
+        let link: PeerLink? = lock.withLock {
             if let existing = links[id], existing.address == address { return nil }
-            let link = try PeerLink(id: id, address: address)
+            let link = PeerLink(id: id, address: address)
             links[id]?.stop()
             links[id] = link
             return link
@@ -70,13 +77,20 @@ final class PeerTransport: @unchecked Sendable {
         await withDiscardingTaskGroup { group in
             for await link in added {
                 group.addTask {
-                    await link.run(from: self.selfID, clusterID: self.clusterID, logger: self.logger, roundTrip: self.roundTrip) {
+                    await link.run(hello: self.hello, logger: self.logger, roundTrip: self.roundTrip) {
                         _ = self.removed.raise()
                     }
                 }
             }
             group.cancelAll()
         }
+    }
+
+    static func dial(_ address: HostPort) async throws -> PeerFrame.Connection {
+        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(connectTimeoutSeconds))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: address.host, port: address.port) { PeerFrame.wrap($0) }
     }
 
     /// Queue messages; never blocks the node loop.
@@ -92,172 +106,96 @@ final class PeerTransport: @unchecked Sendable {
         if case .snapshot = message.kind { true } else { false }
     }
 
-    /// Stream a snapshot file to `announce.to` on its own RPC, beside the
-    /// message stream: the first chunk carries the announcement, size and
-    /// checksum; `progress` hears of every tenth of the way.
+    /// Stream a snapshot file to `announce.to` on a connection of its own,
+    /// beside the messages: the announcement with size and checksum first,
+    /// then the bytes; the receiver answers once they are durable. `progress`
+    /// hears of every tenth of the way.
     func sendSnapshot(_ info: SnapshotInfo, announcing announce: Consensus.Message,
                       progress: @escaping @Sendable (_ sent: Int, _ total: Int) -> Void) async throws {
         guard let link = link(announce.to) else { throw EtcdError.internal("no address known for member \(announce.to)") }
-        let (clusterID, selfID) = (self.clusterID, self.selfID)
-        _ = try await link.peer.sendSnapshot(requestProducer: { writer in
+        let connection = try await Self.dial(link.address)
+        // A receiver that stalls must not hold the member's one transfer forever.
+        let deadline = Task { [channel = connection.channel] in
+            try await Task.sleep(for: .seconds(Self.snapshotSecondsMin + info.size / Self.snapshotBytesPerSecondMin))
+            channel.close(promise: nil)
+        }
+        defer { deadline.cancel() }
+        try await connection.executeThenClose { inbound, outbound in
+            try await outbound.write(hello)
+            try await outbound.write(.snapshotStart(announce: ConsensusCodec.encode(announce), size: UInt64(info.size), checksum: info.checksum))
             guard let file = FileHandle(forReadingAtPath: info.dataPath) else { throw EtcdError.internal("cannot open \(info.dataPath)") }
             defer { try? file.close() }
-            var chunk = Ballotpb_SnapshotChunk()
-            chunk.clusterID = clusterID
-            chunk.from = selfID.rawValue
-            chunk.message = Data(ConsensusCodec.encode(announce))
-            chunk.size = UInt64(info.size)
-            chunk.checksum = info.checksum
             var sent = 0
             var nextReport = 10
             while sent < info.size {
                 let data = try file.read(upToCount: Self.snapshotChunkBytes) ?? Data()
                 if data.isEmpty { throw EtcdError.internal("\(info.dataPath) ended at \(sent) of \(info.size) bytes") }
-                chunk.data = data
-                try await writer.write(chunk)
-                chunk = Ballotpb_SnapshotChunk()
+                try await outbound.write(.snapshotData([UInt8](data)))
                 sent += data.count
                 if sent * 100 / info.size >= nextReport || sent == info.size {
                     progress(sent, info.size)
                     nextReport = sent * 100 / info.size / 10 * 10 + 10
                 }
             }
-        })
+            for try await frame in inbound {
+                switch frame {
+                case .response(_, let code, let message, _):
+                    if code == 0 { return }
+                    throw EtcdError(code: code, message: message)
+                case .refused(let reason, let message):
+                    throw PeerRefused(reason: reason, message: message)
+                default:
+                    throw PeerProtocolError.unexpected(String("\(frame)".prefix(80)))
+                }
+            }
+            throw PeerProtocolError.connectionClosed
+        }
     }
 
     /// Bytes per snapshot chunk: large enough to stream at disk speed, small
     /// enough to keep the peer connection's other traffic moving.
     static let snapshotChunkBytes = 1 << 20
+    /// A snapshot transfer gets this long, plus a second for every
+    /// `snapshotBytesPerSecondMin` bytes, before it is abandoned (and retried).
+    static let snapshotSecondsMin = 60
+    static let snapshotBytesPerSecondMin = 1 << 20
 
     func forward(_ command: Ballotpb_Command, to leader: NodeID, timeout: Double) async throws -> Ballotpb_CommandResult {
-        var request = Ballotpb_ForwardRequest()
-        request.clusterID = clusterID
-        request.command = try command.serializedData()
-        return try await ask(leader, timeout) { peer, options in try await peer.forward(request, options: options).result }
+        try Ballotpb_CommandResult(serializedBytes: try await ask(leader, .forward, try command.serializedBytes(), timeout))
     }
 
     func readIndex(from leader: NodeID, timeout: Double) async throws -> LogIndex {
-        var request = Ballotpb_ReadIndexRequest()
-        request.clusterID = clusterID
-        return try await ask(leader, timeout) { peer, options in LogIndex(try await peer.readIndex(request, options: options).index) }
+        let answer = try await ask(leader, .readIndex, [], timeout)
+        guard answer.count == 8 else { throw EtcdError.internal("a read index answer of \(answer.count) bytes") }
+        return LogIndex(answer.reduce(0) { $0 << 8 | UInt64($1) })
     }
 
     func lease(_ request: Ballotpb_LeaseForward, to leader: NodeID, timeout: Double) async throws -> Ballotpb_LeaseForwardResponse {
-        var request = request
-        request.clusterID = clusterID
-        return try await ask(leader, timeout) { [request] peer, options in try await peer.lease(request, options: options) }
+        try Ballotpb_LeaseForwardResponse(serializedBytes: try await ask(leader, .lease, try request.serializedBytes(), timeout))
     }
 
     func changeMembership(_ request: Ballotpb_MembershipForward, to leader: NodeID, timeout: Double) async throws -> Ballotpb_MembershipForwardResponse {
-        var request = request
-        request.clusterID = clusterID
-        return try await ask(leader, timeout) { [request] peer, options in try await peer.changeMembership(request, options: options) }
+        try Ballotpb_MembershipForwardResponse(serializedBytes: try await ask(leader, .membership, try request.serializedBytes(), timeout))
     }
 
     /// One request to the leader, its failures in etcd's terms: a leader
-    /// that cannot be reached is "no leader" (which clients retry); what the
-    /// leader refused is refused here the same way.
-    private func ask<Response: Sendable>(
-        _ leader: NodeID, _ timeout: Double,
-        _ call: (Ballotpb_Peer.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws -> Response
-    ) async throws -> Response {
+    /// that cannot be reached in time is "no leader" (which clients retry);
+    /// what the leader refused is refused here the same way.
+    private func ask(_ leader: NodeID, _ kind: PeerRequestKind, _ payload: [UInt8], _ timeout: Double) async throws -> [UInt8] {
         guard let link = link(leader) else { throw EtcdError.noLeader }
-        var options = CallOptions.defaults
-        options.timeout = .milliseconds(Int64(timeout * 1000))
         do {
-            return try await call(link.peer, options)
-        } catch let error as RPCError where error.code == .unavailable || error.code == .deadlineExceeded {
+            return try await link.ask(kind, payload, timeout: timeout)
+        } catch let error as EtcdError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
             throw EtcdError.noLeader
-        } catch let error as RPCError {
-            throw EtcdError(code: UInt32(error.code.rawValue), message: error.message)
         }
     }
 
     func shutdown() {
         addedContinuation.finish()
         for link in lock.withLock({ Array(links.values) }) { link.stop() }
-    }
-}
-
-/// One peer: its gRPC client, its queue and the task that streams it.
-final class PeerLink: Sendable {
-    let id: NodeID
-    let address: HostPort
-    let client: GRPCClient<HTTP2ClientTransport.Posix>
-    let peer: Ballotpb_Peer.Client<HTTP2ClientTransport.Posix>
-    let queue = OutboundQueue()
-    private let stopped = WakeFlag()
-
-    /// Close the connection and end `run()`.
-    func stop() {
-        _ = stopped.raise()
-        client.beginGracefulShutdown()
-        queue.wake()
-    }
-
-    init(id: NodeID, address: HostPort) throws {
-        self.id = id
-        self.address = address
-        let transport = try HTTP2ClientTransport.Posix(
-            target: .ipv4(address: address.host, port: address.port), transportSecurity: .plaintext)
-        self.client = GRPCClient(transport: transport)
-        self.peer = Ballotpb_Peer.Client(wrapping: client)
-    }
-
-    func run(from selfID: NodeID, clusterID: UInt64, logger: Logger, roundTrip: @escaping @Sendable (Duration) -> Void,
-             onRemoved: @escaping @Sendable () -> Void) async {
-        await withDiscardingTaskGroup { group in
-            group.addTask {
-                do { try await self.client.runConnections() } catch {
-                    logger.debug("peer client stopped", metadata: ["peer": "\(self.id)", "error": "\(error)"])
-                }
-            }
-            group.addTask {
-                var ping = Ballotpb_PingRequest()
-                ping.clusterID = clusterID
-                var options = CallOptions.defaults
-                options.timeout = .seconds(Int64(PeerTransport.keepAliveSeconds * 5))
-                while !Task.isCancelled && !self.stopped.isRaised {
-                    try? await Task.sleep(for: .seconds(PeerTransport.keepAliveSeconds))
-                    self.queue.wake()
-                    let started = ContinuousClock.now
-                    if (try? await self.peer.ping(ping, options: options)) != nil { roundTrip(ContinuousClock.now - started) }
-                }
-            }
-            var backoff = PeerTransport.backoffInitialSeconds
-            while !Task.isCancelled && !stopped.isRaised {
-                // Raised once this stream delivers a frame: a stream that
-                // worked and then broke reconnects at once, not after the
-                // backoff earlier failures built up.
-                let delivered = WakeFlag()
-                do {
-                    _ = try await peer.send(requestProducer: { writer in
-                        while !Task.isCancelled && !self.stopped.isRaised {
-                            // Empty when idle for a keep-alive period: the empty
-                            // frame lets the peer tell a removed member to stop.
-                            let items = await self.queue.drain()
-                            if self.stopped.isRaised { return }
-                            var batch = Ballotpb_PeerBatch()
-                            batch.clusterID = clusterID
-                            batch.from = selfID.rawValue
-                            batch.messages = items.map { Data($0) }
-                            try await writer.write(batch)
-                            _ = delivered.raise()
-                        }
-                    })
-                } catch {
-                    if Task.isCancelled { break }
-                    if let rpc = error as? RPCError, rpc.message == PeerTransport.removedMessage {
-                        onRemoved()
-                    }
-                    if delivered.isRaised {
-                        logger.info("peer stream broke; reconnecting", metadata: ["peer": "\(id)", "address": "\(address)", "error": "\(error)"])
-                        backoff = PeerTransport.backoffInitialSeconds
-                    }
-                    try? await Task.sleep(for: .seconds(backoff))
-                    backoff = min(PeerTransport.backoffMaxSeconds, backoff * 2)
-                }
-            }
-        }
     }
 }

@@ -1,0 +1,217 @@
+import Consensus
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+
+/// One peer as this member dials it: a queue of consensus messages, the
+/// requests waiting for answers, and the one TCP connection that carries
+/// both, redialled with backoff while the link lives.
+final class PeerLink: @unchecked Sendable {
+    let id: NodeID
+    let address: HostPort
+    let queue = OutboundQueue()
+    private let stopped = WakeFlag()
+
+    private let lock = NSLock()
+    /// The connection while it is up (after its hello went out).
+    private var channel: Channel?
+    private var nextRequestID: UInt64 = 0
+    /// Requests sent on the current connection, by id.
+    private var inFlight: [UInt64: CheckedContinuation<[UInt8], any Error>] = [:]
+    /// Requests made while no connection was up; sent once one is.
+    private var unsent: [(id: UInt64, frame: PeerFrame)] = []
+
+    init(id: NodeID, address: HostPort) {
+        self.id = id
+        self.address = address
+    }
+
+    /// Close the connection and end `run()`.
+    func stop() {
+        _ = stopped.raise()
+        queue.wake()
+        lock.withLock { channel }?.close(promise: nil)
+    }
+
+    /// Dial, serve the connection until it breaks, dial again; until stopped.
+    func run(hello: PeerFrame, logger: Logger, roundTrip: @escaping @Sendable (Duration) -> Void,
+             onRemoved: @escaping @Sendable () -> Void) async {
+        var backoff = PeerTransport.backoffInitialSeconds
+        var lastRefusal = ""
+        while !Task.isCancelled && !stopped.isRaised {
+            // Raised once this connection delivers a frame: a connection that
+            // worked and then broke redials at once, not after the backoff
+            // that earlier failures built up.
+            let delivered = WakeFlag()
+            do {
+                let connection = try await PeerTransport.dial(address)
+                try await serve(connection, hello: hello, delivered: delivered, roundTrip: roundTrip)
+            } catch let refusal as PeerRefused {
+                if refusal.reason == .removed { onRemoved() }
+                if refusal.message != lastRefusal {
+                    logger.warning("a peer refused this member", metadata: ["peer": "\(id)", "address": "\(address)", "reason": "\(refusal.message)"])
+                    lastRefusal = refusal.message
+                }
+            } catch {
+                if delivered.isRaised && !stopped.isRaised {
+                    logger.info("peer connection broke; redialling", metadata: ["peer": "\(id)", "address": "\(address)", "error": "\(error)"])
+                }
+            }
+            if delivered.isRaised { backoff = PeerTransport.backoffInitialSeconds }
+            if stopped.isRaised { break }
+            try? await Task.sleep(for: .seconds(backoff))
+            backoff = min(PeerTransport.backoffMaxSeconds, backoff * 2)
+        }
+    }
+
+    private func serve(_ connection: PeerFrame.Connection, hello: PeerFrame, delivered: WakeFlag,
+                       roundTrip: @escaping @Sendable (Duration) -> Void) async throws {
+        try await connection.executeThenClose { inbound, outbound in
+            try await outbound.write(hello)
+            connected(connection.channel)
+            defer { disconnected() }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for try await frame in inbound {
+                        switch frame {
+                        case .response(let id, let code, let message, let payload):
+                            self.finish(id, code == 0 ? .success(payload) : .failure(EtcdError(code: code, message: message)))
+                        case .refused(let reason, let message):
+                            throw PeerRefused(reason: reason, message: message)
+                        default:
+                            throw PeerProtocolError.unexpected(String("\(frame)".prefix(80)))
+                        }
+                    }
+                }
+                group.addTask {
+                    while !self.stopped.isRaised {
+                        let items = await withTaskCancellationHandler {
+                            await self.queue.drain()
+                        } onCancel: {
+                            self.queue.wake()
+                        }
+                        try Task.checkCancellation()
+                        for batch in Self.batches(items) {
+                            try await outbound.write(.messages(batch))
+                            _ = delivered.raise()
+                        }
+                    }
+                }
+                group.addTask {
+                    // A ping every keep-alive period measures the round trip;
+                    // a peer that does not answer in time is redialled.
+                    while true {
+                        try await Task.sleep(for: .seconds(PeerTransport.keepAliveSeconds))
+                        let started = ContinuousClock.now
+                        _ = try await self.ask(.ping, [], timeout: PeerTransport.keepAliveSeconds * 5)
+                        roundTrip(ContinuousClock.now - started)
+                    }
+                }
+                // The first to end (the peer closed, a write failed, a ping
+                // went unanswered, the link stopped) ends the connection.
+                defer { group.cancelAll() }
+                try await group.next()
+            }
+        }
+    }
+
+    /// Split queued messages into frames of at most the batch target
+    /// (each holding at least one message).
+    static func batches(_ items: [[UInt8]]) -> [[[UInt8]]] {
+        var batches: [[[UInt8]]] = []
+        var current: [[UInt8]] = []
+        var bytes = 0
+        for item in items {
+            if !current.isEmpty && bytes + 4 + item.count > PeerFrame.batchBytesTarget {
+                batches.append(current)
+                current = []
+                bytes = 0
+            }
+            current.append(item)
+            bytes += 4 + item.count
+        }
+        if !current.isEmpty { batches.append(current) }
+        return batches
+    }
+
+    /// Send a request and wait for its answer's bytes. Waits for a
+    /// connection if none is up; fails after `timeout` seconds, or when the
+    /// connection it went out on breaks (it may or may not have been served).
+    func ask(_ kind: PeerRequestKind, _ payload: [UInt8], timeout: Double) async throws -> [UInt8] {
+        let id = lock.withLock {
+            nextRequestID += 1
+            return nextRequestID
+        }
+        let timer = Task {
+            try await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))
+            self.finish(id, .failure(PeerProtocolError.timedOut))
+        }
+        defer { timer.cancel() }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let frame = PeerFrame.request(id: id, kind: kind, payload: payload)
+                let current: Channel? = lock.withLock {
+                    inFlight[id] = continuation
+                    if self.channel == nil { unsent.append((id, frame)) }
+                    return self.channel
+                }
+                current?.writeAndFlush(frame).whenFailure { error in self.finish(id, .failure(error)) }
+            }
+        } onCancel: {
+            finish(id, .failure(CancellationError()))
+        }
+    }
+
+    private func finish(_ id: UInt64, _ result: Result<[UInt8], any Error>) {
+        let continuation = lock.withLock {
+            unsent.removeAll { $0.id == id }
+            return inFlight.removeValue(forKey: id)
+        }
+        continuation?.resume(with: result)
+    }
+
+    private func connected(_ channel: Channel) {
+        let waiting = lock.withLock {
+            self.channel = channel
+            defer { unsent = [] }
+            return unsent
+        }
+        for (id, frame) in waiting {
+            channel.writeAndFlush(frame).whenFailure { error in self.finish(id, .failure(error)) }
+        }
+    }
+
+    /// The connection ended: what went out on it will not be answered.
+    private func disconnected() {
+        let failed = lock.withLock {
+            channel = nil
+            let pendingIDs = Set(unsent.map(\.id))
+            let failed = inFlight.filter { !pendingIDs.contains($0.key) }
+            for id in failed.keys { inFlight.removeValue(forKey: id) }
+            return failed
+        }
+        for continuation in failed.values { continuation.resume(throwing: PeerProtocolError.connectionClosed) }
+    }
+}
+
+/// A peer's refusal to talk to this member (sent instead of serving it).
+struct PeerRefused: Error, CustomStringConvertible {
+    let reason: PeerRefusal
+    let message: String
+    var description: String { message }
+}
+
+enum PeerProtocolError: Error, CustomStringConvertible {
+    case timedOut
+    case connectionClosed
+    case unexpected(String)
+
+    var description: String {
+        switch self {
+        case .timedOut: "the peer did not answer in time"
+        case .connectionClosed: "the peer connection closed before an answer"
+        case .unexpected(let frame): "unexpected peer frame \(frame)"
+        }
+    }
+}

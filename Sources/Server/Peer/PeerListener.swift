@@ -1,0 +1,215 @@
+import Consensus
+import EtcdAPI
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Storage
+
+/// The receiving side of the peer protocol: accepts members' connections
+/// on the peer address, hands their consensus messages to the node,
+/// answers their requests and takes in the snapshots they stream.
+final class PeerListener: Sendable {
+    let node: Node
+    let members: MemberDirectory
+    let address: HostPort
+
+    init(node: Node, members: MemberDirectory, address: HostPort) {
+        self.node = node
+        self.members = members
+        self.address = address
+    }
+
+    private var logger: Logger { node.logger }
+
+    /// Serve until the task is cancelled.
+    func run() async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: address.host, port: address.port) { PeerFrame.wrap($0) }
+        try await withTaskCancellationHandler {
+            try await server.executeThenClose { connections in
+                await withDiscardingTaskGroup { group in
+                    do {
+                        for try await connection in connections {
+                            group.addTask { await self.serve(connection) }
+                        }
+                    } catch {
+                        self.logger.debug("the peer listener stopped", metadata: ["error": "\(error)"])
+                    }
+                    group.cancelAll()
+                }
+            }
+        } onCancel: {
+            server.channel.close(promise: nil)
+        }
+    }
+
+    /// One member's connection, from its hello to its close. Whatever goes
+    /// wrong closes only this connection; the dialler redials.
+    private func serve(_ connection: PeerFrame.Connection) async {
+        let remote = connection.channel.remoteAddress.map { "\($0)" } ?? "?"
+        do {
+            try await withTaskCancellationHandler {
+                try await connection.executeThenClose { inbound, outbound in
+                    var frames = inbound.makeAsyncIterator()
+                    guard case .hello(let version, let clusterID, let from)? = try await frames.next() else {
+                        try await outbound.write(.refused(.noHello, message: "ballot: a peer connection must start with a hello"))
+                        return
+                    }
+                    if let (reason, message) = refusal(version: version, clusterID: clusterID, from: from) {
+                        try await outbound.write(.refused(reason, message: message))
+                        return
+                    }
+                    try await withThrowingDiscardingTaskGroup { group in
+                        while let frame = try await frames.next() {
+                            // Checked on every frame, the dialler's pings
+                            // included: a removed member may hear of its
+                            // removal only this way, since the leader stops
+                            // replicating to it.
+                            if members.wasRemoved(from) {
+                                try await outbound.write(.refused(.removed, message: PeerTransport.removedMessage))
+                                return
+                            }
+                            switch frame {
+                            case .messages(let encoded):
+                                receive(encoded, from: from)
+                            case .request(let id, let kind, let payload):
+                                group.addTask { try await outbound.write(await self.answer(id, kind, payload)) }
+                            case .snapshotStart(let announce, let size, let checksum):
+                                let answer = await receiveSnapshot(announce, size: size, checksum: checksum, from: from, frames: &frames)
+                                try await outbound.write(answer)
+                                return
+                            case .hello, .refused, .response, .snapshotData:
+                                throw PeerProtocolError.unexpected(String("\(frame)".prefix(80)))
+                            }
+                        }
+                    }
+                }
+            } onCancel: {
+                connection.channel.close(promise: nil)
+            }
+        } catch {
+            if !Task.isCancelled {
+                logger.warning("closed a peer connection", metadata: ["remote": "\(remote)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Why this member will not talk to a dialler, if it will not.
+    private func refusal(version: UInt16, clusterID: UInt64, from: NodeID) -> (PeerRefusal, String)? {
+        if version != PeerFrame.protocolVersion {
+            return (.wrongVersion, "ballot: peer protocol version \(version), this member speaks \(PeerFrame.protocolVersion)")
+        }
+        if clusterID != node.clusterID {
+            return (.wrongCluster, "ballot: member \(String(from.rawValue, radix: 16)) is in cluster \(String(clusterID, radix: 16)), this member is in cluster \(String(node.clusterID, radix: 16)): check --initial-cluster-token")
+        }
+        if members.wasRemoved(from) { return (.removed, PeerTransport.removedMessage) }
+        return nil
+    }
+
+    private func receive(_ encoded: [[UInt8]], from: NodeID) {
+        var messages: [Consensus.Message] = []
+        messages.reserveCapacity(encoded.count)
+        for bytes in encoded {
+            // A message this code did not write is dropped, not trusted.
+            guard let message = ConsensusCodec.decodeMessage(bytes), message.from == from, message.to == node.id else {
+                logger.warning("dropping an undecodable peer message", metadata: ["from": "\(from)"])
+                continue
+            }
+            messages.append(message)
+        }
+        if !messages.isEmpty { node.receive(messages) }
+    }
+
+    /// Serve one request; every failure becomes an answer with etcd's code
+    /// and message.
+    private func answer(_ id: UInt64, _ kind: PeerRequestKind, _ payload: [UInt8]) async -> PeerFrame {
+        do {
+            if kind != .ping, node.status.role != .leader { throw EtcdError.noLeader }
+            let answer: [UInt8]
+            switch kind {
+            case .ping:
+                answer = []
+            case .forward:
+                let command = try Ballotpb_Command(serializedBytes: payload)
+                var result: Ballotpb_CommandResult
+                do {
+                    result = try await node.proposeLocally(command)
+                } catch let error as EtcdError {
+                    result = Ballotpb_CommandResult()
+                    result.errorCode = UInt32(error.code.rawValue)
+                    result.errorMessage = error.description
+                }
+                answer = try result.serializedBytes()
+            case .readIndex:
+                let index = try await node.readIndexLocally().rawValue
+                answer = (0..<8).map { UInt8(truncatingIfNeeded: index >> (56 - 8 * $0)) }
+            case .lease:
+                let request = try Ballotpb_LeaseForward(serializedBytes: payload)
+                var response = Ballotpb_LeaseForwardResponse()
+                switch request.request {
+                case .keepAlive(let keepAlive): response.keepAlive = try await node.keepAlive(keepAlive)
+                case .timeToLive(let timeToLive): response.timeToLive = try await node.timeToLive(timeToLive)
+                case nil: throw EtcdError.invalid("ballot: an empty lease request")
+                }
+                answer = try response.serializedBytes()
+            case .membership:
+                var response = Ballotpb_MembershipForwardResponse()
+                response.member = try await node.changeMembership(try Ballotpb_MembershipForward(serializedBytes: payload))
+                answer = try response.serializedBytes()
+            }
+            return .response(id: id, code: 0, message: "", payload: answer)
+        } catch let error as EtcdError {
+            return .response(id: id, code: UInt32(error.code.rawValue), message: error.description, payload: [])
+        } catch {
+            let error = EtcdError.invalid("ballot: a peer request this member cannot read: \(error)")
+            return .response(id: id, code: UInt32(error.code.rawValue), message: error.description, payload: [])
+        }
+    }
+
+    /// A snapshot from the leader, written in full and verified against its
+    /// announced size and checksum before the core hears of it, so the core
+    /// only ever accepts a snapshot whose bytes are already durable here.
+    /// Answers with success or the reason it was refused.
+    private func receiveSnapshot(
+        _ announceBytes: [UInt8], size: UInt64, checksum: UInt32, from: NodeID,
+        frames: inout NIOAsyncChannelInboundStream<PeerFrame>.AsyncIterator
+    ) async -> PeerFrame {
+        var receiver: SnapshotReceiver?
+        do {
+            guard let announce = ConsensusCodec.decodeMessage(announceBytes), announce.from == from,
+                announce.to == node.id, case .snapshot(let metadata) = announce.kind
+            else {
+                throw EtcdError.invalid("ballot: a snapshot transfer must start with its announcement, addressed to this member")
+            }
+            receiver = try node.snapshots.receiver(for: metadata, size: Int(clamping: size), checksum: checksum)
+            logger.info("receiving a snapshot", metadata: ["from": "\(from)", "index": "\(metadata.index)", "bytes": "\(size)"])
+            var nextReport = 0
+            while receiver!.written < receiver!.size {
+                guard let frame = try await frames.next() else { throw PeerProtocolError.connectionClosed }
+                guard case .snapshotData(let bytes) = frame else { throw PeerProtocolError.unexpected(String("\(frame)".prefix(80))) }
+                try receiver!.append(bytes)
+                let percent = receiver!.written * 100 / max(1, receiver!.size)
+                if percent >= nextReport {
+                    logger.info("snapshot receive progress", metadata: [
+                        "received": "\(receiver!.written)", "total": "\(receiver!.size)", "percent": "\(percent)",
+                    ])
+                    nextReport = percent / 10 * 10 + 10
+                }
+            }
+            let finished = receiver!
+            let info = try await Node.onThread("ballot-snapshot") { try finished.finish() }
+            receiver = nil
+            logger.info("received a snapshot", metadata: ["index": "\(info.metadata.index)", "bytes": "\(info.size)"])
+            node.receive([announce])
+            return .response(id: 0, code: 0, message: "", payload: [])
+        } catch {
+            receiver?.abandon()
+            logger.warning("refused a snapshot", metadata: ["from": "\(from)", "error": "\(error)"])
+            let refusal = error as? EtcdError ?? .internal("\(error)")
+            return .response(id: 0, code: UInt32(refusal.code.rawValue), message: refusal.description, payload: [])
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import Consensus
+import NIOCore
+@testable import Server
+import Testing
+
+/// The peer protocol's frames: each kind reads back as written, and a
+/// frame this code did not write is refused rather than guessed at.
+@Suite struct PeerFrameTests {
+    static func body(of frame: PeerFrame) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        frame.write(to: &buffer)
+        let length = buffer.readInteger(as: UInt32.self)!
+        #expect(Int(length) == buffer.readableBytes)
+        return buffer
+    }
+
+    static func bytes(_ body: [UInt8]) -> ByteBuffer { ByteBuffer(bytes: body) }
+
+    @Test(arguments: [
+        PeerFrame.hello(version: 1, clusterID: 0xDEAD_BEEF_0102_0304, from: NodeID(77)),
+        .refused(.removed, message: "gone ✓"),
+        .messages([]),
+        .messages([[1, 2, 3], [], [9, 9, 9, 9]]),
+        .request(id: 42, kind: .forward, payload: [0, 1, 2]),
+        .request(id: .max, kind: .ping, payload: []),
+        .response(id: 42, code: 14, message: "etcdserver: no leader", payload: []),
+        .response(id: 1, code: 0, message: "", payload: [5, 6, 7, 8, 9, 10, 11, 12]),
+        .snapshotStart(announce: [4, 4], size: 1 << 40, checksum: 0xFFFF_FFFF),
+        .snapshotData([0xAB, 0xCD]),
+    ])
+    func everyKindReadsBackAsWritten(_ frame: PeerFrame) throws {
+        var body = Self.body(of: frame)
+        #expect(try PeerFrame(body: &body) == frame)
+    }
+
+    @Test func largeFieldsReadBackWhole() throws {
+        let frame = PeerFrame.snapshotData(Array(repeating: 0xAB, count: PeerTransport.snapshotChunkBytes))
+        var body = Self.body(of: frame)
+        #expect(try PeerFrame(body: &body) == frame)
+    }
+
+    @Test func trailingOrMissingBytesAreRefused() {
+        var written = Self.body(of: .request(id: 7, kind: .readIndex, payload: [1, 2, 3]))
+        var longer = written
+        longer.writeInteger(UInt8(0))
+        #expect(throws: PeerFrameError.malformed(kind: 4)) { try PeerFrame(body: &longer) }
+        var shorter = written.readSlice(length: written.readableBytes - 1)!
+        #expect(throws: PeerFrameError.malformed(kind: 4)) { try PeerFrame(body: &shorter) }
+        var empty = ByteBuffer()
+        #expect(throws: PeerFrameError.malformed(kind: 0)) { try PeerFrame(body: &empty) }
+    }
+
+    @Test func unknownKindsAndFieldsAreRefused() {
+        var unknown = Self.bytes([99, 0, 0])
+        #expect(throws: PeerFrameError.unknownKind(99)) { try PeerFrame(body: &unknown) }
+        // A request of an unknown request kind.
+        var request = Self.bytes([4, 0, 0, 0, 0, 0, 0, 0, 1, 200, 0, 0, 0, 0])
+        #expect(throws: PeerFrameError.malformed(kind: 4)) { try PeerFrame(body: &request) }
+        // A refusal with an unknown reason.
+        var refusal = Self.bytes([2, 0, 0, 0, 0, 0])
+        #expect(throws: PeerFrameError.malformed(kind: 2)) { try PeerFrame(body: &refusal) }
+        // A batch claiming more messages than its bytes can hold is refused
+        // before anything is reserved for them.
+        var batch = Self.bytes([3, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0])
+        #expect(throws: PeerFrameError.malformed(kind: 3)) { try PeerFrame(body: &batch) }
+    }
+
+    @Test func queuedMessagesAreSplitIntoFramesUnderTheTarget() {
+        let sixMiB = Array(repeating: UInt8(1), count: 6 << 20)
+        let huge = Array(repeating: UInt8(2), count: PeerFrame.batchBytesTarget + 1)
+        let items: [[UInt8]] = [sixMiB, [3], sixMiB, sixMiB, huge, [4]]
+        let batches = PeerLink.batches(items)
+        #expect(batches.flatMap { $0 } == items, "every message, in order")
+        for batch in batches where batch.count > 1 {
+            #expect(batch.reduce(0) { $0 + 4 + $1.count } <= PeerFrame.batchBytesTarget)
+        }
+        #expect(batches.map(\.count) == [3, 1, 1, 1], "\(batches.map(\.count))")
+        #expect(PeerLink.batches([]).isEmpty)
+    }
+}
