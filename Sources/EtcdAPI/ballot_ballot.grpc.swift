@@ -14,13 +14,13 @@
 import GRPCCore
 import GRPCProtobuf
 
-// MARK: - ballotpb.Peer
+// MARK: - ballotpb.PeerBenchmark
 
-/// Namespace containing generated types for the "ballotpb.Peer" service.
+/// Namespace containing generated types for the "ballotpb.PeerBenchmark" service.
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
-public enum Ballotpb_Peer: Sendable {
-    /// Service descriptor for the "ballotpb.Peer" service.
-    public static let descriptor = GRPCCore.ServiceDescriptor(fullyQualifiedService: "ballotpb.Peer")
+public enum Ballotpb_PeerBenchmark: Sendable {
+    /// Service descriptor for the "ballotpb.PeerBenchmark" service.
+    public static let descriptor = GRPCCore.ServiceDescriptor(fullyQualifiedService: "ballotpb.PeerBenchmark")
     /// Namespace for method metadata.
     public enum Method: Sendable {
         /// Namespace for "Send" metadata.
@@ -31,74 +31,9 @@ public enum Ballotpb_Peer: Sendable {
             public typealias Output = Ballotpb_PeerAck
             /// Descriptor for "Send".
             public static let descriptor = GRPCCore.MethodDescriptor(
-                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ballotpb.Peer"),
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ballotpb.PeerBenchmark"),
                 method: "Send",
                 type: .clientStreaming
-            )
-        }
-        /// Namespace for "SendSnapshot" metadata.
-        public enum SendSnapshot: Sendable {
-            /// Request type for "SendSnapshot".
-            public typealias Input = Ballotpb_SnapshotChunk
-            /// Response type for "SendSnapshot".
-            public typealias Output = Ballotpb_SnapshotAck
-            /// Descriptor for "SendSnapshot".
-            public static let descriptor = GRPCCore.MethodDescriptor(
-                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ballotpb.Peer"),
-                method: "SendSnapshot",
-                type: .clientStreaming
-            )
-        }
-        /// Namespace for "Forward" metadata.
-        public enum Forward: Sendable {
-            /// Request type for "Forward".
-            public typealias Input = Ballotpb_ForwardRequest
-            /// Response type for "Forward".
-            public typealias Output = Ballotpb_ForwardResponse
-            /// Descriptor for "Forward".
-            public static let descriptor = GRPCCore.MethodDescriptor(
-                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ballotpb.Peer"),
-                method: "Forward",
-                type: .unary
-            )
-        }
-        /// Namespace for "ReadIndex" metadata.
-        public enum ReadIndex: Sendable {
-            /// Request type for "ReadIndex".
-            public typealias Input = Ballotpb_ReadIndexRequest
-            /// Response type for "ReadIndex".
-            public typealias Output = Ballotpb_ReadIndexResponse
-            /// Descriptor for "ReadIndex".
-            public static let descriptor = GRPCCore.MethodDescriptor(
-                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ballotpb.Peer"),
-                method: "ReadIndex",
-                type: .unary
-            )
-        }
-        /// Namespace for "Lease" metadata.
-        public enum Lease: Sendable {
-            /// Request type for "Lease".
-            public typealias Input = Ballotpb_LeaseForward
-            /// Response type for "Lease".
-            public typealias Output = Ballotpb_LeaseForwardResponse
-            /// Descriptor for "Lease".
-            public static let descriptor = GRPCCore.MethodDescriptor(
-                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ballotpb.Peer"),
-                method: "Lease",
-                type: .unary
-            )
-        }
-        /// Namespace for "ChangeMembership" metadata.
-        public enum ChangeMembership: Sendable {
-            /// Request type for "ChangeMembership".
-            public typealias Input = Ballotpb_MembershipForward
-            /// Response type for "ChangeMembership".
-            public typealias Output = Ballotpb_MembershipForwardResponse
-            /// Descriptor for "ChangeMembership".
-            public static let descriptor = GRPCCore.MethodDescriptor(
-                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ballotpb.Peer"),
-                method: "ChangeMembership",
-                type: .unary
             )
         }
         /// Namespace for "Ping" metadata.
@@ -109,19 +44,14 @@ public enum Ballotpb_Peer: Sendable {
             public typealias Output = Ballotpb_PingResponse
             /// Descriptor for "Ping".
             public static let descriptor = GRPCCore.MethodDescriptor(
-                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ballotpb.Peer"),
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "ballotpb.PeerBenchmark"),
                 method: "Ping",
                 type: .unary
             )
         }
-        /// Descriptors for all methods in the "ballotpb.Peer" service.
+        /// Descriptors for all methods in the "ballotpb.PeerBenchmark" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Send.descriptor,
-            SendSnapshot.descriptor,
-            Forward.descriptor,
-            ReadIndex.descriptor,
-            Lease.descriptor,
-            ChangeMembership.descriptor,
             Ping.descriptor
         ]
     }
@@ -129,15 +59,15 @@ public enum Ballotpb_Peer: Sendable {
 
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
 extension GRPCCore.ServiceDescriptor {
-    /// Service descriptor for the "ballotpb.Peer" service.
-    public static let ballotpb_Peer = GRPCCore.ServiceDescriptor(fullyQualifiedService: "ballotpb.Peer")
+    /// Service descriptor for the "ballotpb.PeerBenchmark" service.
+    public static let ballotpb_PeerBenchmark = GRPCCore.ServiceDescriptor(fullyQualifiedService: "ballotpb.PeerBenchmark")
 }
 
-// MARK: ballotpb.Peer (server)
+// MARK: ballotpb.PeerBenchmark (server)
 
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
-extension Ballotpb_Peer {
-    /// Streaming variant of the service protocol for the "ballotpb.Peer" service.
+extension Ballotpb_PeerBenchmark {
+    /// Streaming variant of the service protocol for the "ballotpb.PeerBenchmark" service.
     ///
     /// This protocol is the lowest-level of the service protocols generated for this service
     /// giving you the most flexibility over the implementation of your service. This comes at
@@ -163,76 +93,6 @@ extension Ballotpb_Peer {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_PeerAck>
 
-        /// Handle the "SendSnapshot" method.
-        ///
-        /// - Parameters:
-        ///   - request: A streaming request of `Ballotpb_SnapshotChunk` messages.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A streaming response of `Ballotpb_SnapshotAck` messages.
-        func sendSnapshot(
-            request: GRPCCore.StreamingServerRequest<Ballotpb_SnapshotChunk>,
-            context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_SnapshotAck>
-
-        /// Handle the "Forward" method.
-        ///
-        /// - Parameters:
-        ///   - request: A streaming request of `Ballotpb_ForwardRequest` messages.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A streaming response of `Ballotpb_ForwardResponse` messages.
-        func forward(
-            request: GRPCCore.StreamingServerRequest<Ballotpb_ForwardRequest>,
-            context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_ForwardResponse>
-
-        /// Handle the "ReadIndex" method.
-        ///
-        /// - Parameters:
-        ///   - request: A streaming request of `Ballotpb_ReadIndexRequest` messages.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A streaming response of `Ballotpb_ReadIndexResponse` messages.
-        func readIndex(
-            request: GRPCCore.StreamingServerRequest<Ballotpb_ReadIndexRequest>,
-            context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_ReadIndexResponse>
-
-        /// Handle the "Lease" method.
-        ///
-        /// - Parameters:
-        ///   - request: A streaming request of `Ballotpb_LeaseForward` messages.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A streaming response of `Ballotpb_LeaseForwardResponse` messages.
-        func lease(
-            request: GRPCCore.StreamingServerRequest<Ballotpb_LeaseForward>,
-            context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_LeaseForwardResponse>
-
-        /// Handle the "ChangeMembership" method.
-        ///
-        /// - Parameters:
-        ///   - request: A streaming request of `Ballotpb_MembershipForward` messages.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A streaming response of `Ballotpb_MembershipForwardResponse` messages.
-        func changeMembership(
-            request: GRPCCore.StreamingServerRequest<Ballotpb_MembershipForward>,
-            context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_MembershipForwardResponse>
-
         /// Handle the "Ping" method.
         ///
         /// - Parameters:
@@ -248,14 +108,14 @@ extension Ballotpb_Peer {
         ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_PingResponse>
     }
 
-    /// Service protocol for the "ballotpb.Peer" service.
+    /// Service protocol for the "ballotpb.PeerBenchmark" service.
     ///
     /// This protocol is higher level than ``StreamingServiceProtocol`` but lower level than
     /// the ``SimpleServiceProtocol``, it provides access to request and response metadata and
     /// trailing response metadata. If you don't need these then consider using
     /// the ``SimpleServiceProtocol``. If you need fine grained control over your RPCs then
     /// use ``StreamingServiceProtocol``.
-    public protocol ServiceProtocol: Ballotpb_Peer.StreamingServiceProtocol {
+    public protocol ServiceProtocol: Ballotpb_PeerBenchmark.StreamingServiceProtocol {
         /// Handle the "Send" method.
         ///
         /// - Parameters:
@@ -269,76 +129,6 @@ extension Ballotpb_Peer {
             request: GRPCCore.StreamingServerRequest<Ballotpb_PeerBatch>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Ballotpb_PeerAck>
-
-        /// Handle the "SendSnapshot" method.
-        ///
-        /// - Parameters:
-        ///   - request: A streaming request of `Ballotpb_SnapshotChunk` messages.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A response containing a single `Ballotpb_SnapshotAck` message.
-        func sendSnapshot(
-            request: GRPCCore.StreamingServerRequest<Ballotpb_SnapshotChunk>,
-            context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.ServerResponse<Ballotpb_SnapshotAck>
-
-        /// Handle the "Forward" method.
-        ///
-        /// - Parameters:
-        ///   - request: A request containing a single `Ballotpb_ForwardRequest` message.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A response containing a single `Ballotpb_ForwardResponse` message.
-        func forward(
-            request: GRPCCore.ServerRequest<Ballotpb_ForwardRequest>,
-            context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.ServerResponse<Ballotpb_ForwardResponse>
-
-        /// Handle the "ReadIndex" method.
-        ///
-        /// - Parameters:
-        ///   - request: A request containing a single `Ballotpb_ReadIndexRequest` message.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A response containing a single `Ballotpb_ReadIndexResponse` message.
-        func readIndex(
-            request: GRPCCore.ServerRequest<Ballotpb_ReadIndexRequest>,
-            context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.ServerResponse<Ballotpb_ReadIndexResponse>
-
-        /// Handle the "Lease" method.
-        ///
-        /// - Parameters:
-        ///   - request: A request containing a single `Ballotpb_LeaseForward` message.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A response containing a single `Ballotpb_LeaseForwardResponse` message.
-        func lease(
-            request: GRPCCore.ServerRequest<Ballotpb_LeaseForward>,
-            context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.ServerResponse<Ballotpb_LeaseForwardResponse>
-
-        /// Handle the "ChangeMembership" method.
-        ///
-        /// - Parameters:
-        ///   - request: A request containing a single `Ballotpb_MembershipForward` message.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A response containing a single `Ballotpb_MembershipForwardResponse` message.
-        func changeMembership(
-            request: GRPCCore.ServerRequest<Ballotpb_MembershipForward>,
-            context: GRPCCore.ServerContext
-        ) async throws -> GRPCCore.ServerResponse<Ballotpb_MembershipForwardResponse>
 
         /// Handle the "Ping" method.
         ///
@@ -355,12 +145,12 @@ extension Ballotpb_Peer {
         ) async throws -> GRPCCore.ServerResponse<Ballotpb_PingResponse>
     }
 
-    /// Simple service protocol for the "ballotpb.Peer" service.
+    /// Simple service protocol for the "ballotpb.PeerBenchmark" service.
     ///
     /// This is the highest level protocol for the service. The API is the easiest to use but
     /// doesn't provide access to request or response metadata. If you need access to these
     /// then use ``ServiceProtocol`` instead.
-    public protocol SimpleServiceProtocol: Ballotpb_Peer.ServiceProtocol {
+    public protocol SimpleServiceProtocol: Ballotpb_PeerBenchmark.ServiceProtocol {
         /// Handle the "Send" method.
         ///
         /// - Parameters:
@@ -374,76 +164,6 @@ extension Ballotpb_Peer {
             request: GRPCCore.RPCAsyncSequence<Ballotpb_PeerBatch, any Swift.Error>,
             context: GRPCCore.ServerContext
         ) async throws -> Ballotpb_PeerAck
-
-        /// Handle the "SendSnapshot" method.
-        ///
-        /// - Parameters:
-        ///   - request: A stream of `Ballotpb_SnapshotChunk` messages.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A `Ballotpb_SnapshotAck` to respond with.
-        func sendSnapshot(
-            request: GRPCCore.RPCAsyncSequence<Ballotpb_SnapshotChunk, any Swift.Error>,
-            context: GRPCCore.ServerContext
-        ) async throws -> Ballotpb_SnapshotAck
-
-        /// Handle the "Forward" method.
-        ///
-        /// - Parameters:
-        ///   - request: A `Ballotpb_ForwardRequest` message.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A `Ballotpb_ForwardResponse` to respond with.
-        func forward(
-            request: Ballotpb_ForwardRequest,
-            context: GRPCCore.ServerContext
-        ) async throws -> Ballotpb_ForwardResponse
-
-        /// Handle the "ReadIndex" method.
-        ///
-        /// - Parameters:
-        ///   - request: A `Ballotpb_ReadIndexRequest` message.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A `Ballotpb_ReadIndexResponse` to respond with.
-        func readIndex(
-            request: Ballotpb_ReadIndexRequest,
-            context: GRPCCore.ServerContext
-        ) async throws -> Ballotpb_ReadIndexResponse
-
-        /// Handle the "Lease" method.
-        ///
-        /// - Parameters:
-        ///   - request: A `Ballotpb_LeaseForward` message.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A `Ballotpb_LeaseForwardResponse` to respond with.
-        func lease(
-            request: Ballotpb_LeaseForward,
-            context: GRPCCore.ServerContext
-        ) async throws -> Ballotpb_LeaseForwardResponse
-
-        /// Handle the "ChangeMembership" method.
-        ///
-        /// - Parameters:
-        ///   - request: A `Ballotpb_MembershipForward` message.
-        ///   - context: Context providing information about the RPC.
-        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
-        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
-        ///     to an internal error.
-        /// - Returns: A `Ballotpb_MembershipForwardResponse` to respond with.
-        func changeMembership(
-            request: Ballotpb_MembershipForward,
-            context: GRPCCore.ServerContext
-        ) async throws -> Ballotpb_MembershipForwardResponse
 
         /// Handle the "Ping" method.
         ///
@@ -463,10 +183,10 @@ extension Ballotpb_Peer {
 
 // Default implementation of 'registerMethods(with:)'.
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
-extension Ballotpb_Peer.StreamingServiceProtocol {
+extension Ballotpb_PeerBenchmark.StreamingServiceProtocol {
     public func registerMethods<Transport>(with router: inout GRPCCore.RPCRouter<Transport>) where Transport: GRPCCore.ServerTransport {
         router.registerHandler(
-            forMethod: Ballotpb_Peer.Method.Send.descriptor,
+            forMethod: Ballotpb_PeerBenchmark.Method.Send.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_PeerBatch>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_PeerAck>(),
             handler: { request, context in
@@ -477,62 +197,7 @@ extension Ballotpb_Peer.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
-            forMethod: Ballotpb_Peer.Method.SendSnapshot.descriptor,
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_SnapshotChunk>(),
-            serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_SnapshotAck>(),
-            handler: { request, context in
-                try await self.sendSnapshot(
-                    request: request,
-                    context: context
-                )
-            }
-        )
-        router.registerHandler(
-            forMethod: Ballotpb_Peer.Method.Forward.descriptor,
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_ForwardRequest>(),
-            serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_ForwardResponse>(),
-            handler: { request, context in
-                try await self.forward(
-                    request: request,
-                    context: context
-                )
-            }
-        )
-        router.registerHandler(
-            forMethod: Ballotpb_Peer.Method.ReadIndex.descriptor,
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_ReadIndexRequest>(),
-            serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_ReadIndexResponse>(),
-            handler: { request, context in
-                try await self.readIndex(
-                    request: request,
-                    context: context
-                )
-            }
-        )
-        router.registerHandler(
-            forMethod: Ballotpb_Peer.Method.Lease.descriptor,
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_LeaseForward>(),
-            serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_LeaseForwardResponse>(),
-            handler: { request, context in
-                try await self.lease(
-                    request: request,
-                    context: context
-                )
-            }
-        )
-        router.registerHandler(
-            forMethod: Ballotpb_Peer.Method.ChangeMembership.descriptor,
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_MembershipForward>(),
-            serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_MembershipForwardResponse>(),
-            handler: { request, context in
-                try await self.changeMembership(
-                    request: request,
-                    context: context
-                )
-            }
-        )
-        router.registerHandler(
-            forMethod: Ballotpb_Peer.Method.Ping.descriptor,
+            forMethod: Ballotpb_PeerBenchmark.Method.Ping.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_PingRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_PingResponse>(),
             handler: { request, context in
@@ -547,68 +212,13 @@ extension Ballotpb_Peer.StreamingServiceProtocol {
 
 // Default implementation of streaming methods from 'StreamingServiceProtocol'.
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
-extension Ballotpb_Peer.ServiceProtocol {
+extension Ballotpb_PeerBenchmark.ServiceProtocol {
     public func send(
         request: GRPCCore.StreamingServerRequest<Ballotpb_PeerBatch>,
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_PeerAck> {
         let response = try await self.send(
             request: request,
-            context: context
-        )
-        return GRPCCore.StreamingServerResponse(single: response)
-    }
-
-    public func sendSnapshot(
-        request: GRPCCore.StreamingServerRequest<Ballotpb_SnapshotChunk>,
-        context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_SnapshotAck> {
-        let response = try await self.sendSnapshot(
-            request: request,
-            context: context
-        )
-        return GRPCCore.StreamingServerResponse(single: response)
-    }
-
-    public func forward(
-        request: GRPCCore.StreamingServerRequest<Ballotpb_ForwardRequest>,
-        context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_ForwardResponse> {
-        let response = try await self.forward(
-            request: GRPCCore.ServerRequest(stream: request),
-            context: context
-        )
-        return GRPCCore.StreamingServerResponse(single: response)
-    }
-
-    public func readIndex(
-        request: GRPCCore.StreamingServerRequest<Ballotpb_ReadIndexRequest>,
-        context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_ReadIndexResponse> {
-        let response = try await self.readIndex(
-            request: GRPCCore.ServerRequest(stream: request),
-            context: context
-        )
-        return GRPCCore.StreamingServerResponse(single: response)
-    }
-
-    public func lease(
-        request: GRPCCore.StreamingServerRequest<Ballotpb_LeaseForward>,
-        context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_LeaseForwardResponse> {
-        let response = try await self.lease(
-            request: GRPCCore.ServerRequest(stream: request),
-            context: context
-        )
-        return GRPCCore.StreamingServerResponse(single: response)
-    }
-
-    public func changeMembership(
-        request: GRPCCore.StreamingServerRequest<Ballotpb_MembershipForward>,
-        context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.StreamingServerResponse<Ballotpb_MembershipForwardResponse> {
-        let response = try await self.changeMembership(
-            request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
         return GRPCCore.StreamingServerResponse(single: response)
@@ -628,7 +238,7 @@ extension Ballotpb_Peer.ServiceProtocol {
 
 // Default implementation of methods from 'ServiceProtocol'.
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
-extension Ballotpb_Peer.SimpleServiceProtocol {
+extension Ballotpb_PeerBenchmark.SimpleServiceProtocol {
     public func send(
         request: GRPCCore.StreamingServerRequest<Ballotpb_PeerBatch>,
         context: GRPCCore.ServerContext
@@ -636,71 +246,6 @@ extension Ballotpb_Peer.SimpleServiceProtocol {
         return GRPCCore.ServerResponse<Ballotpb_PeerAck>(
             message: try await self.send(
                 request: request.messages,
-                context: context
-            ),
-            metadata: [:]
-        )
-    }
-
-    public func sendSnapshot(
-        request: GRPCCore.StreamingServerRequest<Ballotpb_SnapshotChunk>,
-        context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.ServerResponse<Ballotpb_SnapshotAck> {
-        return GRPCCore.ServerResponse<Ballotpb_SnapshotAck>(
-            message: try await self.sendSnapshot(
-                request: request.messages,
-                context: context
-            ),
-            metadata: [:]
-        )
-    }
-
-    public func forward(
-        request: GRPCCore.ServerRequest<Ballotpb_ForwardRequest>,
-        context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.ServerResponse<Ballotpb_ForwardResponse> {
-        return GRPCCore.ServerResponse<Ballotpb_ForwardResponse>(
-            message: try await self.forward(
-                request: request.message,
-                context: context
-            ),
-            metadata: [:]
-        )
-    }
-
-    public func readIndex(
-        request: GRPCCore.ServerRequest<Ballotpb_ReadIndexRequest>,
-        context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.ServerResponse<Ballotpb_ReadIndexResponse> {
-        return GRPCCore.ServerResponse<Ballotpb_ReadIndexResponse>(
-            message: try await self.readIndex(
-                request: request.message,
-                context: context
-            ),
-            metadata: [:]
-        )
-    }
-
-    public func lease(
-        request: GRPCCore.ServerRequest<Ballotpb_LeaseForward>,
-        context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.ServerResponse<Ballotpb_LeaseForwardResponse> {
-        return GRPCCore.ServerResponse<Ballotpb_LeaseForwardResponse>(
-            message: try await self.lease(
-                request: request.message,
-                context: context
-            ),
-            metadata: [:]
-        )
-    }
-
-    public func changeMembership(
-        request: GRPCCore.ServerRequest<Ballotpb_MembershipForward>,
-        context: GRPCCore.ServerContext
-    ) async throws -> GRPCCore.ServerResponse<Ballotpb_MembershipForwardResponse> {
-        return GRPCCore.ServerResponse<Ballotpb_MembershipForwardResponse>(
-            message: try await self.changeMembership(
-                request: request.message,
                 context: context
             ),
             metadata: [:]
@@ -721,11 +266,11 @@ extension Ballotpb_Peer.SimpleServiceProtocol {
     }
 }
 
-// MARK: ballotpb.Peer (client)
+// MARK: ballotpb.PeerBenchmark (client)
 
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
-extension Ballotpb_Peer {
-    /// Generated client protocol for the "ballotpb.Peer" service.
+extension Ballotpb_PeerBenchmark {
+    /// Generated client protocol for the "ballotpb.PeerBenchmark" service.
     ///
     /// You don't need to implement this protocol directly, use the generated
     /// implementation, ``Client``.
@@ -749,101 +294,6 @@ extension Ballotpb_Peer {
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_PeerAck>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
-        /// Call the "SendSnapshot" method.
-        ///
-        /// - Parameters:
-        ///   - request: A streaming request producing `Ballotpb_SnapshotChunk` messages.
-        ///   - serializer: A serializer for `Ballotpb_SnapshotChunk` messages.
-        ///   - deserializer: A deserializer for `Ballotpb_SnapshotAck` messages.
-        ///   - options: Options to apply to this RPC.
-        ///   - handleResponse: A closure which handles the response and returns its result to
-        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-        ///       already finished.
-        /// - Returns: The result of `handleResponse`.
-        func sendSnapshot<Result>(
-            request: GRPCCore.StreamingClientRequest<Ballotpb_SnapshotChunk>,
-            serializer: some GRPCCore.MessageSerializer<Ballotpb_SnapshotChunk>,
-            deserializer: some GRPCCore.MessageDeserializer<Ballotpb_SnapshotAck>,
-            options: GRPCCore.CallOptions,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_SnapshotAck>) async throws -> Result
-        ) async throws -> Result where Result: Sendable
-
-        /// Call the "Forward" method.
-        ///
-        /// - Parameters:
-        ///   - request: A request containing a single `Ballotpb_ForwardRequest` message.
-        ///   - serializer: A serializer for `Ballotpb_ForwardRequest` messages.
-        ///   - deserializer: A deserializer for `Ballotpb_ForwardResponse` messages.
-        ///   - options: Options to apply to this RPC.
-        ///   - handleResponse: A closure which handles the response and returns its result to
-        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-        ///       already finished.
-        /// - Returns: The result of `handleResponse`.
-        func forward<Result>(
-            request: GRPCCore.ClientRequest<Ballotpb_ForwardRequest>,
-            serializer: some GRPCCore.MessageSerializer<Ballotpb_ForwardRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<Ballotpb_ForwardResponse>,
-            options: GRPCCore.CallOptions,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_ForwardResponse>) async throws -> Result
-        ) async throws -> Result where Result: Sendable
-
-        /// Call the "ReadIndex" method.
-        ///
-        /// - Parameters:
-        ///   - request: A request containing a single `Ballotpb_ReadIndexRequest` message.
-        ///   - serializer: A serializer for `Ballotpb_ReadIndexRequest` messages.
-        ///   - deserializer: A deserializer for `Ballotpb_ReadIndexResponse` messages.
-        ///   - options: Options to apply to this RPC.
-        ///   - handleResponse: A closure which handles the response and returns its result to
-        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-        ///       already finished.
-        /// - Returns: The result of `handleResponse`.
-        func readIndex<Result>(
-            request: GRPCCore.ClientRequest<Ballotpb_ReadIndexRequest>,
-            serializer: some GRPCCore.MessageSerializer<Ballotpb_ReadIndexRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<Ballotpb_ReadIndexResponse>,
-            options: GRPCCore.CallOptions,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_ReadIndexResponse>) async throws -> Result
-        ) async throws -> Result where Result: Sendable
-
-        /// Call the "Lease" method.
-        ///
-        /// - Parameters:
-        ///   - request: A request containing a single `Ballotpb_LeaseForward` message.
-        ///   - serializer: A serializer for `Ballotpb_LeaseForward` messages.
-        ///   - deserializer: A deserializer for `Ballotpb_LeaseForwardResponse` messages.
-        ///   - options: Options to apply to this RPC.
-        ///   - handleResponse: A closure which handles the response and returns its result to
-        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-        ///       already finished.
-        /// - Returns: The result of `handleResponse`.
-        func lease<Result>(
-            request: GRPCCore.ClientRequest<Ballotpb_LeaseForward>,
-            serializer: some GRPCCore.MessageSerializer<Ballotpb_LeaseForward>,
-            deserializer: some GRPCCore.MessageDeserializer<Ballotpb_LeaseForwardResponse>,
-            options: GRPCCore.CallOptions,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_LeaseForwardResponse>) async throws -> Result
-        ) async throws -> Result where Result: Sendable
-
-        /// Call the "ChangeMembership" method.
-        ///
-        /// - Parameters:
-        ///   - request: A request containing a single `Ballotpb_MembershipForward` message.
-        ///   - serializer: A serializer for `Ballotpb_MembershipForward` messages.
-        ///   - deserializer: A deserializer for `Ballotpb_MembershipForwardResponse` messages.
-        ///   - options: Options to apply to this RPC.
-        ///   - handleResponse: A closure which handles the response and returns its result to
-        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-        ///       already finished.
-        /// - Returns: The result of `handleResponse`.
-        func changeMembership<Result>(
-            request: GRPCCore.ClientRequest<Ballotpb_MembershipForward>,
-            serializer: some GRPCCore.MessageSerializer<Ballotpb_MembershipForward>,
-            deserializer: some GRPCCore.MessageDeserializer<Ballotpb_MembershipForwardResponse>,
-            options: GRPCCore.CallOptions,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_MembershipForwardResponse>) async throws -> Result
-        ) async throws -> Result where Result: Sendable
-
         /// Call the "Ping" method.
         ///
         /// - Parameters:
@@ -864,7 +314,7 @@ extension Ballotpb_Peer {
         ) async throws -> Result where Result: Sendable
     }
 
-    /// Generated client for the "ballotpb.Peer" service.
+    /// Generated client for the "ballotpb.PeerBenchmark" service.
     ///
     /// The ``Client`` provides an implementation of ``ClientProtocol`` which wraps
     /// a `GRPCCore.GRPCCClient`. The underlying `GRPCClient` provides the long-lived
@@ -902,157 +352,7 @@ extension Ballotpb_Peer {
         ) async throws -> Result where Result: Sendable {
             try await self.client.clientStreaming(
                 request: request,
-                descriptor: Ballotpb_Peer.Method.Send.descriptor,
-                serializer: serializer,
-                deserializer: deserializer,
-                options: options,
-                onResponse: handleResponse
-            )
-        }
-
-        /// Call the "SendSnapshot" method.
-        ///
-        /// - Parameters:
-        ///   - request: A streaming request producing `Ballotpb_SnapshotChunk` messages.
-        ///   - serializer: A serializer for `Ballotpb_SnapshotChunk` messages.
-        ///   - deserializer: A deserializer for `Ballotpb_SnapshotAck` messages.
-        ///   - options: Options to apply to this RPC.
-        ///   - handleResponse: A closure which handles the response and returns its result to
-        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-        ///       already finished.
-        /// - Returns: The result of `handleResponse`.
-        public func sendSnapshot<Result>(
-            request: GRPCCore.StreamingClientRequest<Ballotpb_SnapshotChunk>,
-            serializer: some GRPCCore.MessageSerializer<Ballotpb_SnapshotChunk>,
-            deserializer: some GRPCCore.MessageDeserializer<Ballotpb_SnapshotAck>,
-            options: GRPCCore.CallOptions = .defaults,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_SnapshotAck>) async throws -> Result = { response in
-                try response.message
-            }
-        ) async throws -> Result where Result: Sendable {
-            try await self.client.clientStreaming(
-                request: request,
-                descriptor: Ballotpb_Peer.Method.SendSnapshot.descriptor,
-                serializer: serializer,
-                deserializer: deserializer,
-                options: options,
-                onResponse: handleResponse
-            )
-        }
-
-        /// Call the "Forward" method.
-        ///
-        /// - Parameters:
-        ///   - request: A request containing a single `Ballotpb_ForwardRequest` message.
-        ///   - serializer: A serializer for `Ballotpb_ForwardRequest` messages.
-        ///   - deserializer: A deserializer for `Ballotpb_ForwardResponse` messages.
-        ///   - options: Options to apply to this RPC.
-        ///   - handleResponse: A closure which handles the response and returns its result to
-        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-        ///       already finished.
-        /// - Returns: The result of `handleResponse`.
-        public func forward<Result>(
-            request: GRPCCore.ClientRequest<Ballotpb_ForwardRequest>,
-            serializer: some GRPCCore.MessageSerializer<Ballotpb_ForwardRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<Ballotpb_ForwardResponse>,
-            options: GRPCCore.CallOptions = .defaults,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_ForwardResponse>) async throws -> Result = { response in
-                try response.message
-            }
-        ) async throws -> Result where Result: Sendable {
-            try await self.client.unary(
-                request: request,
-                descriptor: Ballotpb_Peer.Method.Forward.descriptor,
-                serializer: serializer,
-                deserializer: deserializer,
-                options: options,
-                onResponse: handleResponse
-            )
-        }
-
-        /// Call the "ReadIndex" method.
-        ///
-        /// - Parameters:
-        ///   - request: A request containing a single `Ballotpb_ReadIndexRequest` message.
-        ///   - serializer: A serializer for `Ballotpb_ReadIndexRequest` messages.
-        ///   - deserializer: A deserializer for `Ballotpb_ReadIndexResponse` messages.
-        ///   - options: Options to apply to this RPC.
-        ///   - handleResponse: A closure which handles the response and returns its result to
-        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-        ///       already finished.
-        /// - Returns: The result of `handleResponse`.
-        public func readIndex<Result>(
-            request: GRPCCore.ClientRequest<Ballotpb_ReadIndexRequest>,
-            serializer: some GRPCCore.MessageSerializer<Ballotpb_ReadIndexRequest>,
-            deserializer: some GRPCCore.MessageDeserializer<Ballotpb_ReadIndexResponse>,
-            options: GRPCCore.CallOptions = .defaults,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_ReadIndexResponse>) async throws -> Result = { response in
-                try response.message
-            }
-        ) async throws -> Result where Result: Sendable {
-            try await self.client.unary(
-                request: request,
-                descriptor: Ballotpb_Peer.Method.ReadIndex.descriptor,
-                serializer: serializer,
-                deserializer: deserializer,
-                options: options,
-                onResponse: handleResponse
-            )
-        }
-
-        /// Call the "Lease" method.
-        ///
-        /// - Parameters:
-        ///   - request: A request containing a single `Ballotpb_LeaseForward` message.
-        ///   - serializer: A serializer for `Ballotpb_LeaseForward` messages.
-        ///   - deserializer: A deserializer for `Ballotpb_LeaseForwardResponse` messages.
-        ///   - options: Options to apply to this RPC.
-        ///   - handleResponse: A closure which handles the response and returns its result to
-        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-        ///       already finished.
-        /// - Returns: The result of `handleResponse`.
-        public func lease<Result>(
-            request: GRPCCore.ClientRequest<Ballotpb_LeaseForward>,
-            serializer: some GRPCCore.MessageSerializer<Ballotpb_LeaseForward>,
-            deserializer: some GRPCCore.MessageDeserializer<Ballotpb_LeaseForwardResponse>,
-            options: GRPCCore.CallOptions = .defaults,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_LeaseForwardResponse>) async throws -> Result = { response in
-                try response.message
-            }
-        ) async throws -> Result where Result: Sendable {
-            try await self.client.unary(
-                request: request,
-                descriptor: Ballotpb_Peer.Method.Lease.descriptor,
-                serializer: serializer,
-                deserializer: deserializer,
-                options: options,
-                onResponse: handleResponse
-            )
-        }
-
-        /// Call the "ChangeMembership" method.
-        ///
-        /// - Parameters:
-        ///   - request: A request containing a single `Ballotpb_MembershipForward` message.
-        ///   - serializer: A serializer for `Ballotpb_MembershipForward` messages.
-        ///   - deserializer: A deserializer for `Ballotpb_MembershipForwardResponse` messages.
-        ///   - options: Options to apply to this RPC.
-        ///   - handleResponse: A closure which handles the response and returns its result to
-        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-        ///       already finished.
-        /// - Returns: The result of `handleResponse`.
-        public func changeMembership<Result>(
-            request: GRPCCore.ClientRequest<Ballotpb_MembershipForward>,
-            serializer: some GRPCCore.MessageSerializer<Ballotpb_MembershipForward>,
-            deserializer: some GRPCCore.MessageDeserializer<Ballotpb_MembershipForwardResponse>,
-            options: GRPCCore.CallOptions = .defaults,
-            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_MembershipForwardResponse>) async throws -> Result = { response in
-                try response.message
-            }
-        ) async throws -> Result where Result: Sendable {
-            try await self.client.unary(
-                request: request,
-                descriptor: Ballotpb_Peer.Method.ChangeMembership.descriptor,
+                descriptor: Ballotpb_PeerBenchmark.Method.Send.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -1082,7 +382,7 @@ extension Ballotpb_Peer {
         ) async throws -> Result where Result: Sendable {
             try await self.client.unary(
                 request: request,
-                descriptor: Ballotpb_Peer.Method.Ping.descriptor,
+                descriptor: Ballotpb_PeerBenchmark.Method.Ping.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -1094,7 +394,7 @@ extension Ballotpb_Peer {
 
 // Helpers providing default arguments to 'ClientProtocol' methods.
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
-extension Ballotpb_Peer.ClientProtocol {
+extension Ballotpb_PeerBenchmark.ClientProtocol {
     /// Call the "Send" method.
     ///
     /// - Parameters:
@@ -1115,131 +415,6 @@ extension Ballotpb_Peer.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_PeerBatch>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_PeerAck>(),
-            options: options,
-            onResponse: handleResponse
-        )
-    }
-
-    /// Call the "SendSnapshot" method.
-    ///
-    /// - Parameters:
-    ///   - request: A streaming request producing `Ballotpb_SnapshotChunk` messages.
-    ///   - options: Options to apply to this RPC.
-    ///   - handleResponse: A closure which handles the response and returns its result to
-    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-    ///       already finished.
-    /// - Returns: The result of `handleResponse`.
-    public func sendSnapshot<Result>(
-        request: GRPCCore.StreamingClientRequest<Ballotpb_SnapshotChunk>,
-        options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_SnapshotAck>) async throws -> Result = { response in
-            try response.message
-        }
-    ) async throws -> Result where Result: Sendable {
-        try await self.sendSnapshot(
-            request: request,
-            serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_SnapshotChunk>(),
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_SnapshotAck>(),
-            options: options,
-            onResponse: handleResponse
-        )
-    }
-
-    /// Call the "Forward" method.
-    ///
-    /// - Parameters:
-    ///   - request: A request containing a single `Ballotpb_ForwardRequest` message.
-    ///   - options: Options to apply to this RPC.
-    ///   - handleResponse: A closure which handles the response and returns its result to
-    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-    ///       already finished.
-    /// - Returns: The result of `handleResponse`.
-    public func forward<Result>(
-        request: GRPCCore.ClientRequest<Ballotpb_ForwardRequest>,
-        options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_ForwardResponse>) async throws -> Result = { response in
-            try response.message
-        }
-    ) async throws -> Result where Result: Sendable {
-        try await self.forward(
-            request: request,
-            serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_ForwardRequest>(),
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_ForwardResponse>(),
-            options: options,
-            onResponse: handleResponse
-        )
-    }
-
-    /// Call the "ReadIndex" method.
-    ///
-    /// - Parameters:
-    ///   - request: A request containing a single `Ballotpb_ReadIndexRequest` message.
-    ///   - options: Options to apply to this RPC.
-    ///   - handleResponse: A closure which handles the response and returns its result to
-    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-    ///       already finished.
-    /// - Returns: The result of `handleResponse`.
-    public func readIndex<Result>(
-        request: GRPCCore.ClientRequest<Ballotpb_ReadIndexRequest>,
-        options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_ReadIndexResponse>) async throws -> Result = { response in
-            try response.message
-        }
-    ) async throws -> Result where Result: Sendable {
-        try await self.readIndex(
-            request: request,
-            serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_ReadIndexRequest>(),
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_ReadIndexResponse>(),
-            options: options,
-            onResponse: handleResponse
-        )
-    }
-
-    /// Call the "Lease" method.
-    ///
-    /// - Parameters:
-    ///   - request: A request containing a single `Ballotpb_LeaseForward` message.
-    ///   - options: Options to apply to this RPC.
-    ///   - handleResponse: A closure which handles the response and returns its result to
-    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-    ///       already finished.
-    /// - Returns: The result of `handleResponse`.
-    public func lease<Result>(
-        request: GRPCCore.ClientRequest<Ballotpb_LeaseForward>,
-        options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_LeaseForwardResponse>) async throws -> Result = { response in
-            try response.message
-        }
-    ) async throws -> Result where Result: Sendable {
-        try await self.lease(
-            request: request,
-            serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_LeaseForward>(),
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_LeaseForwardResponse>(),
-            options: options,
-            onResponse: handleResponse
-        )
-    }
-
-    /// Call the "ChangeMembership" method.
-    ///
-    /// - Parameters:
-    ///   - request: A request containing a single `Ballotpb_MembershipForward` message.
-    ///   - options: Options to apply to this RPC.
-    ///   - handleResponse: A closure which handles the response and returns its result to
-    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-    ///       already finished.
-    /// - Returns: The result of `handleResponse`.
-    public func changeMembership<Result>(
-        request: GRPCCore.ClientRequest<Ballotpb_MembershipForward>,
-        options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_MembershipForwardResponse>) async throws -> Result = { response in
-            try response.message
-        }
-    ) async throws -> Result where Result: Sendable {
-        try await self.changeMembership(
-            request: request,
-            serializer: GRPCProtobuf.ProtobufSerializer<Ballotpb_MembershipForward>(),
-            deserializer: GRPCProtobuf.ProtobufDeserializer<Ballotpb_MembershipForwardResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1273,7 +448,7 @@ extension Ballotpb_Peer.ClientProtocol {
 
 // Helpers providing sugared APIs for 'ClientProtocol' methods.
 @available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
-extension Ballotpb_Peer.ClientProtocol {
+extension Ballotpb_PeerBenchmark.ClientProtocol {
     /// Call the "Send" method.
     ///
     /// - Parameters:
@@ -1298,152 +473,6 @@ extension Ballotpb_Peer.ClientProtocol {
             producer: producer
         )
         return try await self.send(
-            request: request,
-            options: options,
-            onResponse: handleResponse
-        )
-    }
-
-    /// Call the "SendSnapshot" method.
-    ///
-    /// - Parameters:
-    ///   - metadata: Additional metadata to send, defaults to empty.
-    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
-    ///   - producer: A closure producing request messages to send to the server. Returning
-    ///       from the closure closes the request stream.
-    ///   - handleResponse: A closure which handles the response and returns its result to
-    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-    ///       already finished.
-    /// - Returns: The result of `handleResponse`.
-    public func sendSnapshot<Result>(
-        metadata: GRPCCore.Metadata = [:],
-        options: GRPCCore.CallOptions = .defaults,
-        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Ballotpb_SnapshotChunk>) async throws -> Void,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_SnapshotAck>) async throws -> Result = { response in
-            try response.message
-        }
-    ) async throws -> Result where Result: Sendable {
-        let request = GRPCCore.StreamingClientRequest<Ballotpb_SnapshotChunk>(
-            metadata: metadata,
-            producer: producer
-        )
-        return try await self.sendSnapshot(
-            request: request,
-            options: options,
-            onResponse: handleResponse
-        )
-    }
-
-    /// Call the "Forward" method.
-    ///
-    /// - Parameters:
-    ///   - message: request message to send.
-    ///   - metadata: Additional metadata to send, defaults to empty.
-    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
-    ///   - handleResponse: A closure which handles the response and returns its result to
-    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-    ///       already finished.
-    /// - Returns: The result of `handleResponse`.
-    public func forward<Result>(
-        _ message: Ballotpb_ForwardRequest,
-        metadata: GRPCCore.Metadata = [:],
-        options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_ForwardResponse>) async throws -> Result = { response in
-            try response.message
-        }
-    ) async throws -> Result where Result: Sendable {
-        let request = GRPCCore.ClientRequest<Ballotpb_ForwardRequest>(
-            message: message,
-            metadata: metadata
-        )
-        return try await self.forward(
-            request: request,
-            options: options,
-            onResponse: handleResponse
-        )
-    }
-
-    /// Call the "ReadIndex" method.
-    ///
-    /// - Parameters:
-    ///   - message: request message to send.
-    ///   - metadata: Additional metadata to send, defaults to empty.
-    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
-    ///   - handleResponse: A closure which handles the response and returns its result to
-    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-    ///       already finished.
-    /// - Returns: The result of `handleResponse`.
-    public func readIndex<Result>(
-        _ message: Ballotpb_ReadIndexRequest,
-        metadata: GRPCCore.Metadata = [:],
-        options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_ReadIndexResponse>) async throws -> Result = { response in
-            try response.message
-        }
-    ) async throws -> Result where Result: Sendable {
-        let request = GRPCCore.ClientRequest<Ballotpb_ReadIndexRequest>(
-            message: message,
-            metadata: metadata
-        )
-        return try await self.readIndex(
-            request: request,
-            options: options,
-            onResponse: handleResponse
-        )
-    }
-
-    /// Call the "Lease" method.
-    ///
-    /// - Parameters:
-    ///   - message: request message to send.
-    ///   - metadata: Additional metadata to send, defaults to empty.
-    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
-    ///   - handleResponse: A closure which handles the response and returns its result to
-    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-    ///       already finished.
-    /// - Returns: The result of `handleResponse`.
-    public func lease<Result>(
-        _ message: Ballotpb_LeaseForward,
-        metadata: GRPCCore.Metadata = [:],
-        options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_LeaseForwardResponse>) async throws -> Result = { response in
-            try response.message
-        }
-    ) async throws -> Result where Result: Sendable {
-        let request = GRPCCore.ClientRequest<Ballotpb_LeaseForward>(
-            message: message,
-            metadata: metadata
-        )
-        return try await self.lease(
-            request: request,
-            options: options,
-            onResponse: handleResponse
-        )
-    }
-
-    /// Call the "ChangeMembership" method.
-    ///
-    /// - Parameters:
-    ///   - message: request message to send.
-    ///   - metadata: Additional metadata to send, defaults to empty.
-    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
-    ///   - handleResponse: A closure which handles the response and returns its result to
-    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
-    ///       already finished.
-    /// - Returns: The result of `handleResponse`.
-    public func changeMembership<Result>(
-        _ message: Ballotpb_MembershipForward,
-        metadata: GRPCCore.Metadata = [:],
-        options: GRPCCore.CallOptions = .defaults,
-        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Ballotpb_MembershipForwardResponse>) async throws -> Result = { response in
-            try response.message
-        }
-    ) async throws -> Result where Result: Sendable {
-        let request = GRPCCore.ClientRequest<Ballotpb_MembershipForward>(
-            message: message,
-            metadata: metadata
-        )
-        return try await self.changeMembership(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -10,8 +10,9 @@ import NIOPosix
 import Storage
 
 /// The two candidate peer transports side by side, in one process on
-/// loopback: Ballot's gRPC client stream (`Peer.Send`, what members use)
-/// and length-prefixed frames on a plain swift-nio TCP connection. Both
+/// loopback: a gRPC client stream (`PeerBenchmark.Send`, how members talked
+/// before the frames) and length-prefixed frames on a plain swift-nio TCP
+/// connection (the shape members now use). Both
 /// carry the same consensus messages, encoded by the same codec and decoded
 /// on arrival. Measures one-way throughput at several batch sizes and the
 /// round trip of a small request.
@@ -112,9 +113,9 @@ func seconds(since start: ContinuousClock.Instant) -> Double {
 
 // MARK: gRPC
 
-/// The receiving side of `Peer.Send` as a member runs it (decode every
+/// The receiving side of `PeerBenchmark.Send` as a member would run it (decode every
 /// message), and `Ping` for round trips.
-struct CountingPeerService: Ballotpb_Peer.SimpleServiceProtocol {
+struct CountingPeerService: Ballotpb_PeerBenchmark.SimpleServiceProtocol {
     let counter: ArrivalCounter
 
     func send(request: RPCAsyncSequence<Ballotpb_PeerBatch, any Error>, context: ServerContext) async throws -> Ballotpb_PeerAck {
@@ -124,26 +125,11 @@ struct CountingPeerService: Ballotpb_Peer.SimpleServiceProtocol {
 
     func ping(request: Ballotpb_PingRequest, context: ServerContext) async throws -> Ballotpb_PingResponse { Ballotpb_PingResponse() }
 
-    func sendSnapshot(request: RPCAsyncSequence<Ballotpb_SnapshotChunk, any Error>, context: ServerContext) async throws -> Ballotpb_SnapshotAck {
-        throw RPCError(code: .unimplemented, message: "not in this benchmark")
-    }
-    func forward(request: Ballotpb_ForwardRequest, context: ServerContext) async throws -> Ballotpb_ForwardResponse {
-        throw RPCError(code: .unimplemented, message: "not in this benchmark")
-    }
-    func readIndex(request: Ballotpb_ReadIndexRequest, context: ServerContext) async throws -> Ballotpb_ReadIndexResponse {
-        throw RPCError(code: .unimplemented, message: "not in this benchmark")
-    }
-    func lease(request: Ballotpb_LeaseForward, context: ServerContext) async throws -> Ballotpb_LeaseForwardResponse {
-        throw RPCError(code: .unimplemented, message: "not in this benchmark")
-    }
-    func changeMembership(request: Ballotpb_MembershipForward, context: ServerContext) async throws -> Ballotpb_MembershipForwardResponse {
-        throw RPCError(code: .unimplemented, message: "not in this benchmark")
-    }
 }
 
 enum GRPCTransportRun {
     static func withPair<T: Sendable>(
-        _ counter: ArrivalCounter, _ body: @escaping @Sendable (Ballotpb_Peer.Client<HTTP2ClientTransport.Posix>) async throws -> T
+        _ counter: ArrivalCounter, _ body: @escaping @Sendable (Ballotpb_PeerBenchmark.Client<HTTP2ClientTransport.Posix>) async throws -> T
     ) async throws -> T {
         let server = GRPCServer(
             transport: .http2NIOPosix(address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: .plaintext,
@@ -155,7 +141,7 @@ enum GRPCTransportRun {
             let client = GRPCClient(transport: try HTTP2ClientTransport.Posix(
                 target: .ipv4(address: "127.0.0.1", port: address.port), transportSecurity: .plaintext))
             group.addTask { try await client.runConnections(); return nil }
-            let result = try await body(Ballotpb_Peer.Client(wrapping: client))
+            let result = try await body(Ballotpb_PeerBenchmark.Client(wrapping: client))
             client.beginGracefulShutdown()
             server.beginGracefulShutdown()
             for try await _ in group {}
