@@ -4,4 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 swift build --build-tests
+# Test clusters stop their members by PID when they end; a test process that
+# crashes cannot, so whatever it left running goes here (their data directories
+# are named ballot-e2e-*).
+trap 'pkill -TERM -f "ballot-e2e-" 2>/dev/null || true' EXIT
 swift test --skip-build --parallel
