@@ -6,9 +6,9 @@ import Testing
 /// The peer protocol's frames: each kind reads back as written, and a
 /// frame this code did not write is refused rather than guessed at.
 @Suite struct PeerFrameTests {
-    static func body(of frame: PeerFrame) -> ByteBuffer {
+    static func body(of frame: PeerFrame) throws -> ByteBuffer {
         var buffer = ByteBuffer()
-        frame.write(to: &buffer)
+        try frame.write(to: &buffer)
         let length = buffer.readInteger(as: UInt32.self)!
         #expect(Int(length) == buffer.readableBytes)
         return buffer
@@ -29,18 +29,25 @@ import Testing
         .snapshotData([0xAB, 0xCD]),
     ])
     func everyKindReadsBackAsWritten(_ frame: PeerFrame) throws {
-        var body = Self.body(of: frame)
+        var body = try Self.body(of: frame)
         #expect(try PeerFrame(body: &body) == frame)
     }
 
     @Test func largeFieldsReadBackWhole() throws {
         let frame = PeerFrame.snapshotData(Array(repeating: 0xAB, count: PeerTransport.snapshotChunkBytes))
-        var body = Self.body(of: frame)
+        var body = try Self.body(of: frame)
         #expect(try PeerFrame(body: &body) == frame)
     }
 
-    @Test func trailingOrMissingBytesAreRefused() {
-        var written = Self.body(of: .request(id: 7, kind: .readIndex, payload: [1, 2, 3]))
+    @Test func aFrameNoPeerWouldReadIsNotWritten() throws {
+        var buffer = ByteBuffer(bytes: [7])
+        let frame = PeerFrame.snapshotData(Array(repeating: 1, count: PeerFrame.bytesMax))
+        #expect(throws: PeerFrameError.tooLarge(bytes: PeerFrame.bytesMax + 5)) { try frame.write(to: &buffer) }
+        #expect(Array(buffer.readableBytesView) == [7], "nothing of the refused frame stays behind")
+    }
+
+    @Test func trailingOrMissingBytesAreRefused() throws {
+        var written = try Self.body(of: .request(id: 7, kind: .readIndex, payload: [1, 2, 3]))
         var longer = written
         longer.writeInteger(UInt8(0))
         #expect(throws: PeerFrameError.malformed(kind: 4)) { try PeerFrame(body: &longer) }

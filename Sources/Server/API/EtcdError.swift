@@ -28,6 +28,7 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
     case unhealthy
     case stopped
     case notCapable
+    case tooManyRequests
     /// A request etcd would accept but Ballot does not serve yet.
     case unimplemented(String)
     case invalid(String)
@@ -47,6 +48,7 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
         case .memberNotFound: .notFound
         case .unhealthy: .unavailable
         case .notCapable: .failedPrecondition
+        case .tooManyRequests: .resourceExhausted
         case .unimplemented: .unimplemented
         case .internal: .internalError
         }
@@ -77,6 +79,7 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unhealthy: "etcdserver: unhealthy cluster"
         case .stopped: "etcdserver: server stopped"
         case .notCapable: "etcdserver: not capable"
+        case .tooManyRequests: "etcdserver: too many requests"
         case .unimplemented(let what): "ballot: \(what) is not implemented yet"
         case .invalid(let message): message
         case .internal(let message): "ballot: internal error: \(message)"
@@ -112,7 +115,7 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
             .compacted, .futureRevision, .noLeader, .timeout, .requestTooLarge, .tooManyOperations, .duplicateKey,
             .emptyKey, .keyNotFound, .valueProvided, .leaseProvided, .leaseNotFound, .leaseExists, .leaseTTLTooLarge,
             .noSpace, .memberExists, .peerURLExists, .memberNotFound, .memberNotLearner, .learnerNotReady, .unhealthy,
-            .stopped, .notCapable,
+            .stopped, .notCapable, .tooManyRequests,
         ]
         if let match = known.first(where: { $0.description == message }) {
             self = match

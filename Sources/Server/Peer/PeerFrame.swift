@@ -73,7 +73,7 @@ enum PeerFrameError: Error, Equatable, CustomStringConvertible {
 
     var description: String {
         switch self {
-        case .tooLarge(let bytes): "peer frame of \(bytes) bytes exceeds the limit of \(PeerFrame.bytesMax)"
+        case .tooLarge(let bytes): "peer frame of \(bytes) bytes exceeds the limit"
         case .unknownKind(let kind): "peer frame of unknown kind \(kind)"
         case .malformed(let kind): "peer frame of kind \(kind) does not match its length"
         }
@@ -85,8 +85,9 @@ extension PeerFrame {
         case hello = 1, refused, messages, request, response, snapshotStart, snapshotData
     }
 
-    /// Append this frame, length first, to `buffer`.
-    func write(to buffer: inout ByteBuffer) {
+    /// Append this frame, length first, to `buffer`; refuses (and writes
+    /// nothing) a frame longer than `bytesMax`, which no peer would read.
+    func write(to buffer: inout ByteBuffer) throws(PeerFrameError) {
         let lengthAt = buffer.writerIndex
         buffer.writeInteger(UInt32(0))
         switch self {
@@ -124,7 +125,10 @@ extension PeerFrame {
             Self.writeBytes(bytes, to: &buffer)
         }
         let length = buffer.writerIndex - lengthAt - 4
-        precondition(length <= Self.bytesMax, "a peer frame of \(length) bytes: senders split batches at \(Self.batchBytesTarget)")
+        guard length <= Self.bytesMax else {
+            buffer.moveWriterIndex(to: lengthAt)
+            throw .tooLarge(bytes: length)
+        }
         buffer.setInteger(UInt32(length), at: lengthAt)
     }
 
@@ -178,21 +182,30 @@ extension PeerFrame {
 }
 
 /// Splits the byte stream into frames, refusing one longer than the limit
-/// before buffering it.
+/// before buffering it. A listener holds a connection's first frame, which
+/// must be a hello, to `helloBytesMax`: nobody gets a large buffer before
+/// saying who they are.
 struct PeerFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = PeerFrame
+    private var limit: Int
 
-    func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    init(firstFrameBytesMax: Int = PeerFrame.bytesMax) {
+        limit = firstFrameBytesMax
+    }
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
-        guard Int(length) <= PeerFrame.bytesMax else { throw PeerFrameError.tooLarge(bytes: Int(length)) }
+        guard Int(length) <= limit else { throw PeerFrameError.tooLarge(bytes: Int(length)) }
         guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)
         var body = buffer.readSlice(length: Int(length))!
-        context.fireChannelRead(wrapInboundOut(try PeerFrame(body: &body)))
+        let frame = try PeerFrame(body: &body)
+        limit = PeerFrame.bytesMax
+        context.fireChannelRead(wrapInboundOut(frame))
         return .continue
     }
 
-    func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         // A partial frame at the end of the stream is dropped with the connection.
         while try decode(context: context, buffer: &buffer) == .continue {}
         return .needMoreData
@@ -203,7 +216,7 @@ struct PeerFrameEncoder: MessageToByteEncoder {
     typealias OutboundIn = PeerFrame
 
     func encode(data: PeerFrame, out: inout ByteBuffer) throws {
-        data.write(to: &out)
+        try data.write(to: &out)
     }
 }
 
@@ -211,12 +224,45 @@ extension PeerFrame {
     /// A connection speaking frames, for both ends.
     typealias Connection = NIOAsyncChannel<PeerFrame, PeerFrame>
 
-    /// Set up `channel`'s pipeline for frames (on its event loop).
-    static func wrap(_ channel: Channel) -> EventLoopFuture<Connection> {
+    /// The largest first frame a listener reads: a hello is 19 bytes.
+    static let helloBytesMax = 64
+    /// A listener closes a connection that sent nothing for this long (the
+    /// dialler pings every `PeerTransport.keepAliveSeconds`): a dialler that
+    /// vanished without closing must not hold a socket, or a half-received
+    /// snapshot, forever.
+    static let listenerIdleSeconds: Int64 = 30
+
+    /// Set up a dialled connection's pipeline for frames (on its event loop).
+    static func wrapDialled(_ channel: Channel) -> EventLoopFuture<Connection> {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(PeerFrameDecoder()))
             try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(PeerFrameEncoder()))
             return try Connection(wrappingChannelSynchronously: channel)
+        }
+    }
+
+    /// Set up an accepted connection's pipeline: a small first frame, and
+    /// an idle limit.
+    static func wrapAccepted(_ channel: Channel) -> EventLoopFuture<Connection> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(listenerIdleSeconds)))
+            try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(PeerFrameDecoder(firstFrameBytesMax: helloBytesMax)))
+            try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(PeerFrameEncoder()))
+            return try Connection(wrappingChannelSynchronously: channel)
+        }
+    }
+}
+
+/// Closes the connection when `IdleStateHandler` says nothing was read.
+final class CloseWhenIdle: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
         }
     }
 }

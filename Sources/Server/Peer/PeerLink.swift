@@ -17,8 +17,8 @@ final class PeerLink: @unchecked Sendable {
     /// The connection while it is up (after its hello went out).
     private var channel: Channel?
     private var nextRequestID: UInt64 = 0
-    /// Requests sent on the current connection, by id.
-    private var inFlight: [UInt64: CheckedContinuation<[UInt8], any Error>] = [:]
+    /// Requests waiting for answers, by id (sent, or in `unsent`).
+    private var inFlight: [UInt64: Request] = [:]
     /// Requests made while no connection was up; sent once one is.
     private var unsent: [(id: UInt64, frame: PeerFrame)] = []
 
@@ -40,9 +40,9 @@ final class PeerLink: @unchecked Sendable {
         var backoff = PeerTransport.backoffInitialSeconds
         var lastRefusal = ""
         while !Task.isCancelled && !stopped.isRaised {
-            // Raised once this connection delivers a frame: a connection that
-            // worked and then broke redials at once, not after the backoff
-            // that earlier failures built up.
+            // Raised once this connection carries a frame either way: a
+            // connection that worked and then broke redials at once, not after
+            // the backoff that earlier failures built up.
             let delivered = WakeFlag()
             do {
                 let connection = try await PeerTransport.dial(address)
@@ -76,6 +76,7 @@ final class PeerLink: @unchecked Sendable {
                     for try await frame in inbound {
                         switch frame {
                         case .response(let id, let code, let message, let payload):
+                            _ = delivered.raise()
                             self.finish(id, code == 0 ? .success(payload) : .failure(EtcdError(code: code, message: message)))
                         case .refused(let reason, let message):
                             throw PeerRefused(reason: reason, message: message)
@@ -143,32 +144,42 @@ final class PeerLink: @unchecked Sendable {
             nextRequestID += 1
             return nextRequestID
         }
-        let timer = Task {
-            try await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))
-            self.finish(id, .failure(PeerProtocolError.timedOut))
-        }
-        defer { timer.cancel() }
+        let frame = PeerFrame.request(id: id, kind: kind, payload: payload)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                let frame = PeerFrame.request(id: id, kind: kind, payload: payload)
-                let current: Channel? = lock.withLock {
-                    inFlight[id] = continuation
-                    if self.channel == nil { unsent.append((id, frame)) }
-                    return self.channel
+                // Registered before anything can finish it: the timer starts
+                // here, and a cancellation that came first is seen here.
+                let registered: (Bool, Channel?) = lock.withLock {
+                    if Task.isCancelled { return (false, nil) }
+                    let timer = Task {
+                        try await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))
+                        self.finish(id, .failure(PeerProtocolError.timedOut))
+                    }
+                    inFlight[id] = Request(continuation: continuation, timer: timer)
+                    if channel == nil { unsent.append((id, frame)) }
+                    return (true, channel)
                 }
-                current?.writeAndFlush(frame).whenFailure { error in self.finish(id, .failure(error)) }
+                guard registered.0 else { return continuation.resume(throwing: CancellationError()) }
+                registered.1?.writeAndFlush(frame).whenFailure { error in self.finish(id, .failure(error)) }
             }
         } onCancel: {
             finish(id, .failure(CancellationError()))
         }
     }
 
+    /// A request waiting for its answer, and the timer that gives up on it.
+    private struct Request {
+        let continuation: CheckedContinuation<[UInt8], any Error>
+        let timer: Task<Void, any Error>
+    }
+
     private func finish(_ id: UInt64, _ result: Result<[UInt8], any Error>) {
-        let continuation = lock.withLock {
+        let request = lock.withLock {
             unsent.removeAll { $0.id == id }
             return inFlight.removeValue(forKey: id)
         }
-        continuation?.resume(with: result)
+        request?.timer.cancel()
+        request?.continuation.resume(with: result)
     }
 
     private func connected(_ channel: Channel) {
@@ -191,7 +202,10 @@ final class PeerLink: @unchecked Sendable {
             for id in failed.keys { inFlight.removeValue(forKey: id) }
             return failed
         }
-        for continuation in failed.values { continuation.resume(throwing: PeerProtocolError.connectionClosed) }
+        for request in failed.values {
+            request.timer.cancel()
+            request.continuation.resume(throwing: PeerProtocolError.connectionClosed)
+        }
     }
 }
 

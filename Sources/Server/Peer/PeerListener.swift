@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Storage
+import Synchronization
 
 /// The receiving side of the peer protocol: accepts members' connections
 /// on the peer address, hands their consensus messages to the node,
@@ -22,12 +23,16 @@ final class PeerListener: Sendable {
 
     private var logger: Logger { node.logger }
 
+    /// Requests one connection may have waiting for answers; more are
+    /// refused with etcd's "too many requests" rather than queued.
+    static let requestsInFlightMax = 4_096
+
     /// Serve until the task is cancelled.
     func run() async throws {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .bind(host: address.host, port: address.port) { PeerFrame.wrap($0) }
+            .bind(host: address.host, port: address.port) { PeerFrame.wrapAccepted($0) }
         try await withTaskCancellationHandler {
             try await server.executeThenClose { connections in
                 await withDiscardingTaskGroup { group in
@@ -62,6 +67,7 @@ final class PeerListener: Sendable {
                         try await outbound.write(.refused(reason, message: message))
                         return
                     }
+                    let requests = RequestCount(limit: Self.requestsInFlightMax)
                     try await withThrowingDiscardingTaskGroup { group in
                         while let frame = try await frames.next() {
                             // Checked on every frame, the dialler's pings
@@ -76,7 +82,15 @@ final class PeerListener: Sendable {
                             case .messages(let encoded):
                                 receive(encoded, from: from)
                             case .request(let id, let kind, let payload):
-                                group.addTask { try await outbound.write(await self.answer(id, kind, payload)) }
+                                guard requests.enter() else {
+                                    let refusal = EtcdError.tooManyRequests
+                                    try await outbound.write(.response(id: id, code: UInt32(refusal.code.rawValue), message: refusal.description, payload: []))
+                                    continue
+                                }
+                                group.addTask {
+                                    defer { requests.leave() }
+                                    try await outbound.write(await self.answer(id, kind, payload))
+                                }
                             case .snapshotStart(let announce, let size, let checksum):
                                 let answer = await receiveSnapshot(announce, size: size, checksum: checksum, from: from, frames: &frames)
                                 try await outbound.write(answer)
@@ -160,6 +174,11 @@ final class PeerListener: Sendable {
                 response.member = try await node.changeMembership(try Ballotpb_MembershipForward(serializedBytes: payload))
                 answer = try response.serializedBytes()
             }
+            // An answer no frame can carry (a huge transaction's reads, say)
+            // is refused here, not sent to fail in the encoder.
+            guard answer.count <= PeerFrame.bytesMax - Self.responseOverheadBytes else {
+                throw EtcdError.invalid("ballot: the answer of \(answer.count) bytes is larger than a member may pass on; send the request to the leader, or read less at once")
+            }
             return .response(id: id, code: 0, message: "", payload: answer)
         } catch let error as EtcdError {
             return .response(id: id, code: UInt32(error.code.rawValue), message: error.description, payload: [])
@@ -168,6 +187,9 @@ final class PeerListener: Sendable {
             return .response(id: id, code: UInt32(error.code.rawValue), message: error.description, payload: [])
         }
     }
+
+    /// Room a response frame needs besides its answer.
+    static let responseOverheadBytes = 1 << 10
 
     /// A snapshot from the leader, written in full and verified against its
     /// announced size and checksum before the core hears of it, so the core
@@ -212,4 +234,24 @@ final class PeerListener: Sendable {
             return .response(id: 0, code: UInt32(refusal.code.rawValue), message: refusal.description, payload: [])
         }
     }
+}
+
+/// Requests under way on one connection, up to a limit.
+final class RequestCount: Sendable {
+    private let count = Atomic<Int>(0)
+    let limit: Int
+
+    init(limit: Int) {
+        precondition(limit > 0)
+        self.limit = limit
+    }
+
+    /// Count one more, unless the limit is reached.
+    func enter() -> Bool {
+        if count.add(1, ordering: .relaxed).newValue <= limit { return true }
+        count.subtract(1, ordering: .relaxed)
+        return false
+    }
+
+    func leave() { count.subtract(1, ordering: .relaxed) }
 }

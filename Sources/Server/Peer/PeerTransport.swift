@@ -90,7 +90,7 @@ final class PeerTransport: @unchecked Sendable {
         try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(connectTimeoutSeconds))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: address.host, port: address.port) { PeerFrame.wrap($0) }
+            .connect(host: address.host, port: address.port) { PeerFrame.wrapDialled($0) }
     }
 
     /// Queue messages; never blocks the node loop.
