@@ -84,9 +84,7 @@ public final class BallotServer: Sendable {
             ])
         }
         let metrics = self.metrics
-        let transport = PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses, logger: logger) {
-            metrics.peerRoundTrip.record($0)
-        }
+        let transport = PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses, logger: logger, traffic: metrics.peerTraffic)
         self.node = Node(id: id, clusterID: clusterID, core: core, wal: wal, store: store, snapshots: snapshots, transport: transport,
                          leases: try store.leases(), members: members, metrics: metrics, config: config, logger: logger)
     }
@@ -109,7 +107,7 @@ public final class BallotServer: Sendable {
                 LeaseService(node: node),
             ],
             interceptors: [MetricsInterceptor(metrics: metrics)])
-        let peerListener = PeerListener(node: node, members: members, address: config.listenPeer)
+        let peerListener = PeerListener(node: node, members: members, address: config.listenPeer, traffic: metrics.peerTraffic)
         node.start()
         logger.info("serving", metadata: [
             "name": "\(config.name)", "member": "\(String(node.id.rawValue, radix: 16))",

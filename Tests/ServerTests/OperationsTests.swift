@@ -35,6 +35,15 @@ import Testing
                 rtt = Self.sample(try cluster.http(i, "/metrics").stdout, "etcd_network_peer_round_trip_time_seconds_count ") ?? 0
             }
             #expect(rtt > 0, "member \(i) measured no peer round trip")
+            // Message bytes by peer: the leader talks to both others, a
+            // follower only to the leader.
+            let traffic = try cluster.http(i, "/metrics").stdout
+            let peers = Self.sample(traffic, "etcd_server_is_leader ") == 1 ? 2 : 1
+            for name in ["etcd_network_peer_sent_bytes_total{To=", "etcd_network_peer_received_bytes_total{From="] {
+                let samples = traffic.split(separator: "\n").filter { $0.hasPrefix(name) }
+                #expect(samples.count == peers, "member \(i): \(samples)")
+                #expect(samples.allSatisfy { (Double($0.split(separator: " ").last ?? "") ?? 0) > 0 }, "member \(i): \(samples)")
+            }
         }
         #expect(leaders == 1)
         // gRPC counters: etcdctl spreads its calls over the endpoints, so sum them.

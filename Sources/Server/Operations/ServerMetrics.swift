@@ -58,6 +58,21 @@ final class ServerMetrics: Sendable {
         ]).increment()
     }
 
+    /// The peer transport's reports: round trips, and bytes by peer with
+    /// etcd's labels (`To`, `From`: the member ID in hex).
+    var peerTraffic: PeerTraffic {
+        PeerTraffic(
+            roundTrip: { [peerRoundTrip] in peerRoundTrip.record($0) },
+            sent: { [registry] peer, bytes in
+                registry.makeCounter(descriptor: Self.named("etcd_network_peer_sent_bytes_total", "The total number of bytes sent to peers."),
+                                     labels: [("To", String(peer.rawValue, radix: 16))]).increment(by: Int64(bytes))
+            },
+            received: { [registry] peer, bytes in
+                registry.makeCounter(descriptor: Self.named("etcd_network_peer_received_bytes_total", "The total number of bytes received from peers."),
+                                     labels: [("From", String(peer.rawValue, radix: 16))]).increment(by: Int64(bytes))
+            })
+    }
+
     func started(service: String, method: String, type: String) {
         registry.makeCounter(descriptor: Self.named("grpc_server_started_total", "Total number of RPCs started on the server."), labels: [
             ("grpc_type", type), ("grpc_service", service), ("grpc_method", method),

@@ -35,7 +35,7 @@ final class PeerLink: @unchecked Sendable {
     }
 
     /// Dial, serve the connection until it breaks, dial again; until stopped.
-    func run(hello: PeerFrame, logger: Logger, roundTrip: @escaping @Sendable (Duration) -> Void,
+    func run(hello: PeerFrame, logger: Logger, traffic: PeerTraffic,
              onRemoved: @escaping @Sendable () -> Void) async {
         var backoff = PeerTransport.backoffInitialSeconds
         var lastRefusal = ""
@@ -46,7 +46,7 @@ final class PeerLink: @unchecked Sendable {
             let delivered = WakeFlag()
             do {
                 let connection = try await PeerTransport.dial(address)
-                try await serve(connection, hello: hello, delivered: delivered, roundTrip: roundTrip)
+                try await serve(connection, hello: hello, delivered: delivered, traffic: traffic)
             } catch let refusal as PeerRefused {
                 if refusal.reason == .removed { onRemoved() }
                 if refusal.message != lastRefusal {
@@ -66,7 +66,7 @@ final class PeerLink: @unchecked Sendable {
     }
 
     private func serve(_ connection: PeerFrame.Connection, hello: PeerFrame, delivered: WakeFlag,
-                       roundTrip: @escaping @Sendable (Duration) -> Void) async throws {
+                       traffic: PeerTraffic) async throws {
         try await connection.executeThenClose { inbound, outbound in
             try await outbound.write(hello)
             connected(connection.channel)
@@ -95,6 +95,7 @@ final class PeerLink: @unchecked Sendable {
                         try Task.checkCancellation()
                         for batch in Self.batches(items) {
                             try await outbound.write(.messages(batch))
+                            traffic.sent(self.id, PeerTraffic.frameBytes(batch))
                             _ = delivered.raise()
                         }
                     }
@@ -106,7 +107,7 @@ final class PeerLink: @unchecked Sendable {
                         try await Task.sleep(for: .seconds(PeerTransport.keepAliveSeconds))
                         let started = ContinuousClock.now
                         _ = try await self.ask(.ping, [], timeout: PeerTransport.keepAliveSeconds * 5)
-                        roundTrip(ContinuousClock.now - started)
+                        traffic.roundTrip(ContinuousClock.now - started)
                     }
                 }
                 // The first to end (the peer closed, a write failed, a ping

@@ -14,11 +14,19 @@ final class PeerListener: Sendable {
     let node: Node
     let members: MemberDirectory
     let address: HostPort
+    /// Bytes received, by the member they came from.
+    let traffic: PeerTraffic
+    /// Snapshots being received at once, from whichever members.
+    let snapshotReceives = InFlightLimit(limit: snapshotReceivesMax)
+    /// Only a leader sends snapshots, one per member at a time; two allow a
+    /// new leader's transfer to start while a deposed one's winds down.
+    static let snapshotReceivesMax = 2
 
-    init(node: Node, members: MemberDirectory, address: HostPort) {
+    init(node: Node, members: MemberDirectory, address: HostPort, traffic: PeerTraffic = PeerTraffic()) {
         self.node = node
         self.members = members
         self.address = address
+        self.traffic = traffic
     }
 
     private var logger: Logger { node.logger }
@@ -67,7 +75,7 @@ final class PeerListener: Sendable {
                         try await outbound.write(.refused(reason, message: message))
                         return
                     }
-                    let requests = RequestCount(limit: Self.requestsInFlightMax)
+                    let requests = InFlightLimit(limit: Self.requestsInFlightMax)
                     try await withThrowingDiscardingTaskGroup { group in
                         while let frame = try await frames.next() {
                             // Checked on every frame, the dialler's pings
@@ -80,6 +88,7 @@ final class PeerListener: Sendable {
                             }
                             switch frame {
                             case .messages(let encoded):
+                                traffic.received(from, PeerTraffic.frameBytes(encoded))
                                 receive(encoded, from: from)
                             case .request(let id, let kind, let payload):
                                 guard requests.enter() else {
@@ -92,6 +101,12 @@ final class PeerListener: Sendable {
                                     try await outbound.write(await self.answer(id, kind, payload))
                                 }
                             case .snapshotStart(let announce, let size, let checksum):
+                                guard snapshotReceives.enter() else {
+                                    let busy = EtcdError.tooManyRequests
+                                    try await outbound.write(.response(id: 0, code: UInt32(busy.code.rawValue), message: busy.description, payload: []))
+                                    return
+                                }
+                                defer { snapshotReceives.leave() }
                                 let answer = await receiveSnapshot(announce, size: size, checksum: checksum, from: from, frames: &frames)
                                 try await outbound.write(answer)
                                 return
@@ -236,8 +251,8 @@ final class PeerListener: Sendable {
     }
 }
 
-/// Requests under way on one connection, up to a limit.
-final class RequestCount: Sendable {
+/// Things under way (requests on a connection, snapshots arriving), up to a limit.
+final class InFlightLimit: Sendable {
     private let count = Atomic<Int>(0)
     let limit: Int
 

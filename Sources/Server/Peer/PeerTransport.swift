@@ -36,13 +36,11 @@ final class PeerTransport: @unchecked Sendable {
     /// A dial that has not connected by then has failed.
     static let connectTimeoutSeconds: Int64 = 1
 
-    /// Round trips to each peer, measured by a ping every keep-alive period
-    /// (etcd's etcd_network_peer_round_trip_time_seconds).
-    let roundTrip: @Sendable (Duration) -> Void
+    /// Round trips (a ping every keep-alive period) and bytes sent.
+    let traffic: PeerTraffic
 
-    init(selfID: NodeID, clusterID: UInt64, peers: [NodeID: HostPort], logger: Logger,
-         roundTrip: @escaping @Sendable (Duration) -> Void = { _ in }) {
-        self.roundTrip = roundTrip
+    init(selfID: NodeID, clusterID: UInt64, peers: [NodeID: HostPort], logger: Logger, traffic: PeerTraffic = PeerTraffic()) {
+        self.traffic = traffic
         self.selfID = selfID
         self.clusterID = clusterID
         self.logger = logger
@@ -77,7 +75,7 @@ final class PeerTransport: @unchecked Sendable {
         await withDiscardingTaskGroup { group in
             for await link in added {
                 group.addTask {
-                    await link.run(hello: self.hello, logger: self.logger, roundTrip: self.roundTrip) {
+                    await link.run(hello: self.hello, logger: self.logger, traffic: self.traffic) {
                         _ = self.removed.raise()
                     }
                 }
