@@ -9,7 +9,10 @@ import Testing
         let cluster = try TestCluster(extraArguments: ["--snapshot-count", "50"])
         defer { cluster.cleanUp() }
         cluster.kill(2)
-        let (acks, finished) = try LoadRun(seconds: 4, clients: 4, endpoints: [0, 1].map(cluster.endpoint)).finish()
+        // Long enough for several compactions even on a busy CI machine and
+        // after an election (the killed member may have led): a run in CI
+        // acknowledged 195 writes in 4 s.
+        let (acks, finished) = try LoadRun(seconds: 8, clients: 4, endpoints: [0, 1].map(cluster.endpoint)).finish()
         let acked = Dictionary(uniqueKeysWithValues: acks.map { ($0.key, $0.value) })
         #expect(finished, "load generator did not finish")
         try #require(acked.count > 200, "only \(acked.count) writes acknowledged\n\(cluster.logs())")

@@ -92,8 +92,7 @@ final class PeerListener: Sendable {
                                 receive(encoded, from: from)
                             case .request(let id, let kind, let payload):
                                 guard requests.enter() else {
-                                    let refusal = EtcdError.tooManyRequests
-                                    try await outbound.write(.response(id: id, code: UInt32(refusal.code.rawValue), message: refusal.description, payload: []))
+                                    try await outbound.write(.failure(id, .tooManyRequests))
                                     continue
                                 }
                                 group.addTask {
@@ -102,8 +101,7 @@ final class PeerListener: Sendable {
                                 }
                             case .snapshotStart(let announce, let size, let checksum):
                                 guard snapshotReceives.enter() else {
-                                    let busy = EtcdError.tooManyRequests
-                                    try await outbound.write(.response(id: 0, code: UInt32(busy.code.rawValue), message: busy.description, payload: []))
+                                    try await outbound.write(.failure(0, .tooManyRequests))
                                     return
                                 }
                                 defer { snapshotReceives.leave() }
@@ -196,10 +194,9 @@ final class PeerListener: Sendable {
             }
             return .response(id: id, code: 0, message: "", payload: answer)
         } catch let error as EtcdError {
-            return .response(id: id, code: UInt32(error.code.rawValue), message: error.description, payload: [])
+            return .failure(id, error)
         } catch {
-            let error = EtcdError.invalid("ballot: a peer request this member cannot read: \(error)")
-            return .response(id: id, code: UInt32(error.code.rawValue), message: error.description, payload: [])
+            return .failure(id, .invalid("ballot: a peer request this member cannot read: \(error)"))
         }
     }
 
@@ -245,9 +242,16 @@ final class PeerListener: Sendable {
         } catch {
             receiver?.abandon()
             logger.warning("refused a snapshot", metadata: ["from": "\(from)", "error": "\(error)"])
-            let refusal = error as? EtcdError ?? .internal("\(error)")
-            return .response(id: 0, code: UInt32(refusal.code.rawValue), message: refusal.description, payload: [])
+            return .failure(0, error as? EtcdError ?? .internal("\(error)"))
         }
+    }
+}
+
+extension PeerFrame {
+    /// The answer to request `id` (0: a snapshot transfer) that failed with
+    /// `error`: etcd's code and message, which the asking member rethrows.
+    static func failure(_ id: UInt64, _ error: EtcdError) -> PeerFrame {
+        .response(id: id, code: UInt32(error.code.rawValue), message: error.description, payload: [])
     }
 }
 
