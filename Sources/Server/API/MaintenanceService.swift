@@ -115,7 +115,7 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
         defer { try? file.close() }
         var hash = SHA256()
         var sent = 0
-        var nextReport = 0
+        var tenths = ProgressTenths(total: info.size)
         node.logger.info("sending a snapshot to a client", metadata: ["bytes": "\(info.size)"])
         while sent < info.size {
             let chunk = file.readData(ofLength: Self.snapshotChunkBytes)
@@ -127,9 +127,8 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
             message.remainingBytes = UInt64(info.size - sent)
             message.blob = chunk
             try await response.write(message)
-            if sent * 10 / max(1, info.size) >= nextReport {
+            if tenths.advance(to: sent) != nil {
                 node.logger.debug("snapshot progress", metadata: ["sent": "\(sent)", "total": "\(info.size)"])
-                nextReport = sent * 10 / max(1, info.size) + 1
             }
         }
         var last = Etcdserverpb_SnapshotResponse()

@@ -63,13 +63,17 @@ final class ServerMetrics: Sendable {
     var peerTraffic: PeerTraffic {
         PeerTraffic(
             roundTrip: { [peerRoundTrip] in peerRoundTrip.record($0) },
-            sent: { [registry] peer, bytes in
-                registry.makeCounter(descriptor: Self.named("etcd_network_peer_sent_bytes_total", "The total number of bytes sent to peers."),
-                                     labels: [("To", String(peer.rawValue, radix: 16))]).increment(by: Int64(bytes))
+            sentTo: { [registry] peer in
+                let counter = registry.makeCounter(
+                    descriptor: Self.named("etcd_network_peer_sent_bytes_total", "The total number of bytes sent to peers."),
+                    labels: [("To", String(peer.rawValue, radix: 16))])
+                return { counter.increment(by: Int64($0)) }
             },
-            received: { [registry] peer, bytes in
-                registry.makeCounter(descriptor: Self.named("etcd_network_peer_received_bytes_total", "The total number of bytes received from peers."),
-                                     labels: [("From", String(peer.rawValue, radix: 16))]).increment(by: Int64(bytes))
+            receivedFrom: { [registry] peer in
+                let counter = registry.makeCounter(
+                    descriptor: Self.named("etcd_network_peer_received_bytes_total", "The total number of bytes received from peers."),
+                    labels: [("From", String(peer.rawValue, radix: 16))])
+                return { counter.increment(by: Int64($0)) }
             })
     }
 

@@ -81,11 +81,12 @@ final class PeerLink: @unchecked Sendable {
                         case .refused(let reason, let message):
                             throw PeerRefused(reason: reason, message: message)
                         default:
-                            throw PeerProtocolError.unexpected(String("\(frame)".prefix(80)))
+                            throw PeerProtocolError.unexpected(frame)
                         }
                     }
                 }
                 group.addTask {
+                    let sent = traffic.sentTo(self.id)
                     while !self.stopped.isRaised {
                         let items = await withTaskCancellationHandler {
                             await self.queue.drain()
@@ -95,7 +96,7 @@ final class PeerLink: @unchecked Sendable {
                         try Task.checkCancellation()
                         for batch in Self.batches(items) {
                             try await outbound.write(.messages(batch))
-                            traffic.sent(self.id, PeerTraffic.frameBytes(batch))
+                            sent(PeerTraffic.frameBytes(batch))
                             _ = delivered.raise()
                         }
                     }
@@ -197,11 +198,11 @@ final class PeerLink: @unchecked Sendable {
     /// The connection ended: what went out on it will not be answered.
     private func disconnected() {
         let failed = lock.withLock {
+            // Requests wait in `unsent` only while no connection is up.
+            assert(unsent.isEmpty, "requests held back while connected")
             channel = nil
-            let pendingIDs = Set(unsent.map(\.id))
-            let failed = inFlight.filter { !pendingIDs.contains($0.key) }
-            for id in failed.keys { inFlight.removeValue(forKey: id) }
-            return failed
+            defer { inFlight = [:] }
+            return inFlight
         }
         for request in failed.values {
             request.timer.cancel()
@@ -220,13 +221,13 @@ struct PeerRefused: Error, CustomStringConvertible {
 enum PeerProtocolError: Error, CustomStringConvertible {
     case timedOut
     case connectionClosed
-    case unexpected(String)
+    case unexpected(PeerFrame)
 
     var description: String {
         switch self {
         case .timedOut: "the peer did not answer in time"
         case .connectionClosed: "the peer connection closed before an answer"
-        case .unexpected(let frame): "unexpected peer frame \(frame)"
+        case .unexpected(let frame): "unexpected peer frame \(String("\(frame)".prefix(80)))"
         }
     }
 }

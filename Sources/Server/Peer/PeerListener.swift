@@ -76,6 +76,7 @@ final class PeerListener: Sendable {
                         return
                     }
                     let requests = InFlightLimit(limit: Self.requestsInFlightMax)
+                    let received = traffic.receivedFrom(from)
                     try await withThrowingDiscardingTaskGroup { group in
                         while let frame = try await frames.next() {
                             // Checked on every frame, the dialler's pings
@@ -88,7 +89,7 @@ final class PeerListener: Sendable {
                             }
                             switch frame {
                             case .messages(let encoded):
-                                traffic.received(from, PeerTraffic.frameBytes(encoded))
+                                received(PeerTraffic.frameBytes(encoded))
                                 receive(encoded, from: from)
                             case .request(let id, let kind, let payload):
                                 guard requests.enter() else {
@@ -109,7 +110,7 @@ final class PeerListener: Sendable {
                                 try await outbound.write(answer)
                                 return
                             case .hello, .refused, .response, .snapshotData:
-                                throw PeerProtocolError.unexpected(String("\(frame)".prefix(80)))
+                                throw PeerProtocolError.unexpected(frame)
                             }
                         }
                     }
@@ -220,17 +221,15 @@ final class PeerListener: Sendable {
             }
             receiver = try node.snapshots.receiver(for: metadata, size: Int(clamping: size), checksum: checksum)
             logger.info("receiving a snapshot", metadata: ["from": "\(from)", "index": "\(metadata.index)", "bytes": "\(size)"])
-            var nextReport = 0
+            var tenths = ProgressTenths(total: receiver!.size)
             while receiver!.written < receiver!.size {
                 guard let frame = try await frames.next() else { throw PeerProtocolError.connectionClosed }
-                guard case .snapshotData(let bytes) = frame else { throw PeerProtocolError.unexpected(String("\(frame)".prefix(80))) }
+                guard case .snapshotData(let bytes) = frame else { throw PeerProtocolError.unexpected(frame) }
                 try receiver!.append(bytes)
-                let percent = receiver!.written * 100 / max(1, receiver!.size)
-                if percent >= nextReport {
+                if let percent = tenths.advance(to: receiver!.written) {
                     logger.info("snapshot receive progress", metadata: [
                         "received": "\(receiver!.written)", "total": "\(receiver!.size)", "percent": "\(percent)",
                     ])
-                    nextReport = percent / 10 * 10 + 10
                 }
             }
             let finished = receiver!

@@ -5,10 +5,12 @@ import Consensus
 struct PeerTraffic: Sendable {
     /// A ping's round trip to a peer (etcd_network_peer_round_trip_time_seconds).
     var roundTrip: @Sendable (Duration) -> Void = { _ in }
-    /// Bytes of consensus messages written to a peer (etcd_network_peer_sent_bytes_total).
-    var sent: @Sendable (_ to: NodeID, _ bytes: Int) -> Void = { _, _ in }
-    /// Bytes of consensus messages read from a peer (etcd_network_peer_received_bytes_total).
-    var received: @Sendable (_ from: NodeID, _ bytes: Int) -> Void = { _, _ in }
+    /// Where to count bytes of consensus messages written to a peer
+    /// (etcd_network_peer_sent_bytes_total): asked once per peer, so that
+    /// sending a frame costs no lookup.
+    var sentTo: @Sendable (NodeID) -> @Sendable (_ bytes: Int) -> Void = { _ in { _ in } }
+    /// The same for bytes read from a peer (etcd_network_peer_received_bytes_total).
+    var receivedFrom: @Sendable (NodeID) -> @Sendable (_ bytes: Int) -> Void = { _ in { _ in } }
 
     /// Bytes a batch of messages takes in its frame.
     static func frameBytes(_ messages: [[UInt8]]) -> Int {

@@ -124,16 +124,13 @@ final class PeerTransport: @unchecked Sendable {
             guard let file = FileHandle(forReadingAtPath: info.dataPath) else { throw EtcdError.internal("cannot open \(info.dataPath)") }
             defer { try? file.close() }
             var sent = 0
-            var nextReport = 10
+            var tenths = ProgressTenths(total: info.size)
             while sent < info.size {
                 let data = try file.read(upToCount: Self.snapshotChunkBytes) ?? Data()
                 if data.isEmpty { throw EtcdError.internal("\(info.dataPath) ended at \(sent) of \(info.size) bytes") }
                 try await outbound.write(.snapshotData([UInt8](data)))
                 sent += data.count
-                if sent * 100 / info.size >= nextReport || sent == info.size {
-                    progress(sent, info.size)
-                    nextReport = sent * 100 / info.size / 10 * 10 + 10
-                }
+                if tenths.advance(to: sent) != nil { progress(sent, info.size) }
             }
             for try await frame in inbound {
                 switch frame {
@@ -143,7 +140,7 @@ final class PeerTransport: @unchecked Sendable {
                 case .refused(let reason, let message):
                     throw PeerRefused(reason: reason, message: message)
                 default:
-                    throw PeerProtocolError.unexpected(String("\(frame)".prefix(80)))
+                    throw PeerProtocolError.unexpected(frame)
                 }
             }
             throw PeerProtocolError.connectionClosed
