@@ -36,7 +36,8 @@ let package = Package(
         // LMDB from Debian's liblmdb-dev, linked as a system library (no vendored copy).
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
         // Durable storage: the MVCC key-value store on LMDB (WAL and snapshots to come).
-        .target(name: "Storage", dependencies: ["Consensus", "CLMDB"]),
+        // SHA-256 names keys too long for an LMDB key (KeyEncoding).
+        .target(name: "Storage", dependencies: ["Consensus", "CLMDB", .product(name: "Crypto", package: "swift-crypto")]),
         // Deterministic cluster simulator and checkers; drives the real cores.
         .target(name: "Simulation", dependencies: ["Consensus", "Raft"]),
         // etcd's v3 API (etcdserverpb, mvccpb, authpb) and Ballot's peer protocol:

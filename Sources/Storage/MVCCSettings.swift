@@ -5,8 +5,9 @@ public struct MVCCSettings: Sendable, Equatable {
     /// The LMDB map: the most the database file may grow to.
     public var mapSizeBytes = mapSizeBytesDefault
 
-    public static let keyBytesMaxDefault = 32 << 10
-    /// The largest key; longer ones are refused.
+    public static let keyBytesMaxDefault = 3 << 19
+    /// The largest key; longer ones are refused. etcd bounds keys only by
+    /// the request limit, and so does the server (--max-request-bytes).
     public var keyBytesMax = keyBytesMaxDefault
 
     public static let valueBytesMaxDefault = 3 << 19

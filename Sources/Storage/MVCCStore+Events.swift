@@ -29,15 +29,16 @@ extension MVCCStore {
         return try environment.read { txn throws(StorageError) in
             var events: [WatchEvent] = []
             try txn.scan(revisionsDB, from: KeyEncoding.revisionKey(main: max(from, 1), sub: 0)) { _, composite throws(StorageError) in
-                guard let (key, main, _) = KeyEncoding.split(composite) else {
+                guard let version = KeyEncoding.parse(composite) else {
                     throw .corrupt(path: path, detail: "undecodable revision index entry")
                 }
-                guard range.contains(key) else { return true }
-                guard let bytes = try txn.get(keysDB, composite), let record = KeyEncoding.decodeRecord(bytes, key: composite) else {
-                    throw .corrupt(path: path, detail: "revision index names a missing version of \(key)")
+                // A short slot names its key: skip keys out of range unread.
+                if case .short(let key) = version.kind, !range.contains(key) { return true }
+                guard let bytes = try txn.get(keysDB, composite), let record = KeyEncoding.decode(composite: composite, record: bytes) else {
+                    throw .corrupt(path: path, detail: "revision index names a missing version at revision \(version.main)")
                 }
-                let kv = KeyValue(key: key, value: record.value, createRevision: record.createRevision, modRevision: main,
-                                  version: record.version, lease: record.lease)
+                guard range.contains(record.key) else { return true }
+                let kv = record.keyValue
                 events.append(WatchEvent(kind: record.tombstone ? .delete : .put, kv: kv))
                 return events.count < limit
             }
@@ -57,10 +58,10 @@ extension MVCCStore {
         let hash = try environment.read { txn throws(StorageError) -> UInt32 in
             var crc: UInt32 = 0
             try txn.scan(keysDB, from: []) { composite, record throws(StorageError) in
-                guard let (_, main, _) = KeyEncoding.split(composite) else {
+                guard let version = KeyEncoding.parse(composite) else {
                     throw .corrupt(path: path, detail: "undecodable version key")
                 }
-                if main <= at {
+                if version.main <= at {
                     crc = CRC32C.checksum(composite, seed: crc)
                     crc = CRC32C.checksum(record, seed: crc)
                 }

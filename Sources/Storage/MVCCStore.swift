@@ -150,7 +150,7 @@ public final class MVCCStore: @unchecked Sendable {
         }
         try write(txn, key, main: main, sub: sub) { composite in
             KeyEncoding.record(
-                key: composite, tombstone: false, createRevision: alive?.kv.createRevision ?? main,
+                key: key, composite: composite, tombstone: false, createRevision: alive?.kv.createRevision ?? main,
                 version: (alive?.kv.version ?? 0) + 1, lease: lease, value: value)
         }
         sub += 1
@@ -162,7 +162,7 @@ public final class MVCCStore: @unchecked Sendable {
         let live = try liveKeys(txn, RangeRequest(key: key, rangeEnd: rangeEnd), atOrBefore: main, environment.path)
         for kv in live {
             try write(txn, kv.key, main: main, sub: sub) { composite in
-                KeyEncoding.record(key: composite, tombstone: true, createRevision: 0, version: 0, lease: 0, value: [])
+                KeyEncoding.record(key: kv.key, composite: composite, tombstone: true, createRevision: 0, version: 0, lease: 0, value: [])
             }
             sub += 1
         }
@@ -211,7 +211,7 @@ public final class MVCCStore: @unchecked Sendable {
         try environment.read { txn throws(StorageError) in
             var versions = 0
             try txn.scan(keysDB, from: []) { composite, bytes throws(StorageError) in
-                guard KeyEncoding.split(composite) != nil, KeyEncoding.decodeRecord(bytes, key: composite) != nil else {
+                guard KeyEncoding.decode(composite: composite, record: bytes) != nil else {
                     throw .corrupt(path: file, detail: "a version record fails its checksum")
                 }
                 versions += 1
@@ -334,36 +334,70 @@ public final class MVCCStore: @unchecked Sendable {
     /// Seek to the last version of `key` not after `main`: position at the
     /// first version after it, then step back one.
     static func newest(_ cursor: LMDBCursor, _ key: [UInt8], atOrBefore main: Int64, _ path: String) throws(StorageError) -> (kv: KeyValue, tombstone: Bool)? {
-        let after = KeyEncoding.composite(key, main: main, sub: .max)
-        let hit = try cursor.seek(atLeast: after)
+        let slot = KeyEncoding.slot(key)
+        let hit = try cursor.seek(atLeast: KeyEncoding.composite(slot: slot, main: main, sub: .max))
         guard let (composite, bytes) = try cursor.previous(afterMiss: hit == nil) else { return nil }
-        guard let (found, modRevision, _) = KeyEncoding.split(composite), let record = KeyEncoding.decodeRecord(bytes, key: composite) else {
+        // No slot is a prefix of another (see KeyEncoding), so this is `key`'s.
+        guard composite.count == slot.count + KeyEncoding.revisionBytes, composite.starts(with: slot) else { return nil }
+        guard let record = KeyEncoding.decode(composite: composite, record: bytes) else {
             throw .corrupt(path: path + "/data.mdb", detail: "a version record fails its checksum")
         }
-        guard found == key else { return nil }
-        return (KeyValue(key: key, value: record.value, createRevision: record.createRevision, modRevision: modRevision,
-                         version: record.version, lease: record.lease), record.tombstone)
+        precondition(record.key == key, "slot of one key holds another")
+        return (record.keyValue, record.tombstone)
     }
 
     /// Live keys in `request`'s range as of revision `main`, in key order.
     /// Per key: one seek to its newest version at `main`, one past its
-    /// versions to the next key; never decoding the history between.
+    /// versions to the next key; never decoding the history between. A
+    /// group of long keys (see `KeyEncoding`) is read whole and sorted.
     func liveKeys(_ txn: LMDBTransaction, _ request: RangeRequest, atOrBefore main: Int64, _ path: String) throws(StorageError) -> [KeyValue] {
         try txn.withCursor(keysDB) { cursor throws(StorageError) in
+            if request.rangeEnd.isEmpty {
+                guard let (kv, tombstone) = try Self.newest(cursor, request.key, atOrBefore: main, path), !tombstone else { return [] }
+                return [kv]
+            }
             var result: [KeyValue] = []
-            var position = KeyEncoding.escape(request.key)
-            while let (composite, _) = try cursor.seek(atLeast: position) {
-                guard let (key, _, _) = KeyEncoding.split(composite) else {
+            var position = KeyEncoding.rangeStart(request.key)
+            walk: while let (composite, bytes) = try cursor.seek(atLeast: position) {
+                guard let version = KeyEncoding.parse(composite) else {
                     throw .corrupt(path: path + "/data.mdb", detail: "undecodable version key")
                 }
-                if request.isPastEnd(key) { break }
-                if request.contains(key), let (kv, tombstone) = try Self.newest(cursor, key, atOrBefore: main, path), !tombstone {
-                    result.append(kv)
+                let keys: [[UInt8]]
+                switch version.kind {
+                case .short(let key):
+                    keys = [key]
+                    position = KeyEncoding.composite(slot: version.slot, main: .max, sub: .max)
+                case .long(let groupBytes):
+                    let group = version.slot.prefix(groupBytes)
+                    keys = try Self.groupKeys(cursor, group, firstRecord: bytes, of: composite, path)
+                    position = KeyEncoding.pastGroup(group)
                 }
-                position = KeyEncoding.composite(key, main: .max, sub: .max)
+                for key in keys {
+                    if request.isPastEnd(key) { break walk }
+                    if request.contains(key), let (kv, tombstone) = try Self.newest(cursor, key, atOrBefore: main, path), !tombstone {
+                        result.append(kv)
+                    }
+                }
             }
             return result
         }
+    }
+
+    /// Every key of a group of long keys, in key order. The cursor stands
+    /// on the group's first version (`first`, whose record is `firstRecord`).
+    static func groupKeys(_ cursor: LMDBCursor, _ group: ArraySlice<UInt8>, firstRecord: [UInt8], of first: [UInt8], _ path: String) throws(StorageError) -> [[UInt8]] {
+        var keys: [[UInt8]] = []
+        var entry: (key: [UInt8], value: [UInt8])? = (first, firstRecord)
+        while let (composite, bytes) = entry, composite.starts(with: group) {
+            guard let record = KeyEncoding.decode(composite: composite, record: bytes) else {
+                throw .corrupt(path: path + "/data.mdb", detail: "a version record fails its checksum")
+            }
+            keys.append(record.key)
+            entry = try cursor.seek(atLeast: KeyEncoding.composite(slot: record.slot, main: .max, sub: .max))
+        }
+        precondition(!keys.isEmpty, "a group with no keys")
+        keys.sort { $0.lexicographicallyPrecedes($1) }
+        return keys
     }
 
     // MARK: Compaction
@@ -400,7 +434,7 @@ public final class MVCCStore: @unchecked Sendable {
         let file = directory + "/data.mdb"
         let next = try environment.write { txn throws(StorageError) -> [UInt8]? in
             var doomed: [(composite: [UInt8], main: Int64, sub: Int64)] = []
-            var groupKey: [UInt8]?
+            var groupSlot: ArraySlice<UInt8>?
             var keys = 0
             var resume: [UInt8]?
             var keep: (composite: [UInt8], main: Int64, sub: Int64, tombstone: Bool)?
@@ -409,18 +443,19 @@ public final class MVCCStore: @unchecked Sendable {
                 keep = nil
             }
             try txn.scan(keysDB, from: start) { composite, bytes throws(StorageError) in
-                guard let (key, main, sub) = KeyEncoding.split(composite), let record = KeyEncoding.decodeRecord(bytes, key: composite) else {
+                guard let record = KeyEncoding.decode(composite: composite, record: bytes) else {
                     throw .corrupt(path: file, detail: "a version record fails its checksum")
                 }
-                if key != groupKey {
+                if record.slot != groupSlot {
                     closeGroup()
                     if keys == batchKeys {
-                        resume = KeyEncoding.escape(key)
+                        resume = Array(record.slot)
                         return false
                     }
-                    groupKey = key
+                    groupSlot = record.slot
                     keys += 1
                 }
+                let (main, sub) = (record.modRevision, record.sub)
                 guard main <= revision else { return true }
                 if let k = keep { doomed.append((k.composite, k.main, k.sub)) }
                 keep = (composite, main, sub, record.tombstone)

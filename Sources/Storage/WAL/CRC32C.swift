@@ -10,13 +10,19 @@ enum CRC32C {
     /// The checksum of `bytes`, continuing from `seed` (the previous
     /// checksum, so a chain of records verifies as a whole).
     static func checksum(_ bytes: [UInt8], seed: UInt32 = 0) -> UInt32 {
+        bytes.withUnsafeBufferPointer { checksum($0, seed: seed) }
+    }
+
+    static func checksum(_ bytes: ArraySlice<UInt8>, seed: UInt32 = 0) -> UInt32 {
+        bytes.withUnsafeBufferPointer { checksum($0, seed: seed) }
+    }
+
+    static func checksum(_ b: UnsafeBufferPointer<UInt8>, seed: UInt32) -> UInt32 {
         // Unsafe buffers: this loop runs over every byte the WAL writes or reads.
         table.withUnsafeBufferPointer { t in
-            bytes.withUnsafeBufferPointer { b in
-                var crc = ~seed
-                for byte in b { crc = t[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
-                return ~crc
-            }
+            var crc = ~seed
+            for byte in b { crc = t[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+            return ~crc
         }
     }
 }
