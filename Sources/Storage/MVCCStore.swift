@@ -27,7 +27,9 @@ public final class MVCCStore: @unchecked Sendable {
     public internal(set) var noSpaceAlarm = false
     /// Where an unfinished compaction resumes; nil when none is under way.
     public internal(set) var compactionCursor: [UInt8]?
-    public internal(set) var currentRevision: Int64 = 0
+    public internal(set) var currentRevision: Int64 = MVCCStore.firstRevision
+    /// The revision of a store nothing was written to, as in etcd.
+    public static let firstRevision: Int64 = 1
     public private(set) var compactedRevision: Int64 = 0
     public internal(set) var appliedIndex: LogIndex = .zero
 
@@ -60,7 +62,9 @@ public final class MVCCStore: @unchecked Sendable {
             compactionCursor = []
             while try compactionStep() {}
         }
-        currentRevision = current
+        // etcd's history starts at revision 1: a fresh store is there, and
+        // its first write makes revision 2.
+        currentRevision = max(current, Self.firstRevision)
         compactedRevision = compacted
         appliedIndex = LogIndex(UInt64(applied))
         guard compacted <= current else {

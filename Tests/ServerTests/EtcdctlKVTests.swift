@@ -41,12 +41,13 @@ import Testing
         #expect((header?["cluster_id"] as? NSNumber)?.uint64Value ?? 0 != 0, "\(json.stdout)")
         #expect((header?["member_id"] as? NSNumber)?.uint64Value ?? 0 != 0)
         #expect((header?["raft_term"] as? NSNumber)?.uint64Value ?? 0 >= 2)
-        // The readiness probe wrote one revision, then two puts.
-        #expect((header?["revision"] as? NSNumber)?.int64Value == 3)
+        // History starts at revision 1, as etcd's; the readiness probe
+        // wrote revision 2, then two puts.
+        #expect((header?["revision"] as? NSNumber)?.int64Value == 4)
         let kv = (object?["kvs"] as? [[String: Any]])?.first
         #expect((kv?["version"] as? NSNumber)?.intValue == 2)
-        #expect((kv?["create_revision"] as? NSNumber)?.intValue == 2)
-        #expect((kv?["mod_revision"] as? NSNumber)?.intValue == 3)
+        #expect((kv?["create_revision"] as? NSNumber)?.intValue == 3)
+        #expect((kv?["mod_revision"] as? NSNumber)?.intValue == 4)
     }
 
     @Test func interactiveTxnTakesTheRightBranch() throws {
@@ -67,12 +68,13 @@ import Testing
         let cluster = try TestCluster()
         defer { cluster.cleanUp() }
         for value in ["a", "b", "c"] { try cluster.etcdctl("put", "key", value) }
-        #expect(try cluster.etcdctl("get", "key", "--rev=2").stdout == "key\na\n")
-        #expect(try cluster.etcdctl("compact", "3", "--physical").stdout == "compacted revision 3\n")
-        let old = try cluster.etcdctl("get", "key", "--rev=2")
+        // The probe wrote revision 2; a, b, c are revisions 3, 4, 5.
+        #expect(try cluster.etcdctl("get", "key", "--rev=3").stdout == "key\na\n")
+        #expect(try cluster.etcdctl("compact", "4", "--physical").stdout == "compacted revision 4\n")
+        let old = try cluster.etcdctl("get", "key", "--rev=3")
         #expect(old.status != 0)
         #expect(old.stderr.contains("etcdserver: mvcc: required revision has been compacted"))
-        #expect(try cluster.etcdctl("get", "key", "--rev=3").stdout == "key\nb\n")
+        #expect(try cluster.etcdctl("get", "key", "--rev=4").stdout == "key\nb\n")
         #expect(try cluster.etcdctl("get", "key").stdout == "key\nc\n")
         // The server keeps serving after refusing.
         #expect(try cluster.etcdctl("put", "key", "d").stdout == "OK\n")

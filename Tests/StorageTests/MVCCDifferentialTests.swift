@@ -208,9 +208,9 @@ import Testing
         }
         let reopened = try MVCCStore(directory: directory.path)
         #expect(reopened.appliedIndex == 42)
-        #expect(reopened.currentRevision == 2)
+        #expect(reopened.currentRevision == 3, "history starts at revision 1, as etcd's")
         let kv = try reopened.range(RangeRequest(key: [1])).kvs
-        #expect(kv == [KeyValue(key: [1], value: [3], createRevision: 1, modRevision: 2, version: 2, lease: 0)])
+        #expect(kv == [KeyValue(key: [1], value: [3], createRevision: 2, modRevision: 3, version: 2, lease: 0)])
     }
 
     @Test func errorsUseEtcdMessages() throws {
@@ -218,8 +218,8 @@ import Testing
         let store = try MVCCStore(directory: directory.path)
         try store.apply([.put(key: [1], value: [1], lease: 0)])
         try store.apply([.put(key: [1], value: [2], lease: 0)])
-        try store.compact(to: 2)
-        #expect(throws: StorageError.compacted(requested: 1, compacted: 2)) { try store.range(RangeRequest(key: [1], revision: 1)) }
+        try store.compact(to: 3)
+        #expect(throws: StorageError.compacted(requested: 2, compacted: 3)) { try store.range(RangeRequest(key: [1], revision: 2)) }
         #expect(StorageError.compacted(requested: 1, compacted: 2).description == "mvcc: required revision has been compacted")
         #expect(StorageError.futureRevision(requested: 9, current: 2).description == "mvcc: required revision is a future revision")
         #expect(throws: StorageError.emptyKey) { try store.apply([.put(key: [], value: [1], lease: 0)]) }
@@ -230,7 +230,7 @@ import Testing
         #expect(StorageError.requestTooLarge(bytes: 0, limit: 0).description == "etcdserver: request is too large")
         let many = TxnRequest(success: (0..<129).map { .put(key: [UInt8(truncatingIfNeeded: $0), 1], value: [1], lease: 0) })
         #expect(throws: StorageError.tooManyOperations(limit: 128)) { try store.txn(many) }
-        #expect(store.currentRevision == 2, "a refused write changes nothing")
+        #expect(store.currentRevision == 3, "a refused write changes nothing")
     }
 }
 

@@ -11,7 +11,7 @@ struct ReferenceMVCC {
     }
 
     var history: [[UInt8]: [Version]] = [:]
-    var current: Int64 = 0
+    var current: Int64 = MVCCStore.firstRevision
     var compacted: Int64 = 0
 
     func latest(_ key: [UInt8], at revision: Int64) -> KeyValue? {
