@@ -86,7 +86,8 @@ final class PeerLink: @unchecked Sendable {
                     }
                 }
                 group.addTask {
-                    let sent = traffic.sentTo(self.id)
+                    // Resolved at the first bytes: etcd shows a peer's counter only once it moved.
+                    var sent: (@Sendable (Int) -> Void)?
                     while !self.stopped.isRaised {
                         let items = await withTaskCancellationHandler {
                             await self.queue.drain()
@@ -96,7 +97,8 @@ final class PeerLink: @unchecked Sendable {
                         try Task.checkCancellation()
                         for batch in Self.batches(items) {
                             try await outbound.write(.messages(batch))
-                            sent(PeerTraffic.frameBytes(batch))
+                            if sent == nil { sent = traffic.sentTo(self.id) }
+                            sent!(PeerTraffic.frameBytes(batch))
                             _ = delivered.raise()
                         }
                     }

@@ -76,7 +76,8 @@ final class PeerListener: Sendable {
                         return
                     }
                     let requests = InFlightLimit(limit: Self.requestsInFlightMax)
-                    let received = traffic.receivedFrom(from)
+                    // Resolved at the first bytes: etcd shows a peer's counter only once it moved.
+                    var received: (@Sendable (Int) -> Void)?
                     try await withThrowingDiscardingTaskGroup { group in
                         while let frame = try await frames.next() {
                             // Checked on every frame, the dialler's pings
@@ -89,7 +90,8 @@ final class PeerListener: Sendable {
                             }
                             switch frame {
                             case .messages(let encoded):
-                                received(PeerTraffic.frameBytes(encoded))
+                                if received == nil { received = traffic.receivedFrom(from) }
+                                received!(PeerTraffic.frameBytes(encoded))
                                 receive(encoded, from: from)
                             case .request(let id, let kind, let payload):
                                 guard requests.enter() else {
