@@ -18,14 +18,31 @@ public struct DataDirectory: Sendable, Equatable {
 
     public static let formatVersion = 1
 
-    /// Opens `root`, creating the layout and marker if it is new.
+    /// What a member must not do once its log is gone: start again and
+    /// vote or acknowledge as if it had never promised anything.
+    public static let lostLogAdvice =
+        "this member's votes and log are gone, so it cannot rejoin safely: remove it (etcdctl member remove), then add it back with an empty data directory"
+
+    /// Opens `root`, creating the layout and marker if it is new. A
+    /// directory that was used before (its marker exists) but lost `wal/`
+    /// is refused: the log holds the member's votes, and a member that
+    /// forgot them could vote twice in one term.
     public static func open(_ root: String, clusterID: UInt64) throws(StorageError) -> DataDirectory {
         let directory = DataDirectory(root: root, clusterID: clusterID)
+        var walCreated = false
         for path in [root, directory.walPath, directory.snapPath, directory.dbPath] {
-            if mkdir(path, 0o755) != 0 && errno != EEXIST { throw .io(errno: errno, operation: "mkdir", path: path) }
+            if mkdir(path, 0o755) == 0 {
+                if path == directory.walPath { walCreated = true }
+            } else if errno != EEXIST {
+                throw .io(errno: errno, operation: "mkdir", path: path)
+            }
         }
         let expected = "ballot-data \(formatVersion)\ncluster-id \(hex(clusterID))\n"
         if let existing = try? FileIO.read(directory.markerPath) {
+            if walCreated {
+                _ = rmdir(directory.walPath)
+                throw .corrupt(path: directory.walPath, detail: "missing from a data directory that was used before; " + lostLogAdvice)
+            }
             let text = String(decoding: existing, as: UTF8.self)
             if text != expected {
                 throw .wrongDataDirectory(path: directory.markerPath, found: text.split(separator: "\n").joined(separator: ", "),

@@ -81,6 +81,41 @@ import Testing
         #expect(recovery.hardState.commit == 400)
     }
 
+    /// A batch that crosses a segment boundary: the new segment must be
+    /// named after the first entry it holds, not after the batch before,
+    /// or releasing segments for a snapshot deletes entries it does not cover.
+    @Test func aBatchStraddlingARotationNamesTheNewSegmentAfterItsFirstEntry() throws {
+        let dir = try TemporaryDirectory()
+        let payload = String(repeating: "z", count: 900)
+        let settings = Self.small()
+        let perSegment = settings.segmentBytes / 900
+        var firstOfSecondOutside: UInt64 = 0
+        do {
+            let (wal, _) = try WriteAheadLog.open(directory: dir.path, settings: settings)
+            try wal.append(hardState: nil, entries: (1...10).map { Self.entry($0, payload) })
+            try wal.sync()
+            // One batch from 11 that runs past the first segment.
+            let batch = (11...UInt64(perSegment + 20)).map { Self.entry($0, payload) }
+            try wal.append(hardState: HardState(term: 1, vote: 1, commit: 12), entries: batch)
+            try wal.sync()
+            #expect(wal.segmentCount == 2)
+            let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".wal") }.sorted()
+            let firstOfSecond = UInt64(names[1].dropLast(4).split(separator: "-")[1], radix: 16)!
+            firstOfSecondOutside = firstOfSecond
+            #expect(firstOfSecond > 11, "the second segment starts part-way through the batch, not at \(firstOfSecond)")
+            // A snapshot at 12 covers only 1...12: the first segment, which
+            // holds entries past 12, must stay.
+            try wal.releaseSegments(coveredThrough: 12)
+            #expect(wal.segmentCount == 2)
+            try wal.append(snapshot: SnapshotMarker(index: LogIndex(firstOfSecond - 1), term: 1, replacesLog: false))
+            try wal.sync()
+            try wal.releaseSegments(coveredThrough: LogIndex(firstOfSecond - 1))
+            #expect(wal.segmentCount == 1)
+        }
+        let (_, recovery) = try WriteAheadLog.open(directory: dir.path, settings: settings)
+        #expect(recovery.entries.map(\.index.rawValue) == Array(firstOfSecondOutside...UInt64(perSegment + 20)))
+    }
+
     @Test func installedSnapshotSurvivesLaterRotation() throws {
         let dir = try TemporaryDirectory()
         let payload = String(repeating: "y", count: 900)

@@ -101,7 +101,7 @@ public final class GroupCommitLog: @unchecked Sendable {
         }
         if let failure { throw failure }
         if closing { throw .io(errno: EBADF, operation: "commit", path: wal.directory) }
-        try wal.append(records, hardState: made.hardState, lastEntry: made.entries.last?.index)
+        try wal.append(records, hardState: made.hardState, firstEntry: made.entries.first?.index)
         appended += 1
         waiters.append((appended, waiter()))
         if syncThreadIdle { condition.broadcast() }

@@ -90,25 +90,39 @@ public final class WriteAheadLog {
 
     /// Queue a Ready's hard state and entries; durable after `sync()`.
     public func append(hardState newState: HardState?, entries: [Entry]) throws(StorageError) {
-        try append(Self.encode(hardState: newState, entries: entries), hardState: newState, lastEntry: entries.last?.index)
+        try append(Self.encode(hardState: newState, entries: entries), hardState: newState, firstEntry: entries.first?.index)
     }
 
     /// Records for entries then a hard state, encoded once.
     static func encode(hardState: HardState?, entries: [Entry]) -> [(RecordType, [UInt8])] {
+        precondition(zip(entries, entries.dropFirst()).allSatisfy { $1.index == $0.index + 1 }, "entries of one append are contiguous")
         var records = entries.map { (RecordType.entry, ConsensusCodec.encode($0)) }
         if let hardState { records.append((.hardState, ConsensusCodec.encode(hardState))) }
         return records
     }
 
-    func append(_ records: [(RecordType, [UInt8])], hardState newState: HardState?, lastEntry: LogIndex?) throws(StorageError) {
-        for (type, payload) in records { try appendRecord(type, payload) }
-        if let lastEntry { lastIndex = lastEntry }
+    /// Append `records` (from `encode`: entries from `firstEntry` on, then
+    /// perhaps a hard state). `lastIndex` moves with each entry, so a
+    /// segment that a rotation starts part-way is named after the first
+    /// entry it holds: `releaseSegments` trusts that name.
+    func append(_ records: [(RecordType, [UInt8])], hardState newState: HardState?, firstEntry: LogIndex?) throws(StorageError) {
+        var next = firstEntry
+        for (type, payload) in records {
+            if type == .entry {
+                guard let index = next else { preconditionFailure("entry records without a first index") }
+                try appendRecord(type, payload, nextIndex: index)
+                lastIndex = index
+                next = index + 1
+            } else {
+                try appendRecord(type, payload, nextIndex: lastIndex + 1)
+            }
+        }
         if let newState { hardState = newState }
     }
 
     /// Queue a snapshot marker; durable after `sync()`.
     public func append(snapshot marker: SnapshotMarker) throws(StorageError) {
-        try appendRecord(.snapshot, Self.encode(marker))
+        try appendRecord(.snapshot, Self.encode(marker), nextIndex: marker.replacesLog ? marker.index + 1 : lastIndex + 1)
         snapshot = marker
         if marker.replacesLog || marker.index > lastIndex { lastIndex = marker.index }
     }
@@ -170,10 +184,12 @@ public final class WriteAheadLog {
         writeOffset += bytes.count
     }
 
-    private func appendRecord(_ type: RecordType, _ payload: [UInt8]) throws(StorageError) {
+    /// Frame one record; if it does not fit the segment, start the next,
+    /// named after `nextIndex`: the first entry that can follow.
+    private func appendRecord(_ type: RecordType, _ payload: [UInt8], nextIndex: LogIndex) throws(StorageError) {
         precondition(payload.count <= WALSettings.recordBytesMax, "record of \(payload.count) bytes")
         if writeOffset + pending.count + Self.headerBytes + payload.count > settings.segmentBytes {
-            try rotate()
+            try rotate(firstIndex: nextIndex)
         }
         frame(type, payload)
     }
@@ -204,11 +220,11 @@ public final class WriteAheadLog {
     }
 
     /// Close the full segment durably and start the next one.
-    private func rotate() throws(StorageError) {
+    private func rotate(firstIndex: LogIndex) throws(StorageError) {
         try sync()
         let current = segments.last!
         if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: current.path) }
-        let next = try Self.createSegment(directory, sequence: current.sequence + 1, firstIndex: lastIndex + 1, settings: settings)
+        let next = try Self.createSegment(directory, sequence: current.sequence + 1, firstIndex: firstIndex, settings: settings)
         close(fd)
         fd = Glibc.open(next.path, O_WRONLY)
         if fd < 0 { throw .io(errno: errno, operation: "open", path: next.path) }
