@@ -104,6 +104,7 @@ let package = Package(
             name: "ServerTests",
             dependencies: [
                 "Consensus", "Storage", "Server",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

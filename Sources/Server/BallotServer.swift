@@ -37,7 +37,10 @@ public final class BallotServer: Sendable {
         // --max-request-bytes is the one size limit users set, as in etcd.
         storeSettings.requestBytesMax = config.maxRequestBytes
         storeSettings.valueBytesMax = config.maxRequestBytes
+        storeSettings.keyBytesMax = config.maxRequestBytes
         storeSettings.leasesMustExist = true
+        storeSettings.txnOperationsMax = config.maxTxnOperations
+        storeSettings.compactionBatchKeys = config.compactionBatchKeys
         let store = try MVCCStore(directory: directory.dbPath, settings: storeSettings)
         let snapshots = SnapshotStore(directory: directory.snapPath)
         let members = try MemberDirectory(config: config, recorded: store.members())
@@ -46,6 +49,13 @@ public final class BallotServer: Sendable {
         let seed = UInt64.random(in: 1...UInt64.max)
         let core: RaftCore
         let fresh = recovery.hardState.term == .zero && recovery.entries.isEmpty && recovery.snapshot == nil
+        if fresh && store.appliedIndex > .zero {
+            // The store applied entries the log no longer has: the log,
+            // with the votes in its hard state, was emptied or replaced.
+            throw StorageError.corrupt(
+                path: directory.walPath,
+                detail: "holds no log, but the store applied through index \(store.appliedIndex); " + DataDirectory.lostLogAdvice)
+        }
         if fresh && config.initialClusterState == .new {
             let voters = Set(config.initialCluster.map { ServerConfig.memberID(peer: $0.peer, token: config.clusterToken) })
             core = try RaftCore(id: id, bootstrap: Membership(voters: voters), settings: settings, seed: seed)
@@ -94,24 +104,30 @@ public final class BallotServer: Sendable {
     /// Serve until the task is cancelled, then stop cleanly: gRPC servers
     /// drain, the node loop stops, the log is closed.
     public func run() async throws {
-        let clientServer = GRPCServer(
-            transport: .http2NIOPosix(
-                address: .ipv4(host: config.listenClient.host, port: config.listenClient.port),
-                transportSecurity: .plaintext,
-                config: .defaults { $0.rpc.maxRequestPayloadSize = config.maxRequestBytes + Self.grpcOverheadBytes }),
-            services: [
-                KVService(node: node),
-                MaintenanceService(node: node, dataDirectory: config.dataDirectory),
-                ClusterService(node: node),
-                WatchService(node: node),
-                LeaseService(node: node),
-            ],
-            interceptors: [MetricsInterceptor(metrics: metrics)])
-        let peerListener = PeerListener(node: node, members: members, address: config.listenPeer, traffic: metrics.peerTraffic)
+        let services: [any RegistrableRPCService] = [
+            KVService(node: node),
+            MaintenanceService(node: node, dataDirectory: config.dataDirectory),
+            ClusterService(node: node),
+            WatchService(node: node),
+            LeaseService(node: node),
+        ]
+        var transportConfig = HTTP2ServerTransport.Custom<ClientListener>.Config.defaults
+        transportConfig.rpc.maxRequestPayloadSize = config.maxRequestBytes + Self.grpcOverheadBytes
+        // Each client URL serves gRPC and the HTTP endpoints on one port.
+        let clientServers = config.listenClient.map { address in
+            GRPCServer(
+                transport: HTTP2ServerTransport.Custom(
+                    listenerFactory: ClientListener(address: address) { path in self.operationsAnswer(path) }, config: transportConfig),
+                services: services,
+                interceptors: [MetricsInterceptor(metrics: metrics), RequireLeaderInterceptor(node: node)])
+        }
+        let peerListeners = config.listenPeer.map {
+            PeerListener(node: node, members: members, address: $0, traffic: metrics.peerTraffic)
+        }
         node.start()
         logger.info("serving", metadata: [
             "name": "\(config.name)", "member": "\(String(node.id.rawValue, radix: 16))",
-            "client": "\(config.listenClient)", "peer": "\(config.listenPeer)",
+            "client": "\(config.listenClient.map(\.url))", "peer": "\(config.listenPeer.map(\.url))",
         ])
         defer {
             node.transport.shutdown()
@@ -119,7 +135,7 @@ public final class BallotServer: Sendable {
             logger.info("stopped", metadata: ["name": "\(config.name)"])
         }
         do {
-            try await serve(clientServer, peerListener)
+            try await serve(clientServers, peerListeners)
         } catch where Task.isCancelled {
             // Asked to stop: the servers' cancellation is the expected end.
         } catch is MemberRemoved {
@@ -127,24 +143,34 @@ public final class BallotServer: Sendable {
         }
     }
 
-    private func serve(_ clientServer: GRPCServer<HTTP2ServerTransport.Posix>, _ peerListener: PeerListener) async throws {
+    private func serve(_ clientServers: [GRPCServer<HTTP2ServerTransport.Custom<ClientListener>>], _ peerListeners: [PeerListener]) async throws {
         try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await peerListener.run() }
-            group.addTask { try await clientServer.serve() }
+            for listener in peerListeners { group.addTask { try await listener.run() } }
             group.addTask { await self.node.transport.run() }
-            group.addTask { await self.publish() }
+            group.addTask {
+                // Clients are served once this member is part of the
+                // cluster, as etcd's serve only after publishing: a leader
+                // is known and the log is applied up to the member's own
+                // record, so the first answers are not stale.
+                await self.publish()
+                guard !Task.isCancelled else { return }
+                self.logger.info("ready to serve client requests", metadata: ["client": "\(self.config.listenClient.map(\.url))"])
+                try await withThrowingDiscardingTaskGroup { servers in
+                    for server in clientServers { servers.addTask { try await server.serve() } }
+                }
+            }
             group.addTask { try await self.stopWhenRemoved() }
             if self.config.autoCompaction != .off {
                 group.addTask { await self.compactAutomatically() }
             }
-            if let address = self.config.listenMetrics {
+            for address in self.config.listenMetrics {
                 let operations = OperationsHTTPServer(address: address) { path in self.operationsAnswer(path) }
                 group.addTask { try await operations.run() }
             }
             group.addTask {
                 // Until cancelled; then drain the servers so serve() returns.
                 try? await Task.sleep(for: .seconds(365 * 24 * 3600))
-                clientServer.beginGracefulShutdown()
+                for server in clientServers { server.beginGracefulShutdown() }
                 self.node.transport.shutdown()
             }
         }
@@ -170,7 +196,8 @@ public final class BallotServer: Sendable {
         var description: String { "this member was removed from the cluster" }
     }
 
-    /// What `/metrics`, `/health` and `/readyz` answer.
+    /// What `/metrics`, `/health`, `/version` and `/readyz` answer, on the
+    /// client URLs and on --listen-metrics-urls.
     func operationsAnswer(_ path: String) -> OperationsHTTPServer.Answer {
         let status = node.status
         let (alarm, used) = (try? node.read { store in (store.noSpaceAlarm, try store.usedBytes()) }) ?? (false, 0)
@@ -189,11 +216,14 @@ public final class BallotServer: Sendable {
             let reason = status.leader == nil ? "RAFT NO LEADER" : alarm ? "ALARM NOSPACE" : ""
             let body = reason.isEmpty ? #"{"health":"true","reason":""}"# : #"{"health":"false","reason":"\#(reason)"}"#
             return .init(status: reason.isEmpty ? .ok : .serviceUnavailable, contentType: "application/json", body: Array(body.utf8))
+        case "/version":
+            let body = #"{"etcdserver":"\#(MaintenanceService.apiVersion)","etcdcluster":"\#(MaintenanceService.clusterVersion)"}"#
+            return .init(status: .ok, contentType: "application/json", body: Array(body.utf8))
         case "/readyz":
             let ready = status.leader != nil
             return .init(status: ready ? .ok : .serviceUnavailable, contentType: "text/plain", body: Array((ready ? "ok\n" : "no leader\n").utf8))
         default:
-            return .init(status: .notFound, contentType: "text/plain", body: Array("not found: try /metrics, /health or /readyz\n".utf8))
+            return .init(status: .notFound, contentType: "text/plain", body: Array("404 page not found\n".utf8))
         }
     }
 

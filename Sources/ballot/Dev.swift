@@ -42,7 +42,7 @@ struct Dev: AsyncParsableCommand {
             Ballot dev cluster: 3 members on 127.0.0.1, data in \(dataDir)/
               clients: \(clientPorts.map { "http://127.0.0.1:\($0)" }.joined(separator: " "))
               peers:   \(clientPorts.map { "http://127.0.0.1:\($0 + 1)" }.joined(separator: " "))
-              metrics: \(clientPorts.map { "http://127.0.0.1:\($0 + 2)/metrics" }.joined(separator: " "))
+              metrics: \(clientPorts.map { "http://127.0.0.1:\($0)/metrics" }.joined(separator: " "))  (and /health, /version)
             Try:
               ETCDCTL_API=3 etcdctl --endpoints=\(endpoints) put hello world
               ETCDCTL_API=3 etcdctl --endpoints=\(endpoints) get hello

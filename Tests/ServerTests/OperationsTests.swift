@@ -57,6 +57,19 @@ import Testing
         #expect(health.stdout == "{\"health\":\"true\",\"reason\":\"\"}\n200")
         #expect(try cluster.http(2, "/readyz").stdout == "ok\n\n200")
         #expect(try cluster.http(2, "/nope").stdout.hasSuffix("404"))
+        // The client URL serves the same beside gRPC, as etcd's does.
+        for i in 0..<3 {
+            #expect(try cluster.http(i, "/health", clientPort: true).stdout == "{\"health\":\"true\",\"reason\":\"\"}\n200")
+            #expect(try cluster.http(i, "/version", clientPort: true).stdout == "{\"etcdserver\":\"3.4.0\",\"etcdcluster\":\"3.4.0\"}\n200")
+            #expect(try cluster.http(i, "/metrics", clientPort: true).stdout.contains("etcd_server_has_leader 1"))
+            #expect(try cluster.etcdctl("get", "m/0", "--print-value-only", endpoints: cluster.endpoint(i)).stdout == "v\n")
+        }
+        // Bytes that are neither HTTP/2's preface nor HTTP get HTTP's 400, and the port keeps serving.
+        let send = "import socket; s = socket.create_connection(('127.0.0.1', \(cluster.members[0].clientPort))); "
+            + "s.sendall(b'PRX nonsense\\r\\n\\r\\n'); s.settimeout(5); print(s.recv(100).decode())"
+        let garbage = try TestCluster.run("/usr/bin/env", ["python3", "-c", send], timeout: 10)
+        #expect(garbage.stdout.hasPrefix("HTTP/1.1 400"), "\(garbage)")
+        #expect(try cluster.etcdctl("get", "m/1", "--print-value-only", endpoints: cluster.endpoint(0)).stdout == "v\n")
 
         // Without a quorum there is no leader, and health says so.
         cluster.kill(1)

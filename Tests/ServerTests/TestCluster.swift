@@ -65,7 +65,7 @@ final class TestCluster: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = [
             "--name", m.name, "--data-dir", m.dataDir,
-            "--listen-client-urls", "http://127.0.0.1:\(m.clientPort)",
+            "--listen-client-urls", "http://127.0.0.1:\(m.clientPort)", "--advertise-client-urls", "http://127.0.0.1:\(m.clientPort)",
             "--listen-peer-urls", "http://127.0.0.1:\(m.peerPort)",
             "--listen-metrics-urls", "http://127.0.0.1:\(m.metricsPort)",
             "--initial-advertise-peer-urls", "http://127.0.0.1:\(m.peerPort)",
@@ -142,9 +142,12 @@ final class TestCluster: @unchecked Sendable {
                      environment: ["ETCDCTL_API": "3"], input: input, timeout: timeout)
     }
 
-    /// GET a path from a member's operations port (status line dropped).
-    func http(_ i: Int, _ path: String) throws -> Output {
-        try Self.run("/usr/bin/curl", ["-s", "-w", "\n%{http_code}", "http://127.0.0.1:\(members[i].metricsPort)\(path)"], timeout: 10)
+    /// GET a path from a member's --listen-metrics-urls port, or with
+    /// `clientPort`, from its client URL, which serves gRPC too (the
+    /// status code follows the body on a line of its own).
+    func http(_ i: Int, _ path: String, clientPort: Bool = false) throws -> Output {
+        let port = clientPort ? members[i].clientPort : members[i].metricsPort
+        return try Self.run("/usr/bin/curl", ["-s", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)\(path)"], timeout: 10)
     }
 
     struct Output {

@@ -13,6 +13,8 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
 
     /// The etcd API version Ballot implements; clients gate features on it.
     static let apiVersion = "3.4.0"
+    /// The cluster version etcd's /version reports beside the server's.
+    static let clusterVersion = "3.4.0"
 
     func status(request: Etcdserverpb_StatusRequest, context: ServerContext) async throws -> Etcdserverpb_StatusResponse {
         try await rpc {

@@ -1,4 +1,5 @@
 import Consensus
+import Logging
 import Raft
 import Storage
 
@@ -7,13 +8,15 @@ import Storage
 public struct ServerConfig: Sendable {
     public var name: String
     public var dataDirectory: String
-    /// Where clients connect (host:port; 127.0.0.1 in tests and `ballot dev`).
-    public var listenClient: HostPort
+    /// Where clients connect: gRPC and the HTTP endpoints on each
+    /// (host:port; host names resolve when bound).
+    public var listenClient: [HostPort]
     public var advertiseClientURLs: [String]
-    public var listenPeer: HostPort
-    /// Where `/metrics`, `/health` and `/readyz` are served (etcd's
-    /// --listen-metrics-urls); nil serves none.
-    public var listenMetrics: HostPort?
+    /// Where peers connect.
+    public var listenPeer: [HostPort]
+    /// An extra listener for `/metrics`, `/health` and `/readyz` only
+    /// (etcd's --listen-metrics-urls); the client URLs serve them too.
+    public var listenMetrics: [HostPort] = []
     /// Every founding member's name and advertised peer address.
     public var initialCluster: [(name: String, peer: HostPort)]
     public var initialClusterState: ClusterState
@@ -41,6 +44,21 @@ public struct ServerConfig: Sendable {
     public static let quotaBackendBytesDefault = MVCCSettings.quotaBytesDefault
     public var quotaBackendBytes = quotaBackendBytesDefault
 
+    public static let maxTxnOperationsDefault = MVCCSettings.txnOperationsMaxDefault
+    public static let maxTxnOperationsRange = 1...1_000_000
+    /// Operations in one transaction (etcd's --max-txn-ops).
+    public var maxTxnOperations = maxTxnOperationsDefault
+
+    public static let compactionBatchKeysDefault = MVCCSettings.compactionBatchKeysDefault
+    public static let compactionBatchKeysRange = 1...1_000_000
+    /// Keys compacted per store transaction (etcd's
+    /// --experimental-compaction-batch-limit counts revisions; the idea is the same).
+    public var compactionBatchKeys = compactionBatchKeysDefault
+
+    /// What the member logs, and where (etcd's --log-level, --log-outputs).
+    public var logLevel = Logger.Level.info
+    public var logToStandardOutput = false
+
     public static let snapshotCountDefault: UInt64 = 100_000
     public static let snapshotCountRange: ClosedRange<UInt64> = 10...1_000_000_000
     /// Applied entries between log compactions (etcd's --snapshot-count).
@@ -57,8 +75,8 @@ public struct ServerConfig: Sendable {
     public enum ClusterState: String, Sendable { case new, existing }
 
     public init(
-        name: String, dataDirectory: String, listenClient: HostPort, advertiseClientURLs: [String],
-        listenPeer: HostPort, initialCluster: [(name: String, peer: HostPort)],
+        name: String, dataDirectory: String, listenClient: [HostPort], advertiseClientURLs: [String],
+        listenPeer: [HostPort], initialCluster: [(name: String, peer: HostPort)],
         initialClusterState: ClusterState = .new, clusterToken: String = "ballot-cluster"
     ) {
         self.name = name
@@ -81,6 +99,15 @@ public struct ServerConfig: Sendable {
         }
         guard Self.maxRequestBytesRange.contains(maxRequestBytes) else {
             throw .invalid("--max-request-bytes must be in \(Self.maxRequestBytesRange)")
+        }
+        guard Self.maxTxnOperationsRange.contains(maxTxnOperations) else {
+            throw .invalid("--max-txn-ops must be in \(Self.maxTxnOperationsRange)")
+        }
+        guard Self.compactionBatchKeysRange.contains(compactionBatchKeys) else {
+            throw .invalid("--experimental-compaction-batch-limit must be in \(Self.compactionBatchKeysRange)")
+        }
+        guard !listenClient.isEmpty, !listenPeer.isEmpty else {
+            throw .invalid("--listen-client-urls and --listen-peer-urls must each name at least one URL")
         }
         guard Self.snapshotCountRange.contains(snapshotCount) else {
             throw .invalid("--snapshot-count must be in \(Self.snapshotCountRange)")
@@ -146,21 +173,25 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
-    /// Accepts `http://host:port`, `host:port`; refuses `https` (no TLS yet).
+    /// Accepts `http://host:port` and `host:port`, where host is an IPv4
+    /// address, a bracketed IPv6 address or a name (`localhost`), resolved
+    /// when bound or dialled; refuses `https` (no TLS yet).
     public init(url: String) throws(ConfigError) {
         var rest = Substring(url)
         if rest.hasPrefix("https://") { throw .invalid("\(url): TLS is not supported yet; use http://") }
         if rest.hasPrefix("http://") { rest = rest.dropFirst(7) }
         while rest.hasSuffix("/") { rest = rest.dropLast() }
         guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]),
-              (1...65_535).contains(port), colon > rest.startIndex
+              (1...65_535).contains(port), colon > rest.startIndex, !rest[..<colon].contains("/")
         else { throw .invalid("\(url) is not a URL of the form http://host:port") }
-        self.host = String(rest[..<colon])
+        var host = rest[..<colon]
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        self.host = String(host)
         self.port = port
     }
 
-    public var description: String { "\(host):\(port)" }
-    public var url: String { "http://\(host):\(port)" }
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var url: String { "http://\(description)" }
 }
 
 public enum ConfigError: Error, Sendable, CustomStringConvertible {

@@ -4,8 +4,11 @@ import Foundation
 
 /// How a request reaches consensus from any member: the leader proposes it
 /// itself, a follower forwards it to the leader, and without a leader the
-/// request waits up to an election for one before failing with etcd's
-/// "no leader" (which etcd clients retry).
+/// request waits for one up to the request timeout, as etcd holds a
+/// proposal while there is no leader (so a script that writes right after
+/// the cluster starts works). It then fails with etcd's "no leader": nothing
+/// was proposed. Clients that would rather fail at once send etcd's
+/// `hasleader` metadata (`RequireLeaderInterceptor`).
 extension Node {
     static let leaderPollSeconds = 0.02
 
@@ -37,9 +40,9 @@ extension Node {
         try await waitApplied(index)
     }
 
-    /// The current leader, waiting up to an election timeout for one.
+    /// The current leader, waiting up to the request timeout for one.
     func awaitLeader() async throws -> NodeID {
-        let deadline = Date().addingTimeInterval(tickInterval * Double(electionTicks + 2))
+        let deadline = Date().addingTimeInterval(requestTimeout)
         while true {
             if let leader = status.leader { return leader }
             if Date() >= deadline { throw EtcdError.noLeader }

@@ -1,0 +1,83 @@
+import Logging
+
+extension ServerConfig {
+    /// A member's configuration from etcd's command line, as etcd reads it.
+    /// Host names (`localhost`) work in every URL; the URL flags take lists.
+    public init(etcd flags: EtcdCommandLine) throws(ConfigError) {
+        let name = flags.string("name")
+        let listenClient = try Self.urls(flags, "listen-client-urls")
+        let listenPeer = try Self.urls(flags, "listen-peer-urls")
+        let advertisedPeers = try Self.urls(flags, "initial-advertise-peer-urls")
+        // etcd's default names `default` at localhost:2380; a member whose
+        // name was changed but whose cluster was not lists itself alone.
+        let clusterText = flags.given.contains("initial-cluster") || name == "default"
+            ? flags.string("initial-cluster")
+            : advertisedPeers.map { "\(name)=\($0.url)" }.joined(separator: ",")
+        var cluster: [(name: String, peer: HostPort)] = []
+        for item in clusterText.split(separator: ",") {
+            let parts = item.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2 else { throw .invalid("--initial-cluster: '\(item)' is not name=http://host:port") }
+            let memberName = String(parts[0]).trimmingSpaces
+            let url = try HostPort(url: String(parts[1]).trimmingSpaces)
+            // A member listed with several peer URLs is one member: its first URL names it.
+            if !cluster.contains(where: { $0.name == memberName }) { cluster.append((memberName, url)) }
+        }
+        guard let advertised = advertisedPeers.first, cluster.first(where: { $0.name == name })?.peer == advertised else {
+            throw .invalid(
+                "--initial-cluster has \(cluster.first(where: { $0.name == name }).map { "\(name)=\($0.peer.url)" } ?? "no member named \(name)") but missing from --initial-advertise-peer-urls=\(advertisedPeers.map(\.url).joined(separator: ","))")
+        }
+        // etcd's rule: a client URL bound explicitly says nothing of how
+        // clients reach it (0.0.0.0, a proxy), so it must be advertised too.
+        if flags.given.contains("listen-client-urls") && !flags.given.contains("advertise-client-urls") {
+            throw .invalid("--advertise-client-urls is required when --listen-client-urls is set explicitly")
+        }
+        guard let state = ClusterState(rawValue: flags.string("initial-cluster-state")) else {
+            throw .invalid("invalid value \"\(flags.string("initial-cluster-state"))\" for flag -initial-cluster-state: valid values are \"new\" or \"existing\"")
+        }
+        let dataDirectory = flags.given.contains("data-dir") ? flags.string("data-dir") : "\(name).ballot"
+        self.init(
+            name: name, dataDirectory: dataDirectory, listenClient: listenClient,
+            advertiseClientURLs: flags.list("advertise-client-urls"), listenPeer: listenPeer, initialCluster: cluster,
+            initialClusterState: state, clusterToken: flags.string("initial-cluster-token"))
+        self.listenMetrics = try Self.urls(flags, "listen-metrics-urls")
+        self.heartbeatMilliseconds = try flags.integer("heartbeat-interval")
+        self.electionMilliseconds = try flags.integer("election-timeout")
+        let quota = try flags.integer("quota-backend-bytes")
+        guard quota >= 0 else { throw .invalid("--quota-backend-bytes must not be negative") }
+        self.quotaBackendBytes = quota == 0 ? Self.quotaBackendBytesDefault : quota
+        self.maxRequestBytes = try flags.integer("max-request-bytes")
+        self.maxTxnOperations = try flags.integer("max-txn-ops")
+        self.compactionBatchKeys = try flags.integer("experimental-compaction-batch-limit")
+        let snapshotCount = try flags.integer("snapshot-count")
+        guard snapshotCount >= 0 else { throw .invalid("--snapshot-count must not be negative") }
+        self.snapshotCount = UInt64(snapshotCount)
+        self.autoCompaction = try AutoCompaction(mode: flags.string("auto-compaction-mode"), retention: flags.string("auto-compaction-retention"))
+        self.logLevel = flags.bool("debug") ? .debug : try Self.logLevel(flags.string("log-level"))
+        let outputs = flags.list("log-outputs")
+        guard outputs.allSatisfy({ ["default", "stderr", "stdout"].contains($0) }), outputs.count <= 1 else {
+            throw .invalid("--log-outputs: Ballot writes to one of stderr (default) or stdout; redirect it to keep a file")
+        }
+        self.logToStandardOutput = outputs == ["stdout"]
+    }
+
+    /// etcd's log levels (and swift-log's own names).
+    static func logLevel(_ text: String) throws(ConfigError) -> Logger.Level {
+        switch text {
+        case "debug": .debug
+        case "info": .info
+        case "warn", "warning": .warning
+        case "error": .error
+        case "panic", "fatal", "critical": .critical
+        case "trace": .trace
+        case "notice": .notice
+        default: throw .invalid("--log-level: unknown level \"\(text)\" (debug, info, warn, error, panic or fatal)")
+        }
+    }
+
+    static func urls(_ flags: EtcdCommandLine, _ name: String) throws(ConfigError) -> [HostPort] {
+        var urls: [HostPort] = []
+        for text in flags.list(name) { urls.append(try HostPort(url: text)) }
+        if urls.isEmpty && name != "listen-metrics-urls" { throw .invalid("--\(name) must name at least one URL") }
+        return urls
+    }
+}

@@ -1,0 +1,103 @@
+@testable import Server
+import Testing
+
+/// etcd's command line, read as etcd reads it (Go's flag package, then
+/// ETCD_* variables), and turned into a member's configuration.
+@Suite struct EtcdCommandLineTests {
+    @Test func goFlagFormsAndBooleans() throws {
+        let flags = try EtcdCommandLine(
+            arguments: ["-name", "a", "--data-dir=/d", "--strict-reconfig-check", "--pre-vote=false", "-snapshot-count=10", "--debug"],
+            environment: [:])
+        #expect(flags.string("name") == "a")
+        #expect(flags.string("data-dir") == "/d")
+        #expect(flags.bool("strict-reconfig-check"))
+        #expect(!flags.bool("pre-vote"))
+        #expect(try flags.integer("snapshot-count") == 10)
+        #expect(flags.bool("debug"))
+        #expect(flags.string("initial-cluster-token") == "etcd-cluster", "etcd's defaults fill the rest")
+        #expect(flags.request == .run)
+    }
+
+    @Test func everyFlagOfEtcdIsKnown() throws {
+        // Each flag of `etcd --help` (3.4) is accepted at its default.
+        for flag in EtcdFlag.all {
+            let value = flag.kind == .bool ? "--\(flag.name)=\(flag.defaultValue)" : "--\(flag.name)=\(flag.defaultValue)"
+            let parsed = try EtcdCommandLine(arguments: [value], environment: [:])
+            #expect(parsed.given.contains(flag.name))
+            #expect(parsed.notices.isEmpty, "\(flag.name) at its default says nothing")
+        }
+        #expect(EtcdFlag.all.count >= 80)
+        #expect(Set(EtcdFlag.all.map(\.name)).count == EtcdFlag.all.count)
+    }
+
+    @Test func flagsWithoutEffectSayItAndUnsupportedOnesAreRefusedWithAReason() throws {
+        let flags = try EtcdCommandLine(
+            arguments: ["--peer-auto-tls", "--enable-pprof", "--logger=zap", "--experimental-initial-corrupt-check=true"], environment: [:])
+        #expect(flags.notices.count == 4)
+        #expect(flags.notices.contains { $0.hasPrefix("--peer-auto-tls has no effect: TLS is not implemented yet") })
+        #expect(throws: ConfigError.self) { try EtcdCommandLine(arguments: ["--discovery", "https://x"], environment: [:]) }
+        #expect(throws: ConfigError.self) { try EtcdCommandLine(arguments: ["--enable-v2"], environment: [:]) }
+        do {
+            _ = try EtcdCommandLine(arguments: ["--wal-dir", "/w"], environment: [:])
+            Issue.record("--wal-dir was accepted")
+        } catch {
+            #expect(error.description.contains("--data-dir/wal"), "the refusal names what to do")
+        }
+    }
+
+    @Test func badCommandLinesGetEtcdsWords() {
+        func message(_ arguments: [String], _ environment: [String: String] = [:]) -> String {
+            do {
+                _ = try EtcdCommandLine(arguments: arguments, environment: environment)
+                return "accepted"
+            } catch { return error.description }
+        }
+        #expect(message(["--no-such-flag"]) == "flag provided but not defined: -no-such-flag")
+        #expect(message(["--name"]) == "flag needs an argument: -name")
+        #expect(message(["stray"]) == "'stray' is not a valid flag")
+        #expect(message(["--pre-vote=maybe"]) == "invalid boolean value \"maybe\" for -pre-vote: parse error")
+        #expect(message(["--name", "a"], ["ETCD_NAME": "b"]).hasPrefix("conflicting environment variable \"ETCD_NAME\" is shadowed"))
+        var config: String {
+            do {
+                _ = try ServerConfig(etcd: try EtcdCommandLine(arguments: ["--listen-client-urls", "http://0.0.0.0:2379"], environment: [:]))
+                return "accepted"
+            } catch { return error.description }
+        }
+        #expect(config == "--advertise-client-urls is required when --listen-client-urls is set explicitly")
+    }
+
+    @Test func environmentFillsWhatTheCommandLineLeaves() throws {
+        let flags = try EtcdCommandLine(arguments: ["--name", "a"], environment: ["ETCD_DATA_DIR": "/env", "ETCD_PRE_VOTE": "true", "OTHER": "x"])
+        #expect(flags.string("data-dir") == "/env")
+        #expect(flags.bool("pre-vote"))
+    }
+
+    @Test func configFromFlagsTakesHostNamesAndListsOfURLs() throws {
+        let flags = try EtcdCommandLine(arguments: [
+            "--name", "m1", "--listen-client-urls", "http://localhost:2379,http://127.0.0.1:12379",
+            "--listen-peer-urls", "http://localhost:2380", "--initial-advertise-peer-urls", "http://localhost:2380",
+            "--initial-cluster", "m1=http://localhost:2380,m2=http://[::1]:2480", "--advertise-client-urls", "http://localhost:2379",
+            "--quota-backend-bytes", "0", "--max-txn-ops", "200", "--log-level", "warn",
+        ], environment: [:])
+        let config = try ServerConfig(etcd: flags).validated()
+        #expect(config.listenClient == [HostPort(host: "localhost", port: 2379), HostPort(host: "127.0.0.1", port: 12379)])
+        #expect(config.initialCluster.map(\.peer) == [HostPort(host: "localhost", port: 2380), HostPort(host: "::1", port: 2480)])
+        #expect(config.initialCluster[1].peer.url == "http://[::1]:2480")
+        #expect(config.quotaBackendBytes == ServerConfig.quotaBackendBytesDefault, "0 means etcd's default quota")
+        #expect(config.maxTxnOperations == 200)
+        #expect(config.logLevel == .warning)
+        #expect(config.dataDirectory == "m1.ballot")
+        #expect(config.listenMetrics.isEmpty, "the client URLs serve /metrics; no extra port unless asked")
+        // etcd's own defaults start a one-member cluster named default.
+        let defaults = try ServerConfig(etcd: try EtcdCommandLine(arguments: [], environment: [:])).validated()
+        #expect(defaults.name == "default" && defaults.initialCluster.count == 1)
+        #expect(defaults.listenClient == [HostPort(host: "localhost", port: 2379)])
+    }
+
+    @Test func aMemberMissingFromItsClusterIsRefused() throws {
+        let flags = try EtcdCommandLine(arguments: [
+            "--name", "m3", "--initial-advertise-peer-urls", "http://127.0.0.1:2380", "--initial-cluster", "m1=http://127.0.0.1:2380",
+        ], environment: [:])
+        #expect(throws: ConfigError.self) { try ServerConfig(etcd: flags) }
+    }
+}
