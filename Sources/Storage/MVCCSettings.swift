@@ -32,8 +32,10 @@ public struct MVCCSettings: Sendable, Equatable {
     /// Operations in one transaction, nested ones included (etcd's --max-txn-ops).
     public var txnOperationsMax = txnOperationsMaxDefault
 
-    public static let txnDepthMaxDefault = 8
-    /// How deeply transactions may nest.
+    public static let txnDepthMaxDefault = 64
+    /// How deeply transactions may nest. etcd sets no limit; the protobuf
+    /// decoder refuses messages nested 100 deep (about 50 transactions), so
+    /// this only bounds the validator's recursion.
     public var txnDepthMax = txnDepthMaxDefault
 
     /// Check every record's checksum when opening, so a damaged file is

@@ -8,9 +8,8 @@ extension MVCCStore {
     /// the state before the transaction; reads inside it see its own
     /// earlier writes.
     public func txn(_ request: TxnRequest, index: LogIndex? = nil) throws(StorageError) -> TxnResponse {
-        var operations = 0
         var bytes = 0
-        try validate(request, depth: 0, operations: &operations, bytes: &bytes)
+        try validate(request, depth: 0, budget: settings.txnOperationsMax, bytes: &bytes)
         if bytes > settings.requestBytesMax { throw .requestTooLarge(bytes: bytes, limit: settings.requestBytesMax) }
         if Self.containsPut(request) { try checkSpace() }
         let main = currentRevision + 1
@@ -44,13 +43,18 @@ extension MVCCStore {
         return false
     }
 
-    func validate(_ request: TxnRequest, depth: Int, operations: inout Int, bytes: inout Int) throws(StorageError) {
+    /// etcd's limits on a transaction (v3rpc checkTxnRequest): the longest
+    /// of its compare, success and failure lists may hold `budget`
+    /// operations, and a nested transaction gets what that leaves. Keys
+    /// must not be empty; a branch must not put one key twice.
+    func validate(_ request: TxnRequest, depth: Int, budget: Int, bytes: inout Int) throws(StorageError) {
         if depth > settings.txnDepthMax { throw .txnTooDeep(limit: settings.txnDepthMax) }
+        let operations = max(request.compare.count, request.success.count, request.failure.count)
+        if operations > budget { throw .tooManyOperations(limit: settings.txnOperationsMax) }
+        for comparison in request.compare { try checkKey(comparison.key) }
         for branch in [request.success, request.failure] {
             var written = Set<[UInt8]>()
             for op in branch {
-                operations += 1
-                if operations > settings.txnOperationsMax { throw .tooManyOperations(limit: settings.txnOperationsMax) }
                 switch op {
                 case .put(let key, let value, let lease, let options):
                     bytes += key.count + value.count
@@ -64,7 +68,7 @@ extension MVCCStore {
                 case .range(let r):
                     try checkKey(r.key)
                 case .txn(let nested):
-                    try validate(nested, depth: depth + 1, operations: &operations, bytes: &bytes)
+                    try validate(nested, depth: depth + 1, budget: budget - operations, bytes: &bytes)
                 }
             }
         }

@@ -12,6 +12,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
 
     func range(request: Etcdserverpb_RangeRequest, context: ServerContext) async throws -> Etcdserverpb_RangeResponse {
         try await rpc {
+            try RequestChecks.range(request)
             if !request.serializable { try await node.linearizableBarrier() }
             let (result, revision) = try node.read { store in
                 (try store.range(Conversions.rangeRequest(request)), store.currentRevision)
@@ -24,7 +25,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
 
     func put(request: Etcdserverpb_PutRequest, context: ServerContext) async throws -> Etcdserverpb_PutResponse {
         try await rpc {
-            if request.key.isEmpty { throw EtcdError.emptyKey }
+            try RequestChecks.put(request)
             try await node.checkQuota()
             var command = Ballotpb_Command()
             command.put = request
@@ -36,7 +37,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
 
     func deleteRange(request: Etcdserverpb_DeleteRangeRequest, context: ServerContext) async throws -> Etcdserverpb_DeleteRangeResponse {
         try await rpc {
-            if request.key.isEmpty { throw EtcdError.emptyKey }
+            try RequestChecks.deleteRange(request)
             var command = Ballotpb_Command()
             command.deleteRange = request
             var response = try await node.propose(command).deleteRange
@@ -47,6 +48,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
 
     func txn(request: Etcdserverpb_TxnRequest, context: ServerContext) async throws -> Etcdserverpb_TxnResponse {
         try await rpc {
+            try RequestChecks.txn(request, maxOperations: node.maxTxnOperations)
             if Self.writes(request) { try await node.checkQuota() }
             var command = Ballotpb_Command()
             command.txn = request

@@ -69,6 +69,8 @@ public final class Node: @unchecked Sendable {
     let metrics: ServerMetrics
     /// The database size at which writes stop (etcd's --quota-backend-bytes).
     let quotaBytes: Int
+    /// etcd's --max-txn-ops, checked before a transaction is proposed.
+    let maxTxnOperations: Int
     /// The largest command a client may propose (etcd's --max-request-bytes).
     let maxRequestBytes: Int
 
@@ -115,6 +117,7 @@ public final class Node: @unchecked Sendable {
         self.metrics = metrics
         self.clusterToken = config.clusterToken
         self.quotaBytes = config.quotaBackendBytes
+        self.maxTxnOperations = config.maxTxnOperations
         self.maxRequestBytes = config.maxRequestBytes
         self.applier = Applier(store: store, lessor: lessor, members: members, transport: transport, logger: logger)
         self.transport = transport
