@@ -5,8 +5,11 @@ import Foundation
 /// Membership changes, which only the leader proposes: followers forward
 /// them. A new member's attributes (name, URLs) are replicated first, so
 /// every member can dial it once the configuration change commits; voter
-/// changes go through joint consensus, and a request returns once the
-/// cluster has left the joint configuration.
+/// changes go through joint consensus. A request returns once the change
+/// is applied (the cluster is in the joint configuration, which the leader
+/// leaves on its own), as etcd answers once its single-step change is
+/// applied: a one-member cluster that adds a second member answers at once,
+/// though it can leave the joint configuration only when that member starts.
 extension Node {
     /// The minimum share of the leader's log a learner must hold to be promoted.
     static let promotableMatchPercent: UInt64 = 90
@@ -88,14 +91,16 @@ extension Node {
         return member
     }
 
-    /// Propose, wait until applied here, then until the joint configuration is left.
+    /// Wait for an earlier change to leave its joint configuration (the
+    /// core takes one change at a time), propose, and wait until applied here.
     private func applyConfigChange(_ change: ConfigChange) async throws {
-        let index = try await proposeConfigChangeLocally(change)
-        try await waitApplied(index)
         let deadline = Date().addingTimeInterval(requestTimeout)
         while status.isJoint {
-            if Date() >= deadline { throw EtcdError.timeout }
+            // Nothing was proposed yet: a plain refusal, not an ambiguous one.
+            if Date() >= deadline { throw EtcdError.unhealthy }
             try await Task.sleep(for: .milliseconds(10))
         }
+        let index = try await proposeConfigChangeLocally(change)
+        try await waitApplied(index)
     }
 }
