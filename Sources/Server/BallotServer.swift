@@ -187,10 +187,16 @@ public final class BallotServer: Sendable {
             try await Task.sleep(for: .milliseconds(200))
             if node.transport.removed.isRaised {
                 logger.warning("this member was removed from the cluster; stopping")
+                // A leader that removed itself still owes the member that
+                // forwarded the removal its answer: let it go out first.
+                try await Task.sleep(for: .seconds(Self.removedGraceSeconds))
                 throw MemberRemoved()
             }
         }
     }
+
+    /// How long a removed member keeps running to send answers it owes.
+    static let removedGraceSeconds = 1.0
 
     struct MemberRemoved: Error, CustomStringConvertible {
         var description: String { "this member was removed from the cluster" }

@@ -103,8 +103,16 @@ final class TestCluster: @unchecked Sendable {
         members[i].process = nil
     }
 
+    /// Freeze (SIGSTOP) or thaw (SIGCONT) one member: its sockets stay open
+    /// while it answers nothing, as a member stuck on a disk would.
+    func freeze(_ i: Int, _ frozen: Bool) {
+        guard let process = members[i].process else { return }
+        Glibc.kill(process.processIdentifier, frozen ? SIGSTOP : SIGCONT)
+    }
+
     /// SIGTERM every member, SIGKILL any still running after the grace period.
     func stop() {
+        for m in members { if let p = m.process, p.isRunning { Glibc.kill(p.processIdentifier, SIGCONT) } }
         for m in members { if let p = m.process, p.isRunning { Glibc.kill(p.processIdentifier, SIGTERM) } }
         let deadline = Date().addingTimeInterval(Self.stopGraceSeconds)
         while members.contains(where: { $0.process?.isRunning == true }) && Date() < deadline { usleep(20_000) }

@@ -15,7 +15,13 @@ extension Node {
     static let promotableMatchPercent: UInt64 = 90
 
     func changeMembership(_ request: Ballotpb_MembershipForward) async throws -> Etcdserverpb_Member {
-        let leader = try await awaitLeader()
+        var leader = try await awaitLeader()
+        if leader == id, case .remove(let remove) = request.request, NodeID(remove.id) == id {
+            // A leader removing itself could not finish the job (record the
+            // removal, answer the member that forwarded it) once it is out:
+            // it hands leadership to another voter, which does the removal.
+            leader = try await handOverLeadership()
+        }
         if leader != id { return try await transport.changeMembership(request, to: leader, timeout: requestTimeout).member }
         switch request.request {
         case .add(let add):
@@ -59,7 +65,7 @@ extension Node {
         try await applyConfigChange(ConfigChange(kind: .change, changes: [.removeVoter(target)]))
         var record = Ballotpb_Command()
         record.memberRemoved = target.rawValue
-        // The removed leader hands leadership over; the record then goes to the new one.
+        // Best effort: a leader never removes itself (it hands over first).
         _ = try? await propose(record)
     }
 
@@ -89,6 +95,23 @@ extension Node {
         record.memberAttributes = member
         _ = try await propose(record)
         return member
+    }
+
+    /// Transfer leadership to the voter with the most of the log and wait
+    /// until it leads; returns it.
+    private func handOverLeadership() async throws -> NodeID {
+        let current = status
+        guard let successor = current.voters.subtracting([id]).max(by: { (current.matchIndex[$0] ?? .zero) < (current.matchIndex[$1] ?? .zero) }) else {
+            throw EtcdError.invalid("etcdserver: re-configuration failed due to not enough started members")
+        }
+        transferLeadership(to: successor)
+        let deadline = Date().addingTimeInterval(requestTimeout)
+        while true {
+            // Nothing was proposed yet: a plain refusal, not an ambiguous one.
+            if Date() >= deadline { throw EtcdError.noLeader }
+            if let leader = status.leader, leader != id { return leader }
+            try await Task.sleep(for: .milliseconds(10))
+        }
     }
 
     /// Wait for an earlier change to leave its joint configuration (the

@@ -34,6 +34,16 @@ final class PeerLink: @unchecked Sendable {
         lock.withLock { channel }?.close(promise: nil)
     }
 
+    /// Stop, but give requests already out on the connection `grace` to be
+    /// answered first: a member removing itself as leader still answers
+    /// the member that forwarded the removal.
+    func stop(afterAnswers grace: TimeAmount) {
+        let waiting: Bool = lock.withLock { !inFlight.isEmpty }
+        let current: (any Channel)? = lock.withLock { channel }
+        guard waiting, let current else { return stop() }
+        current.eventLoop.scheduleTask(in: grace) { self.stop() }
+    }
+
     /// Dial, serve the connection until it breaks, dial again; until stopped.
     func run(hello: PeerFrame, logger: Logger, traffic: PeerTraffic,
              onRemoved: @escaping @Sendable () -> Void) async {
@@ -157,14 +167,16 @@ final class PeerLink: @unchecked Sendable {
                     if Task.isCancelled { return (false, nil) }
                     let timer = Task {
                         try await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))
-                        self.finish(id, .failure(PeerProtocolError.timedOut))
+                        // Still waiting for a connection: it never went out.
+                        self.finish(id) { unsent in .failure(unsent ? PeerProtocolError.notSent : PeerProtocolError.timedOut) }
                     }
                     inFlight[id] = Request(continuation: continuation, timer: timer)
                     if channel == nil { unsent.append((id, frame)) }
                     return (true, channel)
                 }
                 guard registered.0 else { return continuation.resume(throwing: CancellationError()) }
-                registered.1?.writeAndFlush(frame).whenFailure { error in self.finish(id, .failure(error)) }
+                // A frame not written whole cannot be decoded, so not served.
+                registered.1?.writeAndFlush(frame).whenFailure { _ in self.finish(id, .failure(PeerProtocolError.notSent)) }
             }
         } onCancel: {
             finish(id, .failure(CancellationError()))
@@ -178,9 +190,17 @@ final class PeerLink: @unchecked Sendable {
     }
 
     private func finish(_ id: UInt64, _ result: Result<[UInt8], any Error>) {
-        let request = lock.withLock {
+        finish(id) { _ in result }
+    }
+
+    /// Finish a request with the result `decide` picks, knowing whether the
+    /// request was still waiting for a connection (decided under the lock,
+    /// so a connection that comes up meanwhile cannot send it after).
+    private func finish(_ id: UInt64, _ decide: (_ unsent: Bool) -> Result<[UInt8], any Error>) {
+        let (request, result): (Request?, Result<[UInt8], any Error>) = lock.withLock {
+            let wasUnsent = unsent.contains { $0.id == id }
             unsent.removeAll { $0.id == id }
-            return inFlight.removeValue(forKey: id)
+            return (inFlight.removeValue(forKey: id), decide(wasUnsent))
         }
         request?.timer.cancel()
         request?.continuation.resume(with: result)
@@ -193,7 +213,7 @@ final class PeerLink: @unchecked Sendable {
             return unsent
         }
         for (id, frame) in waiting {
-            channel.writeAndFlush(frame).whenFailure { error in self.finish(id, .failure(error)) }
+            channel.writeAndFlush(frame).whenFailure { _ in self.finish(id, .failure(PeerProtocolError.notSent)) }
         }
     }
 
@@ -221,13 +241,18 @@ struct PeerRefused: Error, CustomStringConvertible {
 }
 
 enum PeerProtocolError: Error, CustomStringConvertible {
+    /// No answer in time to a request that went out: it may have been served.
     case timedOut
+    /// The request never went out whole: it was not served.
+    case notSent
+    /// The connection the request went out on closed: it may have been served.
     case connectionClosed
     case unexpected(PeerFrame)
 
     var description: String {
         switch self {
         case .timedOut: "the peer did not answer in time"
+        case .notSent: "the request could not be sent to the peer"
         case .connectionClosed: "the peer connection closed before an answer"
         case .unexpected(let frame): "unexpected peer frame \(String("\(frame)".prefix(80)))"
         }

@@ -64,9 +64,13 @@ final class PeerTransport: @unchecked Sendable {
         if let link { addedContinuation.yield(link) }
     }
 
+    /// No new requests go to a removed member; those it owes answers get
+    /// a moment (`removedAnswerGraceSeconds`) before its link closes.
     func removePeer(_ id: NodeID) {
-        lock.withLock { links.removeValue(forKey: id) }?.stop()
+        lock.withLock { links.removeValue(forKey: id) }?.stop(afterAnswers: .milliseconds(Int64(Self.removedAnswerGraceSeconds * 1000)))
     }
+
+    static let removedAnswerGraceSeconds = 2.0
 
     private func link(_ id: NodeID) -> PeerLink? { lock.withLock { links[id] } }
 
@@ -173,9 +177,11 @@ final class PeerTransport: @unchecked Sendable {
         try Ballotpb_MembershipForwardResponse(serializedBytes: try await ask(leader, .membership, try request.serializedBytes(), timeout))
     }
 
-    /// One request to the leader, its failures in etcd's terms: a leader
-    /// that cannot be reached in time is "no leader" (which clients retry);
-    /// what the leader refused is refused here the same way.
+    /// One request to the leader, its failures in etcd's terms (the
+    /// README's error contract): a request that never reached the leader is
+    /// "no leader", since nothing was proposed; one that went out but got
+    /// no answer is etcd's ambiguous "request timed out", since the leader
+    /// may have applied it; what the leader refused is refused the same way.
     private func ask(_ leader: NodeID, _ kind: PeerRequestKind, _ payload: [UInt8], _ timeout: Double) async throws -> [UInt8] {
         guard let link = link(leader) else { throw EtcdError.noLeader }
         do {
@@ -184,6 +190,8 @@ final class PeerTransport: @unchecked Sendable {
             throw error
         } catch is CancellationError {
             throw CancellationError()
+        } catch PeerProtocolError.timedOut, PeerProtocolError.connectionClosed {
+            throw EtcdError.timeout
         } catch {
             throw EtcdError.noLeader
         }
