@@ -85,6 +85,10 @@ final class PeerListener: Sendable {
                             // removal only this way, since the leader stops
                             // replicating to it.
                             if members.wasRemoved(from) {
+                                // Answers still owed go out first (the removed
+                                // member forwarded its own removal); its other
+                                // frames are dropped meanwhile.
+                                if requests.current > 0 { continue }
                                 try await outbound.write(.refused(.removed, message: PeerTransport.removedMessage))
                                 return
                             }
@@ -274,4 +278,7 @@ final class InFlightLimit: Sendable {
     }
 
     func leave() { count.subtract(1, ordering: .relaxed) }
+
+    /// How many are in now.
+    var current: Int { count.load(ordering: .relaxed) }
 }
