@@ -137,8 +137,8 @@ enum KeyEncoding {
         Array(slot) + revision(main: main, sub: sub)
     }
 
+    /// A revision's bytes: a composite key's suffix, and the key of the `revisions` database.
     static func revision(main: Int64, sub: Int64) -> [UInt8] { bigEndian(main) + bigEndian(sub) }
-    static func revisionKey(main: Int64, sub: Int64) -> [UInt8] { revision(main: main, sub: sub) }
 
     /// Where a group of long keys ends: the first position past every slot
     /// that starts with `group` (its cut prefix and marker 0x00 0x01).

@@ -58,7 +58,7 @@ public struct RangeRequest: Sendable, Equatable {
     }
 
     /// Whether `candidate` falls in the requested range.
-    func contains(_ candidate: [UInt8]) -> Bool {
+    public func contains(_ candidate: [UInt8]) -> Bool {
         if rangeEnd.isEmpty { return candidate == key }
         if candidate.lexicographicallyPrecedes(key) { return false }
         if rangeEnd == [0] { return true }

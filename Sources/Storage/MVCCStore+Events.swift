@@ -28,7 +28,7 @@ extension MVCCStore {
         let path = environment.path
         return try environment.read { txn throws(StorageError) in
             var events: [WatchEvent] = []
-            try txn.scan(revisionsDB, from: KeyEncoding.revisionKey(main: max(from, 1), sub: 0)) { _, composite throws(StorageError) in
+            try txn.scan(revisionsDB, from: KeyEncoding.revision(main: max(from, 1), sub: 0)) { _, composite throws(StorageError) in
                 guard let version = KeyEncoding.parse(composite) else {
                     throw .corrupt(path: path, detail: "undecodable revision index entry")
                 }

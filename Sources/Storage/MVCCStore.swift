@@ -275,7 +275,7 @@ public final class MVCCStore: @unchecked Sendable {
     func write(_ txn: LMDBTransaction, _ key: [UInt8], main: Int64, sub: Int64, _ record: ([UInt8]) -> [UInt8]) throws(StorageError) {
         let composite = KeyEncoding.composite(key, main: main, sub: sub)
         try txn.put(keysDB, composite, record(composite))
-        try txn.put(revisionsDB, KeyEncoding.revisionKey(main: main, sub: sub), composite)
+        try txn.put(revisionsDB, KeyEncoding.revision(main: main, sub: sub), composite)
     }
 
     // MARK: Reads
@@ -468,7 +468,7 @@ public final class MVCCStore: @unchecked Sendable {
             if resume == nil { closeGroup() }
             for d in doomed {
                 try txn.delete(keysDB, d.composite)
-                try txn.delete(revisionsDB, KeyEncoding.revisionKey(main: d.main, sub: d.sub))
+                try txn.delete(revisionsDB, KeyEncoding.revision(main: d.main, sub: d.sub))
             }
             if resume == nil { try txn.delete(metaDB, Self.compactionPendingKey) }
             return resume

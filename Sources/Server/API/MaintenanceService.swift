@@ -148,11 +148,8 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
             let target = NodeID(request.targetID)
             guard node.status.role == .leader else { throw EtcdError.invalid("etcdserver: not leader") }
             guard node.status.voters.contains(target) else { throw EtcdError.invalid("etcdserver: bad leader transferee") }
-            node.transferLeadership(to: target)
-            let deadline = Date().addingTimeInterval(node.requestTimeout)
-            while node.status.leader != target {
-                if Date() >= deadline { throw EtcdError.invalid("etcdserver: leadership transfer timed out") }
-                try await Task.sleep(for: .milliseconds(20))
+            guard try await node.moveLeadership(to: target) else {
+                throw EtcdError.invalid("etcdserver: leadership transfer timed out")
             }
             var response = Etcdserverpb_MoveLeaderResponse()
             response.header = node.header(revision: try node.read { $0.currentRevision })

@@ -1,4 +1,5 @@
 import EtcdAPI
+import Storage
 
 /// What etcd refuses before proposing (its v3rpc `key.go`), refused here
 /// before proposing too, with etcd's errors: nothing doomed enters the log,
@@ -43,27 +44,15 @@ enum RequestChecks {
         }
     }
 
-    /// A deleted range: [key, end), or the one key when end is empty.
-    struct Deleted {
-        var key: [UInt8]
-        var end: [UInt8]
-
-        func contains(_ candidate: [UInt8]) -> Bool {
-            if end.isEmpty { return candidate == key }
-            if candidate.lexicographicallyPrecedes(key) { return false }
-            return end == [0] || candidate.lexicographicallyPrecedes(end)
-        }
-    }
-
     /// etcd's checkIntervals: within one level of a transaction (and the
     /// levels nested in it), no key may be put twice or both put and
     /// deleted, except that the two branches of a nested transaction may
     /// put the same key (only one of them runs). Returns the level's puts
     /// and deletes for the level above.
-    static func intervals(_ operations: [Etcdserverpb_RequestOp]) throws(EtcdError) -> (puts: Set<[UInt8]>, deletes: [Deleted]) {
-        var deletes: [Deleted] = operations.compactMap { op in
+    static func intervals(_ operations: [Etcdserverpb_RequestOp]) throws(EtcdError) -> (puts: Set<[UInt8]>, deletes: [RangeRequest]) {
+        var deletes: [RangeRequest] = operations.compactMap { op in
             guard case .requestDeleteRange(let d) = op.request else { return nil }
-            return Deleted(key: [UInt8](d.key), end: [UInt8](d.rangeEnd))
+            return RangeRequest(key: [UInt8](d.key), rangeEnd: [UInt8](d.rangeEnd))
         }
         var puts = Set<[UInt8]>()
         for op in operations {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// etcd's command line as etcd reads it (Go's `flag` package, then the
 /// environment): `-flag value`, `--flag value`, `--flag=value`; a boolean
 /// flag alone means true and takes a value only after `=`; a flag not on
@@ -126,7 +128,7 @@ public struct EtcdCommandLine: Sendable {
 
     /// A comma-separated list, empty entries dropped.
     public func list(_ name: String) -> [String] {
-        string(name).split(separator: ",").map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
+        string(name).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     /// etcd's usage text, built from the same table.
@@ -155,14 +157,5 @@ public struct EtcdCommandLine: Sendable {
             }
         }
         return text
-    }
-}
-
-extension String {
-    var trimmingSpaces: String {
-        var text = Substring(self)
-        while text.first == " " { text = text.dropFirst() }
-        while text.last == " " { text = text.dropLast() }
-        return String(text)
     }
 }

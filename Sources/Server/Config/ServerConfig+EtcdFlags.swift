@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 
 extension ServerConfig {
@@ -17,8 +18,8 @@ extension ServerConfig {
         for item in clusterText.split(separator: ",") {
             let parts = item.split(separator: "=", maxSplits: 1)
             guard parts.count == 2 else { throw .invalid("--initial-cluster: '\(item)' is not name=http://host:port") }
-            let memberName = String(parts[0]).trimmingSpaces
-            let url = try HostPort(url: String(parts[1]).trimmingSpaces)
+            let memberName = parts[0].trimmingCharacters(in: .whitespaces)
+            let url = try HostPort(url: parts[1].trimmingCharacters(in: .whitespaces))
             // A member listed with several peer URLs is one member: its first URL names it.
             if !cluster.contains(where: { $0.name == memberName }) { cluster.append((memberName, url)) }
         }

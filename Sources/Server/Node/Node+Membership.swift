@@ -104,14 +104,21 @@ extension Node {
         guard let successor = current.voters.subtracting([id]).max(by: { (current.matchIndex[$0] ?? .zero) < (current.matchIndex[$1] ?? .zero) }) else {
             throw EtcdError.invalid("etcdserver: re-configuration failed due to not enough started members")
         }
-        transferLeadership(to: successor)
+        // Nothing was proposed yet: a failure is a plain refusal, not an ambiguous one.
+        guard try await moveLeadership(to: successor) else { throw EtcdError.noLeader }
+        return successor
+    }
+
+    /// Ask the core to hand leadership to `target` and wait up to the
+    /// request timeout for it to lead; whether it does.
+    func moveLeadership(to target: NodeID) async throws -> Bool {
+        transferLeadership(to: target)
         let deadline = Date().addingTimeInterval(requestTimeout)
-        while true {
-            // Nothing was proposed yet: a plain refusal, not an ambiguous one.
-            if Date() >= deadline { throw EtcdError.noLeader }
-            if let leader = status.leader, leader != id { return leader }
+        while status.leader != target {
+            if Date() >= deadline { return false }
             try await Task.sleep(for: .milliseconds(10))
         }
+        return true
     }
 
     /// Wait for an earlier change to leave its joint configuration (the
