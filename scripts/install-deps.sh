@@ -6,7 +6,7 @@
 # installed with the pins in scripts/python-requirements.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-apt_packages=(liblmdb-dev etcd-client curl)
+apt_packages=(liblmdb-dev etcd-client curl openssl)
 # pip only when this python3 has none of its own.
 python3 -m pip --version >/dev/null 2>&1 || apt_packages+=(python3-pip)
 if ! command -v swift >/dev/null 2>&1; then

@@ -4,6 +4,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import NIOSSL
 import Raft
 import Storage
 
@@ -15,16 +16,27 @@ public final class BallotServer: Sendable {
     let members: MemberDirectory
     let logger: Logger
     let metrics = ServerMetrics()
+    /// TLS for the client URLs and the peer URLs, if configured.
+    let clientTLS: TLSContexts?
+    let peerTLS: TLSContexts?
 
     /// Opens the data directory and recovers; refuses (throwing an error
     /// that names the damaged file) rather than start from doubtful state.
-    public init(config: ServerConfig, logger: Logger) throws {
+    /// `clusterID`: from `clusterID(for:logger:)`; nil means the one
+    /// `--initial-cluster` founds.
+    public init(config: ServerConfig, clusterID: UInt64? = nil, logger: Logger) throws {
         let config = try config.validated()
         self.config = config
         self.logger = logger
         let id = config.memberID
-        let clusterID = config.clusterID
+        let clusterID = clusterID ?? config.foundingClusterID
         let directory = try DataDirectory.open(config.dataDirectory, clusterID: clusterID)
+        let clientTLS = try Self.tlsContexts(config.clientTLS, side: "client", urls: config.listenClient, dataDirectory: config.dataDirectory,
+                                             alpn: TLSContexts.clientALPN, logger: logger)
+        let peerTLS = try Self.tlsContexts(config.peerTLS, side: "peer", urls: config.listenPeer, dataDirectory: config.dataDirectory,
+                                           alpn: [], logger: logger)
+        self.clientTLS = clientTLS
+        self.peerTLS = peerTLS
         let (wal, recovery) = try WriteAheadLog.open(directory: directory.walPath)
         if let torn = recovery.truncatedTail {
             logger.warning("cut a torn record at the tail of the write-ahead log (a crash mid-write; it was never acknowledged)", metadata: ["at": "\(torn)"])
@@ -94,12 +106,60 @@ public final class BallotServer: Sendable {
             ])
         }
         let metrics = self.metrics
-        let transport = PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses, logger: logger, traffic: metrics.peerTraffic)
+        let transport = PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses,
+                                      tls: try peerTLS?.client ?? TLSContexts.defaultClient(), logger: logger, traffic: metrics.peerTraffic)
         self.node = Node(id: id, clusterID: clusterID, core: core, wal: wal, store: store, snapshots: snapshots, transport: transport,
                          leases: try store.leases(), members: members, metrics: metrics, config: config, logger: logger)
     }
 
     public var memberID: NodeID { node.id }
+
+    /// The cluster this member belongs to: the one its data directory was
+    /// made for; or, on an empty one, the one `--initial-cluster` founds
+    /// (`new`) or the one the members it names say (`existing`: a member
+    /// joining after `member add`, as etcd's asks its peers).
+    public static func clusterID(for config: ServerConfig, logger: Logger) async throws -> UInt64 {
+        if let recorded = DataDirectory.recordedClusterID(config.dataDirectory) { return recorded }
+        if config.initialClusterState == .new { return config.foundingClusterID }
+        let others = config.initialCluster.filter { $0.name != config.name }.map(\.peer)
+        guard !others.isEmpty else {
+            throw ConfigError.invalid("--initial-cluster-state=existing: --initial-cluster names no member besides this one to join")
+        }
+        let peerTLS = try tlsContexts(config.peerTLS, side: "peer", urls: config.listenPeer, dataDirectory: config.dataDirectory,
+                                      alpn: [], logger: logger)
+        return try await ClusterDiscovery.clusterID(asking: others, selfID: config.memberID,
+                                                    tls: try peerTLS?.client ?? TLSContexts.defaultClient(), logger: logger)
+    }
+
+    /// One side's TLS contexts (nil without TLS settings), from its
+    /// certificate files or, for auto-TLS, the self-signed pair under
+    /// `<data-dir>/fixtures/<side>`; logs etcd's warnings for settings
+    /// that have no effect.
+    static func tlsContexts(_ settings: TLSSettings, side: String, urls: [HostPort], dataDirectory: String,
+                            alpn: [String], logger: Logger) throws -> TLSContexts? {
+        guard !settings.isEmpty else { return nil }
+        let flagPrefix = side == "peer" ? "peer-" : ""
+        if settings.autoTLS && settings.hasCertificate {
+            logger.warning("ignoring \(side) auto TLS since certs given")
+        }
+        for url in urls where !url.secure {
+            logger.warning("scheme is HTTP while TLS settings are present; this URL stays plaintext", metadata: ["\(side)-url": "\(url.url)"])
+        }
+        let identity: TLSContexts.Identity
+        if settings.hasCertificate {
+            identity = .init(certFile: settings.certFile, keyFile: settings.keyFile, selfSigned: false)
+        } else {
+            let files = try SelfSignedCertificate.ensure(in: dataDirectory + "/fixtures/" + side, hosts: urls.map(\.host))
+            identity = .init(certFile: files.certFile, keyFile: files.keyFile, selfSigned: true)
+            logger.info("serving TLS with a self-signed certificate", metadata: ["side": "\(side)", "cert": "\(files.certFile)"])
+        }
+        do {
+            return try TLSContexts.make(settings, identity: identity, alpn: alpn)
+        } catch {
+            throw ConfigError.invalid(
+                "--\(flagPrefix)cert-file \(identity.certFile), --\(flagPrefix)key-file \(identity.keyFile), --\(flagPrefix)trusted-ca-file \(settings.trustedCAFile): cannot load: \(error)")
+        }
+    }
 
     /// Serve until the task is cancelled, then stop cleanly: gRPC servers
     /// drain, the node loop stops, the log is closed.
@@ -114,15 +174,15 @@ public final class BallotServer: Sendable {
         var transportConfig = HTTP2ServerTransport.Custom<ClientListener>.Config.defaults
         transportConfig.rpc.maxRequestPayloadSize = config.maxRequestBytes + Self.grpcOverheadBytes
         // Each client URL serves gRPC and the HTTP endpoints on one port.
-        let clientServers = config.listenClient.map { address in
+        let listeners = try await ClientListener.bind(config.listenClient, tls: clientTLS?.server) { uri in self.operationsAnswer(uri) }
+        let clientServers = listeners.map { listener in
             GRPCServer(
-                transport: HTTP2ServerTransport.Custom(
-                    listenerFactory: ClientListener(address: address) { path in self.operationsAnswer(path) }, config: transportConfig),
+                transport: HTTP2ServerTransport.Custom(listenerFactory: listener, config: transportConfig),
                 services: services,
                 interceptors: [MetricsInterceptor(metrics: metrics), RequireLeaderInterceptor(node: node)])
         }
         let peerListeners = config.listenPeer.map {
-            PeerListener(node: node, members: members, address: $0, traffic: metrics.peerTraffic)
+            PeerListener(node: node, members: members, address: $0, tls: peerTLS?.server, traffic: metrics.peerTraffic)
         }
         node.start()
         logger.info("serving", metadata: [
@@ -130,6 +190,7 @@ public final class BallotServer: Sendable {
             "client": "\(config.listenClient.map(\.url))", "peer": "\(config.listenPeer.map(\.url))",
         ])
         defer {
+            for listener in listeners { listener.stopListening() }
             node.transport.shutdown()
             node.stop()
             logger.info("stopped", metadata: ["name": "\(config.name)"])
@@ -203,8 +264,11 @@ public final class BallotServer: Sendable {
     }
 
     /// What `/metrics`, `/health`, `/version` and `/readyz` answer, on the
-    /// client URLs and on --listen-metrics-urls.
-    func operationsAnswer(_ path: String) -> OperationsHTTPServer.Answer {
+    /// client URLs and on --listen-metrics-urls (`uri`: path and query).
+    func operationsAnswer(_ uri: String) -> OperationsHTTPServer.Answer {
+        let parts = uri.split(separator: "?", maxSplits: 1)
+        let path = parts.first.map(String.init) ?? "/"
+        let query = parts.count > 1 ? parts[1].split(separator: "&").map(String.init) : []
         let status = node.status
         let (alarm, used) = (try? node.read { store in (store.noSpaceAlarm, try store.usedBytes()) }) ?? (false, 0)
         switch path {
@@ -219,9 +283,14 @@ public final class BallotServer: Sendable {
             metrics.dbInUseSize.set(Double(used))
             return .init(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.registry.emitToBuffer())
         case "/health":
-            let reason = status.leader == nil ? "RAFT NO LEADER" : alarm ? "ALARM NOSPACE" : ""
-            let body = reason.isEmpty ? #"{"health":"true","reason":""}"# : #"{"health":"false","reason":"\#(reason)"}"#
-            return .init(status: reason.isEmpty ? .ok : .serviceUnavailable, contentType: "application/json", body: Array(body.utf8))
+            // etcd 3.4's answer, byte for byte: unhealthy on an alarm (unless
+            // `?exclude=NOSPACE`) or without a leader; the failure goes out as
+            // Go's http.Error writes it.
+            let alarmCounts = alarm && !query.contains("exclude=NOSPACE")
+            if alarmCounts || status.leader == nil {
+                return .init(status: .serviceUnavailable, contentType: "text/plain; charset=utf-8", body: Array(#"{"health":"false"}"#.utf8) + [0x0a])
+            }
+            return .init(status: .ok, contentType: "text/plain; charset=utf-8", body: Array(#"{"health":"true"}"#.utf8))
         case "/version":
             let body = #"{"etcdserver":"\#(MaintenanceService.apiVersion)","etcdcluster":"\#(MaintenanceService.clusterVersion)"}"#
             return .init(status: .ok, contentType: "application/json", body: Array(body.utf8))

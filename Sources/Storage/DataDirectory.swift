@@ -16,7 +16,9 @@ public struct DataDirectory: Sendable, Equatable {
     public var markerPath: String { root + "/ballot.version" }
     public let clusterID: UInt64
 
-    public static let formatVersion = 1
+    /// 2: member and cluster IDs derived as etcd derives them (a directory
+    /// of format 1 holds members under the IDs of before).
+    public static let formatVersion = 2
 
     /// What a member must not do once its log is gone: start again and
     /// vote or acknowledge as if it had never promised anything.
@@ -52,6 +54,15 @@ public struct DataDirectory: Sendable, Equatable {
             try FileIO.writeAtomically(Array(expected.utf8), to: directory.markerPath)
         }
         return directory
+    }
+
+    /// The cluster ID a data directory used before was made for, or nil
+    /// for a new (or unreadable) one.
+    public static func recordedClusterID(_ root: String) -> UInt64? {
+        guard let marker = try? FileIO.read(DataDirectory(root: root, clusterID: 0).markerPath) else { return nil }
+        let text = String(decoding: marker, as: UTF8.self)
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("cluster-id ") }) else { return nil }
+        return UInt64(line.dropFirst("cluster-id ".count), radix: 16)
     }
 
     static func hex(_ v: UInt64) -> String {

@@ -111,6 +111,16 @@ final class LMDBEnvironment: @unchecked Sendable {
         return try body(LMDBTransaction(handle: txn!, path: path))
     }
 
+    /// Run `body` against a read-only view of its own, on a thread that is
+    /// not the writer's, while writes (batches included) go on elsewhere:
+    /// what it sees is the last commit before it began.
+    func readIsolated<T>(_ body: (LMDBTransaction) throws(StorageError) -> T) throws(StorageError) -> T {
+        var txn: OpaquePointer?
+        try Self.check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn), "txn_begin(read)", path)
+        defer { mdb_txn_abort(txn) }
+        return try body(LMDBTransaction(handle: txn!, path: path))
+    }
+
     /// Write a compacted, consistent copy of the whole environment to `fd`
     /// (LMDB copies from one read transaction; writers are not blocked).
     func copy(to fd: Int32, path copyPath: String) throws(StorageError) {

@@ -53,7 +53,8 @@ enum Ballot {
         for notice in flags.notices { logger.warning("\(notice)") }
         let server: BallotServer
         do {
-            server = try BallotServer(config: config, logger: logger)
+            let clusterID = try await BallotServer.clusterID(for: config, logger: logger)
+            server = try BallotServer(config: config, clusterID: clusterID, logger: logger)
         } catch {
             logger.critical("refusing to start: \(error)")
             return 2

@@ -32,9 +32,10 @@ import Testing
 
     @Test func flagsWithoutEffectSayItAndUnsupportedOnesAreRefusedWithAReason() throws {
         let flags = try EtcdCommandLine(
-            arguments: ["--peer-auto-tls", "--enable-pprof", "--logger=zap", "--experimental-initial-corrupt-check=true"], environment: [:])
-        #expect(flags.notices.count == 4)
-        #expect(flags.notices.contains { $0.hasPrefix("--peer-auto-tls has no effect: TLS is not implemented yet") })
+            arguments: ["--enable-pprof", "--logger=zap", "--experimental-initial-corrupt-check=true"], environment: [:])
+        #expect(flags.notices.count == 3)
+        #expect(flags.notices.contains { $0.hasPrefix("--enable-pprof has no effect") })
+        #expect(throws: ConfigError.self) { try EtcdCommandLine(arguments: ["--peer-cert-allowed-cn", "etcd"], environment: [:]) }
         #expect(throws: ConfigError.self) { try EtcdCommandLine(arguments: ["--discovery", "https://x"], environment: [:]) }
         #expect(throws: ConfigError.self) { try EtcdCommandLine(arguments: ["--enable-v2"], environment: [:]) }
         do {
@@ -99,5 +100,50 @@ import Testing
             "--name", "m3", "--initial-advertise-peer-urls", "http://127.0.0.1:2380", "--initial-cluster", "m1=http://127.0.0.1:2380",
         ], environment: [:])
         #expect(throws: ConfigError.self) { try ServerConfig(etcd: flags) }
+    }
+
+    @Test func httpsURLsTakeCertificatesOrAutoTLSInEtcdsWords() throws {
+        func config(_ extra: [String], client: String = "https://127.0.0.1:2379", peer: String = "https://127.0.0.1:2380") throws -> ServerConfig {
+            let flags = try EtcdCommandLine(arguments: [
+                "--name", "m1", "--listen-client-urls", client, "--advertise-client-urls", client,
+                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "m1=\(peer)",
+            ] + extra, environment: [:])
+            return try ServerConfig(etcd: flags).validated()
+        }
+        func refusal(_ extra: [String], client: String = "https://127.0.0.1:2379", peer: String = "https://127.0.0.1:2380") -> String {
+            do {
+                _ = try config(extra, client: client, peer: peer)
+                return "accepted"
+            } catch { return "\(error)" }
+        }
+        let auto = try config(["--auto-tls", "--peer-auto-tls"])
+        #expect(auto.listenClient == [HostPort(host: "127.0.0.1", port: 2379, secure: true)])
+        #expect(auto.listenClient[0].url == "https://127.0.0.1:2379")
+        #expect(auto.clientTLS.autoTLS && auto.peerTLS.autoTLS && !auto.clientTLS.hasCertificate)
+        // As etcd's, a member's ID hashes its whole peer URL, scheme included.
+        #expect(auto.memberID != (try config([], client: "http://127.0.0.1:2379", peer: "http://127.0.0.1:2380")).memberID)
+        let files = try config(["--cert-file", "c.pem", "--key-file", "k.pem", "--trusted-ca-file", "ca.pem", "--client-cert-auth",
+                                "--peer-cert-file", "pc.pem", "--peer-key-file", "pk.pem", "--peer-client-cert-auth"])
+        #expect(files.clientTLS.certFile == "c.pem" && files.clientTLS.keyFile == "k.pem" && files.clientTLS.trustedCAFile == "ca.pem")
+        #expect(files.clientTLS.clientCertAuth && files.peerTLS.clientCertAuth && files.peerTLS.certFile == "pc.pem")
+        #expect(refusal(["--peer-auto-tls"]) == "TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:2379 with HTTPS scheme")
+        #expect(refusal(["--auto-tls"]) == "cannot listen on TLS for 127.0.0.1:2380: KeyFile and CertFile are not presented")
+        #expect(refusal(["--auto-tls", "--peer-cert-file", "c.pem"]).contains("KeyFile and CertFile must both be present"))
+        #expect(refusal([], client: "http://127.0.0.1:2379", peer: "http://127.0.0.1:2380") == "accepted")
+    }
+
+    /// The IDs Debian's etcd 3.4 gave this command line (its log: "added
+    /// member 7dd3adb99495d7a8 [https://127.0.0.1:42380] to cluster
+    /// c31384435471b863"), so the same flags name the same members.
+    @Test func memberAndClusterIDsAreEtcds() throws {
+        let flags = try EtcdCommandLine(arguments: [
+            "--name", "infra0", "--listen-peer-urls", "https://127.0.0.1:42380", "--initial-advertise-peer-urls", "https://127.0.0.1:42380",
+            "--initial-cluster", "infra0=https://127.0.0.1:42380,infra1=http://localhost:42390", "--initial-cluster-token", "e2e-tok",
+            "--peer-auto-tls",
+        ], environment: [:])
+        let config = try ServerConfig(etcd: flags).validated()
+        #expect(String(config.memberID.rawValue, radix: 16) == "7dd3adb99495d7a8")
+        #expect(String(ServerConfig.memberID(peer: config.initialCluster[1].peer, token: "e2e-tok").rawValue, radix: 16) == "416ecc8d38f267b5")
+        #expect(String(config.foundingClusterID, radix: 16) == "c31384435471b863")
     }
 }

@@ -30,7 +30,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let config = Self.config(directory)
         // A member that ran: its log recorded a vote, its store applied entries.
-        let data = try DataDirectory.open(directory, clusterID: config.clusterID)
+        let data = try DataDirectory.open(directory, clusterID: config.foundingClusterID)
         do {
             let (wal, _) = try WriteAheadLog.open(directory: data.walPath)
             try wal.append(hardState: HardState(term: 3, vote: config.memberID, commit: 0), entries: [])

@@ -9,7 +9,7 @@ import Testing
         let cluster = try TestCluster()
         defer { cluster.cleanUp() }
         let run = try TestCluster.run("/usr/bin/env", ["python3", Self.script] + (0..<3).map(cluster.endpoint), timeout: 60)
-        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.status == 0, "\(run.stderr)\n\(cluster.logs())")
         #expect(run.stdout == """
             get: 1 /py/a 1
             prefix: /py/a=1,/py/b=2
@@ -32,7 +32,7 @@ extension PythonClientTests {
         let cluster = try TestCluster()
         defer { cluster.cleanUp() }
         let run = try TestCluster.run("/usr/bin/env", ["python3", Self.watchLeaseScript] + (0..<3).map(cluster.endpoint), timeout: 60)
-        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.status == 0, "\(run.stderr)\n\(cluster.logs())")
         #expect(run.stdout == """
             watch: PutEvent:/w/a=1,PutEvent:/w/b=2,DeleteEvent:/w/a=
             lease ttl: 60 True ['/l/k']

@@ -31,10 +31,19 @@ final class TestCluster: @unchecked Sendable {
 
     /// Flags every member gets besides the cluster's own.
     let extraArguments: [String]
+    /// `http` or `https`, for the client URLs and for the peer URLs.
+    let clientScheme: String
+    let peerScheme: String
+    /// Flags every etcdctl run gets (its TLS settings).
+    let ctlArguments: [String]
 
     /// Starts `size` members and waits until the cluster accepts a write.
-    init(size: Int = 3, extraArguments: [String] = []) throws {
+    init(size: Int = 3, extraArguments: [String] = [], clientScheme: String = "http", peerScheme: String = "http",
+         ctlArguments: [String] = []) throws {
         self.extraArguments = extraArguments
+        self.clientScheme = clientScheme
+        self.peerScheme = peerScheme
+        self.ctlArguments = ctlArguments
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw TestFailure("\(Self.binary) is missing: build with `swift build --build-tests` (scripts/test.sh does)")
         }
@@ -49,7 +58,7 @@ final class TestCluster: @unchecked Sendable {
             members[i].dataDir = "\(directory)/m\(i + 1)"
             members[i].log = "\(directory)/m\(i + 1).log"
         }
-        cluster = members.map { "\($0.name)=http://127.0.0.1:\($0.peerPort)" }.joined(separator: ",")
+        cluster = members.map { "\($0.name)=\(peerScheme)://127.0.0.1:\($0.peerPort)" }.joined(separator: ",")
         for i in members.indices { try start(i) }
         try waitUntilWritable()
     }
@@ -65,10 +74,11 @@ final class TestCluster: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = [
             "--name", m.name, "--data-dir", m.dataDir,
-            "--listen-client-urls", "http://127.0.0.1:\(m.clientPort)", "--advertise-client-urls", "http://127.0.0.1:\(m.clientPort)",
-            "--listen-peer-urls", "http://127.0.0.1:\(m.peerPort)",
+            "--listen-client-urls", "\(clientScheme)://127.0.0.1:\(m.clientPort)",
+            "--advertise-client-urls", "\(clientScheme)://127.0.0.1:\(m.clientPort)",
+            "--listen-peer-urls", "\(peerScheme)://127.0.0.1:\(m.peerPort)",
             "--listen-metrics-urls", "http://127.0.0.1:\(m.metricsPort)",
-            "--initial-advertise-peer-urls", "http://127.0.0.1:\(m.peerPort)",
+            "--initial-advertise-peer-urls", "\(peerScheme)://127.0.0.1:\(m.peerPort)",
             "--initial-cluster", cluster, "--initial-cluster-token", "e2e",
             "--initial-cluster-state", joining.contains(i) ? "existing" : "new",
             "--heartbeat-interval", "50", "--election-timeout", "500",
@@ -89,7 +99,7 @@ final class TestCluster: @unchecked Sendable {
         let metricsPort = try Self.freePorts(1)[0]
         members.append(Member(name: name, clientPort: clientPort, peerPort: peerPort, metricsPort: metricsPort, dataDir: "\(directory)/\(name)",
                               process: nil, log: "\(directory)/\(name).log"))
-        cluster += ",\(name)=http://127.0.0.1:\(peerPort)"
+        cluster += ",\(name)=\(peerScheme)://127.0.0.1:\(peerPort)"
         joining.insert(i)
         try start(i)
         return i
@@ -146,7 +156,7 @@ final class TestCluster: @unchecked Sendable {
     /// Runs Debian's etcdctl (v3 API) against the cluster or `endpoints`.
     @discardableResult
     func etcdctl(_ arguments: String..., endpoints: String? = nil, input: String? = nil, timeout: Double = 15) throws -> Output {
-        try Self.run("/usr/bin/etcdctl", ["--endpoints=\(endpoints ?? self.endpoints)", "--dial-timeout=3s", "--command-timeout=10s"] + arguments,
+        try Self.run("/usr/bin/etcdctl", ["--endpoints=\(endpoints ?? self.endpoints)", "--dial-timeout=3s", "--command-timeout=10s"] + ctlArguments + arguments,
                      environment: ["ETCDCTL_API": "3"], input: input, timeout: timeout)
     }
 
@@ -155,7 +165,8 @@ final class TestCluster: @unchecked Sendable {
     /// status code follows the body on a line of its own).
     func http(_ i: Int, _ path: String, clientPort: Bool = false) throws -> Output {
         let port = clientPort ? members[i].clientPort : members[i].metricsPort
-        return try Self.run("/usr/bin/curl", ["-s", "-w", "\n%{http_code}", "http://127.0.0.1:\(port)\(path)"], timeout: 10)
+        let scheme = clientPort ? clientScheme : "http"
+        return try Self.run("/usr/bin/curl", ["-sk", "-w", "\n%{http_code}", "\(scheme)://127.0.0.1:\(port)\(path)"], timeout: 10)
     }
 
     struct Output {

@@ -82,9 +82,22 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
         try await rpc {
             if request.action == .activate || request.action == .deactivate {
                 guard request.alarm == .nospace else { throw EtcdError.invalid("etcdserver: only the NOSPACE alarm is supported") }
+                // etcd answers with the alarm it changed: a deactivation of
+                // an alarm that was raised names it (etcdctl prints it).
+                try await node.linearizableBarrier()
+                let wasRaised = try node.read { $0.noSpaceAlarm }
                 var command = Ballotpb_Command()
                 command.alarm = request
                 _ = try await node.propose(command)
+                var response = Etcdserverpb_AlarmResponse()
+                response.header = node.header(revision: try node.read { $0.currentRevision })
+                if request.action == .activate || wasRaised {
+                    var member = Etcdserverpb_AlarmMember()
+                    member.memberID = request.memberID
+                    member.alarm = request.alarm
+                    response.alarms = [member]
+                }
+                return response
             }
             var response = Etcdserverpb_AlarmResponse()
             let (alarm, revision) = try node.read { store in (store.noSpaceAlarm, store.currentRevision) }
@@ -99,18 +112,19 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
         }
     }
 
-    /// A consistent copy of the store (LMDB's own copy, from one read
-    /// transaction), streamed in chunks and ended, as etcd's is, by a
-    /// message holding the SHA-256 of everything before it, so that
-    /// `etcdctl snapshot save` accepts it. The bytes are LMDB's format, not
-    /// etcd's bbolt: moving backups between the two is a later step.
+    /// A consistent copy of the store in etcd's own format (a bbolt file,
+    /// `EtcdBackendSnapshot`), streamed in chunks and ended, as etcd's is,
+    /// by a message holding the SHA-256 of everything before it, so that
+    /// `etcdctl snapshot save`, `status` and `restore` take it.
     func snapshot(request: Etcdserverpb_SnapshotRequest, response: RPCWriter<Etcdserverpb_SnapshotResponse>, context: ServerContext) async throws {
         let scratch = dataDirectory + "/snap/client-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let info = try await rpc {
-            try await Node.onThread("ballot-snapshot") { try node.captureForClient(into: scratch) }
+        let dataPath = scratch + "/db"
+        let size = try await rpc {
+            try await Node.onThread("ballot-snapshot") { try node.writeEtcdSnapshot(to: dataPath) }
         }
+        let info = (dataPath: dataPath, size: size)
         guard let file = FileHandle(forReadingAtPath: info.dataPath) else {
             throw EtcdError.internal("cannot read \(info.dataPath)").rpcError
         }

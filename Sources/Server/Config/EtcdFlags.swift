@@ -1,8 +1,7 @@
 /// Every flag of etcd 3.4 (`etcd --help`, in its order), with what Ballot
 /// does with each.
 extension EtcdFlag {
-    static let plaintextPeers = "TLS is not implemented yet: traffic on this listener stays plaintext"
-    static let noTLS = "TLS is not implemented yet; use http:// URLs without certificate flags"
+    static let noCertificateRules = "certificate revocation lists, cipher suite lists and allowed names are not implemented yet; leave this flag unset (the certificate's chain is still verified against --trusted-ca-file / --peer-trusted-ca-file)"
     static let noV2 = "Ballot serves etcd's v3 API only (etcd 3.4 has v2 off by default too); move v2 clients to v3"
     static let noProxy = "Ballot has no v2 proxy mode; point clients at the members' client URLs"
     static let noDiscovery = "discovery is not supported; list the members with --initial-cluster"
@@ -47,22 +46,22 @@ extension EtcdFlag {
         EtcdFlag("auto-compaction-mode", .string, "periodic", .used, "Interpret 'auto-compaction-retention' one of: periodic|revision."),
         EtcdFlag("enable-v2", .bool, "false", .refused(noV2), "Accept etcd V2 client requests."),
         // Security
-        EtcdFlag("cert-file", .string, "", .refused(noTLS), "Path to the client server TLS cert file."),
-        EtcdFlag("key-file", .string, "", .refused(noTLS), "Path to the client server TLS key file."),
-        EtcdFlag("client-cert-auth", .bool, "false", .refused(noTLS), "Enable client cert authentication."),
-        EtcdFlag("client-crl-file", .string, "", .refused(noTLS), "Path to the client certificate revocation list file."),
-        EtcdFlag("client-cert-allowed-hostname", .string, "", .refused(noTLS), "Allowed TLS hostname for client cert authentication."),
-        EtcdFlag("trusted-ca-file", .string, "", .refused(noTLS), "Path to the client server TLS trusted CA cert file."),
-        EtcdFlag("auto-tls", .bool, "false", .refused(noTLS), "Client TLS using generated certificates."),
-        EtcdFlag("peer-cert-file", .string, "", .refused(noTLS), "Path to the peer server TLS cert file."),
-        EtcdFlag("peer-key-file", .string, "", .refused(noTLS), "Path to the peer server TLS key file."),
-        EtcdFlag("peer-client-cert-auth", .bool, "false", .refused(noTLS), "Enable peer client cert authentication."),
-        EtcdFlag("peer-trusted-ca-file", .string, "", .refused(noTLS), "Path to the peer server TLS trusted CA file."),
-        EtcdFlag("peer-cert-allowed-cn", .string, "", .refused(noTLS), "Required CN for client certs connecting to the peer endpoint."),
-        EtcdFlag("peer-cert-allowed-hostname", .string, "", .refused(noTLS), "Allowed TLS hostname for inter peer authentication."),
-        EtcdFlag("peer-auto-tls", .bool, "false", .noEffect(plaintextPeers), "Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided."),
-        EtcdFlag("peer-crl-file", .string, "", .refused(noTLS), "Path to the peer certificate revocation list file."),
-        EtcdFlag("cipher-suites", .string, "", .refused(noTLS), "Comma-separated list of supported TLS cipher suites between client/server and peers."),
+        EtcdFlag("cert-file", .string, "", .used, "Path to the client server TLS cert file."),
+        EtcdFlag("key-file", .string, "", .used, "Path to the client server TLS key file."),
+        EtcdFlag("client-cert-auth", .bool, "false", .used, "Enable client cert authentication."),
+        EtcdFlag("client-crl-file", .string, "", .refused(noCertificateRules), "Path to the client certificate revocation list file."),
+        EtcdFlag("client-cert-allowed-hostname", .string, "", .refused(noCertificateRules), "Allowed TLS hostname for client cert authentication."),
+        EtcdFlag("trusted-ca-file", .string, "", .used, "Path to the client server TLS trusted CA cert file."),
+        EtcdFlag("auto-tls", .bool, "false", .used, "Client TLS using generated certificates."),
+        EtcdFlag("peer-cert-file", .string, "", .used, "Path to the peer server TLS cert file."),
+        EtcdFlag("peer-key-file", .string, "", .used, "Path to the peer server TLS key file."),
+        EtcdFlag("peer-client-cert-auth", .bool, "false", .used, "Enable peer client cert authentication."),
+        EtcdFlag("peer-trusted-ca-file", .string, "", .used, "Path to the peer server TLS trusted CA file."),
+        EtcdFlag("peer-cert-allowed-cn", .string, "", .refused(noCertificateRules), "Required CN for client certs connecting to the peer endpoint."),
+        EtcdFlag("peer-cert-allowed-hostname", .string, "", .refused(noCertificateRules), "Allowed TLS hostname for inter peer authentication."),
+        EtcdFlag("peer-auto-tls", .bool, "false", .used, "Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided."),
+        EtcdFlag("peer-crl-file", .string, "", .refused(noCertificateRules), "Path to the peer certificate revocation list file."),
+        EtcdFlag("cipher-suites", .string, "", .refused(noCertificateRules), "Comma-separated list of supported TLS cipher suites between client/server and peers."),
         EtcdFlag("cors", .string, "*", .noEffect("the JSON gateway is not served yet"), "Comma-separated whitelist of origins for CORS (empty or * means allow all)."),
         EtcdFlag("host-whitelist", .string, "*", .noEffect("HTTP requests are not filtered by host"), "Acceptable hostnames from HTTP client requests, if server is not secure (empty or * means allow all)."),
         // Auth
@@ -91,7 +90,7 @@ extension EtcdFlag {
         EtcdFlag("experimental-backend-bbolt-freelist-type", .string, "array", .noEffect("Ballot's backend is LMDB, not bbolt"), "The type of freelist that boltdb backend uses (array and map are supported types)."),
         EtcdFlag("experimental-enable-lease-checkpoint", .bool, "false", .noEffect("leases are decided by the leader's clock"), "Enable the primary lessor to persist lease remainingTTL."),
         EtcdFlag("experimental-compaction-batch-limit", .integer, "1000", .used, "Sets the maximum revisions deleted in each compaction batch."),
-        EtcdFlag("experimental-peer-skip-client-san-verification", .bool, "false", .noEffect(plaintextPeers), "Skip verification of SAN field in client certificate for peer connections."),
+        EtcdFlag("experimental-peer-skip-client-san-verification", .bool, "false", .noEffect("Ballot checks a peer client certificate's chain, never its SAN against the dialler's address: the check this flag skips is never made"), "Skip verification of SAN field in client certificate for peer connections."),
         EtcdFlag("experimental-watch-progress-notify-interval", .duration, "10m", .noEffect("watch progress notifications are sent on request"), "Duration of periodical watch progress notification."),
         EtcdFlag("experimental-warning-apply-duration", .duration, "100ms", .noEffect("Ballot does not time individual applies"), "Warning is generated if requests take more than this duration."),
         // Unsafe

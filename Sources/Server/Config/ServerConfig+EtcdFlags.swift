@@ -59,6 +59,20 @@ extension ServerConfig {
             throw .invalid("--log-outputs: Ballot writes to one of stderr (default) or stdout; redirect it to keep a file")
         }
         self.logToStandardOutput = outputs == ["stdout"]
+        self.clientTLS = Self.tls(flags, prefix: "")
+        self.peerTLS = Self.tls(flags, prefix: "peer-")
+    }
+
+    /// `--cert-file --key-file --trusted-ca-file --client-cert-auth
+    /// --auto-tls`, or with `prefix` "peer-" their peer twins.
+    static func tls(_ flags: EtcdCommandLine, prefix: String) -> TLSSettings {
+        var settings = TLSSettings()
+        settings.certFile = flags.string(prefix + "cert-file")
+        settings.keyFile = flags.string(prefix + "key-file")
+        settings.trustedCAFile = flags.string(prefix + "trusted-ca-file")
+        settings.clientCertAuth = flags.bool(prefix + "client-cert-auth")
+        settings.autoTLS = flags.bool(prefix + "auto-tls")
+        return settings
     }
 
     /// etcd's log levels (and swift-log's own names).

@@ -1,4 +1,5 @@
 import Consensus
+import Crypto
 import Logging
 import Raft
 import Storage
@@ -69,6 +70,11 @@ public struct ServerConfig: Sendable {
     public var snapshotCatchUpEntries: UInt64 { min(Self.snapshotCatchUpEntriesMax, snapshotCount / 2) }
     public static let snapshotCatchUpEntriesMax: UInt64 = 5_000
 
+    /// TLS for the client URLs and for the peer URLs: used on `https` URLs
+    /// only, as in etcd.
+    public var clientTLS = TLSSettings()
+    public var peerTLS = TLSSettings()
+
     /// What etcd's --auto-compaction-mode and --auto-compaction-retention ask.
     public var autoCompaction = AutoCompaction.off
 
@@ -112,6 +118,15 @@ public struct ServerConfig: Sendable {
         guard Self.snapshotCountRange.contains(snapshotCount) else {
             throw .invalid("--snapshot-count must be in \(Self.snapshotCountRange)")
         }
+        try Self.validateTLS(clientTLS, flagPrefix: "", urls: listenClient) { url in
+            "TLS key/cert (--cert-file, --key-file) must be provided for client url \(url.url) with HTTPS scheme"
+        }
+        try Self.validateTLS(peerTLS, flagPrefix: "peer-", urls: listenPeer) { url in
+            "cannot listen on TLS for \(url.description): KeyFile and CertFile are not presented"
+        }
+        if let secure = listenMetrics.first(where: \.secure) {
+            throw .invalid("--listen-metrics-urls: \(secure.url): the metrics listener serves plain HTTP; its endpoints are on the client URLs too, which serve TLS")
+        }
         guard initialCluster.contains(where: { $0.name == name }) else {
             throw .invalid("--initial-cluster does not name this member ('\(name)')")
         }
@@ -121,10 +136,23 @@ public struct ServerConfig: Sendable {
         return self
     }
 
-    /// A member's ID: a hash of its advertised peer address and the cluster
-    /// token, so the same flags give the same IDs on every member.
+    /// etcd's refusals: an `https` URL needs a certificate (a file pair or
+    /// auto-TLS); a certificate needs its key and the key its certificate.
+    static func validateTLS(_ settings: TLSSettings, flagPrefix: String, urls: [HostPort],
+                            missing: (HostPort) -> String) throws(ConfigError) {
+        if settings.certFile.isEmpty != settings.keyFile.isEmpty {
+            throw .invalid("--\(flagPrefix)cert-file and --\(flagPrefix)key-file: KeyFile and CertFile must both be present[key: \(settings.keyFile), cert: \(settings.certFile)]")
+        }
+        if let secure = urls.first(where: \.secure), settings.isEmpty { throw .invalid(missing(secure)) }
+    }
+
+    /// A member's ID, as etcd derives a founding member's: the first 8
+    /// bytes (big-endian) of SHA-1 over its peer URL and the cluster token,
+    /// so the same flags give the same IDs as etcd's, on every member. A
+    /// member added later gets its ID the same way (etcd mixes in the time
+    /// instead, so there they differ).
     public static func memberID(peer: HostPort, token: String) -> NodeID {
-        NodeID(max(1, fnv1a("\(peer)|\(token)")))
+        NodeID(max(1, firstWord(Insecure.SHA1.hash(data: Array((peer.url + token).utf8)))))
     }
 
     /// This member's advertised peer address (validated() checks it is listed).
@@ -132,11 +160,19 @@ public struct ServerConfig: Sendable {
 
     public var memberID: NodeID { Self.memberID(peer: advertisedPeer, token: clusterToken) }
 
-    /// The cluster's ID, from its token alone, so a member joining later
-    /// (whose --initial-cluster lists itself too) computes the same one:
-    /// give each cluster its own --initial-cluster-token, as etcd advises.
-    public var clusterID: UInt64 {
-        max(1, Self.fnv1a("ballot-cluster|" + clusterToken))
+    /// The ID of the cluster `--initial-cluster` founds, as etcd derives it:
+    /// SHA-1 over the founding members' IDs, sorted, each 8 bytes
+    /// big-endian. A member joining later learns it from the members
+    /// (`ClusterDiscovery`); a restarted one reads it from its data directory.
+    public var foundingClusterID: UInt64 {
+        let ids = initialCluster.map { Self.memberID(peer: $0.peer, token: clusterToken).rawValue }.sorted()
+        var bytes: [UInt8] = []
+        for id in ids { withUnsafeBytes(of: id.bigEndian) { bytes.append(contentsOf: $0) } }
+        return max(1, Self.firstWord(Insecure.SHA1.hash(data: bytes)))
+    }
+
+    static func firstWord(_ digest: Insecure.SHA1Digest) -> UInt64 {
+        digest.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
     }
 
     /// Raft settings from etcd's millisecond flags: one tick per heartbeat.
@@ -152,34 +188,29 @@ public struct ServerConfig: Sendable {
 
     /// Room for what a log entry adds around a client's request.
     static let commandOverheadBytes = 4_096
-
-    static func fnv1a(_ text: String) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
-        }
-        return hash
-    }
 }
 
-/// A TCP endpoint, parsed from etcd-style URLs (`http://127.0.0.1:2379`).
+/// A TCP endpoint, parsed from etcd-style URLs (`http://127.0.0.1:2379`,
+/// `https://localhost:2380`): `secure` says whether it speaks TLS.
 public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     public var host: String
     public var port: Int
+    /// An `https` URL: the listener or dialler speaks TLS.
+    public var secure: Bool
 
-    public init(host: String, port: Int) {
+    public init(host: String, port: Int, secure: Bool = false) {
         self.host = host
         self.port = port
+        self.secure = secure
     }
 
-    /// Accepts `http://host:port` and `host:port`, where host is an IPv4
-    /// address, a bracketed IPv6 address or a name (`localhost`), resolved
-    /// when bound or dialled; refuses `https` (no TLS yet).
+    /// Accepts `http://host:port`, `https://host:port` and `host:port`,
+    /// where host is an IPv4 address, a bracketed IPv6 address or a name
+    /// (`localhost`), resolved when bound or dialled.
     public init(url: String) throws(ConfigError) {
         var rest = Substring(url)
-        if rest.hasPrefix("https://") { throw .invalid("\(url): TLS is not supported yet; use http://") }
-        if rest.hasPrefix("http://") { rest = rest.dropFirst(7) }
+        secure = rest.hasPrefix("https://")
+        if rest.hasPrefix("https://") { rest = rest.dropFirst(8) } else if rest.hasPrefix("http://") { rest = rest.dropFirst(7) }
         while rest.hasSuffix("/") { rest = rest.dropLast() }
         guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]),
               (1...65_535).contains(port), colon > rest.startIndex, !rest[..<colon].contains("/")
@@ -191,7 +222,11 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-    public var url: String { "http://\(description)" }
+    /// As Go's `url.URL.String()` writes it: what a member's ID hashes.
+    public var url: String { "\(secure ? "https" : "http")://\(description)" }
+    /// The host as a literal IP address, if it is one: a TLS client names
+    /// the server it expects only by host name (SNI), never by address.
+    var isIPAddress: Bool { host.contains(":") || host.split(separator: ".").count == 4 && host.allSatisfy { $0.isNumber || $0 == "." } }
 }
 
 public enum ConfigError: Error, Sendable, CustomStringConvertible {

@@ -91,12 +91,12 @@ extension Node {
         return info
     }
 
-    /// A consistent copy of the store for a client (Maintenance.Snapshot),
-    /// taken beside applies, in `directory`.
-    func captureForClient(into directory: String) throws -> SnapshotInfo {
+    /// A consistent copy of the store for a client (Maintenance.Snapshot)
+    /// in etcd's bbolt format, taken beside applies, at `path`; returns its size.
+    func writeEtcdSnapshot(to path: String) throws -> Int {
         environmentLock.lock()
         defer { environmentLock.unlock() }
-        return try SnapshotStore(directory: directory).capture(store)
+        return try EtcdBackendSnapshot.write(store, to: path, alarmMember: id.rawValue)
     }
 
     /// Run `body` with the store to itself: no applies, no readers, no copy

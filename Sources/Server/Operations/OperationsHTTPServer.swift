@@ -55,7 +55,7 @@ final class OperationsHTTPServer: Sendable {
             case .body:
                 break
             case .end:
-                let answer = route(String(uri.split(separator: "?").first ?? "/"))
+                let answer = route(uri)
                 var headers = HTTPHeaders()
                 headers.add(name: "Content-Type", value: answer.contentType)
                 headers.add(name: "Content-Length", value: "\(answer.body.count)")

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// One peer as this member dials it: a queue of consensus messages, the
 /// requests waiting for answers, and the one TCP connection that carries
@@ -46,6 +47,7 @@ final class PeerLink: @unchecked Sendable {
 
     /// Dial, serve the connection until it breaks, dial again; until stopped.
     func run(hello: PeerFrame, logger: Logger, traffic: PeerTraffic,
+             dial: @escaping @Sendable (HostPort) async throws -> PeerFrame.Connection,
              onRemoved: @escaping @Sendable () -> Void) async {
         var backoff = PeerTransport.backoffInitialSeconds
         var lastRefusal = ""
@@ -55,13 +57,20 @@ final class PeerLink: @unchecked Sendable {
             // the backoff that earlier failures built up.
             let delivered = WakeFlag()
             do {
-                let connection = try await PeerTransport.dial(address)
+                let connection = try await dial(address)
                 try await serve(connection, hello: hello, delivered: delivered, traffic: traffic)
             } catch let refusal as PeerRefused {
                 if refusal.reason == .removed { onRemoved() }
                 if refusal.message != lastRefusal {
                     logger.warning("a peer refused this member", metadata: ["peer": "\(id)", "address": "\(address)", "reason": "\(refusal.message)"])
                     lastRefusal = refusal.message
+                }
+            } catch let failure as NIOSSLError {
+                // A certificate the peer does not accept, or one this member
+                // cannot verify: say so once, not on every redial.
+                if "\(failure)" != lastRefusal {
+                    logger.warning("TLS with a peer failed", metadata: ["peer": "\(id)", "address": "\(address)", "error": "\(failure)"])
+                    lastRefusal = "\(failure)"
                 }
             } catch {
                 if delivered.isRaised && !stopped.isRaised {

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Storage
 import Synchronization
 
@@ -22,7 +23,12 @@ final class PeerListener: Sendable {
     /// new leader's transfer to start while a deposed one's winds down.
     static let snapshotReceivesMax = 2
 
-    init(node: Node, members: MemberDirectory, address: HostPort, traffic: PeerTraffic = PeerTraffic()) {
+    /// The peer server's TLS, for an `https` address.
+    let tls: NIOSSLContext?
+
+    init(node: Node, members: MemberDirectory, address: HostPort, tls: NIOSSLContext?, traffic: PeerTraffic = PeerTraffic()) {
+        precondition(!address.secure || tls != nil, "an https peer URL needs a TLS context (ServerConfig.validated checks)")
+        self.tls = tls
         self.node = node
         self.members = members
         self.address = address
@@ -40,7 +46,11 @@ final class PeerListener: Sendable {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .bind(host: address.host, port: address.port) { PeerFrame.wrapAccepted($0) }
+            .bind(host: address.host, port: address.port) { [tls = address.secure ? tls : nil] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                }.flatMap { PeerFrame.wrapAccepted(channel) }
+            }
         try await withTaskCancellationHandler {
             try await server.executeThenClose { connections in
                 await withDiscardingTaskGroup { group in
@@ -69,6 +79,16 @@ final class PeerListener: Sendable {
                     var frames = inbound.makeAsyncIterator()
                     guard case .hello(let version, let clusterID, let from)? = try await frames.next() else {
                         try await outbound.write(.refused(.noHello, message: "ballot: a peer connection must start with a hello"))
+                        return
+                    }
+                    if clusterID == ClusterDiscovery.askingClusterID, version == PeerFrame.protocolVersion {
+                        // A joining member asks which cluster this is: told
+                        // only once it was added (ClusterDiscovery).
+                        if members.member(from) != nil && !members.wasRemoved(from) {
+                            try await outbound.write(.hello(version: PeerFrame.protocolVersion, clusterID: node.clusterID, from: node.id))
+                        } else {
+                            try await outbound.write(.refused(.wrongCluster, message: "ballot: member \(String(from.rawValue, radix: 16)) is not a member of this cluster; add it first (etcdctl member add)"))
+                        }
                         return
                     }
                     if let (reason, message) = refusal(version: version, clusterID: clusterID, from: from) {

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Storage
 
 /// Sends consensus messages to the other members in length-prefixed frames
@@ -38,9 +39,14 @@ final class PeerTransport: @unchecked Sendable {
 
     /// Round trips (a ping every keep-alive period) and bytes sent.
     let traffic: PeerTraffic
+    /// How this member dials a peer whose URL is `https`: presenting its
+    /// peer certificate, and checking the peer's unless it is auto-TLS.
+    let tls: NIOSSLContext
 
-    init(selfID: NodeID, clusterID: UInt64, peers: [NodeID: HostPort], logger: Logger, traffic: PeerTraffic = PeerTraffic()) {
+    init(selfID: NodeID, clusterID: UInt64, peers: [NodeID: HostPort], tls: NIOSSLContext, logger: Logger,
+         traffic: PeerTraffic = PeerTraffic()) {
         self.traffic = traffic
+        self.tls = tls
         self.selfID = selfID
         self.clusterID = clusterID
         self.logger = logger
@@ -79,7 +85,7 @@ final class PeerTransport: @unchecked Sendable {
         await withDiscardingTaskGroup { group in
             for await link in added {
                 group.addTask {
-                    await link.run(hello: self.hello, logger: self.logger, traffic: self.traffic) {
+                    await link.run(hello: self.hello, logger: self.logger, traffic: self.traffic, dial: self.dial) {
                         _ = self.removed.raise()
                     }
                 }
@@ -88,11 +94,26 @@ final class PeerTransport: @unchecked Sendable {
         }
     }
 
-    static func dial(_ address: HostPort) async throws -> PeerFrame.Connection {
-        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+    /// A connection to `address`, in TLS if its URL is `https`.
+    @Sendable func dial(_ address: HostPort) async throws -> PeerFrame.Connection {
+        try await Self.dial(address, tls: tls)
+    }
+
+    static func dial(_ address: HostPort, tls context: NIOSSLContext) async throws -> PeerFrame.Connection {
+        let tls = address.secure ? context : nil
+        return try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(connectTimeoutSeconds))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: address.host, port: address.port) { PeerFrame.wrapDialled($0) }
+            .connect(host: address.host, port: address.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let tls else { return }
+                    // A name is checked against the certificate (and sent
+                    // as SNI); an address is checked against the IP the
+                    // connection reached.
+                    try channel.pipeline.syncOperations.addHandler(
+                        NIOSSLClientHandler(context: tls, serverHostname: address.isIPAddress ? nil : address.host))
+                }.flatMap { PeerFrame.wrapDialled(channel) }
+            }
     }
 
     /// Queue messages; never blocks the node loop.
@@ -115,7 +136,7 @@ final class PeerTransport: @unchecked Sendable {
     func sendSnapshot(_ info: SnapshotInfo, announcing announce: Consensus.Message,
                       progress: @escaping @Sendable (_ sent: Int, _ total: Int) -> Void) async throws {
         guard let link = link(announce.to) else { throw EtcdError.internal("no address known for member \(announce.to)") }
-        let connection = try await Self.dial(link.address)
+        let connection = try await dial(link.address)
         // A receiver that stalls must not hold the member's one transfer forever.
         let deadline = Task { [channel = connection.channel] in
             try await Task.sleep(for: .seconds(Self.snapshotSecondsMin + info.size / Self.snapshotBytesPerSecondMin))

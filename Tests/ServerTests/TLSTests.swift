@@ -1,0 +1,139 @@
+import Foundation
+@testable import Server
+import Testing
+import X509
+
+/// TLS on the wire, as etcd's default e2e tests run it (peers on
+/// `--peer-auto-tls`) and as operators do (certificates from their own CA,
+/// checked both ways), with Debian's etcdctl, curl and openssl.
+@Suite(.serialized) struct TLSTests {
+    static let autoTLSClient = ["--insecure-transport=false", "--insecure-skip-tls-verify"]
+
+    @Test func autoTLSEncryptsPeersAndClientsAndKeepsItsCertificateAcrossRestarts() throws {
+        let cluster = try TestCluster(
+            extraArguments: ["--auto-tls", "--peer-auto-tls"], clientScheme: "https", peerScheme: "https", ctlArguments: Self.autoTLSClient)
+        defer { cluster.cleanUp() }
+        #expect(try cluster.etcdctl("put", "tls-key", "tls-value", endpoints: cluster.endpoint(0)).status == 0)
+        #expect(try cluster.etcdctl("get", "tls-key", "--print-value-only", endpoints: cluster.endpoint(2)).stdout == "tls-value\n")
+        let health = try cluster.http(1, "/health", clientPort: true)
+        #expect(health.stdout.hasSuffix("\n200") && health.stdout.contains("\"health\":\"true\""), "curl speaks HTTP/1.1 over TLS: \(health.stdout)")
+
+        // Plaintext gRPC on an https-only URL gets nothing.
+        let plain = try TestCluster.run("/usr/bin/etcdctl", ["--endpoints=\(cluster.endpoint(0))", "--dial-timeout=2s", "--command-timeout=3s", "get", "tls-key"],
+                                        environment: ["ETCDCTL_API": "3"], timeout: 10)
+        #expect(plain.status != 0)
+
+        // The peer port speaks TLS with the generated certificate, which names the listen host.
+        let peer = try TestCluster.run("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(cluster.members[1].peerPort)", "-showcerts"],
+                                       input: "", timeout: 10)
+        #expect(peer.stdout.contains("BEGIN CERTIFICATE"), "no TLS on the peer port: \(peer.stdout) \(peer.stderr)")
+        let dataDir = cluster.members[1].dataDir
+        let certificate = try Certificate(pemEncoded: String(contentsOfFile: dataDir + "/fixtures/peer/cert.pem", encoding: .utf8))
+        let names = try #require(try certificate.extensions.subjectAlternativeNames)
+        #expect(names.contains(.ipAddress(.init(contentBytes: [127, 0, 0, 1]))))
+        let keyMode = try #require(try FileManager.default.attributesOfItem(atPath: dataDir + "/fixtures/peer/key.pem")[.posixPermissions] as? Int)
+        #expect(keyMode == 0o600)
+
+        // A restart reuses the certificate, and the member rejoins over TLS.
+        let before = try String(contentsOfFile: dataDir + "/fixtures/client/cert.pem", encoding: .utf8)
+        cluster.kill(1)
+        try cluster.start(1)
+        try cluster.waitUntilWritable()
+        #expect(try String(contentsOfFile: dataDir + "/fixtures/client/cert.pem", encoding: .utf8) == before)
+        let deadline = Date().addingTimeInterval(15)
+        var value = ""
+        while Date() < deadline {
+            value = (try? cluster.etcdctl("get", "tls-key", "--print-value-only", "--consistency=s", endpoints: cluster.endpoint(1)).stdout) ?? ""
+            if value == "tls-value\n" { break }
+            usleep(200_000)
+        }
+        #expect(value == "tls-value\n", "\(cluster.logs())")
+    }
+
+    @Test func certificatesFromACAAreCheckedBothWays() throws {
+        let pki = try TestPKI()
+        defer { pki.remove() }
+        let server = ["--cert-file", pki.file("server.crt"), "--key-file", pki.file("server.key"),
+                      "--trusted-ca-file", pki.file("ca.crt"), "--client-cert-auth",
+                      "--peer-cert-file", pki.file("server.crt"), "--peer-key-file", pki.file("server.key"),
+                      "--peer-trusted-ca-file", pki.file("ca.crt"), "--peer-client-cert-auth"]
+        let client = ["--cacert", pki.file("ca.crt"), "--cert", pki.file("client.crt"), "--key", pki.file("client.key")]
+        let cluster = try TestCluster(extraArguments: server, clientScheme: "https", peerScheme: "https", ctlArguments: client)
+        defer { cluster.cleanUp() }
+        #expect(try cluster.etcdctl("put", "ca-key", "ca-value").status == 0)
+        #expect(try cluster.etcdctl("get", "ca-key", "--print-value-only", endpoints: cluster.endpoint(1)).stdout == "ca-value\n")
+
+        func ctl(_ tls: [String]) throws -> TestCluster.Output {
+            try TestCluster.run("/usr/bin/etcdctl", ["--endpoints=\(cluster.endpoint(0))", "--dial-timeout=2s", "--command-timeout=3s"] + tls + ["get", "ca-key"],
+                                environment: ["ETCDCTL_API": "3"], timeout: 10)
+        }
+        #expect(try ctl(["--cacert", pki.file("ca.crt")]).status != 0, "--client-cert-auth refuses a client without a certificate")
+        #expect(try ctl(["--cacert", pki.file("ca.crt"), "--cert", pki.file("stranger.crt"), "--key", pki.file("stranger.key")]).status != 0,
+                "a certificate from another CA is refused")
+        #expect(try ctl(["--cacert", pki.file("other-ca.crt"), "--cert", pki.file("client.crt"), "--key", pki.file("client.key")]).status != 0,
+                "a client that does not trust the server's CA does not talk to it")
+        #expect(try ctl(client).stdout.contains("ca-value"))
+        // The peer listener checks a dialler's certificate too (TLS 1.2, so
+        // the refusal comes within the handshake): a member's passes, a stranger's does not.
+        func dialPeer(_ name: String) throws -> TestCluster.Output {
+            try TestCluster.run("/usr/bin/openssl", [
+                "s_client", "-tls1_2", "-connect", "127.0.0.1:\(cluster.members[0].peerPort)", "-CAfile", pki.file("ca.crt"),
+                "-cert", pki.file("\(name).crt"), "-key", pki.file("\(name).key"),
+            ], input: "", timeout: 10)
+        }
+        let member = try dialPeer("client")
+        #expect(member.stdout.contains("Verify return code: 0 (ok)") && !member.stderr.contains("alert"), "\(member.stdout)\n\(member.stderr)")
+        let stranger = try dialPeer("stranger")
+        #expect(stranger.stderr.contains("alert"), "\(stranger.stdout)\n\(stranger.stderr)")
+    }
+
+    @Test func selfSignedCertificatesAreReusedUntilNearTheirEnd() throws {
+        let directory = NSTemporaryDirectory() + "ballot-cert-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let now = Date()
+        let first = try SelfSignedCertificate.ensure(in: directory, hosts: ["127.0.0.1", "localhost", "::1"], now: now)
+        let pem = try String(contentsOfFile: first.certFile, encoding: .utf8)
+        let certificate = try Certificate(pemEncoded: pem)
+        let names = try #require(try certificate.extensions.subjectAlternativeNames)
+        #expect(names.contains(.dnsName("localhost")))
+        #expect(names.contains(.ipAddress(.init(contentBytes: [127, 0, 0, 1]))))
+        #expect(names.contains(.ipAddress(.init(contentBytes: ArraySlice([UInt8](repeating: 0, count: 15) + [1])))))
+        #expect(certificate.notValidAfter.timeIntervalSince(now) > 364 * 24 * 3600)
+        _ = try SelfSignedCertificate.ensure(in: directory, hosts: ["127.0.0.1"], now: now.addingTimeInterval(100 * 24 * 3600))
+        #expect(try String(contentsOfFile: first.certFile, encoding: .utf8) == pem, "a valid certificate is kept")
+        _ = try SelfSignedCertificate.ensure(in: directory, hosts: ["127.0.0.1"], now: now.addingTimeInterval(365 * 24 * 3600))
+        #expect(try String(contentsOfFile: first.certFile, encoding: .utf8) != pem, "one at its end is replaced")
+        // What it made loads as a TLS identity.
+        _ = try TLSContexts.make(TLSSettings(), identity: .init(certFile: first.certFile, keyFile: first.keyFile, selfSigned: true))
+    }
+}
+
+/// A throwaway CA, a server and a client certificate it signed (for
+/// 127.0.0.1 and localhost), and a stranger CA with its own client, made
+/// with the openssl command.
+struct TestPKI {
+    let directory = NSTemporaryDirectory() + "ballot-pki-" + UUID().uuidString
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let script = """
+            set -e
+            cd '\(directory)'
+            key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+            ca() { key "$1.key"; openssl req -x509 -new -key "$1.key" -out "$1.crt" -subj "/CN=$1" -days 2; }
+            leaf() {
+              key "$1.key"
+              openssl req -new -key "$1.key" -out "$1.csr" -subj "/CN=$1"
+              printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth,clientAuth\\n' > "$1.ext"
+              openssl x509 -req -in "$1.csr" -CA "$2.crt" -CAkey "$2.key" -CAcreateserial -out "$1.crt" -days 2 -extfile "$1.ext" 2>/dev/null
+            }
+            ca ca; ca other-ca
+            leaf server ca; leaf client ca; leaf stranger other-ca
+            """
+        let made = try TestCluster.run("/bin/bash", ["-c", script], timeout: 30)
+        guard made.status == 0 else { throw TestFailure("openssl failed: \(made.stderr)") }
+    }
+
+    func file(_ name: String) -> String { directory + "/" + name }
+    func remove() { try? FileManager.default.removeItem(atPath: directory) }
+}
