@@ -4,7 +4,7 @@
 # run.sh runs it against any server binary). Arguments are environment
 # settings for run.sh, e.g.:
 #   bash scripts/etcd-e2e.sh                                  # the default subset (60 tests)
-#   E2E_SUITE=all bash scripts/etcd-e2e.sh                    # every test
+#   E2E_SUITE=all bash scripts/etcd-e2e.sh                    # every test in scope (below)
 #   E2E_RUN='^TestCtlV3(Put|Get)NoTLS$' bash scripts/etcd-e2e.sh
 # The last line is "etcd-e2e: N passed, M failed, K skipped".
 set -euo pipefail
@@ -13,6 +13,12 @@ shared=${SHARED_DIR:-../shared}/etcd-e2e
 [ -d "$shared" ] || { echo "error: $shared is missing (etcd's e2e harness lives in the team's shared folder)" >&2; exit 2; }
 out=${OUT:-/tmp/etcd-e2e-bin}
 [ -x "$out/e2e.test" ] || OUT="$out" bash "$shared/build.sh"
+# Out of scope (README): the v2 API, the gRPC proxy and gateway processes,
+# release upgrades (and etcd's own failure here, Migrate), and auth, RBAC,
+# CN/CRL and cipher-suite checks (the security issue).
+if [ "${E2E_SUITE:-default}" = all ] && [ -z "${E2E_SKIP+set}" ]; then
+    export E2E_SKIP='^(TestCtlV2.*|TestV2Curl.*|TestCtlV3Migrate|TestReleaseUpgrade.*|TestGrpcproxy.*|TestGateway|TestCtlV3Auth.*|TestV3CurlAuth.*|TestCtlV3User.*|TestCtlV3Role.*|TestEtcdPeerCNAuth|TestEtcdPeerNameAuth|TestCtlV3GetRevokedCRL|TestV3CurlCipherSuites.*)$'
+fi
 bash scripts/install-deps.sh
 swift build -c release --product ballot
 WRAPPED_SERVER="$PWD/.build/release/ballot" SERVER_BIN="$shared/ready-wrapper.sh" OUT="$out" \

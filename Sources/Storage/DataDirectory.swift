@@ -46,6 +46,11 @@ public struct DataDirectory: Sendable, Equatable {
                 throw .corrupt(path: directory.walPath, detail: "missing from a data directory that was used before; " + lostLogAdvice)
             }
             let text = String(decoding: existing, as: UTF8.self)
+            if let format = text.split(separator: "\n").first, format != "ballot-data \(formatVersion)" {
+                throw .wrongDataDirectory(
+                    path: directory.markerPath, found: String(format),
+                    expected: "ballot-data \(formatVersion) (this Ballot does not read older formats: move the directory away and let the member rejoin empty, after etcdctl member remove and member add; for `ballot dev`, delete its data directory)")
+            }
             if text != expected {
                 throw .wrongDataDirectory(path: directory.markerPath, found: text.split(separator: "\n").joined(separator: ", "),
                                           expected: expected.split(separator: "\n").joined(separator: ", "))

@@ -30,10 +30,12 @@ extension MVCCStore {
         let (keysDB, revisionsDB, metaDB) = (self.keysDB, self.revisionsDB, self.metaDB)
         return try environment.readIsolated { txn throws(StorageError) -> StoreExport in
             try txn.scan(revisionsDB, from: []) { _, composite throws(StorageError) in
-                guard let bytes = try txn.get(keysDB, composite), let record = KeyEncoding.decode(composite: composite, record: bytes) else {
+                guard let version = KeyEncoding.parse(composite), let bytes = try txn.get(keysDB, composite),
+                      let record = KeyEncoding.decode(composite: composite, record: bytes)
+                else {
                     throw .corrupt(path: path, detail: "the revision index names a version that is missing or damaged")
                 }
-                try visit(ExportedVersion(main: record.modRevision, sub: record.sub, tombstone: record.tombstone, kv: record.keyValue))
+                try visit(ExportedVersion(main: version.main, sub: version.sub, tombstone: record.tombstone, kv: record.keyValue))
                 return true
             }
             var leases: [LeaseRecord] = []

@@ -1,3 +1,4 @@
+import Foundation
 @testable import Server
 import Testing
 
@@ -37,7 +38,8 @@ import Testing
         #expect(flags.notices.contains { $0.hasPrefix("--enable-pprof has no effect") })
         #expect(throws: ConfigError.self) { try EtcdCommandLine(arguments: ["--peer-cert-allowed-cn", "etcd"], environment: [:]) }
         #expect(throws: ConfigError.self) { try EtcdCommandLine(arguments: ["--discovery", "https://x"], environment: [:]) }
-        #expect(throws: ConfigError.self) { try EtcdCommandLine(arguments: ["--enable-v2"], environment: [:]) }
+        // v2 is not served; etcd's own sample configuration turns it on, so it is accepted and said to do nothing.
+        #expect(try EtcdCommandLine(arguments: ["--enable-v2"], environment: [:]).notices.contains { $0.hasPrefix("--enable-v2 has no effect") })
         do {
             _ = try EtcdCommandLine(arguments: ["--wal-dir", "/w"], environment: [:])
             Issue.record("--wal-dir was accepted")
@@ -145,5 +147,57 @@ import Testing
         #expect(String(config.memberID.rawValue, radix: 16) == "7dd3adb99495d7a8")
         #expect(String(ServerConfig.memberID(peer: config.initialCluster[1].peer, token: "e2e-tok").rawValue, radix: 16) == "416ecc8d38f267b5")
         #expect(String(config.foundingClusterID, radix: 16) == "c31384435471b863")
+    }
+
+    /// etcd's YAML configuration file replaces the command line and the
+    /// environment; etcd's own sample (with its TLS sections) loads.
+    @Test func aConfigFileInEtcdsYAMLReplacesFlagsAndEnvironment() throws {
+        let path = NSTemporaryDirectory() + "ballot-config-" + UUID().uuidString + ".yml"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try """
+            # as etcd.conf.yml.sample writes it
+            name: 'm1'
+            data-dir:
+            wal-dir:
+            snapshot-count: 10000
+            heartbeat-interval: 100
+            election-timeout: 1000
+            listen-peer-urls: https://127.0.0.1:2380
+            listen-client-urls: http://localhost:2379,http://127.0.0.1:12379
+            advertise-client-urls: http://localhost:2379
+            initial-advertise-peer-urls: https://127.0.0.1:2380
+            initial-cluster: m1=https://127.0.0.1:2380
+            initial-cluster-token: 'tok'
+            initial-cluster-state: 'new'
+            discovery:
+            discovery-fallback: 'proxy'
+            proxy: 'off'
+            enable-v2: true
+            client-transport-security:
+              cert-file:
+              client-cert-auth: false
+              auto-tls: false
+            peer-transport-security:
+              trusted-ca-file: /etc/ca.pem
+              auto-tls: true
+            log-outputs: [stderr]
+            auto-compaction-mode: periodic
+            auto-compaction-retention: "1"
+            not-an-etcd-setting: 3
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let flags = try EtcdCommandLine(arguments: ["--config-file", path, "--name", "ignored"], environment: ["ETCD_SNAPSHOT_COUNT": "5"])
+        let config = try ServerConfig(etcd: flags).validated()
+        #expect(config.name == "m1" && config.dataDirectory == "m1.ballot")
+        #expect(config.snapshotCount == 10_000, "the environment is ignored")
+        #expect(config.listenClient == [HostPort(host: "localhost", port: 2379), HostPort(host: "127.0.0.1", port: 12379)])
+        #expect(config.peerTLS.autoTLS && config.peerTLS.trustedCAFile == "/etc/ca.pem" && !config.clientTLS.autoTLS)
+        #expect(config.clusterToken == "tok")
+        #expect(flags.notices.contains { $0.hasPrefix("--enable-v2 has no effect") })
+        try "name: m1\ndiscovery: https://discovery.etcd.io/x\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigError.self, "a refused setting is refused from the file too") {
+            try EtcdCommandLine(arguments: ["--config-file", path], environment: [:])
+        }
+        try "name: [unclosed\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigError.self) { try EtcdCommandLine(arguments: ["--config-file", path], environment: [:]) }
     }
 }

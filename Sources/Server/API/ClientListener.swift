@@ -57,7 +57,10 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     guard let ready = handoff.withLockedValue({ $0 }) else {
-                        preconditionFailure("a client connection was accepted before the gRPC server ran")
+                        // Accepting starts only after the hand-off is set.
+                        assertionFailure("a client connection was accepted before the gRPC server ran")
+                        channel.close(promise: nil)
+                        return
                     }
                     try channel.pipeline.syncOperations.addHandler(
                         ProtocolSniffer(connectionConfigurator: ready.connectionConfigurator, route: route, deliver: ready.deliver,

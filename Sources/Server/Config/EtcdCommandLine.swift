@@ -78,6 +78,11 @@ public struct EtcdCommandLine: Sendable {
             values[flag.name] = value
             given.insert(flag.name)
         }
+        if request == .run, let path = values["config-file"], !path.isEmpty {
+            // etcd's rule: a configuration file replaces the command line and the environment.
+            (values, given) = try EtcdConfigFile.load(path)
+            notices.append("loaded the configuration from \(path); other command-line flags and environment variables are ignored")
+        }
         for flag in EtcdFlag.all where values[flag.name] == nil {
             values[flag.name] = flag.defaultValue
         }

@@ -44,7 +44,7 @@ extension EtcdFlag {
         EtcdFlag("pre-vote", .bool, "false", .noEffect("Ballot's Raft always runs the pre-vote phase"), "Enable to run an additional Raft election phase."),
         EtcdFlag("auto-compaction-retention", .string, "0", .used, "Auto compaction retention length. 0 means disable auto compaction."),
         EtcdFlag("auto-compaction-mode", .string, "periodic", .used, "Interpret 'auto-compaction-retention' one of: periodic|revision."),
-        EtcdFlag("enable-v2", .bool, "false", .refused(noV2), "Accept etcd V2 client requests."),
+        EtcdFlag("enable-v2", .bool, "false", .noEffect(noV2), "Accept etcd V2 client requests."),
         // Security
         EtcdFlag("cert-file", .string, "", .used, "Path to the client server TLS cert file."),
         EtcdFlag("key-file", .string, "", .used, "Path to the client server TLS key file."),
@@ -98,6 +98,6 @@ extension EtcdFlag {
         // To be deprecated
         EtcdFlag("debug", .bool, "false", .used, "Enable debug-level logging for etcd. Use '--log-level=debug' instead."),
         EtcdFlag("log-package-levels", .string, "", .noEffect("use --log-level"), "Specify a particular log level for each etcd package."),
-        EtcdFlag("config-file", .string, "", .refused("configuration files are not supported yet; give the settings as flags or ETCD_* variables"), "Path to the server configuration file."),
+        EtcdFlag("config-file", .string, "", .used, "Path to the server configuration file."),
     ]
 }
