@@ -20,21 +20,29 @@ public final class BallotServer: Sendable {
     let clientTLS: TLSContexts?
     let peerTLS: TLSContexts?
 
+    /// A member as `ballot` starts one: its TLS made once, the cluster it
+    /// belongs to found (`clusterID(for:dialling:logger:)`), then opened.
+    public static func open(config: ServerConfig, logger: Logger) async throws -> BallotServer {
+        let config = try config.validated()
+        let (clientTLS, peerTLS) = try tlsContexts(config, logger: logger)
+        let clusterID = try await clusterID(for: config, dialling: try peerTLS?.client ?? TLSContexts.defaultClient(), logger: logger)
+        return try BallotServer(config: config, clusterID: clusterID, clientTLS: clientTLS, peerTLS: peerTLS, logger: logger)
+    }
+
+    /// A member of the cluster `--initial-cluster` founds (tests).
+    public convenience init(config: ServerConfig, logger: Logger) throws {
+        let config = try config.validated()
+        let (clientTLS, peerTLS) = try Self.tlsContexts(config, logger: logger)
+        try self.init(config: config, clusterID: config.foundingClusterID, clientTLS: clientTLS, peerTLS: peerTLS, logger: logger)
+    }
+
     /// Opens the data directory and recovers; refuses (throwing an error
     /// that names the damaged file) rather than start from doubtful state.
-    /// `clusterID`: from `clusterID(for:logger:)`; nil means the one
-    /// `--initial-cluster` founds.
-    public init(config: ServerConfig, clusterID: UInt64? = nil, logger: Logger) throws {
-        let config = try config.validated()
+    private init(config: ServerConfig, clusterID: UInt64, clientTLS: TLSContexts?, peerTLS: TLSContexts?, logger: Logger) throws {
         self.config = config
         self.logger = logger
         let id = config.memberID
-        let clusterID = clusterID ?? config.foundingClusterID
         let directory = try DataDirectory.open(config.dataDirectory, clusterID: clusterID)
-        let clientTLS = try Self.tlsContexts(config.clientTLS, side: "client", urls: config.listenClient, dataDirectory: config.dataDirectory,
-                                             alpn: TLSContexts.clientALPN, logger: logger)
-        let peerTLS = try Self.tlsContexts(config.peerTLS, side: "peer", urls: config.listenPeer, dataDirectory: config.dataDirectory,
-                                           alpn: [], logger: logger)
         self.clientTLS = clientTLS
         self.peerTLS = peerTLS
         let (wal, recovery) = try WriteAheadLog.open(directory: directory.walPath)
@@ -117,18 +125,24 @@ public final class BallotServer: Sendable {
     /// The cluster this member belongs to: the one its data directory was
     /// made for; or, on an empty one, the one `--initial-cluster` founds
     /// (`new`) or the one the members it names say (`existing`: a member
-    /// joining after `member add`, as etcd's asks its peers).
-    public static func clusterID(for config: ServerConfig, logger: Logger) async throws -> UInt64 {
+    /// joining after `member add`, as etcd's asks its peers, dialling them
+    /// with `dialling`).
+    static func clusterID(for config: ServerConfig, dialling tls: NIOSSLContext, logger: Logger) async throws -> UInt64 {
         if let recorded = DataDirectory.recordedClusterID(config.dataDirectory) { return recorded }
         if config.initialClusterState == .new { return config.foundingClusterID }
         let others = config.initialCluster.filter { $0.name != config.name }.map(\.peer)
         guard !others.isEmpty else {
             throw ConfigError.invalid("--initial-cluster-state=existing: --initial-cluster names no member besides this one to join")
         }
-        let peerTLS = try tlsContexts(config.peerTLS, side: "peer", urls: config.listenPeer, dataDirectory: config.dataDirectory,
-                                      alpn: [], logger: logger)
-        return try await ClusterDiscovery.clusterID(asking: others, selfID: config.memberID,
-                                                    tls: try peerTLS?.client ?? TLSContexts.defaultClient(), logger: logger)
+        return try await ClusterDiscovery.clusterID(asking: others, selfID: config.memberID, tls: tls, logger: logger)
+    }
+
+    /// The client side's and the peer side's TLS contexts.
+    static func tlsContexts(_ config: ServerConfig, logger: Logger) throws -> (client: TLSContexts?, peer: TLSContexts?) {
+        (try tlsContexts(config.clientTLS, side: "client", urls: config.listenClient, dataDirectory: config.dataDirectory,
+                         alpn: TLSContexts.clientALPN, logger: logger),
+         try tlsContexts(config.peerTLS, side: "peer", urls: config.listenPeer, dataDirectory: config.dataDirectory,
+                         alpn: [], logger: logger))
     }
 
     /// One side's TLS contexts (nil without TLS settings), from its

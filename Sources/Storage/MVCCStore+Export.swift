@@ -38,25 +38,11 @@ extension MVCCStore {
                 try visit(ExportedVersion(main: version.main, sub: version.sub, tombstone: record.tombstone, kv: record.keyValue))
                 return true
             }
-            var leases: [LeaseRecord] = []
-            try txn.scan(metaDB, from: Self.leasePrefix) { key, value throws(StorageError) in
-                guard key.starts(with: Self.leasePrefix) else { return false }
-                guard key.count == Self.leasePrefix.count + 8, value.count == 8 else { throw .corrupt(path: path, detail: "malformed lease record") }
-                leases.append(LeaseRecord(id: KeyEncoding.int64(key.dropFirst(Self.leasePrefix.count), at: 0), ttl: KeyEncoding.int64(value, at: 0)))
-                return true
-            }
-            var members: [(id: UInt64, attributes: [UInt8])] = []
-            try txn.scan(metaDB, from: Self.memberPrefix) { key, value throws(StorageError) in
-                guard key.starts(with: Self.memberPrefix) else { return false }
-                guard key.count == Self.memberPrefix.count + 8 else { throw .corrupt(path: path, detail: "malformed member record") }
-                members.append((UInt64(bitPattern: KeyEncoding.int64(key.dropFirst(Self.memberPrefix.count), at: 0)), value))
-                return true
-            }
             return StoreExport(
                 appliedIndex: UInt64(try Self.readInt(txn, metaDB, Self.appliedKey, path)),
                 compactedRevision: try Self.readInt(txn, metaDB, Self.compactedKey, path),
                 noSpaceAlarm: try txn.get(metaDB, Self.alarmKey) != nil,
-                leases: leases, members: members)
+                leases: try leases(in: txn), members: try members(in: txn))
         }
     }
 }

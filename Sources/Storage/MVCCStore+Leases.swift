@@ -64,20 +64,22 @@ extension MVCCStore {
 
     /// Every lease, by ID.
     public func leases() throws(StorageError) -> [LeaseRecord] {
+        try environment.read { txn throws(StorageError) in try leases(in: txn) }
+    }
+
+    func leases(in txn: LMDBTransaction) throws(StorageError) -> [LeaseRecord] {
         let path = environment.path
-        return try environment.read { txn throws(StorageError) -> [LeaseRecord] in
-            var found: [LeaseRecord] = []
-            try txn.scan(metaDB, from: Self.leasePrefix) { key, value throws(StorageError) in
-                guard key.starts(with: Self.leasePrefix) else { return false }
-                guard key.count == Self.leasePrefix.count + 8, value.count == 8 else {
-                    throw .corrupt(path: path, detail: "malformed lease record")
-                }
-                found.append(LeaseRecord(id: KeyEncoding.int64(Array(key.dropFirst(Self.leasePrefix.count)), at: 0),
-                                         ttl: KeyEncoding.int64(value, at: 0)))
-                return true
+        var found: [LeaseRecord] = []
+        try txn.scan(metaDB, from: Self.leasePrefix) { key, value throws(StorageError) in
+            guard key.starts(with: Self.leasePrefix) else { return false }
+            guard key.count == Self.leasePrefix.count + 8, value.count == 8 else {
+                throw .corrupt(path: path, detail: "malformed lease record")
             }
-            return found
+            found.append(LeaseRecord(id: KeyEncoding.int64(Array(key.dropFirst(Self.leasePrefix.count)), at: 0),
+                                     ttl: KeyEncoding.int64(value, at: 0)))
+            return true
         }
+        return found
     }
 
     /// The live keys attached to a lease (a scan of the current keys).

@@ -25,17 +25,19 @@ extension MVCCStore {
 
     /// Every member's attributes, by ID.
     public func members() throws(StorageError) -> [(id: UInt64, attributes: [UInt8])] {
+        try environment.read { txn throws(StorageError) in try members(in: txn) }
+    }
+
+    func members(in txn: LMDBTransaction) throws(StorageError) -> [(id: UInt64, attributes: [UInt8])] {
         let path = environment.path
-        return try environment.read { txn throws(StorageError) -> [(id: UInt64, attributes: [UInt8])] in
-            var found: [(id: UInt64, attributes: [UInt8])] = []
-            try txn.scan(metaDB, from: Self.memberPrefix) { key, value throws(StorageError) in
-                guard key.starts(with: Self.memberPrefix) else { return false }
-                guard key.count == Self.memberPrefix.count + 8 else { throw .corrupt(path: path, detail: "malformed member record") }
-                let id = UInt64(bitPattern: KeyEncoding.int64(Array(key.dropFirst(Self.memberPrefix.count)), at: 0))
-                found.append((id, value))
-                return true
-            }
-            return found
+        var found: [(id: UInt64, attributes: [UInt8])] = []
+        try txn.scan(metaDB, from: Self.memberPrefix) { key, value throws(StorageError) in
+            guard key.starts(with: Self.memberPrefix) else { return false }
+            guard key.count == Self.memberPrefix.count + 8 else { throw .corrupt(path: path, detail: "malformed member record") }
+            let id = UInt64(bitPattern: KeyEncoding.int64(Array(key.dropFirst(Self.memberPrefix.count)), at: 0))
+            found.append((id, value))
+            return true
         }
+        return found
     }
 }

@@ -53,8 +53,7 @@ enum Ballot {
         for notice in flags.notices { logger.warning("\(notice)") }
         let server: BallotServer
         do {
-            let clusterID = try await BallotServer.clusterID(for: config, logger: logger)
-            server = try BallotServer(config: config, clusterID: clusterID, logger: logger)
+            server = try await BallotServer.open(config: config, logger: logger)
         } catch {
             logger.critical("refusing to start: \(error)")
             return 2

@@ -27,7 +27,6 @@ enum EtcdBackendSnapshot {
     static func write(_ store: MVCCStore, to path: String, alarmMember: UInt64) throws -> Int {
         let writer = try BoltFileWriter(path: path)
         writer.beginBucket(Array("key".utf8))
-        var encodeError: (any Error)?
         let rest = try store.export { version throws(StorageError) in
             var kv = Mvccpb_KeyValue()
             kv.key = Data(version.kv.key)
@@ -38,16 +37,11 @@ enum EtcdBackendSnapshot {
                 kv.value = Data(version.kv.value)
                 kv.lease = version.kv.lease
             }
-            let bytes: [UInt8]
-            do {
-                bytes = try kv.serializedBytes()
-            } catch {
-                encodeError = error
+            guard let bytes: [UInt8] = try? kv.serializedBytes() else {
                 throw .corrupt(path: path, detail: "cannot encode the version at revision \(version.main)")
             }
             try writer.put(revisionKey(main: version.main, sub: version.sub, tombstone: version.tombstone), bytes)
         }
-        if let encodeError { throw encodeError }
         try writer.endBucket()
 
         writer.beginBucket(Array("meta".utf8))

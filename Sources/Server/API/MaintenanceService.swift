@@ -124,27 +124,26 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
         let size = try await rpc {
             try await Node.onThread("ballot-snapshot") { try node.writeEtcdSnapshot(to: dataPath) }
         }
-        let info = (dataPath: dataPath, size: size)
-        guard let file = FileHandle(forReadingAtPath: info.dataPath) else {
-            throw EtcdError.internal("cannot read \(info.dataPath)").rpcError
+        guard let file = FileHandle(forReadingAtPath: dataPath) else {
+            throw EtcdError.internal("cannot read \(dataPath)").rpcError
         }
         defer { try? file.close() }
         var hash = SHA256()
         var sent = 0
-        var tenths = ProgressTenths(total: info.size)
-        node.logger.info("sending a snapshot to a client", metadata: ["bytes": "\(info.size)"])
-        while sent < info.size {
+        var tenths = ProgressTenths(total: size)
+        node.logger.info("sending a snapshot to a client", metadata: ["bytes": "\(size)"])
+        while sent < size {
             let chunk = file.readData(ofLength: Self.snapshotChunkBytes)
-            if chunk.isEmpty { throw EtcdError.internal("\(info.dataPath) ended early").rpcError }
+            if chunk.isEmpty { throw EtcdError.internal("\(dataPath) ended early").rpcError }
             hash.update(data: chunk)
             sent += chunk.count
             var message = Etcdserverpb_SnapshotResponse()
             message.header = node.header(revision: 0)
-            message.remainingBytes = UInt64(info.size - sent)
+            message.remainingBytes = UInt64(size - sent)
             message.blob = chunk
             try await response.write(message)
             if tenths.advance(to: sent) != nil {
-                node.logger.debug("snapshot progress", metadata: ["sent": "\(sent)", "total": "\(info.size)"])
+                node.logger.debug("snapshot progress", metadata: ["sent": "\(sent)", "total": "\(size)"])
             }
         }
         var last = Etcdserverpb_SnapshotResponse()

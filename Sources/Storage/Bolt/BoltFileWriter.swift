@@ -152,43 +152,50 @@ public final class BoltFileWriter {
 
     /// A leaf page (with overflow pages when one element outgrows a page); returns its ID.
     private func writeLeaf(_ elements: [(key: [UInt8], value: [UInt8], flags: UInt32)]) throws(StorageError) -> UInt64 {
-        let id = nextPage
-        let dataStart = Self.pageHeaderBytes + Self.elementBytes * elements.count
-        var body: [UInt8] = []
-        var data: [UInt8] = []
-        for (i, element) in elements.enumerated() {
-            let elementStart = Self.pageHeaderBytes + Self.elementBytes * i
-            Self.append(element.flags, to: &body)
-            Self.append(UInt32(dataStart + data.count - elementStart), to: &body)  // pos: from the element to its key
-            Self.append(UInt32(element.key.count), to: &body)
-            Self.append(UInt32(element.value.count), to: &body)
-            data += element.key
-            data += element.value
-        }
-        return try writeNode(id: id, flags: Self.leafPageFlag, count: elements.count, body: body + data)
+        try writeNode(flags: Self.leafPageFlag, elements.map { element in
+            (element.key + element.value, { pos in
+                var header: [UInt8] = []
+                Self.append(element.flags, to: &header)
+                Self.append(pos, to: &header)
+                Self.append(UInt32(element.key.count), to: &header)
+                Self.append(UInt32(element.value.count), to: &header)
+                return header
+            })
+        })
     }
 
     private func writeBranch(_ entries: [(key: [UInt8], child: UInt64)]) throws(StorageError) {
-        let id = nextPage
-        let dataStart = Self.pageHeaderBytes + Self.elementBytes * entries.count
-        var body: [UInt8] = []
-        var data: [UInt8] = []
-        for (i, entry) in entries.enumerated() {
-            let elementStart = Self.pageHeaderBytes + Self.elementBytes * i
-            Self.append(UInt32(dataStart + data.count - elementStart), to: &body)
-            Self.append(UInt32(entry.key.count), to: &body)
-            Self.append(entry.child, to: &body)
-            data += entry.key
-        }
-        written.append((entries[0].key, try writeNode(id: id, flags: Self.branchPageFlag, count: entries.count, body: body + data)))
+        let id = try writeNode(flags: Self.branchPageFlag, entries.map { entry in
+            (entry.key, { pos in
+                var header: [UInt8] = []
+                Self.append(pos, to: &header)
+                Self.append(UInt32(entry.key.count), to: &header)
+                Self.append(entry.child, to: &header)
+                return header
+            })
+        })
+        written.append((entries[0].key, id))
     }
 
-    private func writeNode(id: UInt64, flags: UInt16, count: Int, body: [UInt8]) throws(StorageError) -> UInt64 {
-        precondition(count <= Int(UInt16.max), "a page holds at most 65535 elements")
+    /// A page of elements: their fixed-size headers, then their data; each
+    /// header gets its `pos`, the distance from the header to its data.
+    private func writeNode(flags: UInt16, _ elements: [(data: [UInt8], header: (_ pos: UInt32) -> [UInt8])]) throws(StorageError) -> UInt64 {
+        precondition(elements.count <= Int(UInt16.max), "a page holds at most 65535 elements")
+        let id = nextPage
+        let dataStart = Self.pageHeaderBytes + Self.elementBytes * elements.count
+        var headers: [UInt8] = []
+        var data: [UInt8] = []
+        for (i, element) in elements.enumerated() {
+            let header = element.header(UInt32(dataStart + data.count - Self.pageHeaderBytes - Self.elementBytes * i))
+            assert(header.count == Self.elementBytes, "bbolt's element headers are 16 bytes")
+            headers += header
+            data += element.data
+        }
+        let body = headers + data
         let pages = (Self.pageHeaderBytes + body.count + Self.pageSize - 1) / Self.pageSize
         var page: [UInt8] = []
         page.reserveCapacity(pages * Self.pageSize)
-        Self.appendPageHeader(id: id, flags: flags, count: UInt16(count), overflow: UInt32(pages - 1), to: &page)
+        Self.appendPageHeader(id: id, flags: flags, count: UInt16(elements.count), overflow: UInt32(pages - 1), to: &page)
         page += body
         try writePage(page, at: id)
         nextPage += UInt64(pages)
@@ -196,19 +203,9 @@ public final class BoltFileWriter {
     }
 
     private func writePage(_ bytes: [UInt8], at id: UInt64) throws(StorageError) {
-        var padded = bytes
         let pages = max(1, (bytes.count + Self.pageSize - 1) / Self.pageSize)
-        padded += [UInt8](repeating: 0, count: pages * Self.pageSize - bytes.count)
-        var done = 0
-        let offset = Int(id) * Self.pageSize
-        while done < padded.count {
-            let n = padded.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, padded.count - done, off_t(offset + done)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .io(errno: errno, operation: "pwrite", path: path)
-            }
-            done += n
-        }
+        let padded = bytes + [UInt8](repeating: 0, count: pages * Self.pageSize - bytes.count)
+        try WriteAheadLog.write(padded, at: Int(id) * Self.pageSize, fd: fd, path: path)
     }
 
     /// A meta page: which page is the root bucket, where the freelist is,
