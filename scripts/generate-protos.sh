@@ -17,8 +17,8 @@ out=Sources/EtcdAPI
 protos=$out/protos
 # etcd's files import gogoproto and Google's HTTP annotations, which only the
 # Go generator and the gateway read: copy the files without them.
-rm -rf "$protos/etcdserverpb" "$protos/mvccpb" "$protos/authpb"
-mkdir -p "$protos/etcdserverpb" "$protos/mvccpb" "$protos/authpb"
+rm -rf "$protos/etcdserverpb" "$protos/mvccpb" "$protos/authpb" "$protos/v3lockpb" "$protos/v3electionpb"
+mkdir -p "$protos/etcdserverpb" "$protos/mvccpb" "$protos/authpb" "$protos/v3lockpb" "$protos/v3electionpb"
 strip() {
     python3 - "$1" "$2" <<'PY'
 import re, sys
@@ -30,6 +30,7 @@ text = re.sub(r'\s*\[\(gogoproto\.[a-z_]+\) = [a-z]+\]', '', text)
 text = re.sub(r"\s*option \(google\.api\.http\) = \{(?:[^{}]|\{[^{}]*\})*\};", "", text)
 text = text.replace('import "etcd/mvcc/mvccpb/kv.proto";', 'import "mvccpb/kv.proto";')
 text = text.replace('import "etcd/auth/authpb/auth.proto";', 'import "authpb/auth.proto";')
+text = text.replace('import "etcd/etcdserver/etcdserverpb/rpc.proto";', 'import "etcdserverpb/rpc.proto";')
 text = text.replace('{\n  }', '{}')
 assert 'gogoproto' not in text and 'google.api' not in text, sys.argv[1]
 open(sys.argv[2], 'w').write("// Copied from etcd 3.4 (Debian golang-etcd-server-dev) by scripts/generate-protos.sh,\n// without gogoproto and HTTP gateway options. Do not edit.\n" + text)
@@ -38,6 +39,8 @@ PY
 strip "$etcd/etcdserver/etcdserverpb/rpc.proto" "$protos/etcdserverpb/rpc.proto"
 strip "$etcd/mvcc/mvccpb/kv.proto" "$protos/mvccpb/kv.proto"
 strip "$etcd/auth/authpb/auth.proto" "$protos/authpb/auth.proto"
+strip "$etcd/etcdserver/api/v3lock/v3lockpb/v3lock.proto" "$protos/v3lockpb/v3lock.proto"
+strip "$etcd/etcdserver/api/v3election/v3electionpb/v3election.proto" "$protos/v3electionpb/v3election.proto"
 swift build --product protoc-gen-swift
 swift build --product protoc-gen-grpc-swift-2
 bin=$(swift build --show-bin-path)
@@ -47,5 +50,6 @@ protoc -I "$protos" \
     --plugin=protoc-gen-grpc-swift-2="$bin/protoc-gen-grpc-swift-2" \
     --swift_out="$out" --swift_opt=Visibility=Public,FileNaming=PathToUnderscores \
     --grpc-swift-2_out="$out" --grpc-swift-2_opt=Visibility=Public,FileNaming=PathToUnderscores,Client=true,Server=true \
-    etcdserverpb/rpc.proto mvccpb/kv.proto authpb/auth.proto ballot/ballot.proto
+    etcdserverpb/rpc.proto mvccpb/kv.proto authpb/auth.proto ballot/ballot.proto \
+    v3lockpb/v3lock.proto v3electionpb/v3election.proto
 ls -l "$out"/*.swift

@@ -178,22 +178,37 @@ public final class BallotServer: Sendable {
     /// Serve until the task is cancelled, then stop cleanly: gRPC servers
     /// drain, the node loop stops, the log is closed.
     public func run() async throws {
+        // The JSON gateway and the Lock and Election services reach the
+        // member's services through a gRPC server of their own, in process
+        // (etcd's gateway dials its own gRPC server; its lock and election
+        // servers use an in-process client).
+        let inProcess = LocalTransport.make()
+        let localClient = GRPCClient(transport: inProcess.client)
+        let local = LocalClient(localClient)
         let services: [any RegistrableRPCService] = [
             KVService(node: node),
             MaintenanceService(node: node, dataDirectory: config.dataDirectory),
             ClusterService(node: node),
             WatchService(node: node),
             LeaseService(node: node),
+            LockService(client: local),
+            ElectionService(client: local),
         ]
+        let interceptors: [any ServerInterceptor] = [MetricsInterceptor(metrics: metrics), RequireLeaderInterceptor(node: node)]
         var transportConfig = HTTP2ServerTransport.Custom<ClientListener>.Config.defaults
         transportConfig.rpc.maxRequestPayloadSize = config.maxRequestBytes + Self.grpcOverheadBytes
+        transportConfig.http2.maxConcurrentStreams = config.maxConcurrentStreams
+        let gatewayServer = GRPCServer(transport: inProcess.server, services: services, interceptors: interceptors)
+        let gateway = JSONGateway(client: localClient,
+                                  maxRequestBytes: config.maxRequestBytes, overheadBytes: Self.grpcOverheadBytes)
         // Each client URL serves gRPC and the HTTP endpoints on one port.
-        let listeners = try await ClientListener.bind(config.listenClient, tls: clientTLS?.server) { uri in self.operationsAnswer(uri) }
+        let listeners = try await ClientListener.bind(
+            config.listenClient, tls: clientTLS?.server, route: { uri in self.operationsAnswer(uri) },
+            gateway: gateway, gatewayStreamsMax: config.maxConcurrentStreams, corsOrigins: config.corsOrigins)
         let clientServers = listeners.map { listener in
             GRPCServer(
                 transport: HTTP2ServerTransport.Custom(listenerFactory: listener, config: transportConfig),
-                services: services,
-                interceptors: [MetricsInterceptor(metrics: metrics), RequireLeaderInterceptor(node: node)])
+                services: services, interceptors: interceptors)
         }
         let peerListeners = config.listenPeer.map {
             PeerListener(node: node, members: members, address: $0, tls: peerTLS?.server, traffic: metrics.peerTraffic)
@@ -210,7 +225,7 @@ public final class BallotServer: Sendable {
             logger.info("stopped", metadata: ["name": "\(config.name)"])
         }
         do {
-            try await serve(clientServers, peerListeners)
+            try await serve(clientServers, gateway: (gatewayServer, gateway.client), peerListeners)
         } catch where Task.isCancelled {
             // Asked to stop: the servers' cancellation is the expected end.
         } catch is MemberRemoved {
@@ -218,7 +233,9 @@ public final class BallotServer: Sendable {
         }
     }
 
-    private func serve(_ clientServers: [GRPCServer<HTTP2ServerTransport.Custom<ClientListener>>], _ peerListeners: [PeerListener]) async throws {
+    private func serve(_ clientServers: [GRPCServer<HTTP2ServerTransport.Custom<ClientListener>>],
+                       gateway: (server: GRPCServer<LocalTransport.Server>, client: GRPCClient<LocalTransport.Client>),
+                       _ peerListeners: [PeerListener]) async throws {
         try await withThrowingDiscardingTaskGroup { group in
             for listener in peerListeners { group.addTask { try await listener.run() } }
             group.addTask { await self.node.transport.run() }
@@ -232,6 +249,8 @@ public final class BallotServer: Sendable {
                 self.logger.info("ready to serve client requests", metadata: ["client": "\(self.config.listenClient.map(\.url))"])
                 try await withThrowingDiscardingTaskGroup { servers in
                     for server in clientServers { servers.addTask { try await server.serve() } }
+                    servers.addTask { try await gateway.server.serve() }
+                    servers.addTask { try await gateway.client.runConnections() }
                 }
             }
             group.addTask { try await self.stopWhenRemoved() }
@@ -246,6 +265,8 @@ public final class BallotServer: Sendable {
                 // Until cancelled; then drain the servers so serve() returns.
                 try? await Task.sleep(for: .seconds(365 * 24 * 3600))
                 for server in clientServers { server.beginGracefulShutdown() }
+                gateway.client.beginGracefulShutdown()
+                gateway.server.beginGracefulShutdown()
                 self.node.transport.shutdown()
             }
         }

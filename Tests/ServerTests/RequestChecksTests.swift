@@ -1,4 +1,5 @@
 import EtcdAPI
+import GRPCCore
 import Foundation
 @testable import Server
 import Testing
@@ -82,5 +83,48 @@ import Testing
         range.requestRange = Etcdserverpb_RangeRequest()
         #expect(Self.refusal(Self.txn([range])) == .emptyKey)
         #expect(throws: EtcdError.emptyKey) { try RequestChecks.range(Etcdserverpb_RangeRequest()) }
+    }
+}
+
+/// etcd's statuses, code and message, from etcd 3.4's
+/// `etcdserver/api/v3rpc/rpctypes/error.go`: a client (and the JSON
+/// gateway's HTTP status) tells errors apart by both.
+@Suite struct EtcdErrorTests {
+    static let etcds: [(EtcdError, RPCError.Code, String)] = [
+        (.emptyKey, .invalidArgument, "etcdserver: key is not provided"),
+        (.keyNotFound, .invalidArgument, "etcdserver: key not found"),
+        (.valueProvided, .invalidArgument, "etcdserver: value is provided"),
+        (.leaseProvided, .invalidArgument, "etcdserver: lease is provided"),
+        (.tooManyOperations, .invalidArgument, "etcdserver: too many operations in txn request"),
+        (.duplicateKey, .invalidArgument, "etcdserver: duplicate key given in txn request"),
+        (.compacted, .outOfRange, "etcdserver: mvcc: required revision has been compacted"),
+        (.futureRevision, .outOfRange, "etcdserver: mvcc: required revision is a future revision"),
+        (.noSpace, .resourceExhausted, "etcdserver: mvcc: database space exceeded"),
+        (.leaseNotFound, .notFound, "etcdserver: requested lease not found"),
+        (.leaseExists, .failedPrecondition, "etcdserver: lease already exists"),
+        (.leaseTTLTooLarge, .outOfRange, "etcdserver: too large lease TTL"),
+        (.memberExists, .failedPrecondition, "etcdserver: member ID already exist"),
+        (.peerURLExists, .failedPrecondition, "etcdserver: Peer URLs already exists"),
+        (.memberNotFound, .notFound, "etcdserver: member not found"),
+        (.memberNotLearner, .failedPrecondition, "etcdserver: can only promote a learner member"),
+        (.learnerNotReady, .failedPrecondition, "etcdserver: can only promote a learner member which is in sync with leader"),
+        (.requestTooLarge, .invalidArgument, "etcdserver: request is too large"),
+        (.tooManyRequests, .resourceExhausted, "etcdserver: too many requests"),
+        (.noLeader, .unavailable, "etcdserver: no leader"),
+        (.notCapable, .unavailable, "etcdserver: not capable"),
+        (.stopped, .unavailable, "etcdserver: server stopped"),
+        (.timeout, .unavailable, "etcdserver: request timed out"),
+        (.unhealthy, .unavailable, "etcdserver: unhealthy cluster"),
+    ]
+
+    @Test func codesAndMessagesAreEtcds() {
+        for (error, code, message) in Self.etcds {
+            #expect(error.rpcError.code == code, "\(error)")
+            #expect(error.rpcError.message == message, "\(error)")
+        }
+    }
+
+    @Test func anEmptyTxnOperationIsKeyNotFoundAsInEtcd() {
+        #expect(RequestChecksTests.refusal(RequestChecksTests.txn([Etcdserverpb_RequestOp()])) == .keyNotFound)
     }
 }

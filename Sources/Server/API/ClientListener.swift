@@ -34,7 +34,8 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
     let plaintext: Bool
     /// Serve TLS (an `https` URL) with this context.
     let tls: NIOSSLContext?
-    let route: @Sendable (String) -> OperationsHTTPServer.Answer
+    /// What HTTP/1.1 connections get.
+    let http: ClientHTTP
     /// The bound socket, not accepting until `makeListeningChannel`.
     private let server: any Channel
     /// What accepted connections need from the gRPC server; set once, before accepting starts.
@@ -45,11 +46,11 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
         let deliver: @Sendable (HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, any Channel) -> Void
     }
 
-    private init(address: HostPort, plaintext: Bool, tls: NIOSSLContext?, route: @escaping @Sendable (String) -> OperationsHTTPServer.Answer) async throws {
+    private init(address: HostPort, plaintext: Bool, tls: NIOSSLContext?, http: ClientHTTP) async throws {
         self.address = address
         self.plaintext = plaintext
         self.tls = tls
-        self.route = route
+        self.http = http
         let handoff = self.handoff
         server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -63,7 +64,7 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
                         return
                     }
                     try channel.pipeline.syncOperations.addHandler(
-                        ProtocolSniffer(connectionConfigurator: ready.connectionConfigurator, route: route, deliver: ready.deliver,
+                        ProtocolSniffer(connectionConfigurator: ready.connectionConfigurator, http: http, deliver: ready.deliver,
                                         plaintext: plaintext, tls: tls, decrypted: false))
                 }
             }
@@ -77,8 +78,8 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
 
     /// The listeners for a member's client URLs, bound: one per host and
     /// port, serving each scheme a URL names there.
-    static func bind(_ urls: [HostPort], tls: NIOSSLContext?,
-                     route: @escaping @Sendable (String) -> OperationsHTTPServer.Answer) async throws -> [ClientListener] {
+    static func bind(_ urls: [HostPort], tls: NIOSSLContext?, route: @escaping @Sendable (String) -> OperationsHTTPServer.Answer,
+                     gateway: JSONGateway, gatewayStreamsMax: Int, corsOrigins: [String]) async throws -> [ClientListener] {
         var order: [HostPort] = []
         var schemes: [HostPort: (plain: Bool, secure: Bool)] = [:]
         for url in urls {
@@ -93,7 +94,10 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
             for key in order {
                 let seen = schemes[key]!
                 precondition(!seen.secure || tls != nil, "an https client URL needs a TLS context (ServerConfig.validated checks)")
-                listeners.append(try await ClientListener(address: key, plaintext: seen.plain, tls: seen.secure ? tls : nil, route: route))
+                // Each URL's gateway has its own stream limit, as each of etcd's
+                // reaches gRPC through a connection of its own.
+                let http = ClientHTTP(route: route, gateway: gateway, limit: GatewayStreamLimit(limit: gatewayStreamsMax), corsOrigins: corsOrigins)
+                listeners.append(try await ClientListener(address: key, plaintext: seen.plain, tls: seen.secure ? tls : nil, http: http))
             }
         } catch {
             for listener in listeners { listener.stopListening() }
@@ -186,7 +190,7 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
         static let tlsHandshakeByte: UInt8 = 0x16
 
         let connectionConfigurator: HTTP2ServerTransport.ConnectionConfigurator
-        let route: @Sendable (String) -> OperationsHTTPServer.Answer
+        let http: ClientHTTP
         let deliver: @Sendable (HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, any Channel) -> Void
         /// Whether connections that do not start TLS are served.
         let plaintext: Bool
@@ -204,14 +208,14 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
 
         init(
             connectionConfigurator: HTTP2ServerTransport.ConnectionConfigurator,
-            route: @escaping @Sendable (String) -> OperationsHTTPServer.Answer,
+            http: ClientHTTP,
             deliver: @escaping @Sendable (HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, any Channel) -> Void,
             plaintext: Bool, tls: NIOSSLContext?, decrypted: Bool
         ) {
             precondition(plaintext || tls != nil, "a listener serves at least one of plaintext and TLS")
             precondition(!decrypted || tls == nil, "no TLS inside TLS")
             self.connectionConfigurator = connectionConfigurator
-            self.route = route
+            self.http = http
             self.deliver = deliver
             self.plaintext = plaintext
             self.tls = tls
@@ -249,7 +253,7 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
                     let pipeline = context.pipeline.syncOperations
                     try pipeline.addHandler(NIOSSLServerHandler(context: tls))
                     try pipeline.addHandler(ProtocolSniffer(
-                        connectionConfigurator: connectionConfigurator, route: route, deliver: deliver,
+                        connectionConfigurator: connectionConfigurator, http: http, deliver: deliver,
                         plaintext: true, tls: nil, decrypted: true))
                     context.fireChannelRead(NIOAny(bytes))
                     pipeline.removeHandler(context: context, promise: nil)
@@ -287,7 +291,7 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
                     configured.whenFailure { _ in channel.close(promise: nil) }
                 } else {
                     try pipeline.configureHTTPServerPipeline(position: .last, withPipeliningAssistance: true, withErrorHandling: true)
-                    try pipeline.addHandler(OperationsHTTPServer.Handler(route: route))
+                    try pipeline.addHandler(http.handler())
                     context.fireChannelRead(NIOAny(bytes))
                 }
                 pipeline.removeHandler(context: context, promise: nil)
@@ -295,5 +299,18 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
                 context.close(promise: nil)
             }
         }
+    }
+}
+
+/// What a client URL's HTTP/1.1 connections are served with.
+struct ClientHTTP: Sendable {
+    let route: @Sendable (String) -> OperationsHTTPServer.Answer
+    let gateway: JSONGateway
+    let limit: GatewayStreamLimit
+    /// etcd's --cors: origins allowed, "*" for all.
+    let corsOrigins: [String]
+
+    func handler() -> ClientHTTPHandler {
+        ClientHTTPHandler(http: self)
     }
 }

@@ -92,30 +92,62 @@ enum Conversions {
 
     /// etcd's response for a transaction, with each operation's options
     /// (prev_kv, keys_only) taken from the request that produced it.
+    ///
+    /// Each inner response carries a header with only a revision, as
+    /// etcd's applier fills it: a put, the transaction's new revision; a
+    /// range or a delete, the revision as of that operation (new once the
+    /// transaction changed something); a nested transaction, an empty header.
     static func txnResponse(_ r: TxnResponse, request: Etcdserverpb_TxnRequest) -> Etcdserverpb_TxnResponse {
+        let begin = r.revision - (changes(r) ? 1 : 0)
+        var changed = false
+        return txnResponse(r, request: request, begin: begin, changed: &changed)
+    }
+
+    /// Whether a transaction wrote anything.
+    static func changes(_ r: TxnResponse) -> Bool {
+        r.responses.contains { response in
+            switch response {
+            case .put: true
+            case .deleted(let kvs): !kvs.isEmpty
+            case .txn(let nested): changes(nested)
+            case .range: false
+            }
+        }
+    }
+
+    private static func txnResponse(_ r: TxnResponse, request: Etcdserverpb_TxnRequest, begin: Int64,
+                                    changed: inout Bool) -> Etcdserverpb_TxnResponse {
         var out = Etcdserverpb_TxnResponse()
         out.succeeded = r.succeeded
         let branch = r.succeeded ? request.success : request.failure
-        out.responses = zip(branch, r.responses).map { op, response in
+        for (op, response) in zip(branch, r.responses) {
             var item = Etcdserverpb_ResponseOp()
             switch (op.request, response) {
             case (.requestRange(let rr), .range(let result)):
-                item.responseRange = rangeResponse(result, keysOnly: rr.keysOnly)
+                var range = rangeResponse(result, keysOnly: rr.keysOnly)
+                range.header.revision = changed ? begin + 1 : begin
+                item.responseRange = range
             case (.requestPut(let p), .put(let previous)):
+                changed = true
                 var put = Etcdserverpb_PutResponse()
+                put.header.revision = begin + 1
                 if p.prevKv, let previous { put.prevKv = keyValue(previous) }
                 item.responsePut = put
             case (.requestDeleteRange(let d), .deleted(let kvs)):
+                if !kvs.isEmpty { changed = true }
                 var del = Etcdserverpb_DeleteRangeResponse()
+                del.header.revision = changed ? begin + 1 : begin
                 del.deleted = Int64(kvs.count)
                 if d.prevKv { del.prevKvs = kvs.map { keyValue($0) } }
                 item.responseDeleteRange = del
             case (.requestTxn(let inner), .txn(let nested)):
-                item.responseTxn = txnResponse(nested, request: inner)
+                var txn = txnResponse(nested, request: inner, begin: begin, changed: &changed)
+                txn.header = Etcdserverpb_ResponseHeader()
+                item.responseTxn = txn
             default:
                 break
             }
-            return item
+            out.responses.append(item)
         }
         return out
     }

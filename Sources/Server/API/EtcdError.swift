@@ -40,14 +40,15 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
         case .noLeader, .timeout, .stopped: .unavailable
         case .requestTooLarge, .tooManyOperations, .duplicateKey, .emptyKey, .valueProvided, .leaseProvided, .invalid:
             .invalidArgument
-        case .keyNotFound, .leaseNotFound: .notFound
+        case .keyNotFound: .invalidArgument
+        case .leaseNotFound: .notFound
         case .leaseExists: .failedPrecondition
         case .leaseTTLTooLarge: .outOfRange
         case .noSpace: .resourceExhausted
         case .memberExists, .peerURLExists, .memberNotLearner, .learnerNotReady: .failedPrecondition
         case .memberNotFound: .notFound
         case .unhealthy: .unavailable
-        case .notCapable: .failedPrecondition
+        case .notCapable: .unavailable
         case .tooManyRequests: .resourceExhausted
         case .unimplemented: .unimplemented
         case .internal: .internalError

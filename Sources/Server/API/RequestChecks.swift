@@ -39,7 +39,8 @@ enum RequestChecks {
             case .requestPut(let p): try put(p)
             case .requestDeleteRange(let d): try deleteRange(d)
             case .requestTxn(let t): try limits(t, budget: budget - operations)
-            case nil: break
+            // etcd's checkRequestOp: an empty operation is "key not found".
+            case nil: throw .keyNotFound
             }
         }
     }

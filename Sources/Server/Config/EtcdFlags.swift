@@ -25,7 +25,7 @@ extension EtcdFlag {
         EtcdFlag("backend-batch-limit", .integer, "0", .noEffect("Ballot commits each applied batch at once"), "BackendBatchLimit is the maximum operations before commit the backend transaction."),
         EtcdFlag("max-txn-ops", .integer, "128", .used, "Maximum number of operations permitted in a transaction."),
         EtcdFlag("max-request-bytes", .integer, "1572864", .used, "Maximum client request size in bytes the server will accept."),
-        EtcdFlag("max-concurrent-streams", .integer, "4294967295", .noEffect("gRPC's own stream limit applies"), "Maximum concurrent streams that each client can open at a time."),
+        EtcdFlag("max-concurrent-streams", .integer, "4294967295", .used, "Maximum concurrent streams that each client can open at a time."),
         EtcdFlag("grpc-keepalive-min-time", .duration, "5s", .noEffect("gRPC's keepalive defaults apply"), "Minimum duration interval that a client should wait before pinging server."),
         EtcdFlag("grpc-keepalive-interval", .duration, "2h", .noEffect("gRPC's keepalive defaults apply"), "Frequency duration of server-to-client ping to check if a connection is alive (0 to disable)."),
         EtcdFlag("grpc-keepalive-timeout", .duration, "20s", .noEffect("gRPC's keepalive defaults apply"), "Additional duration of wait before closing a non-responsive connection (0 to disable)."),
@@ -62,7 +62,7 @@ extension EtcdFlag {
         EtcdFlag("peer-auto-tls", .bool, "false", .used, "Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided."),
         EtcdFlag("peer-crl-file", .string, "", .refused(noCertificateRules), "Path to the peer certificate revocation list file."),
         EtcdFlag("cipher-suites", .string, "", .refused(noCertificateRules), "Comma-separated list of supported TLS cipher suites between client/server and peers."),
-        EtcdFlag("cors", .string, "*", .noEffect("the JSON gateway is not served yet"), "Comma-separated whitelist of origins for CORS (empty or * means allow all)."),
+        EtcdFlag("cors", .string, "*", .used, "Comma-separated whitelist of origins for CORS (empty or * means allow all)."),
         EtcdFlag("host-whitelist", .string, "*", .noEffect("HTTP requests are not filtered by host"), "Acceptable hostnames from HTTP client requests, if server is not secure (empty or * means allow all)."),
         // Auth
         EtcdFlag("auth-token", .string, "simple", .noEffect(noAuth), "Specify a v3 authentication token type and its options ('simple' or 'jwt')."),

@@ -48,6 +48,9 @@ extension ServerConfig {
         self.quotaBackendBytes = quota == 0 ? Self.quotaBackendBytesDefault : quota
         self.maxRequestBytes = try flags.integer("max-request-bytes")
         self.maxTxnOperations = try flags.integer("max-txn-ops")
+        self.maxConcurrentStreams = try flags.integer("max-concurrent-streams")
+        let cors = flags.list("cors")
+        self.corsOrigins = cors.isEmpty ? ["*"] : cors
         self.compactionBatchKeys = try flags.integer("experimental-compaction-batch-limit")
         let snapshotCount = try flags.integer("snapshot-count")
         guard snapshotCount >= 0 else { throw .invalid("--snapshot-count must not be negative") }

@@ -42,6 +42,18 @@ public struct ServerConfig: Sendable {
     /// The largest request a client may send (etcd's --max-request-bytes).
     public var maxRequestBytes = maxRequestBytesDefault
 
+    /// etcd's default: no limit beyond HTTP/2's own (2^32 - 1).
+    public static let maxConcurrentStreamsDefault = Int(UInt32.max)
+    public static let maxConcurrentStreamsRange = 1...Int(UInt32.max)
+    /// Streams one client connection may have open at once (etcd's
+    /// --max-concurrent-streams): HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS
+    /// on gRPC connections, and the calls each URL's JSON gateway runs at once.
+    public var maxConcurrentStreams = maxConcurrentStreamsDefault
+
+    /// Origins whose browsers may call the client URLs' HTTP endpoints
+    /// (etcd's --cors); "*" allows all, as by default.
+    public var corsOrigins = ["*"]
+
     public static let quotaBackendBytesDefault = MVCCSettings.quotaBytesDefault
     public var quotaBackendBytes = quotaBackendBytesDefault
 
@@ -102,6 +114,9 @@ public struct ServerConfig: Sendable {
         }
         guard electionMilliseconds >= 5 * heartbeatMilliseconds, electionMilliseconds <= 50_000 else {
             throw .invalid("--election-timeout must be at least 5 times --heartbeat-interval and at most 50000 ms")
+        }
+        guard Self.maxConcurrentStreamsRange.contains(maxConcurrentStreams) else {
+            throw .invalid("--max-concurrent-streams must be in \(Self.maxConcurrentStreamsRange)")
         }
         guard Self.maxRequestBytesRange.contains(maxRequestBytes) else {
             throw .invalid("--max-request-bytes must be in \(Self.maxRequestBytesRange)")
