@@ -316,7 +316,7 @@ public final class BallotServer: Sendable {
             metrics.raftTerm.set(Double(status.term.rawValue))
             metrics.dbTotalSize.set(Double(MaintenanceService.fileBytes(config.dataDirectory + "/db/data.mdb") ?? used))
             metrics.dbInUseSize.set(Double(used))
-            return .init(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.registry.emitToBuffer())
+            return .init(status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.exposition())
         case "/health":
             // etcd 3.4's answer, byte for byte: unhealthy on an alarm (unless
             // `?exclude=NOSPACE`) or without a leader; the failure goes out as
@@ -327,7 +327,7 @@ public final class BallotServer: Sendable {
             }
             return .init(status: .ok, contentType: "text/plain; charset=utf-8", body: Array(#"{"health":"true"}"#.utf8))
         case "/version":
-            let body = #"{"etcdserver":"\#(MaintenanceService.apiVersion)","etcdcluster":"\#(MaintenanceService.clusterVersion)"}"#
+            let body = #"{"etcdserver":"\#(MaintenanceService.serverVersion)","etcdcluster":"\#(MaintenanceService.clusterVersion)"}"#
             return .init(status: .ok, contentType: "application/json", body: Array(body.utf8))
         case "/readyz":
             let ready = status.leader != nil

@@ -280,6 +280,12 @@ public final class MVCCStore: @unchecked Sendable {
 
     // MARK: Reads
 
+    /// How many keys are live (not deleted) now: one count over the key
+    /// index, for the start and after a snapshot replaced the store.
+    public func liveKeyCount() throws(StorageError) -> Int {
+        try range(RangeRequest(key: [0], rangeEnd: [0], countOnly: true)).count
+    }
+
     public func range(_ request: RangeRequest) throws(StorageError) -> RangeResult {
         let at = request.revision ?? currentRevision
         if at < compactedRevision { throw .compacted(requested: at, compacted: compactedRevision) }

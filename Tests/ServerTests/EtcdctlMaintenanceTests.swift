@@ -41,7 +41,7 @@ import Glibc
         let leaders = Set(list.compactMap { (($0["Status"] as? [String: Any])?["leader"] as? NSNumber)?.uint64Value })
         let memberIDs = Set(list.compactMap { ((($0["Status"] as? [String: Any])?["header"] as? [String: Any])?["member_id"] as? NSNumber)?.uint64Value })
         #expect(leaders.count == 1 && memberIDs.count == 3 && memberIDs.isSuperset(of: leaders), "\(status.stdout)")
-        #expect(list.allSatisfy { (($0["Status"] as? [String: Any])?["version"] as? String) == "3.4.0" })
+        #expect(list.allSatisfy { (($0["Status"] as? [String: Any])?["version"] as? String) == "3.4.23" })
 
         let hashes = try cluster.etcdctl("endpoint", "hashkv", "-w", "json")
         let hashList = try JSONSerialization.jsonObject(with: Data(hashes.stdout.utf8)) as? [[String: Any]] ?? []

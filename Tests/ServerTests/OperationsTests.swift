@@ -1,4 +1,5 @@
 import Foundation
+@testable import Server
 import Testing
 
 /// `/metrics` with etcd's metric names, `/health` and `/readyz`, as
@@ -48,9 +49,9 @@ import Testing
         #expect(leaders == 1)
         // gRPC counters: etcdctl spreads its calls over the endpoints, so sum them.
         let texts = try (0..<3).map { try cluster.http($0, "/metrics").stdout }
-        let puts = texts.compactMap { Self.sample($0, #"grpc_server_handled_total{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Put",grpc_code="OK"}"#) }
+        let puts = texts.compactMap { Self.sample($0, #"grpc_server_handled_total{grpc_code="OK",grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"}"#) }
         #expect(puts.reduce(0, +) >= 10, "\(puts)")
-        let refused = texts.compactMap { Self.sample($0, #"grpc_server_handled_total{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Range",grpc_code="OutOfRange"}"#) }
+        let refused = texts.compactMap { Self.sample($0, #"grpc_server_handled_total{grpc_code="OutOfRange",grpc_method="Range",grpc_service="etcdserverpb.KV",grpc_type="unary"}"#) }
         #expect(refused.reduce(0, +) == 1, "\(refused)")
 
         let health = try cluster.http(1, "/health")
@@ -60,7 +61,7 @@ import Testing
         // The client URL serves the same beside gRPC, as etcd's does.
         for i in 0..<3 {
             #expect(try cluster.http(i, "/health", clientPort: true).stdout == "{\"health\":\"true\"}\n200")
-            #expect(try cluster.http(i, "/version", clientPort: true).stdout == "{\"etcdserver\":\"3.4.0\",\"etcdcluster\":\"3.4.0\"}\n200")
+            #expect(try cluster.http(i, "/version", clientPort: true).stdout == "{\"etcdserver\":\"3.4.23\",\"etcdcluster\":\"3.4.0\"}\n200")
             #expect(try cluster.http(i, "/metrics", clientPort: true).stdout.contains("etcd_server_has_leader 1"))
             #expect(try cluster.etcdctl("get", "m/0", "--print-value-only", endpoints: cluster.endpoint(i)).stdout == "v\n")
         }
@@ -113,5 +114,53 @@ import Testing
         #expect(answer == "answered 40 of 40\n", "\(answer)\n\(cluster.logs())")
         #expect(cluster.members[0].process?.isRunning == true, "\(cluster.logs())")
         #expect(try cluster.etcdctl("put", "after-early", "1", endpoints: cluster.endpoint(0)).stdout == "OK\n")
+    }
+
+    /// etcd's own e2e metrics test (TestV3Metrics*), line for line: each
+    /// round puts a key, deletes it and runs a watch that etcdctl ends.
+    @Test func mvccVersionAndWatchMetricsReadAsEtcds() throws {
+        let cluster = try TestCluster(size: 1)
+        defer { cluster.cleanUp() }
+        // The harness's own readiness write goes first, so the store is
+        // empty as etcd's is at the e2e test's start; counts are taken from there.
+        #expect(try cluster.etcdctl("del", "ballot-e2e-ready").stdout == "1\n")
+        let start = try cluster.http(0, "/metrics", clientPort: true).stdout
+        #expect(Self.sample(start, "etcd_debugging_mvcc_keys_total ") == 0)
+        let puts = Int(Self.sample(start, "etcd_mvcc_put_total ") ?? -1), deletes = Int(Self.sample(start, "etcd_mvcc_delete_total ") ?? -1)
+        #expect(try cluster.etcdctl("put", "k", "v").status == 0)
+        let expected = [
+            "etcd_mvcc_put_total \(puts + 2)",
+            "etcd_debugging_mvcc_keys_total 1",
+            "etcd_mvcc_delete_total \(deletes + 3)",
+            #"etcd_server_version{server_version="3.4.23"} 1"#,
+            #"etcd_cluster_version{cluster_version="3.4"} 1"#,
+            #"grpc_server_handled_total{grpc_code="Canceled",grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"} 6"#,
+        ]
+        for (round, line) in expected.enumerated() {
+            #expect(try cluster.etcdctl("put", "\(round + 1)", "v").status == 0)
+            #expect(try cluster.etcdctl("del", "\(round + 1)").stdout == "1\n")
+            // etcdctl watch from revision 1 sees k's put, then is stopped.
+            let watch = try TestCluster.run("/usr/bin/timeout", ["2", "etcdctl", "--endpoints", cluster.endpoints, "watch", "k", "--rev", "1"],
+                                            environment: ["ETCDCTL_API": "3"], timeout: 10)
+            #expect(watch.stdout.hasPrefix("PUT\nk\nv\n"), "\(watch)")
+            // The handler sees the reset stream a moment after etcdctl leaves.
+            var metrics = ""
+            let deadline = Date().addingTimeInterval(3)
+            repeat {
+                metrics = try cluster.http(0, "/metrics", clientPort: true).stdout
+                if metrics.split(separator: "\n").contains(Substring(line)) { break }
+                usleep(100_000)
+            } while Date() < deadline
+            #expect(metrics.split(separator: "\n").contains(Substring(line)), "round \(round + 1): \(line)")
+        }
+    }
+
+    @Test func sampleValuesAreWrittenAsGosClientWritesThem() {
+        let cases: [(Double, String)] = [
+            (1, "1"), (0.5, "0.5"), (1_000_000, "1e+06"), (123_456, "123456"), (1_234_567, "1.234567e+06"),
+            (0.0001, "0.0001"), (0.00001, "1e-05"), (2.5e-7, "2.5e-07"), (53_248, "53248"), (1e21, "1e+21"),
+            (12_345_678.9, "1.23456789e+07"), (-3, "-3"), (0.001, "0.001"), (0, "0"), (.infinity, "+Inf"),
+        ]
+        for (value, go) in cases { #expect(ServerMetrics.goFloat(value) == go, "\(value)") }
     }
 }

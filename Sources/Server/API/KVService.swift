@@ -14,6 +14,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
         try await rpc {
             try RequestChecks.range(request)
             if !request.serializable { try await node.linearizableBarrier() }
+            node.metrics.mvcc.count(ranges: 1)
             let (result, revision) = try node.read { store in
                 (try store.range(Conversions.rangeRequest(request)), store.currentRevision)
             }

@@ -11,10 +11,15 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
     let node: Node
     let dataDirectory: String
 
-    /// The etcd API version Ballot implements; clients gate features on it.
-    static let apiVersion = "3.4.0"
+    /// The etcd release whose behaviour Ballot matches (Debian's
+    /// etcd-server 3.4.23), reported where etcd reports its own version:
+    /// Status, /version, the etcd_server_version metric. Clients gate
+    /// features on it.
+    static let serverVersion = "3.4.23"
     /// The cluster version etcd's /version reports beside the server's.
     static let clusterVersion = "3.4.0"
+    /// The cluster version as etcd's metric labels it (major.minor).
+    static let clusterMinorVersion = "3.4"
 
     func status(request: Etcdserverpb_StatusRequest, context: ServerContext) async throws -> Etcdserverpb_StatusResponse {
         try await rpc {
@@ -24,7 +29,7 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
             }
             var response = Etcdserverpb_StatusResponse()
             response.header = node.header(revision: revision)
-            response.version = Self.apiVersion
+            response.version = Self.serverVersion
             response.dbSize = Int64(Self.fileBytes(dataDirectory + "/db/data.mdb") ?? used)
             response.dbSizeInUse = Int64(used)
             response.leader = status.leader?.rawValue ?? 0

@@ -13,6 +13,7 @@ struct Applier {
     let lessor: Lessor
     let members: MemberDirectory
     let transport: PeerTransport
+    let mvccMetrics: MVCCMetrics
     let logger: Logger
 
     /// What applying one command produced, for the caller awaiting it.
@@ -46,20 +47,26 @@ struct Applier {
                     [.put(key: [UInt8](p.key), value: [UInt8](p.value), lease: p.lease, options: Conversions.putOptions(p))],
                     index: entry.index)
                 var response = Etcdserverpb_PutResponse()
+                mvccMetrics.count(puts: 1)
+                if case .put(let previous) = outcomes.first, previous == nil { mvccMetrics.moveKeys(by: 1) }
                 if p.prevKv, case .put(let previous?) = outcomes.first { response.prevKv = Conversions.keyValue(previous) }
                 response.header.revision = store.currentRevision
                 result.put = response
             case .deleteRange(let d):
                 let (_, outcomes) = try store.apply([.deleteRange(key: [UInt8](d.key), rangeEnd: [UInt8](d.rangeEnd))], index: entry.index)
                 var response = Etcdserverpb_DeleteRangeResponse()
+                mvccMetrics.count(deletes: 1)
                 if case .deleted(let kvs) = outcomes.first {
+                    mvccMetrics.moveKeys(by: -kvs.count)
                     response.deleted = Int64(kvs.count)
                     if d.prevKv { response.prevKvs = kvs.map { Conversions.keyValue($0) } }
                 }
                 response.header.revision = store.currentRevision
                 result.deleteRange = response
             case .txn(let t):
-                let outcome = try store.txn(Conversions.txnRequest(t), index: entry.index)
+                let request = Conversions.txnRequest(t)
+                let outcome = try store.txn(request, index: entry.index)
+                mvccMetrics.count(request, outcome)
                 var response = Conversions.txnResponse(outcome, request: t)
                 response.header.revision = store.currentRevision
                 result.txn = response
@@ -78,7 +85,10 @@ struct Applier {
                 response.header.revision = store.currentRevision
                 result.leaseGrant = response
             case .leaseRevoke(let r):
-                try store.revokeLease(r.id, index: entry.index)
+                let removed = try store.revokeLease(r.id, index: entry.index)
+                // etcd's lessor deletes each attached key with a delete range of its own.
+                mvccMetrics.count(deletes: removed.count)
+                mvccMetrics.moveKeys(by: -removed.count)
                 lessor.revoked(r.id)
                 var response = Etcdserverpb_LeaseRevokeResponse()
                 response.header.revision = store.currentRevision

@@ -130,6 +130,7 @@ extension Node {
             }
             precondition(store.appliedIndex == metadata.index, "snapshot \(metadata.index) holds applied index \(store.appliedIndex)")
             lessor.reset(records: try store.leases())
+            metrics.mvcc.setKeys(try store.liveKeyCount())
             for (_, attributes) in try store.members() {
                 guard let member = try? Etcdserverpb_Member(serializedBytes: attributes) else { continue }
                 applier.learn(member)

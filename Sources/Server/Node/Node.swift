@@ -119,7 +119,9 @@ public final class Node: @unchecked Sendable {
         self.quotaBytes = config.quotaBackendBytes
         self.maxTxnOperations = config.maxTxnOperations
         self.maxRequestBytes = config.maxRequestBytes
-        self.applier = Applier(store: store, lessor: lessor, members: members, transport: transport, logger: logger)
+        self.applier = Applier(store: store, lessor: lessor, members: members, transport: transport, mvccMetrics: metrics.mvcc, logger: logger)
+        // A store that cannot be read fails at the node's first read, with its error.
+        if let keys = try? store.liveKeyCount() { metrics.mvcc.setKeys(keys) }
         self.transport = transport
         self.logger = logger
         self.tickInterval = Double(config.heartbeatMilliseconds) / 1000

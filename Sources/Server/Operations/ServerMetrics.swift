@@ -22,6 +22,7 @@ final class ServerMetrics: Sendable {
     let dbInUseSize: Gauge
     let raftTerm: Gauge
     let peerRoundTrip: DurationHistogram
+    let mvcc: MVCCMetrics
 
     /// etcd's buckets for disk latencies: 1 ms to about 8 s, doubling.
     static let diskBuckets: [Duration] = (0..<14).map { .microseconds(1000 << $0) }
@@ -34,6 +35,12 @@ final class ServerMetrics: Sendable {
     }
 
     init() {
+        mvcc = MVCCMetrics(registry: registry)
+        // etcd's version gauges: always 1, the version in the label.
+        registry.makeGauge(descriptor: Self.named("etcd_server_version", "Which version is running. 1 for 'server_version' label with current version."),
+                           labels: [("server_version", MaintenanceService.serverVersion)]).set(to: 1.0)
+        registry.makeGauge(descriptor: Self.named("etcd_cluster_version", "Which version is running. 1 for 'cluster_version' label with current cluster version"),
+                           labels: [("cluster_version", MaintenanceService.clusterMinorVersion)]).set(to: 1.0)
         hasLeader = registry.makeGauge(descriptor: Self.named("etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, 0 is not."))
         isLeader = registry.makeGauge(descriptor: Self.named("etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise."))
         leaderChanges = registry.makeCounter(descriptor: Self.named("etcd_server_leader_changes_seen_total", "The number of leader changes seen."))
@@ -53,8 +60,9 @@ final class ServerMetrics: Sendable {
 
     /// gRPC's standard counter (go-grpc-prometheus names), by method and code.
     func handled(service: String, method: String, type: String, code: String) {
+        // Labels in name order, as Go's client writes them.
         registry.makeCounter(descriptor: Self.named("grpc_server_handled_total", "Total number of RPCs completed on the server, regardless of success or failure."), labels: [
-            ("grpc_type", type), ("grpc_service", service), ("grpc_method", method), ("grpc_code", code),
+            ("grpc_code", code), ("grpc_method", method), ("grpc_service", service), ("grpc_type", type),
         ]).increment()
     }
 
@@ -79,7 +87,7 @@ final class ServerMetrics: Sendable {
 
     func started(service: String, method: String, type: String) {
         registry.makeCounter(descriptor: Self.named("grpc_server_started_total", "Total number of RPCs started on the server."), labels: [
-            ("grpc_type", type), ("grpc_service", service), ("grpc_method", method),
+            ("grpc_method", method), ("grpc_service", service), ("grpc_type", type),
         ]).increment()
     }
 }
@@ -88,7 +96,10 @@ final class ServerMetrics: Sendable {
 struct MetricsInterceptor: ServerInterceptor {
     let metrics: ServerMetrics
 
-    static let streamingMethods: Set<String> = ["Watch", "LeaseKeepAlive", "Snapshot"]
+    /// go-grpc-prometheus's `grpc_type` for etcd's streaming methods; the rest are unary.
+    static let streamingMethods: [String: String] = [
+        "Watch": "bidi_stream", "LeaseKeepAlive": "bidi_stream", "Snapshot": "server_stream", "Observe": "server_stream",
+    ]
 
     func intercept<Input: Sendable, Output: Sendable>(
         request: StreamingServerRequest<Input>, context: ServerContext,
@@ -96,7 +107,7 @@ struct MetricsInterceptor: ServerInterceptor {
     ) async throws -> StreamingServerResponse<Output> {
         let service = context.descriptor.service.fullyQualifiedService
         let method = context.descriptor.method
-        let type = Self.streamingMethods.contains(method) ? "bidi_stream" : "unary"
+        let type = Self.streamingMethods[method] ?? "unary"
         let metrics = self.metrics
         metrics.started(service: service, method: method, type: type)
         do {
@@ -107,10 +118,14 @@ struct MetricsInterceptor: ServerInterceptor {
                 contents.producer = { writer in
                     do {
                         let trailers = try await producer(writer)
-                        metrics.handled(service: service, method: method, type: type, code: "OK")
+                        // A client that left (etcdctl watch exits, a reset
+                        // stream) is Canceled, as grpc-go reports it.
+                        let code = context.cancellation.isCancelled ? "Canceled" : "OK"
+                        metrics.handled(service: service, method: method, type: type, code: code)
                         return trailers
                     } catch {
-                        metrics.handled(service: service, method: method, type: type, code: Self.grpcCodeName(error))
+                        let code = context.cancellation.isCancelled ? "Canceled" : Self.grpcCodeName(error)
+                        metrics.handled(service: service, method: method, type: type, code: code)
                         throw error
                     }
                 }
@@ -135,4 +150,67 @@ struct MetricsInterceptor: ServerInterceptor {
         ]
         return names.indices.contains(code.rawValue) ? names[code.rawValue] : "Unknown"
     }
+}
+
+extension ServerMetrics {
+    /// The registry's text with each sample's value as Go's Prometheus
+    /// client writes it (`strconv.FormatFloat(v, 'g', -1, 64)`: `1`, not
+    /// `1.0`; `1e+06`), so scrapes and tools that read etcd's text exactly
+    /// read Ballot's the same.
+    func exposition() -> [UInt8] {
+        var out: [UInt8] = []
+        let text = registry.emitToBuffer()
+        out.reserveCapacity(text.count)
+        for line in text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            if line.first != UInt8(ascii: "#"), let space = line.lastIndex(of: UInt8(ascii: " ")),
+               let value = Double(String(decoding: line[line.index(after: space)...], as: UTF8.self)) {
+                out += line[...space]
+                out += Array(Self.goFloat(value).utf8)
+            } else {
+                out += line
+            }
+            out.append(UInt8(ascii: "\n"))
+        }
+        if out.last == UInt8(ascii: "\n"), text.last != UInt8(ascii: "\n") { out.removeLast() }
+        return out
+    }
+
+    /// Go's `strconv.FormatFloat(v, 'g', -1, 64)`: the shortest digits that
+    /// read back as `v`, in exponent form (`1e+06`, `2.5e-07`) when the
+    /// decimal exponent is below -4 or at least 6, else plain (`123456`).
+    static func goFloat(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
+        if value == 0 { return value.sign == .minus ? "-0" : "0" }
+        // Swift's description holds the shortest round-trip digits too.
+        var text = "\(value.magnitude)"
+        var exponent = 0
+        if let e = text.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            exponent = Int(text[text.index(after: e)...]) ?? 0
+            text = String(text[..<e])
+        }
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        let whole = String(parts[0]), fraction = parts.count > 1 ? String(parts[1]) : ""
+        var digits = whole + fraction
+        var point = whole.count + exponent  // digits before the decimal point
+        while digits.first == "0" && digits.count > 1 {
+            digits.removeFirst()
+            point -= 1
+        }
+        while digits.last == "0" && digits.count > 1 { digits.removeLast() }
+        let sign = value < 0 ? "-" : ""
+        let decimalExponent = point - 1
+        if decimalExponent < -4 || decimalExponent >= goShortestExponentLimit {
+            var mantissa = String(digits.first!)
+            if digits.count > 1 { mantissa += "." + digits.dropFirst() }
+            let magnitude = abs(decimalExponent)
+            return sign + mantissa + "e" + (decimalExponent < 0 ? "-" : "+") + (magnitude < 10 ? "0" : "") + "\(magnitude)"
+        }
+        if point <= 0 { return sign + "0." + String(repeating: "0", count: -point) + digits }
+        if point >= digits.count { return sign + digits + String(repeating: "0", count: point - digits.count) }
+        return sign + digits.prefix(point) + "." + digits.dropFirst(point)
+    }
+
+    /// Go's 'g' with shortest precision writes an exponent from 10^6 on.
+    static let goShortestExponentLimit = 6
 }
