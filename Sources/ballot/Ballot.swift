@@ -10,6 +10,7 @@ import Server
 @main
 enum Ballot {
     static func main() async {
+        raiseOpenFileLimit()
         var arguments = Array(CommandLine.arguments.dropFirst())
         switch arguments.first {
         case "dev":
@@ -21,6 +22,17 @@ enum Ballot {
             break
         }
         exit(await runMember(arguments: arguments, environment: ProcessInfo.processInfo.environment))
+    }
+
+    /// Every client connection and watch stream holds a descriptor: take
+    /// the hard limit on open files as the soft one, as Go's runtime does
+    /// for etcd at start (a soft limit of 1,024 would refuse clients long
+    /// before memory or the operator's hard limit does).
+    static func raiseOpenFileLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
     }
 
     static func runMember(arguments: [String], environment: [String: String]) async -> Int32 {
