@@ -163,7 +163,7 @@ public final class BallotServer: Sendable {
         if settings.hasCertificate {
             identity = .init(certFile: settings.certFile, keyFile: settings.keyFile, selfSigned: false)
         } else {
-            let files = try SelfSignedCertificate.ensure(in: dataDirectory + "/fixtures/" + side, hosts: urls.map(\.host))
+            let files = try SelfSignedCertificate.ensure(in: dataDirectory + "/fixtures/" + side, hosts: urls.filter { !$0.unixSocket }.map(\.host))
             identity = .init(certFile: files.certFile, keyFile: files.keyFile, selfSigned: true)
             logger.info("serving TLS with a self-signed certificate", metadata: ["side": "\(side)", "cert": "\(files.certFile)"])
         }
@@ -246,6 +246,11 @@ public final class BallotServer: Sendable {
                 // record, so the first answers are not stale.
                 await self.publish()
                 guard !Task.isCancelled else { return }
+                // etcd's lines at this point, word for word: tools (etcd's
+                // own e2e suite among them) wait for them to know a member
+                // is up. The cluster version is fixed at 3.4.
+                self.logger.info("published local member to cluster through raft", metadata: ["name": "\(self.config.name)"])
+                self.logger.info("enabled capabilities for version \(MaintenanceService.clusterMinorVersion)")
                 self.logger.info("ready to serve client requests", metadata: ["client": "\(self.config.listenClient.map(\.url))"])
                 try await withThrowingDiscardingTaskGroup { servers in
                     for server in clientServers { servers.addTask { try await server.serve() } }
@@ -360,7 +365,7 @@ public final class BallotServer: Sendable {
                 command.memberAttributes = wanted
                 command.memberAttributes.isLearner = node.status.learners.contains(node.id)
                 _ = try await node.propose(command)
-                logger.info("published this member's attributes", metadata: ["name": "\(config.name)"])
+                logger.info("recorded this member's attributes in the cluster", metadata: ["name": "\(config.name)"])
                 return
             } catch {
                 try? await Task.sleep(for: .milliseconds(500))

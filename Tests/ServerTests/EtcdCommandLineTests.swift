@@ -149,6 +149,26 @@ import Testing
         #expect(String(config.foundingClusterID, radix: 16) == "c31384435471b863")
     }
 
+    /// Unix socket URLs and port 0, as etcd's e2e suite uses them
+    /// (TestEtcdUnixPeers, TestEtcdMultiPeer); the member ID etcd 3.4 gives
+    /// `unix://etcd.unix:1` (checked against Debian's etcd).
+    @Test func unixSocketsAndAnyPortAreURLs() throws {
+        let unix = try HostPort(url: "unix://etcd.unix:1")
+        #expect(unix.unixSocket && unix.host == "etcd.unix:1" && unix.port == 0 && !unix.secure)
+        #expect(unix.url == "unix://etcd.unix:1")
+        #expect(try HostPort(url: "unixs://a.sock").url == "unixs://a.sock")
+        #expect(try HostPort(url: "unixs://a.sock").secure)
+        #expect(throws: ConfigError.self) { try HostPort(url: "unix://") }
+        let any = try HostPort(url: "http://0.0.0.0:0")
+        #expect(any.port == 0 && any.url == "http://0.0.0.0:0")
+        #expect(throws: ConfigError.self) { try HostPort(url: "http://127.0.0.1:65536") }
+        let flags = try EtcdCommandLine(arguments: [
+            "--name", "e1", "--listen-peer-urls", "unix://etcd.unix:1", "--initial-advertise-peer-urls", "unix://etcd.unix:1",
+            "--initial-cluster", "e1=unix://etcd.unix:1",
+        ], environment: [:])
+        #expect(String(try ServerConfig(etcd: flags).validated().memberID.rawValue, radix: 16) == "b16965eda2672782")
+    }
+
     /// etcd's YAML configuration file replaces the command line and the
     /// environment; etcd's own sample (with its TLS sections) loads.
     @Test func aConfigFileInEtcdsYAMLReplacesFlagsAndEnvironment() throws {

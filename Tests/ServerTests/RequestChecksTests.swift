@@ -115,6 +115,7 @@ import Testing
         (.stopped, .unavailable, "etcdserver: server stopped"),
         (.timeout, .unavailable, "etcdserver: request timed out"),
         (.unhealthy, .unavailable, "etcdserver: unhealthy cluster"),
+        (.badLeaderTransferee, .failedPrecondition, "etcdserver: bad leader transferee"),
     ]
 
     @Test func codesAndMessagesAreEtcds() {

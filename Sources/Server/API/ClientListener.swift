@@ -52,8 +52,7 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
         self.tls = tls
         self.http = http
         let handoff = self.handoff
-        server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.autoRead, value: false)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -68,7 +67,9 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
                                         plaintext: plaintext, tls: tls, decrypted: false))
                 }
             }
-            .bind(host: address.host, port: address.port).get()
+        server = address.unixSocket
+            ? try await bootstrap.bind(unixDomainSocketPath: address.host, cleanupExistingSocketFile: true).get()
+            : try await bootstrap.serverChannelOption(.socketOption(.so_reuseaddr), value: 1).bind(host: address.host, port: address.port).get()
     }
 
     /// Close the socket (a member that stops before serving clients).
@@ -83,7 +84,7 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
         var order: [HostPort] = []
         var schemes: [HostPort: (plain: Bool, secure: Bool)] = [:]
         for url in urls {
-            let key = HostPort(host: url.host, port: url.port)
+            let key = HostPort(host: url.host, port: url.port, unixSocket: url.unixSocket)
             if schemes[key] == nil { order.append(key) }
             var seen = schemes[key] ?? (false, false)
             if url.secure { seen.secure = true } else { seen.plain = true }

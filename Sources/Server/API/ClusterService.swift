@@ -2,7 +2,8 @@ import Consensus
 import EtcdAPI
 import GRPCCore
 
-/// etcd's Cluster service: membership through joint consensus.
+/// etcd's Cluster service: membership through joint consensus. Its
+/// answers' headers carry no revision, as etcd's (`ClusterServer.header`).
 struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
     let node: Node
 
@@ -12,7 +13,7 @@ struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
             // member; without a leader, answer from what this member knows.
             try? await node.linearizableBarrier()
             var response = Etcdserverpb_MemberListResponse()
-            response.header = node.header(revision: try node.read { $0.currentRevision })
+            response.header = node.membershipHeader()
             response.members = list()
             return response
         }
@@ -33,7 +34,7 @@ struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
         var request = Ballotpb_MembershipForward()
         build(&request)
         let member = try await node.changeMembership(request)
-        return (member, node.header(revision: try node.read { $0.currentRevision }))
+        return (member, node.membershipHeader())
     }
 
     func memberAdd(request: Etcdserverpb_MemberAddRequest, context: ServerContext) async throws -> Etcdserverpb_MemberAddResponse {
@@ -75,5 +76,12 @@ struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
             response.members = list()
             return response
         }
+    }
+}
+
+extension Node {
+    /// etcd's Cluster service header: cluster, member and term, no revision.
+    func membershipHeader() -> Etcdserverpb_ResponseHeader {
+        header(revision: 0)
     }
 }

@@ -21,6 +21,7 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
     case leaseTTLTooLarge
     case noSpace
     case memberExists
+    case badLeaderTransferee
     case peerURLExists
     case memberNotFound
     case memberNotLearner
@@ -45,7 +46,7 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
         case .leaseExists: .failedPrecondition
         case .leaseTTLTooLarge: .outOfRange
         case .noSpace: .resourceExhausted
-        case .memberExists, .peerURLExists, .memberNotLearner, .learnerNotReady: .failedPrecondition
+        case .memberExists, .peerURLExists, .memberNotLearner, .learnerNotReady, .badLeaderTransferee: .failedPrecondition
         case .memberNotFound: .notFound
         case .unhealthy: .unavailable
         case .notCapable: .unavailable
@@ -73,6 +74,7 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
         case .leaseTTLTooLarge: "etcdserver: too large lease TTL"
         case .noSpace: "etcdserver: mvcc: database space exceeded"
         case .memberExists: "etcdserver: member ID already exist"
+        case .badLeaderTransferee: "etcdserver: bad leader transferee"
         case .peerURLExists: "etcdserver: Peer URLs already exists"
         case .memberNotFound: "etcdserver: member not found"
         case .memberNotLearner: "etcdserver: can only promote a learner member"

@@ -71,18 +71,15 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
 
     func defragment(request: Etcdserverpb_DefragmentRequest, context: ServerContext) async throws -> Etcdserverpb_DefragmentResponse {
         try await rpc {
-            let revision = try node.withStoreExclusive { store in
-                try store.defragment()
-                return store.currentRevision
-            }
-            var response = Etcdserverpb_DefragmentResponse()
-            response.header = node.header(revision: revision)
-            return response
+            try node.withStoreExclusive { store in try store.defragment() }
+            // etcd answers a defragmentation with no header at all.
+            return Etcdserverpb_DefragmentResponse()
         }
     }
 
     /// Alarms are replicated: deactivating one is a write every member
-    /// applies; listing reads this member's copy.
+    /// applies; listing reads this member's copy. etcd's answers carry no
+    /// header (they come straight from its applier).
     func alarm(request: Etcdserverpb_AlarmRequest, context: ServerContext) async throws -> Etcdserverpb_AlarmResponse {
         try await rpc {
             if request.action == .activate || request.action == .deactivate {
@@ -95,7 +92,6 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
                 command.alarm = request
                 _ = try await node.propose(command)
                 var response = Etcdserverpb_AlarmResponse()
-                response.header = node.header(revision: try node.read { $0.currentRevision })
                 if request.action == .activate || wasRaised {
                     var member = Etcdserverpb_AlarmMember()
                     member.memberID = request.memberID
@@ -105,8 +101,7 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
                 return response
             }
             var response = Etcdserverpb_AlarmResponse()
-            let (alarm, revision) = try node.read { store in (store.noSpaceAlarm, store.currentRevision) }
-            response.header = node.header(revision: revision)
+            let alarm = try node.read { $0.noSpaceAlarm }
             if alarm && (request.alarm == .none || request.alarm == .nospace) {
                 var member = Etcdserverpb_AlarmMember()
                 member.memberID = node.id.rawValue
@@ -165,7 +160,7 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
         try await rpc {
             let target = NodeID(request.targetID)
             guard node.status.role == .leader else { throw EtcdError.invalid("etcdserver: not leader") }
-            guard node.status.voters.contains(target) else { throw EtcdError.invalid("etcdserver: bad leader transferee") }
+            guard node.status.voters.contains(target) else { throw EtcdError.badLeaderTransferee }
             guard try await node.moveLeadership(to: target) else {
                 throw EtcdError.invalid("etcdserver: leadership transfer timed out")
             }

@@ -198,7 +198,7 @@ struct WatchStream {
                 let group = Array(syncedRanges) + syncedByKey.values.flatMap { $0 }
                 for id in group.sorted() {
                     remove(id)
-                    try await sendCompacted(id, compacted: compacted, current: current, response)
+                    try await sendCompacted(id, compacted: compacted, response)
                 }
                 syncedThrough = current
                 return
@@ -223,7 +223,7 @@ struct WatchStream {
             }
             let (events, through, current) = (batch.events, batch.through, batch.current)
             if let compacted = batch.compacted {
-                try await sendCompacted(watcher.id, compacted: compacted, current: current, response)
+                try await sendCompacted(watcher.id, compacted: compacted, response)
                 return false
             }
             watcher.next = through + 1
@@ -283,13 +283,15 @@ struct WatchStream {
         try await response.write(reply)
     }
 
-    private func sendCompacted(_ id: Int64, compacted: Int64, current: Int64, _ response: RPCWriter<Etcdserverpb_WatchResponse>) async throws {
+    /// etcd 3.4's answer for a watch whose start was compacted: canceled,
+    /// the compact revision, a header without a revision and no reason
+    /// (clients turn the compact revision into their "compacted" error).
+    private func sendCompacted(_ id: Int64, compacted: Int64, _ response: RPCWriter<Etcdserverpb_WatchResponse>) async throws {
         var reply = Etcdserverpb_WatchResponse()
-        reply.header = node.header(revision: current)
+        reply.header = node.header(revision: 0)
         reply.watchID = id
         reply.canceled = true
         reply.compactRevision = compacted
-        reply.cancelReason = "etcdserver: mvcc: required revision has been compacted"
         try await response.write(reply)
     }
 

@@ -208,40 +208,63 @@ public struct ServerConfig: Sendable {
 /// A TCP endpoint, parsed from etcd-style URLs (`http://127.0.0.1:2379`,
 /// `https://localhost:2380`): `secure` says whether it speaks TLS.
 public struct HostPort: Sendable, Hashable, CustomStringConvertible {
+    /// A host name or address; for a Unix socket, the socket's path.
     public var host: String
+    /// The TCP port (0: any free port, for listeners); 0 for a Unix socket.
     public var port: Int
-    /// An `https` URL: the listener or dialler speaks TLS.
+    /// An `https` (or `unixs`) URL: the listener or dialler speaks TLS.
     public var secure: Bool
+    /// A `unix://path` (or `unixs://path`) URL: a Unix domain socket at
+    /// `host`, as etcd listens on and dials for such peer and client URLs.
+    public var unixSocket: Bool
 
-    public init(host: String, port: Int, secure: Bool = false) {
+    public init(host: String, port: Int, secure: Bool = false, unixSocket: Bool = false) {
         self.host = host
         self.port = port
         self.secure = secure
+        self.unixSocket = unixSocket
     }
 
     /// Accepts `http://host:port`, `https://host:port` and `host:port`,
     /// where host is an IPv4 address, a bracketed IPv6 address or a name
-    /// (`localhost`), resolved when bound or dialled.
+    /// (`localhost`), resolved when bound or dialled; port 0 asks for any
+    /// free port, as in etcd. `unix://path` and `unixs://path` name a Unix
+    /// socket (etcd's path is the URL's host, so `unix://etcd.unix:1` is
+    /// the socket `etcd.unix:1` in the working directory).
     public init(url: String) throws(ConfigError) {
         var rest = Substring(url)
-        secure = rest.hasPrefix("https://")
+        for scheme in ["unixs://", "unix://"] where rest.hasPrefix(scheme) {
+            rest = rest.dropFirst(scheme.count)
+            while rest.hasSuffix("/") { rest = rest.dropLast() }
+            guard !rest.isEmpty, !rest.contains("/") else { throw .invalid("\(url) is not a URL of the form unix://path") }
+            self.init(host: String(rest), port: 0, secure: scheme == "unixs://", unixSocket: true)
+            return
+        }
+        let secure = rest.hasPrefix("https://")
         if rest.hasPrefix("https://") { rest = rest.dropFirst(8) } else if rest.hasPrefix("http://") { rest = rest.dropFirst(7) }
         while rest.hasSuffix("/") { rest = rest.dropLast() }
         guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]),
-              (1...65_535).contains(port), colon > rest.startIndex, !rest[..<colon].contains("/")
+              (0...65_535).contains(port), colon > rest.startIndex, !rest[..<colon].contains("/")
         else { throw .invalid("\(url) is not a URL of the form http://host:port") }
         var host = rest[..<colon]
         if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
-        self.host = String(host)
-        self.port = port
+        self.init(host: String(host), port: port, secure: secure)
     }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var description: String {
+        if unixSocket { return host }
+        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
     /// As Go's `url.URL.String()` writes it: what a member's ID hashes.
-    public var url: String { "\(secure ? "https" : "http")://\(description)" }
+    public var url: String {
+        if unixSocket { return "\(secure ? "unixs" : "unix")://\(host)" }
+        return "\(secure ? "https" : "http")://\(description)"
+    }
     /// The host as a literal IP address, if it is one: a TLS client names
     /// the server it expects only by host name (SNI), never by address.
     var isIPAddress: Bool { host.contains(":") || host.split(separator: ".").count == 4 && host.allSatisfy { $0.isNumber || $0 == "." } }
+    /// The name a TLS client expects in the certificate (none for an address or a socket).
+    var serverHostname: String? { unixSocket || isIPAddress ? nil : host }
 }
 
 public enum ConfigError: Error, Sendable, CustomStringConvertible {

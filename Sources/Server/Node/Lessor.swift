@@ -87,18 +87,32 @@ final class Lessor: @unchecked Sendable {
         }
     }
 
-    /// Seconds left (rounded up) and the granted TTL; nil for an unknown lease.
+    /// Whole seconds left (etcd truncates: 59 just after a 60 s grant) and
+    /// the granted TTL; nil for an unknown lease.
     func remaining(_ id: Int64) -> (seconds: Int64, granted: Int64)? {
         lock.withLock {
             guard let lease = leases[id] else { return nil }
             guard let deadline = lease.deadline else { return (lease.ttl, lease.ttl) }
             let left = clock.now.duration(to: deadline)
             let seconds = Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18
-            return (max(0, Int64(seconds.rounded(.up))), lease.ttl)
+            return (max(0, Int64(seconds.rounded(.towardZero))), lease.ttl)
         }
     }
 
-    func ids() -> [Int64] { lock.withLock { leases.keys.sorted() } }
+    /// Every lease, soonest to expire first, as etcd lists them
+    /// (`leasesByExpiry`); leases without a running deadline last, by ID.
+    func ids() -> [Int64] {
+        lock.withLock {
+            leases.sorted { a, b in
+                switch (a.value.deadline, b.value.deadline) {
+                case let (x?, y?) where x != y: x < y
+                case (_?, nil): true
+                case (nil, _?): false
+                default: a.key < b.key
+                }
+            }.map(\.key)
+        }
+    }
 
     /// Leases past their deadline that need a revocation proposed (leader only).
     func expired() -> [Int64] {

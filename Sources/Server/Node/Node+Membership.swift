@@ -44,10 +44,12 @@ extension Node {
         }
         let newID = ServerConfig.memberID(peer: address, token: clusterToken)
         let current = status
-        if current.voters.contains(newID) || current.learners.contains(newID) { throw EtcdError.memberExists }
+        // A URL in use first: Ballot's IDs come from the URL, so a second
+        // add of one URL would otherwise read as a duplicate ID.
         if let holder = members.member(withPeerURL: address.url), current.voters.union(current.learners).contains(NodeID(holder.id)) {
             throw EtcdError.peerURLExists
         }
+        if current.voters.contains(newID) || current.learners.contains(newID) { throw EtcdError.memberExists }
         var member = Etcdserverpb_Member()
         member.id = newID.rawValue
         member.peerUrls = [address.url]

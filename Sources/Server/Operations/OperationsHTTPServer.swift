@@ -25,14 +25,15 @@ final class OperationsHTTPServer: Sendable {
     /// Serve until the task is cancelled.
     func run() async throws {
         let route = self.route
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
                 channel.pipeline.configureHTTPServerPipeline().flatMap {
                     channel.pipeline.addHandler(Handler(route: route))
                 }
             }
-            .bind(host: address.host, port: address.port).get()
+        let channel = address.unixSocket
+            ? try await bootstrap.bind(unixDomainSocketPath: address.host, cleanupExistingSocketFile: true).get()
+            : try await bootstrap.serverChannelOption(.socketOption(.so_reuseaddr), value: 1).bind(host: address.host, port: address.port).get()
         await withTaskCancellationHandler {
             try? await channel.closeFuture.get()
         } onCancel: {

@@ -43,14 +43,19 @@ final class PeerListener: Sendable {
 
     /// Serve until the task is cancelled.
     func run() async throws {
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .bind(host: address.host, port: address.port) { [tls = address.secure ? tls : nil] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
-                }.flatMap { PeerFrame.wrapAccepted(channel) }
-            }
+        let tls = address.secure ? tls : nil
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<PeerFrame.Connection> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+            }.flatMap { PeerFrame.wrapAccepted(channel) }
+        }
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let server = address.unixSocket
+            ? try await bootstrap.bind(unixDomainSocketPath: address.host, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
+            : try await bootstrap
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .bind(host: address.host, port: address.port, childChannelInitializer: initializer)
         try await withTaskCancellationHandler {
             try await server.executeThenClose { connections in
                 await withDiscardingTaskGroup { group in

@@ -101,19 +101,22 @@ final class PeerTransport: @unchecked Sendable {
 
     static func dial(_ address: HostPort, tls context: NIOSSLContext) async throws -> PeerFrame.Connection {
         let tls = address.secure ? context : nil
-        return try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(connectTimeoutSeconds))
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<PeerFrame.Connection> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                guard let tls else { return }
+                // A name is checked against the certificate (and sent
+                // as SNI); an address is checked against the IP the
+                // connection reached.
+                try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: address.serverHostname))
+            }.flatMap { PeerFrame.wrapDialled(channel) }
+        }
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.seconds(connectTimeoutSeconds))
+        if address.unixSocket {
+            return try await bootstrap.connect(unixDomainSocketPath: address.host, channelInitializer: initializer)
+        }
+        return try await bootstrap
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: address.host, port: address.port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    guard let tls else { return }
-                    // A name is checked against the certificate (and sent
-                    // as SNI); an address is checked against the IP the
-                    // connection reached.
-                    try channel.pipeline.syncOperations.addHandler(
-                        NIOSSLClientHandler(context: tls, serverHostname: address.isIPAddress ? nil : address.host))
-                }.flatMap { PeerFrame.wrapDialled(channel) }
-            }
+            .connect(host: address.host, port: address.port, channelInitializer: initializer)
     }
 
     /// Queue messages; never blocks the node loop.
