@@ -112,7 +112,7 @@ struct Applier {
         } catch {
             switch error {
             case .lmdb, .io, .corrupt, .wrongDataDirectory:
-                fatalError("applying index \(entry.index) failed: \(error)")
+                IOFailure.stop(logger, "applying index \(entry.index)", error)
             default:
                 // A request the store refuses (compacted revision, quota…):
                 // the same refusal on every member; the index is still applied.
@@ -141,7 +141,7 @@ struct Applier {
         do {
             try store.apply([], index: index)
         } catch {
-            fatalError("recording applied index \(index) failed: \(error)")
+            IOFailure.stop(logger, "recording applied index \(index)", error)
         }
     }
 

@@ -26,7 +26,7 @@ extension Node {
             try wal.releaseSegments(coveredThrough: state.index)
             logger.info("compacted the log", metadata: ["through": "\(state.index)", "applied": "\(applied)", "segments": "\(wal.segmentCount)"])
         } catch {
-            fatalError("compacting the write-ahead log failed: \(error)")
+            IOFailure.stop(logger, "compacting the write-ahead log", error)
         }
     }
 
@@ -138,7 +138,7 @@ extension Node {
             try snapshots.prune(below: metadata.index)
             logger.info("installed a snapshot", metadata: ["index": "\(metadata.index)", "revision": "\(store.currentRevision)"])
         } catch {
-            fatalError("installing the snapshot at index \(metadata.index) failed: \(error)")
+            IOFailure.stop(logger, "installing the snapshot at index \(metadata.index)", error)
         }
         noteApplied(metadata.index)
         watchHub.notify()

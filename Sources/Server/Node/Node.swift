@@ -388,7 +388,7 @@ public final class Node: @unchecked Sendable {
             }
         } catch {
             // The log's state on disk is unknown: stop rather than promise anything.
-            fatalError("write-ahead log failed: \(error)")
+            IOFailure.stop(logger, "writing the write-ahead log", error)
         }
         if let snapshot = ready.snapshot { install(snapshot) }
         send(ready.messagesAfterPersist)
@@ -420,7 +420,7 @@ public final class Node: @unchecked Sendable {
                 }
             }
         } catch {
-            fatalError("committing applied entries to the store failed: \(error)")
+            IOFailure.stop(logger, "committing applied entries to the store", error)
         }
         storeLock.unlock()
         if !outcomes.isEmpty {
