@@ -23,13 +23,19 @@ enum LocalTransport {
         return (Client(inner: inner.client, registry: registry), Server(inner: inner.server, registry: registry))
     }
 
-    /// The servers' cancellation handles by stream id. An id whose client
-    /// ended before the server saw the stream is kept as `.clientGone`, so
-    /// the server cancels the RPC as soon as it starts.
+    /// The servers' cancellation handles by stream id. An entry lives
+    /// until both sides are done with it: the client's call ended and the
+    /// server's handler returned, in either order. A client that ends
+    /// before the server saw its stream leaves `.clientGone`, so the server
+    /// cancels the RPC as soon as it starts.
     final class Registry: Sendable {
         enum Entry {
+            /// The server runs the RPC; the client has not ended.
             case serving(ServerContext.RPCCancellationHandle)
+            /// The client ended; the server has not finished (or started).
             case clientGone
+            /// The server finished; the client has not ended.
+            case serverDone
         }
 
         private let state = NIOLockedValueBox<(next: UInt64, entries: [UInt64: Entry])>((0, [:]))
@@ -41,15 +47,32 @@ enum LocalTransport {
             }
         }
 
-        /// The client's call ended: cancel the server's RPC.
+        /// Entries not yet closed by both sides (for tests: 0 when idle).
+        var openEntries: Int { state.withLockedValue { $0.entries.count } }
+
+        /// The client's task was cancelled: cancel the server's RPC now.
+        /// (Its call ends afterwards, and `clientEnded` does the accounting.)
+        func clientCancelled(_ id: UInt64) {
+            let handle: ServerContext.RPCCancellationHandle? = state.withLockedValue { state in
+                if case .serving(let handle) = state.entries[id] { return handle }
+                return nil
+            }
+            handle?.cancel()
+        }
+
+        /// The client's call ended, however: cancel the server's RPC if it runs.
         func clientEnded(_ id: UInt64) {
             let handle: ServerContext.RPCCancellationHandle? = state.withLockedValue { state in
-                switch state.entries.removeValue(forKey: id) {
-                case .serving(let handle): return handle
+                switch state.entries[id] {
+                case .serving(let handle):
+                    state.entries[id] = .clientGone
+                    return handle
+                case .serverDone:
+                    state.entries[id] = nil
                 case .clientGone, nil:
                     state.entries[id] = .clientGone
-                    return nil
                 }
+                return nil
             }
             handle?.cancel()
         }
@@ -57,10 +80,7 @@ enum LocalTransport {
         /// The server read the stream's metadata.
         func serving(_ id: UInt64, _ handle: ServerContext.RPCCancellationHandle) {
             let gone: Bool = state.withLockedValue { state in
-                if case .clientGone = state.entries[id] {
-                    state.entries[id] = nil
-                    return true
-                }
+                if case .clientGone = state.entries[id] { return true }
                 state.entries[id] = .serving(handle)
                 return false
             }
@@ -70,7 +90,10 @@ enum LocalTransport {
         /// The server's handler returned.
         func served(_ id: UInt64) {
             state.withLockedValue { state in
-                if case .serving = state.entries[id] { state.entries[id] = nil }
+                switch state.entries[id] {
+                case .serving: state.entries[id] = .serverDone
+                case .clientGone, .serverDone, nil: state.entries[id] = nil
+                }
             }
         }
     }
@@ -99,7 +122,7 @@ enum LocalTransport {
                     return try await closure(tagged, context)
                 }
             } onCancel: {
-                registry.clientEnded(id)
+                registry.clientCancelled(id)
             }
         }
     }
