@@ -67,9 +67,7 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
                                         plaintext: plaintext, tls: tls, decrypted: false))
                 }
             }
-        server = address.unixSocket
-            ? try await bootstrap.bind(unixDomainSocketPath: address.host, cleanupExistingSocketFile: true).get()
-            : try await bootstrap.serverChannelOption(.socketOption(.so_reuseaddr), value: 1).bind(host: address.host, port: address.port).get()
+        server = try await bootstrap.bind(to: address)
     }
 
     /// Close the socket (a member that stops before serving clients).

@@ -31,9 +31,7 @@ final class OperationsHTTPServer: Sendable {
                     channel.pipeline.addHandler(Handler(route: route))
                 }
             }
-        let channel = address.unixSocket
-            ? try await bootstrap.bind(unixDomainSocketPath: address.host, cleanupExistingSocketFile: true).get()
-            : try await bootstrap.serverChannelOption(.socketOption(.so_reuseaddr), value: 1).bind(host: address.host, port: address.port).get()
+        let channel = try await bootstrap.bind(to: address)
         await withTaskCancellationHandler {
             try? await channel.closeFuture.get()
         } onCancel: {
