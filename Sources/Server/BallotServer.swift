@@ -6,7 +6,7 @@ import GRPCNIOTransportHTTP2
 import Logging
 import NIOSSL
 import Raft
-import Storage
+@_spi(FaultInjection) import Storage
 
 /// One running member: storage opened and recovered, the node loop, the
 /// peer transport, and the gRPC servers for clients and peers.
@@ -25,6 +25,7 @@ public final class BallotServer: Sendable {
     public static func open(config: ServerConfig, logger: Logger) async throws -> BallotServer {
         let config = try config.validated()
         let (clientTLS, peerTLS) = try tlsContexts(config, logger: logger)
+        try EtcdDataMigration.importIfPresent(config: config, storeSettings: storeSettings(config), logger: logger)
         let clusterID = try await clusterID(for: config, dialling: try peerTLS?.client ?? TLSContexts.defaultClient(), logger: logger)
         return try BallotServer(config: config, clusterID: clusterID, clientTLS: clientTLS, peerTLS: peerTLS, logger: logger)
     }
@@ -46,22 +47,14 @@ public final class BallotServer: Sendable {
         self.clientTLS = clientTLS
         self.peerTLS = peerTLS
         let (wal, recovery) = try WriteAheadLog.open(directory: directory.walPath)
+        if let failAfter = config.failWALSyncsAfter {
+            logger.warning("fault injection: the write-ahead log's syncs fail after this many", metadata: ["syncs": "\(failAfter)"])
+            wal.failSyncsAfter = failAfter
+        }
         if let torn = recovery.truncatedTail {
             logger.warning("cut a torn record at the tail of the write-ahead log (a crash mid-write; it was never acknowledged)", metadata: ["at": "\(torn)"])
         }
-        var storeSettings = MVCCSettings()
-        // The quota is checked before proposing, and the NOSPACE alarm is
-        // replicated (as etcd does): each member's file size differs, so a
-        // check at apply time could let members decide differently.
-        storeSettings.quotaBytes = Int.max
-        // --max-request-bytes is the one size limit users set, as in etcd.
-        storeSettings.requestBytesMax = config.maxRequestBytes
-        storeSettings.valueBytesMax = config.maxRequestBytes
-        storeSettings.keyBytesMax = config.maxRequestBytes
-        storeSettings.leasesMustExist = true
-        storeSettings.txnOperationsMax = config.maxTxnOperations
-        storeSettings.compactionBatchKeys = config.compactionBatchKeys
-        let store = try MVCCStore(directory: directory.dbPath, settings: storeSettings)
+        let store = try MVCCStore(directory: directory.dbPath, settings: Self.storeSettings(config))
         let snapshots = SnapshotStore(directory: directory.snapPath)
         let members = try MemberDirectory(config: config, recorded: store.members())
         self.members = members
@@ -118,6 +111,23 @@ public final class BallotServer: Sendable {
                                       tls: try peerTLS?.client ?? TLSContexts.defaultClient(), logger: logger, traffic: metrics.peerTraffic)
         self.node = Node(id: id, clusterID: clusterID, core: core, wal: wal, store: store, snapshots: snapshots, transport: transport,
                          leases: try store.leases(), members: members, metrics: metrics, config: config, logger: logger)
+    }
+
+    /// The store's settings from the member's flags.
+    static func storeSettings(_ config: ServerConfig) -> MVCCSettings {
+        var settings = MVCCSettings()
+        // The quota is checked before proposing, and the NOSPACE alarm is
+        // replicated (as etcd does): each member's file size differs, so a
+        // check at apply time could let members decide differently.
+        settings.quotaBytes = Int.max
+        // --max-request-bytes is the one size limit users set, as in etcd.
+        settings.requestBytesMax = config.maxRequestBytes
+        settings.valueBytesMax = config.maxRequestBytes
+        settings.keyBytesMax = config.maxRequestBytes
+        settings.leasesMustExist = true
+        settings.txnOperationsMax = config.maxTxnOperations
+        settings.compactionBatchKeys = config.compactionBatchKeys
+        return settings
     }
 
     public var memberID: NodeID { node.id }

@@ -61,6 +61,11 @@ public struct DataDirectory: Sendable, Equatable {
         return directory
     }
 
+    /// Whether `root` is a Ballot data directory (its marker exists).
+    public static func isMarked(_ root: String) -> Bool {
+        access(DataDirectory(root: root, clusterID: 0).markerPath, F_OK) == 0
+    }
+
     /// The cluster ID a data directory used before was made for, or nil
     /// for a new (or unreadable) one.
     public static func recordedClusterID(_ root: String) -> UInt64? {
@@ -69,6 +74,9 @@ public struct DataDirectory: Sendable, Equatable {
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("cluster-id ") }) else { return nil }
         return UInt64(line.dropFirst("cluster-id ".count), radix: 16)
     }
+
+    /// fsync a directory, so the renames in it are durable.
+    public static func sync(_ directory: String) throws(StorageError) { try WriteAheadLog.syncDirectory(directory) }
 
     static func hex(_ v: UInt64) -> String {
         let s = String(v, radix: 16)

@@ -46,6 +46,10 @@ public final class MVCCStore: @unchecked Sendable {
         try loadState()
     }
 
+    /// Close the database now (an import hands its directory over); using
+    /// the store afterwards is a bug.
+    public func close() { environment.close() }
+
     /// Read the counters the meta database holds, finishing an interrupted
     /// compaction first; at open and after the file was replaced.
     private func loadState() throws(StorageError) {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
-import Server
+@_spi(FaultInjection) import Server
 
 /// The Ballot server. A member takes etcd 3.4's command line (its flags and
 /// `ETCD_*` variables, read the way etcd reads them), so an etcd member's
@@ -48,7 +48,11 @@ enum Ballot {
                 print("ballot Version: \(BallotVersion.current)\netcd API Version: 3.4")
                 return 0
             case .run:
-                config = try ServerConfig(etcd: flags).validated()
+                var member = try ServerConfig(etcd: flags).validated()
+                if let failAfter = environment[ServerConfig.faultEnvironmentVariable].flatMap({ Int($0) }) {
+                    member.failWALSyncsAfter = failAfter
+                }
+                config = member
             }
         } catch {
             // etcd's words for a bad command line, and its exit status.

@@ -31,15 +31,20 @@ final class TestCluster: @unchecked Sendable {
 
     /// Flags every member gets besides the cluster's own.
     let extraArguments: [String]
+    /// Environment variables a member gets besides the test's own, by index
+    /// (set in `prepare`, or before a restart).
+    var memberEnvironment: [Int: [String: String]] = [:]
     /// `http` or `https`, for the client URLs and for the peer URLs.
     let clientScheme: String
     let peerScheme: String
     /// Flags every etcdctl run gets (its TLS settings).
     let ctlArguments: [String]
 
-    /// Starts `size` members and waits until the cluster accepts a write.
+    /// Starts `size` members and waits until the cluster accepts a write;
+    /// `prepare` runs first, when names, ports and data directories are set
+    /// (to put data where a member will find it).
     init(size: Int = 3, extraArguments: [String] = [], clientScheme: String = "http", peerScheme: String = "http",
-         ctlArguments: [String] = []) throws {
+         ctlArguments: [String] = [], prepare: (TestCluster) throws -> Void = { _ in }) throws {
         self.extraArguments = extraArguments
         self.clientScheme = clientScheme
         self.peerScheme = peerScheme
@@ -59,6 +64,12 @@ final class TestCluster: @unchecked Sendable {
             members[i].log = "\(directory)/m\(i + 1).log"
         }
         cluster = members.map { "\($0.name)=\(peerScheme)://127.0.0.1:\($0.peerPort)" }.joined(separator: ",")
+        do {
+            try prepare(self)
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
         for i in members.indices { try start(i) }
         try waitUntilWritable()
     }
@@ -68,11 +79,10 @@ final class TestCluster: @unchecked Sendable {
     var endpoints: String { members.map { "127.0.0.1:\($0.clientPort)" }.joined(separator: ",") }
     func endpoint(_ i: Int) -> String { "127.0.0.1:\(members[i].clientPort)" }
 
-    func start(_ i: Int) throws {
+    /// The command line member `i` starts with.
+    func arguments(_ i: Int) -> [String] {
         let m = members[i]
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = [
+        return [
             "--name", m.name, "--data-dir", m.dataDir,
             "--listen-client-urls", "\(clientScheme)://127.0.0.1:\(m.clientPort)",
             "--advertise-client-urls", "\(clientScheme)://127.0.0.1:\(m.clientPort)",
@@ -83,6 +93,14 @@ final class TestCluster: @unchecked Sendable {
             "--initial-cluster-state", joining.contains(i) ? "existing" : "new",
             "--heartbeat-interval", "50", "--election-timeout", "500",
         ] + extraArguments
+    }
+
+    func start(_ i: Int) throws {
+        let m = members[i]
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments(i)
+        process.environment = ProcessInfo.processInfo.environment.merging(memberEnvironment[i] ?? [:]) { $1 }
         _ = FileManager.default.createFile(atPath: m.log, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: m.log))
         log.seekToEndOfFile()

@@ -90,6 +90,12 @@ public struct ServerConfig: Sendable {
     /// What etcd's --auto-compaction-mode and --auto-compaction-retention ask.
     public var autoCompaction = AutoCompaction.off
 
+    /// Test-only (fault tests): the write-ahead log's syncs fail with EIO
+    /// after this many (`WriteAheadLog.failSyncsAfter`). `ballot` sets it
+    /// from `faultEnvironmentVariable` and logs a warning when it does.
+    @_spi(FaultInjection) public var failWALSyncsAfter: Int?
+    public static let faultEnvironmentVariable = "BALLOT_FAULT_WAL_SYNC_FAILS_AFTER"
+
     public enum ClusterState: String, Sendable { case new, existing }
 
     public init(

@@ -45,6 +45,11 @@ public final class WriteAheadLog {
     public private(set) var lastIndex: LogIndex
     /// Test-only: write only this many bytes of the next sync, then crash.
     @_spi(FaultInjection) public var tearNextSyncAfterBytes: Int?
+    /// Test-only: after this many more syncs, every sync reports that
+    /// `fdatasync` failed with EIO and keeps none of its bytes: the worst a
+    /// failed flush can mean (after one, what the disk holds is unknown).
+    /// Kernels give no portable way to make fsync fail on demand.
+    @_spi(FaultInjection) public var failSyncsAfter: Int?
 
     static let headerBytes = 9
 
@@ -138,6 +143,11 @@ public final class WriteAheadLog {
             bytes = Array(bytes.prefix(tear))
             try writeAll(bytes, path)
             _exit(86)
+        }
+        if let left = failSyncsAfter {
+            // Test-only: the disk fails the flush and keeps none of it.
+            if left <= 0 { throw .io(errno: EIO, operation: "fdatasync", path: path) }
+            failSyncsAfter = left - 1
         }
         try writeAll(bytes, path)
         if fdatasync(fd) != 0 { throw .io(errno: errno, operation: "fdatasync", path: path) }
