@@ -20,30 +20,34 @@ public final class BallotServer: Sendable {
     let clientTLS: TLSContexts?
     let peerTLS: TLSContexts?
 
-    /// A member as `ballot` starts one: its TLS made once, the cluster it
-    /// belongs to found (`clusterID(for:dialling:logger:)`), then opened.
+    /// A member as `ballot` starts one: its TLS made once, an etcd data
+    /// directory imported, the cluster it belongs to and its own ID found
+    /// (`identity(for:dialling:logger:)`), then opened.
     public static func open(config: ServerConfig, logger: Logger) async throws -> BallotServer {
-        let config = try config.validated()
+        var config = try config.validated()
         let (clientTLS, peerTLS) = try tlsContexts(config, logger: logger)
         try EtcdDataMigration.importIfPresent(config: config, storeSettings: storeSettings(config), logger: logger)
-        let clusterID = try await clusterID(for: config, dialling: try peerTLS?.client ?? TLSContexts.defaultClient(), logger: logger)
-        return try BallotServer(config: config, clusterID: clusterID, clientTLS: clientTLS, peerTLS: peerTLS, logger: logger)
+        let identity = try await identity(for: config, dialling: try peerTLS?.client ?? TLSContexts.defaultClient(), logger: logger)
+        config.assignedMemberID = identity.member
+        return try BallotServer(config: config, clusterID: identity.cluster, discovered: identity.members,
+                                clientTLS: clientTLS, peerTLS: peerTLS, logger: logger)
     }
 
     /// A member of the cluster `--initial-cluster` founds (tests).
     public convenience init(config: ServerConfig, logger: Logger) throws {
         let config = try config.validated()
         let (clientTLS, peerTLS) = try Self.tlsContexts(config, logger: logger)
-        try self.init(config: config, clusterID: config.foundingClusterID, clientTLS: clientTLS, peerTLS: peerTLS, logger: logger)
+        try self.init(config: config, clusterID: config.foundingClusterID, discovered: nil, clientTLS: clientTLS, peerTLS: peerTLS, logger: logger)
     }
 
     /// Opens the data directory and recovers; refuses (throwing an error
     /// that names the damaged file) rather than start from doubtful state.
-    private init(config: ServerConfig, clusterID: UInt64, clientTLS: TLSContexts?, peerTLS: TLSContexts?, logger: Logger) throws {
+    private init(config: ServerConfig, clusterID: UInt64, discovered: [PeerFrame.DiscoveredMember]?,
+                 clientTLS: TLSContexts?, peerTLS: TLSContexts?, logger: Logger) throws {
         self.config = config
         self.logger = logger
         let id = config.memberID
-        let directory = try DataDirectory.open(config.dataDirectory, clusterID: clusterID)
+        let directory = try DataDirectory.open(config.dataDirectory, clusterID: clusterID, memberID: id.rawValue)
         self.clientTLS = clientTLS
         self.peerTLS = peerTLS
         let (wal, recovery) = try WriteAheadLog.open(directory: directory.walPath)
@@ -56,21 +60,38 @@ public final class BallotServer: Sendable {
         }
         let store = try MVCCStore(directory: directory.dbPath, settings: Self.storeSettings(config))
         let snapshots = SnapshotStore(directory: directory.snapPath)
-        let members = try MemberDirectory(config: config, recorded: store.members())
+        let members = try MemberDirectory(config: config, recorded: store.members(), discovered: discovered)
         self.members = members
         let settings = config.raftSettings
         let seed = UInt64.random(in: 1...UInt64.max)
         let core: RaftCore
         let fresh = recovery.hardState.term == .zero && recovery.entries.isEmpty && recovery.snapshot == nil
-        if fresh && store.appliedIndex > .zero {
+        let imported = try store.importAwaitsLog()
+        if fresh && store.appliedIndex > .zero && !imported {
             // The store applied entries the log no longer has: the log,
             // with the votes in its hard state, was emptied or replaced.
             throw StorageError.corrupt(
                 path: directory.walPath,
                 detail: "holds no log, but the store applied through index \(store.appliedIndex); " + DataDirectory.lostLogAdvice)
         }
-        if fresh && config.initialClusterState == .new {
-            let voters = Set(config.initialCluster.map { ServerConfig.memberID(peer: $0.peer, token: config.clusterToken) })
+        if fresh && imported {
+            // Data imported from etcd (`EtcdDataMigration`): the log starts
+            // as compacted through the snapshot the store stands for, so a
+            // member added later gets the data by a snapshot.
+            guard let state = try store.appliedState() else {
+                throw StorageError.corrupt(path: directory.dbPath, detail: "an import without its consensus state")
+            }
+            let hardState = HardState(term: state.term, vote: nil, commit: state.index)
+            try wal.append(snapshot: SnapshotMarker(index: state.index, term: state.term, replacesLog: true, membership: state.membership))
+            try wal.append(hardState: hardState, entries: [])
+            try wal.sync()
+            try store.logRecordedImport()
+            core = try RaftCore(id: id, settings: settings, seed: seed, state: DurableState(hardState: hardState, snapshot: state), applied: state.index)
+            logger.info("founding a new cluster on imported data", metadata: [
+                "cluster": "\(String(clusterID, radix: 16))", "members": "\(state.membership.voters.count)", "revision": "\(store.currentRevision)",
+            ])
+        } else if fresh && config.initialClusterState == .new {
+            let voters = config.foundingVoters
             core = try RaftCore(id: id, bootstrap: Membership(voters: voters), settings: settings, seed: seed)
             logger.info("bootstrapping a new cluster", metadata: ["cluster": "\(String(clusterID, radix: 16))", "members": "\(voters.count)"])
         } else {
@@ -99,6 +120,8 @@ public final class BallotServer: Sendable {
                     path: directory.dbPath,
                     detail: "the store applied index \(store.appliedIndex) but the write-ahead log was compacted through \(snapshot.index)")
             }
+            // A crash after the log recorded an import's snapshot, before the store heard.
+            if imported { try store.logRecordedImport() }
             let state = DurableState(hardState: recovery.hardState, snapshot: snapshot?.metadata, entries: recovery.entries)
             core = try RaftCore(id: id, settings: settings, seed: seed, state: state, applied: store.appliedIndex)
             logger.info("recovered", metadata: [
@@ -132,19 +155,24 @@ public final class BallotServer: Sendable {
 
     public var memberID: NodeID { node.id }
 
-    /// The cluster this member belongs to: the one its data directory was
-    /// made for; or, on an empty one, the one `--initial-cluster` founds
-    /// (`new`) or the one the members it names say (`existing`: a member
-    /// joining after `member add`, as etcd's asks its peers, dialling them
-    /// with `dialling`).
-    static func clusterID(for config: ServerConfig, dialling tls: NIOSSLContext, logger: Logger) async throws -> UInt64 {
-        if let recorded = DataDirectory.recordedClusterID(config.dataDirectory) { return recorded }
-        if config.initialClusterState == .new { return config.foundingClusterID }
+    /// The cluster this member belongs to and its own ID: those its data
+    /// directory was made for (a directory from before member IDs were
+    /// recorded: the ID its flags derive); or, on an empty one, those
+    /// `--initial-cluster` founds (`new`), or those the members it names
+    /// say (`existing`: a member joining after `member add`, as etcd's asks
+    /// its peers, dialling them with `dialling`), with every member's peer URL.
+    static func identity(for config: ServerConfig, dialling tls: NIOSSLContext, logger: Logger) async throws
+        -> (cluster: UInt64, member: NodeID, members: [PeerFrame.DiscoveredMember]?) {
+        if let recorded = DataDirectory.recordedClusterID(config.dataDirectory) {
+            return (recorded, DataDirectory.recordedMemberID(config.dataDirectory).map { NodeID($0) } ?? config.memberID, nil)
+        }
+        if config.initialClusterState == .new { return (config.foundingClusterID, config.memberID, nil) }
         let others = config.initialCluster.filter { $0.name != config.name }.map(\.peer)
         guard !others.isEmpty else {
             throw ConfigError.invalid("--initial-cluster-state=existing: --initial-cluster names no member besides this one to join")
         }
-        return try await ClusterDiscovery.clusterID(asking: others, selfID: config.memberID, tls: tls, logger: logger)
+        let found = try await ClusterDiscovery.discover(asking: others, peerURL: config.advertisedPeer.url, tls: tls, logger: logger)
+        return (found.clusterID, found.memberID, found.members)
     }
 
     /// The client side's and the peer side's TLS contexts.

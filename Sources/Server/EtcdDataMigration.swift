@@ -1,3 +1,4 @@
+import Consensus
 import Foundation
 import Logging
 import Storage
@@ -22,6 +23,11 @@ import Storage
 /// The etcd files are left as they were; the import is redone from them
 /// until `ballot.version` marks the directory as Ballot's.
 enum EtcdDataMigration {
+    /// Where the imported data sits in the new cluster's log: where a new
+    /// cluster's founding configuration entry would be.
+    static let snapshotIndex = LogIndex(1)
+    static let snapshotTerm = Term(1)
+
     static func backendPath(_ dataDirectory: String) -> String { dataDirectory + "/member/snap/db" }
     static func walPath(_ dataDirectory: String) -> String { dataDirectory + "/member/wal" }
 
@@ -65,7 +71,10 @@ enum EtcdDataMigration {
         try files.createDirectory(atPath: staging, withIntermediateDirectories: false)
         let store = try MVCCStore(directory: staging, settings: storeSettings)
         let redo = wal?.grantsAndCompactions(after: meta.consistentIndex) ?? []
-        let summary = try EtcdBackendImport.run(backend: backendPath(root), into: store, redo: redo) { versions in
+        // The data stands for the founding configuration's first entry, as
+        // etcd's restore makes it a snapshot at its configuration entries.
+        let state = SnapshotMetadata(index: Self.snapshotIndex, term: Self.snapshotTerm, membership: Membership(voters: config.foundingVoters))
+        let summary = try EtcdBackendImport.run(backend: backendPath(root), into: store, state: state, redo: redo) { versions in
             if versions % (10 * EtcdBackendImport.batchVersions) == 0 && versions > 0 {
                 logger.info("import progress", metadata: ["versions": "\(versions)"])
             }

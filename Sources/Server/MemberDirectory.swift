@@ -15,22 +15,45 @@ final class MemberDirectory: @unchecked Sendable {
     /// with `PeerTransport.removedMessage`, which tells them to stop.
     private var removed: Set<NodeID> = []
 
-    init(config: ServerConfig, recorded: [(id: UInt64, attributes: [UInt8])]) throws {
-        for (name, peer) in config.initialCluster {
-            let id = ServerConfig.memberID(peer: peer, token: config.clusterToken)
-            var member = Etcdserverpb_Member()
-            member.id = id.rawValue
-            member.name = name
-            member.peerUrls = [peer.url]
-            if name == config.name { member.clientUrls = config.advertiseClientURLs }
-            members[id] = member
+    /// The founders as the flags derive them, or, for a member joining
+    /// now, the members it `discovered`; then what the log recorded, which
+    /// wins. A flag-derived entry whose peer URL the log gives another ID
+    /// is dropped: that member was added later, under an ID of the
+    /// cluster's choosing.
+    init(config: ServerConfig, recorded: [(id: UInt64, attributes: [UInt8])], discovered: [PeerFrame.DiscoveredMember]? = nil) throws {
+        if let discovered {
+            for found in discovered {
+                var member = Etcdserverpb_Member()
+                member.id = found.id.rawValue
+                member.peerUrls = [found.peerURL]
+                members[found.id] = member
+            }
+        } else {
+            for (name, peer) in config.initialCluster {
+                let id = ServerConfig.memberID(peer: peer, token: config.clusterToken)
+                var member = Etcdserverpb_Member()
+                member.id = id.rawValue
+                member.name = name
+                member.peerUrls = [peer.url]
+                members[id] = member
+            }
         }
+        var fromLog: Set<NodeID> = []
         for (id, bytes) in recorded {
             members[NodeID(id)] = try Etcdserverpb_Member(serializedBytes: bytes)
+            fromLog.insert(NodeID(id))
         }
-        // This member's own client URLs come from its flags, always.
-        members[config.memberID]?.clientUrls = config.advertiseClientURLs
-        members[config.memberID]?.name = config.name
+        let urlsInLog = Dictionary(fromLog.compactMap { id in members[id]?.peerUrls.first.map { ($0, id) } }, uniquingKeysWith: { a, _ in a })
+        for (id, member) in members where !fromLog.contains(id) {
+            if let url = member.peerUrls.first, let other = urlsInLog[url], other != id { members[id] = nil }
+        }
+        // This member's own name and client URLs come from its flags, always.
+        var own = members[config.memberID] ?? Etcdserverpb_Member()
+        own.id = config.memberID.rawValue
+        if own.peerUrls.isEmpty { own.peerUrls = [config.advertisedPeer.url] }
+        own.clientUrls = config.advertiseClientURLs
+        own.name = config.name
+        members[config.memberID] = own
     }
 
     func member(_ id: NodeID) -> Etcdserverpb_Member? { lock.withLock { members[id] } }

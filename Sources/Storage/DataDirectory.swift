@@ -6,8 +6,9 @@ import Darwin
 
 /// A member's data directory, laid out for an operator to read:
 /// `wal/` (log segments), `snap/` (snapshots), `db/` (the LMDB store) and
-/// `ballot.version`, which names the format and the cluster, so a data
-/// directory is never opened by the wrong cluster or a newer format.
+/// `ballot.version`, which names the format, the cluster and the member, so
+/// a data directory is never opened by the wrong cluster or a newer format,
+/// and a member keeps the ID it was given whatever its flags say later.
 public struct DataDirectory: Sendable, Equatable {
     public let root: String
     public var walPath: String { root + "/wal" }
@@ -29,7 +30,7 @@ public struct DataDirectory: Sendable, Equatable {
     /// directory that was used before (its marker exists) but lost `wal/`
     /// is refused: the log holds the member's votes, and a member that
     /// forgot them could vote twice in one term.
-    public static func open(_ root: String, clusterID: UInt64) throws(StorageError) -> DataDirectory {
+    public static func open(_ root: String, clusterID: UInt64, memberID: UInt64? = nil) throws(StorageError) -> DataDirectory {
         let directory = DataDirectory(root: root, clusterID: clusterID)
         var walCreated = false
         for path in [root, directory.walPath, directory.snapPath, directory.dbPath] {
@@ -39,7 +40,7 @@ public struct DataDirectory: Sendable, Equatable {
                 throw .io(errno: errno, operation: "mkdir", path: path)
             }
         }
-        let expected = "ballot-data \(formatVersion)\ncluster-id \(hex(clusterID))\n"
+        let expected = "ballot-data \(formatVersion)\ncluster-id \(hex(clusterID))\n" + (memberID.map { "member-id \(hex($0))\n" } ?? "")
         if let existing = try? FileIO.read(directory.markerPath) {
             if walCreated {
                 _ = rmdir(directory.walPath)
@@ -51,7 +52,9 @@ public struct DataDirectory: Sendable, Equatable {
                     path: directory.markerPath, found: String(format),
                     expected: "ballot-data \(formatVersion) (this Ballot does not read older formats: move the directory away and let the member rejoin empty, after etcdctl member remove and member add; for `ballot dev`, delete its data directory)")
             }
-            if text != expected {
+            // A marker written before member IDs were recorded has none.
+            let fields = markerFields(text)
+            if fields["cluster-id"] != hex(clusterID) || (memberID != nil && fields["member-id"].map { $0 != hex(memberID!) } ?? false) {
                 throw .wrongDataDirectory(path: directory.markerPath, found: text.split(separator: "\n").joined(separator: ", "),
                                           expected: expected.split(separator: "\n").joined(separator: ", "))
             }
@@ -69,10 +72,28 @@ public struct DataDirectory: Sendable, Equatable {
     /// The cluster ID a data directory used before was made for, or nil
     /// for a new (or unreadable) one.
     public static func recordedClusterID(_ root: String) -> UInt64? {
+        recordedField(root, "cluster-id")
+    }
+
+    /// The member ID a data directory used before recorded, or nil (a new
+    /// one, or one from before member IDs were recorded).
+    public static func recordedMemberID(_ root: String) -> UInt64? {
+        recordedField(root, "member-id")
+    }
+
+    private static func recordedField(_ root: String, _ name: String) -> UInt64? {
         guard let marker = try? FileIO.read(DataDirectory(root: root, clusterID: 0).markerPath) else { return nil }
-        let text = String(decoding: marker, as: UTF8.self)
-        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("cluster-id ") }) else { return nil }
-        return UInt64(line.dropFirst("cluster-id ".count), radix: 16)
+        return markerFields(String(decoding: marker, as: UTF8.self))[name].flatMap { UInt64($0, radix: 16) }
+    }
+
+    /// The marker's `name value` lines after the format line.
+    static func markerFields(_ text: String) -> [String: String] {
+        var fields: [String: String] = [:]
+        for line in text.split(separator: "\n").dropFirst() {
+            let parts = line.split(separator: " ", maxSplits: 1)
+            if parts.count == 2 { fields[String(parts[0])] = String(parts[1]) }
+        }
+        return fields
     }
 
     /// fsync a directory, so the renames in it are durable.

@@ -16,6 +16,9 @@ enum Ballot {
         case "dev":
             await Dev.main(Array(arguments.dropFirst()))
             return
+        case "snapshot":
+            Snapshot.main(Array(arguments.dropFirst()))
+            return
         case "serve":
             arguments.removeFirst()
         default:

@@ -1,3 +1,4 @@
+import Consensus
 import Foundation
 import Storage
 import Testing
@@ -28,11 +29,13 @@ import Testing
         let file = "\(root)/backup.db"
         _ = try EtcdBackendSnapshot.write(original, to: file, alarmMember: 1)
         let copy = try MVCCStore(directory: "\(root)/b", settings: settings)
-        let summary = try EtcdBackendImport.run(backend: file, into: copy)
+        let state = SnapshotMetadata(index: LogIndex(1), term: Term(1), membership: Membership(voters: [NodeID(5)]))
+        let summary = try EtcdBackendImport.run(backend: file, into: copy, state: state)
 
         #expect(summary.revision == original.currentRevision)
         #expect(summary.compactedRevision == 20_000)
         #expect(summary.leases == 1)
+        #expect(try copy.appliedState() == state && copy.importAwaitsLog())
         #expect(copy.currentRevision == original.currentRevision)
         #expect(copy.compactedRevision == original.compactedRevision)
         func versions(_ store: MVCCStore) throws -> [String] {
@@ -49,6 +52,6 @@ import Testing
         #expect(throws: StorageError.self) { try copy.range(RangeRequest(key: Array("k/5".utf8), revision: 19_999)) }
 
         // An import needs an empty store.
-        #expect(throws: StorageError.self) { try EtcdBackendImport.run(backend: file, into: copy) }
+        #expect(throws: StorageError.self) { try EtcdBackendImport.run(backend: file, into: copy, state: state) }
     }
 }

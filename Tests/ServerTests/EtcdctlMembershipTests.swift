@@ -79,4 +79,53 @@ import Testing
         let unknown = try cluster.etcdctl("member", "remove", id)
         #expect(unknown.stderr.contains("etcdserver: member not found"), "\(unknown.stderr)")
     }
+
+    /// As etcd: a member removed, then added back at the same peer URL, gets
+    /// a new ID (`member add` mixes in the time), joins under it (it learns
+    /// the ID from the members, by its peer URL), and keeps it across a
+    /// restart, though its flags derive another.
+    @Test func aRemovedMemberAddedBackAtItsURLJoinsUnderANewID() throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        for i in 0..<20 { try cluster.etcdctl("put", "before/\(i)", "\(i)") }
+        func memberID(_ i: Int) throws -> String {
+            let status = try cluster.etcdctl("endpoint", "status", "-w", "fields", endpoints: cluster.endpoint(i))
+            let line = try #require(status.stdout.split(separator: "\n").first { $0.hasPrefix("\"MemberID\"") }, "\(status.stdout)\(status.stderr)")
+            return String(try #require(UInt64(line.split(separator: ":").last!.trimmingCharacters(in: .whitespaces))), radix: 16)
+        }
+        let old = try memberID(2)
+        let remove = try cluster.etcdctl("member", "remove", old, endpoints: cluster.endpoint(0))
+        #expect(remove.stdout.contains("removed from cluster"), "\(remove.stdout)\(remove.stderr)")
+        let stopped = Date().addingTimeInterval(10)
+        while cluster.members[2].process?.isRunning == true && Date() < stopped { usleep(100_000) }
+
+        let add = try cluster.etcdctl("member", "add", "m3", "--peer-urls=http://127.0.0.1:\(cluster.members[2].peerPort)", endpoints: cluster.endpoint(0))
+        #expect(add.status == 0, "\(add.stderr)")
+        let new = try #require(add.stdout.split(separator: " ").dropFirst().first.map(String.init), "\(add.stdout)")
+        #expect(new != old, "the same URL came back under the removed ID")
+        try cluster.rejoin(2)
+        let deadline = Date().addingTimeInterval(20)
+        var read = TestCluster.Output(status: 1, stdout: "", stderr: "")
+        repeat {
+            usleep(200_000)
+            read = try cluster.etcdctl("get", "before/", "--prefix", "--consistency=s", "--keys-only", endpoints: cluster.endpoint(2))
+        } while read.stdout.split(separator: "\n").count < 20 && Date() < deadline
+        #expect(read.stdout.split(separator: "\n").count == 20, "\(read.stdout)\(read.stderr)\n\(cluster.logs())")
+        #expect(try memberID(2) == new)
+        let members = try Self.awaitMembers(cluster, ["m1", "m2", "m3"])
+        #expect(Self.names(members) == ["m1", "m2", "m3"] && members.stdout.contains(new), "\(members.stdout)")
+        #expect(try cluster.etcdctl("put", "after", "3", endpoints: cluster.endpoint(2)).stdout == "OK\n")
+
+        // Restarted, it is still the member the cluster added.
+        cluster.kill(2)
+        try cluster.start(2)
+        let back = Date().addingTimeInterval(20)
+        var put = TestCluster.Output(status: 1, stdout: "", stderr: "")
+        repeat {
+            usleep(200_000)
+            put = try cluster.etcdctl("put", "restarted", "3", endpoints: cluster.endpoint(2))
+        } while put.status != 0 && Date() < back
+        #expect(put.stdout == "OK\n", "\(put.stderr)\n\(cluster.logs().suffix(3000))")
+        #expect(try memberID(2) == new)
+    }
 }

@@ -136,10 +136,19 @@ import Glibc
         try Self.expectSame(cluster, as: reference, lease: lease)
         #expect(cluster.logs().contains("imported the etcd data"))
 
-        // Ballot → Ballot: its own backup, restored the same way.
+        // Ballot → Ballot: its own backup, restored by `ballot snapshot restore`.
         let ballotBackup = directory + "/ballot.db"
         #expect(try cluster.etcdctl("snapshot", "save", ballotBackup, endpoints: cluster.endpoint(1)).status == 0)
-        let second = try TestCluster(size: 1) { try Self.restore(ballotBackup, into: $0) }
+        var tampered = try Data(contentsOf: URL(fileURLWithPath: ballotBackup))
+        tampered[tampered.count / 2] ^= 1
+        try tampered.write(to: URL(fileURLWithPath: directory + "/tampered.db"))
+        let refused = try TestCluster.run(TestCluster.binary, ["snapshot", "restore", directory + "/tampered.db", "--data-dir", directory + "/t"], timeout: 30)
+        #expect(refused.status != 0 && refused.stderr.contains("expected sha256"), "\(refused.stdout)\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/t"), "a refused restore leaves nothing behind")
+        let second = try TestCluster(size: 1) { cluster in
+            let restore = try TestCluster.run(TestCluster.binary, ["snapshot", "restore", ballotBackup, "--data-dir", cluster.members[0].dataDir], timeout: 60)
+            guard restore.status == 0 else { throw TestFailure("ballot snapshot restore: \(restore.stdout)\(restore.stderr)") }
+        }
         defer { second.cleanUp() }
         let got = try Self.dump(second.etcdctl("get", "m/", "--prefix", "-w", "json"))
         let before = try Self.dump(cluster.etcdctl("get", "m/", "--prefix", "-w", "json"))
@@ -159,6 +168,21 @@ import Glibc
         }
         defer { cluster.cleanUp() }
         try Self.expectSame(cluster, as: reference, lease: lease)
+
+        // A member added later gets the imported data (no log entry holds
+        // it: the leader sends a snapshot), and joins the same history.
+        let ports = try TestCluster.freePorts(2)
+        let add = try cluster.etcdctl("member", "add", "m2", "--peer-urls=http://127.0.0.1:\(ports[0])")
+        #expect(add.status == 0, "\(add.stderr)")
+        let joined = try cluster.startJoining(name: "m2", peerPort: ports[0], clientPort: ports[1])
+        let deadline = Date().addingTimeInterval(30)
+        var got = try Self.dump(cluster.etcdctl("get", "m/", "--prefix", "-w", "json", "--consistency=s", endpoints: cluster.endpoint(joined)))
+        while got.count < reference.count && Date() < deadline {
+            usleep(200_000)
+            got = (try? Self.dump(cluster.etcdctl("get", "m/", "--prefix", "-w", "json", "--consistency=s", endpoints: cluster.endpoint(joined)))) ?? got
+        }
+        let leader = try Self.dump(cluster.etcdctl("get", "m/", "--prefix", "-w", "json", endpoints: cluster.endpoint(0)))
+        #expect(got.kvs == leader.kvs && got.count == leader.count, "the added member serves \(got.count) keys of \(leader.count)\n\(cluster.logs().suffix(3000))")
     }
 
     @Test func aDirectoryMadeForAnotherMemberIsRefusedUntouched() throws {

@@ -27,6 +27,9 @@ import Testing
         .response(id: 1, code: 0, message: "", payload: [5, 6, 7, 8, 9, 10, 11, 12]),
         .snapshotStart(announce: [4, 4], size: 1 << 40, checksum: 0xFFFF_FFFF),
         .snapshotData([0xAB, 0xCD]),
+        .discover(version: 1, peerURL: "https://10.0.0.7:2380"),
+        .discovered(clusterID: 9, memberID: NodeID(3), members: []),
+        .discovered(clusterID: .max, memberID: NodeID(2), members: [.init(id: NodeID(1), peerURL: "http://a:1"), .init(id: NodeID(2), peerURL: "")]),
     ])
     func everyKindReadsBackAsWritten(_ frame: PeerFrame) throws {
         var body = try Self.body(of: frame)
@@ -70,6 +73,9 @@ import Testing
         // before anything is reserved for them.
         var batch = Self.bytes([3, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0])
         #expect(throws: PeerFrameError.malformed(kind: 3)) { try PeerFrame(body: &batch) }
+        // So is a member list claiming more members than its bytes can hold.
+        var discovered = Self.bytes([9] + Array(repeating: 0, count: 16) + [0xFF, 0xFF, 0xFF, 0xFF] + Array(repeating: 0, count: 12))
+        #expect(throws: PeerFrameError.malformed(kind: 9)) { try PeerFrame(body: &discovered) }
     }
 
     @Test func queuedMessagesAreSplitIntoFramesUnderTheTarget() {

@@ -123,6 +123,15 @@ final class TestCluster: @unchecked Sendable {
         return i
     }
 
+    /// Start member `i` again as a joiner with an empty data directory
+    /// (after it was removed and added back with `member add`).
+    func rejoin(_ i: Int) throws {
+        kill(i)
+        try? FileManager.default.removeItem(atPath: members[i].dataDir)
+        joining.insert(i)
+        try start(i)
+    }
+
     /// SIGKILL one member: no chance to flush or say goodbye.
     func kill(_ i: Int) {
         guard let process = members[i].process else { return }

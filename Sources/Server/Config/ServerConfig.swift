@@ -169,17 +169,34 @@ public struct ServerConfig: Sendable {
 
     /// A member's ID, as etcd derives a founding member's: the first 8
     /// bytes (big-endian) of SHA-1 over its peer URL and the cluster token,
-    /// so the same flags give the same IDs as etcd's, on every member. A
-    /// member added later gets its ID the same way (etcd mixes in the time
-    /// instead, so there they differ).
+    /// so the same flags give the same IDs as etcd's, on every member.
     public static func memberID(peer: HostPort, token: String) -> NodeID {
         NodeID(max(1, firstWord(Insecure.SHA1.hash(data: Array((peer.url + token).utf8)))))
+    }
+
+    /// The ID `member add` gives a member, as etcd's does: SHA-1 over its
+    /// sorted peer URLs and the time in seconds (and no token), so a member
+    /// removed and added again at the same URL comes back under a new ID,
+    /// which the members that remember the removal do not refuse.
+    public static func addedMemberID(peerURLs: [String], unixSeconds: Int64) -> NodeID {
+        NodeID(max(1, firstWord(Insecure.SHA1.hash(data: Array((peerURLs.sorted().joined() + "\(unixSeconds)").utf8)))))
     }
 
     /// This member's advertised peer address (validated() checks it is listed).
     public var advertisedPeer: HostPort { initialCluster.first { $0.name == name }!.peer }
 
-    public var memberID: NodeID { Self.memberID(peer: advertisedPeer, token: clusterToken) }
+    /// The ID the cluster gave this member, when its flags do not say it: a
+    /// member added with `member add` learns it from the members as it
+    /// joins (`ClusterDiscovery`), and its data directory keeps it.
+    public var assignedMemberID: NodeID?
+
+    /// This member's ID: assigned, or derived from the flags as a founder's.
+    public var memberID: NodeID { assignedMemberID ?? Self.memberID(peer: advertisedPeer, token: clusterToken) }
+
+    /// The members `--initial-cluster` founds the cluster with.
+    public var foundingVoters: Set<NodeID> {
+        Set(initialCluster.map { Self.memberID(peer: $0.peer, token: clusterToken) })
+    }
 
     /// The ID of the cluster `--initial-cluster` founds, as etcd derives it:
     /// SHA-1 over the founding members' IDs, sorted, each 8 bytes

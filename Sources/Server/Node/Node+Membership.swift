@@ -42,10 +42,8 @@ extension Node {
         guard let first = peerURLs.first, let address = try? HostPort(url: first) else {
             throw EtcdError.invalid("etcdserver: member add needs a peer URL of the form http://host:port")
         }
-        let newID = ServerConfig.memberID(peer: address, token: clusterToken)
+        let newID = ServerConfig.addedMemberID(peerURLs: [address.url], unixSeconds: Int64(Date().timeIntervalSince1970))
         let current = status
-        // A URL in use first: Ballot's IDs come from the URL, so a second
-        // add of one URL would otherwise read as a duplicate ID.
         if let holder = members.member(withPeerURL: address.url), current.voters.union(current.learners).contains(NodeID(holder.id)) {
             throw EtcdError.peerURLExists
         }

@@ -65,7 +65,6 @@ public final class Node: @unchecked Sendable {
     let watchHub = WatchHub()
     let lessor: Lessor
     let members: MemberDirectory
-    let clusterToken: String
     let metrics: ServerMetrics
     /// The database size at which writes stop (etcd's --quota-backend-bytes).
     let quotaBytes: Int
@@ -115,7 +114,6 @@ public final class Node: @unchecked Sendable {
         self.lessor = Lessor(records: leases, electionSeconds: Double(config.electionMilliseconds) / 1000)
         self.members = members
         self.metrics = metrics
-        self.clusterToken = config.clusterToken
         self.quotaBytes = config.quotaBackendBytes
         self.maxTxnOperations = config.maxTxnOperations
         self.maxRequestBytes = config.maxRequestBytes

@@ -4,22 +4,27 @@ import Logging
 import NIOSSL
 
 /// How a member joining a running cluster (`--initial-cluster-state
-/// existing` on an empty data directory) learns the cluster's ID, as
-/// etcd's joining member fetches the cluster from its peers' URLs: it asks
-/// the members `--initial-cluster` names with a hello whose cluster ID is 0;
-/// a member that knows the asker (it was added with `member add`) answers
-/// with its own hello. The ID is kept in the data directory from then on.
+/// existing` on an empty data directory) learns the cluster's ID, its own
+/// ID and the members, as etcd's joining member fetches the cluster from
+/// its peers' URLs and finds itself by its peer URL: it sends the members
+/// `--initial-cluster` names a `discover` frame with its advertised peer
+/// URL; a member that knows that URL (it was added with `member add`,
+/// which chose the ID) answers `discovered`. The data directory keeps both
+/// IDs from then on.
 enum ClusterDiscovery {
     /// How long a joining member keeps asking before it gives up (its
     /// `member add` may still be reaching the members it asks).
     static let timeoutSecondsDefault = 30.0
     static let retrySeconds = 0.5
 
-    /// What a joiner puts in its hello's cluster field to ask.
-    static let askingClusterID: UInt64 = 0
+    struct Discovery: Sendable {
+        var clusterID: UInt64
+        var memberID: NodeID
+        var members: [PeerFrame.DiscoveredMember]
+    }
 
-    static func clusterID(asking peers: [HostPort], selfID: NodeID, tls: NIOSSLContext, logger: Logger,
-                          timeoutSeconds: Double = timeoutSecondsDefault) async throws -> UInt64 {
+    static func discover(asking peers: [HostPort], peerURL: String, tls: NIOSSLContext, logger: Logger,
+                         timeoutSeconds: Double = timeoutSecondsDefault) async throws -> Discovery {
         precondition(!peers.isEmpty, "a joining member names at least one other member")
         let deadline = ContinuousClock.now + .seconds(timeoutSeconds)
         var answers: [String] = []
@@ -29,14 +34,16 @@ enum ClusterDiscovery {
                 do {
                     let connection = try await PeerTransport.dial(peer, tls: tls)
                     let answer: PeerFrame? = try await connection.executeThenClose { inbound, outbound in
-                        try await outbound.write(.hello(version: PeerFrame.protocolVersion, clusterID: askingClusterID, from: selfID))
+                        try await outbound.write(.discover(version: PeerFrame.protocolVersion, peerURL: peerURL))
                         var frames = inbound.makeAsyncIterator()
                         return try await frames.next()
                     }
                     switch answer {
-                    case .hello(_, let clusterID, _)? where clusterID != askingClusterID:
-                        logger.info("learned the cluster's ID from a member", metadata: ["cluster": "\(String(clusterID, radix: 16))", "from": "\(peer.url)"])
-                        return clusterID
+                    case .discovered(let clusterID, let memberID, let members)?:
+                        logger.info("learned the cluster and this member's ID from a member", metadata: [
+                            "cluster": "\(String(clusterID, radix: 16))", "member-id": "\(String(memberID.rawValue, radix: 16))", "from": "\(peer.url)",
+                        ])
+                        return Discovery(clusterID: clusterID, memberID: memberID, members: members)
                     case .refused(_, let message)?:
                         answers.append("\(peer.url): \(message)")
                     default:

@@ -27,6 +27,19 @@ enum PeerFrame: Equatable, Sendable {
     case snapshotStart(announce: [UInt8], size: UInt64, checksum: UInt32)
     /// The next bytes of the snapshot announced on this connection.
     case snapshotData([UInt8])
+    /// Instead of a hello, from a member joining a running cluster
+    /// (`ClusterDiscovery`): which member is the one at `peerURL`?
+    case discover(version: UInt16, peerURL: String)
+    /// The answer to `discover`, and the listener closes: the cluster, the
+    /// asker's ID (the cluster chose it at `member add`), and every
+    /// member's ID and peer URL, so the joiner can reach them all.
+    case discovered(clusterID: UInt64, memberID: NodeID, members: [DiscoveredMember])
+
+    /// One member, as `discovered` lists them.
+    struct DiscoveredMember: Equatable, Sendable {
+        var id: NodeID
+        var peerURL: String
+    }
 
     /// Changes whenever a frame's layout does; members refuse other versions.
     static let protocolVersion: UInt16 = 1
@@ -82,7 +95,7 @@ enum PeerFrameError: Error, Equatable, CustomStringConvertible {
 
 extension PeerFrame {
     private enum Kind: UInt8 {
-        case hello = 1, refused, messages, request, response, snapshotStart, snapshotData
+        case hello = 1, refused, messages, request, response, snapshotStart, snapshotData, discover, discovered
     }
 
     /// Append this frame, length first, to `buffer`; refuses (and writes
@@ -123,6 +136,19 @@ extension PeerFrame {
         case .snapshotData(let bytes):
             buffer.writeInteger(Kind.snapshotData.rawValue)
             Self.writeBytes(bytes, to: &buffer)
+        case .discover(let version, let peerURL):
+            buffer.writeInteger(Kind.discover.rawValue)
+            buffer.writeInteger(version)
+            Self.writeBytes(Array(peerURL.utf8), to: &buffer)
+        case .discovered(let clusterID, let memberID, let members):
+            buffer.writeInteger(Kind.discovered.rawValue)
+            buffer.writeInteger(clusterID)
+            buffer.writeInteger(memberID.rawValue)
+            buffer.writeInteger(UInt32(members.count))
+            for member in members {
+                buffer.writeInteger(member.id.rawValue)
+                Self.writeBytes(Array(member.peerURL.utf8), to: &buffer)
+            }
         }
         let length = buffer.writerIndex - lengthAt - 4
         guard length <= Self.bytesMax else {
@@ -176,6 +202,20 @@ extension PeerFrame {
             self = .snapshotStart(announce: try bytes(), size: try integer(), checksum: try integer())
         case .snapshotData:
             self = .snapshotData(try bytes())
+        case .discover:
+            self = .discover(version: try integer(), peerURL: String(decoding: try bytes(), as: UTF8.self))
+        case .discovered:
+            let clusterID: UInt64 = try integer()
+            let memberID = NodeID(try integer())
+            let count: UInt32 = try integer()
+            // Each member takes at least its ID and its URL's length.
+            guard Int(count) <= body.readableBytes / 12 else { throw malformed }
+            var members: [DiscoveredMember] = []
+            for _ in 0..<count {
+                let id = NodeID(try integer())
+                members.append(DiscoveredMember(id: id, peerURL: String(decoding: try bytes(), as: UTF8.self)))
+            }
+            self = .discovered(clusterID: clusterID, memberID: memberID, members: members)
         }
         guard body.readableBytes == 0 else { throw malformed }
     }

@@ -82,18 +82,13 @@ final class PeerListener: Sendable {
             try await withTaskCancellationHandler {
                 try await connection.executeThenClose { inbound, outbound in
                     var frames = inbound.makeAsyncIterator()
-                    guard case .hello(let version, let clusterID, let from)? = try await frames.next() else {
-                        try await outbound.write(.refused(.noHello, message: "ballot: a peer connection must start with a hello"))
+                    let first = try await frames.next()
+                    if case .discover(let version, let peerURL)? = first {
+                        try await outbound.write(discoveryAnswer(version: version, peerURL: peerURL))
                         return
                     }
-                    if clusterID == ClusterDiscovery.askingClusterID, version == PeerFrame.protocolVersion {
-                        // A joining member asks which cluster this is: told
-                        // only once it was added (ClusterDiscovery).
-                        if members.member(from) != nil && !members.wasRemoved(from) {
-                            try await outbound.write(.hello(version: PeerFrame.protocolVersion, clusterID: node.clusterID, from: node.id))
-                        } else {
-                            try await outbound.write(.refused(.wrongCluster, message: "ballot: member \(String(from.rawValue, radix: 16)) is not a member of this cluster; add it first (etcdctl member add)"))
-                        }
+                    guard case .hello(let version, let clusterID, let from)? = first else {
+                        try await outbound.write(.refused(.noHello, message: "ballot: a peer connection must start with a hello"))
                         return
                     }
                     if let (reason, message) = refusal(version: version, clusterID: clusterID, from: from) {
@@ -140,7 +135,7 @@ final class PeerListener: Sendable {
                                 let answer = await receiveSnapshot(announce, size: size, checksum: checksum, from: from, frames: &frames)
                                 try await outbound.write(answer)
                                 return
-                            case .hello, .refused, .response, .snapshotData:
+                            case .hello, .refused, .response, .snapshotData, .discover, .discovered:
                                 throw PeerProtocolError.unexpected(frame)
                             }
                         }
@@ -154,6 +149,23 @@ final class PeerListener: Sendable {
                 logger.warning("closed a peer connection", metadata: ["remote": "\(remote)", "error": "\(error)"])
             }
         }
+    }
+
+    /// What a joining member learns (`ClusterDiscovery`): told only once it
+    /// was added, found by its peer URL among the members of the
+    /// configuration in force, so a removed member's entry never answers.
+    private func discoveryAnswer(version: UInt16, peerURL: String) -> PeerFrame {
+        if version != PeerFrame.protocolVersion {
+            return .refused(.wrongVersion, message: "ballot: peer protocol version \(version), this member speaks \(PeerFrame.protocolVersion)")
+        }
+        let status = node.status
+        let current = status.voters.union(status.learners).sorted().compactMap { id in
+            members.member(id)?.peerUrls.first.map { PeerFrame.DiscoveredMember(id: id, peerURL: $0) }
+        }
+        guard let asker = current.first(where: { $0.peerURL == peerURL }) else {
+            return .refused(.wrongCluster, message: "ballot: no member of this cluster has peer URL \(peerURL); add it first (etcdctl member add)")
+        }
+        return .discovered(clusterID: node.clusterID, memberID: asker.id, members: current)
     }
 
     /// Why this member will not talk to a dialler, if it will not.

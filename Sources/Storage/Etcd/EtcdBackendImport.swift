@@ -1,3 +1,4 @@
+import Consensus
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -50,9 +51,10 @@ public enum EtcdBackendImport {
 
     /// Reads `backend` into `store`, which must be empty; then redoes the
     /// lease grants and compactions `redo` lists (from the etcd log, after
-    /// the backend's consistent index: see `EtcdWALSummary`); `progress`
+    /// the backend's consistent index: see `EtcdWALSummary`); records the
+    /// data as the snapshot `state` (`MVCCStore.finishImport`); `progress`
     /// sees the versions done so far.
-    public static func run(backend path: String, into store: MVCCStore, redo: [EtcdWALSummary.Request] = [],
+    public static func run(backend path: String, into store: MVCCStore, state: SnapshotMetadata, redo: [EtcdWALSummary.Request] = [],
                            progress: (Int) -> Void = { _ in }) throws(StorageError) -> Summary {
         guard store.currentRevision == MVCCStore.firstRevision, store.compactedRevision == 0 else {
             throw .corrupt(path: store.directory, detail: "an import needs an empty store; this one is at revision \(store.currentRevision)")
@@ -111,7 +113,7 @@ public enum EtcdBackendImport {
                 break
             }
         }
-        try store.finishImport(currentRevision: max(newest, compacted), compactedRevision: compactTo)
+        try store.finishImport(currentRevision: max(newest, compacted), compactedRevision: compactTo, state: state)
         return Summary(consistentIndex: consistentIndex, revision: store.currentRevision, compactedRevision: store.compactedRevision,
                        versions: versions, leases: leases)
     }
