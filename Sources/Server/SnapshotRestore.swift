@@ -28,8 +28,10 @@ public enum SnapshotRestore {
     }
 
     /// Restores `file` into the new data directory `dataDirectory`;
-    /// returns what was restored, for the operator.
-    public static func run(file: String, dataDirectory: String, skipHashCheck: Bool) throws -> String {
+    /// `progress` hears each tenth of the bytes copied; returns what was
+    /// restored, for the operator.
+    public static func run(file: String, dataDirectory: String, skipHashCheck: Bool,
+                           progress: (_ percent: Int, _ bytes: Int) -> Void = { _, _ in }) throws -> String {
         let files = FileManager.default
         if files.fileExists(atPath: dataDirectory) { throw Failure.dataDirectoryExists(dataDirectory) }
         guard let handle = FileHandle(forReadingAtPath: file) else { throw Failure.unreadable("cannot open \(file)") }
@@ -50,6 +52,7 @@ public enum SnapshotRestore {
             var hash = SHA256()
             try handle.seek(toOffset: 0)
             var done = 0
+            var tenths = ProgressTenths(total: dbBytes)
             while done < dbBytes {
                 guard let chunk = try handle.read(upToCount: min(1 << 20, dbBytes - done)), !chunk.isEmpty else {
                     throw Failure.unreadable("\(file) ended at \(done) of \(dbBytes) bytes")
@@ -57,6 +60,7 @@ public enum SnapshotRestore {
                 hash.update(data: chunk)
                 try out.write(contentsOf: chunk)
                 done += chunk.count
+                if let percent = tenths.advance(to: done) { progress(percent, done) }
             }
             if hashed && !skipHashCheck {
                 let expected = Data(try handle.read(upToCount: SHA256.byteCount) ?? Data())

@@ -7,7 +7,7 @@ import Server
 /// a member imports when it first starts.
 struct Snapshot: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "snapshot", abstract: "Work with backups (etcdctl snapshot save files, from etcd or Ballot).",
+        commandName: "ballot snapshot", abstract: "Work with backups (etcdctl snapshot save files, from etcd or Ballot).",
         subcommands: [Restore.self])
 
     struct Restore: ParsableCommand {
@@ -20,9 +20,14 @@ struct Snapshot: ParsableCommand {
 
         func run() throws {
             do {
-                print(try SnapshotRestore.run(file: file, dataDirectory: dataDir, skipHashCheck: skipHashCheck))
+                let summary = try SnapshotRestore.run(file: file, dataDirectory: dataDir, skipHashCheck: skipHashCheck) { percent, bytes in
+                    print("restoring: \(percent)% (\(bytes) bytes)")
+                }
+                print(summary)
             } catch {
-                throw ValidationError("\(error)")
+                // A refused file is not a usage error: etcdctl's words, status 1.
+                FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+                throw ExitCode.failure
             }
         }
     }
