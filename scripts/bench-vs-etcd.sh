@@ -11,6 +11,10 @@
 #   ROUNDS=2 TOTAL_ONE=2000 TOTAL_MANY=20000 (requests per single-client / 100-client run)
 #   WORKLOADS="put-1 put-100 range-l-100 range-s-100 range-l-1 txn-put-100 watch"
 #   WATCH_SECONDS=10 WATCHERS=64
+#   PERF_WORKLOAD=put-100 (also record the members with `perf record -g` during
+#   that workload; reports land in the work directory, printed at the end)
+# Each etcd-benchmark line also gives CPU time per request: all three members
+# together, the busiest member (the leader, for writes), and the client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-2}
@@ -66,6 +70,11 @@ start_cluster() {  # kind base-port
     exit 1
 }
 
+# A process's user + system CPU time so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+ticks_per_second=$(getconf CLK_TCK)
+perf_reports=()
+
 # Each workload's etcd benchmark arguments (etcd's op-guide/performance.md shapes).
 args_for() {
     local put=(--key-size 8 --key-space-size 100000 --val-size 256)
@@ -92,12 +101,37 @@ for round in $(seq "$ROUNDS"); do
                     | sed "s/^RESULT /RESULT round=$round /" | tee -a "$results"
             else
                 out=$work/out.txt
+                before=()
+                for pid in "${pids[@]}"; do before+=("$(cpu_ticks "$pid")"); done
+                perf_pid=""
+                if [ "${PERF_WORKLOAD:-}" = "$workload" ]; then
+                    perf record -F 499 -g -o "$work/perf-$kind-$workload-$round.data" -p "$(IFS=,; echo "${pids[*]}")" >/dev/null 2>&1 &
+                    perf_pid=$!
+                fi
                 # shellcheck disable=SC2046
-                $benchmark --precise --endpoints "$endpoints" $(args_for "$workload") >"$out" 2>&1 || { cat "$out"; exit 1; }
+                /usr/bin/time -f "%U %S" -o "$work/client-cpu.txt" \
+                    $benchmark --precise --endpoints "$endpoints" $(args_for "$workload") >"$out" 2>&1 || { cat "$out"; exit 1; }
+                if [ -n "$perf_pid" ]; then
+                    kill -INT "$perf_pid"; wait "$perf_pid" || true
+                    report=$work/perf-$kind-$workload-$round.txt
+                    for sort in dso dso,sym; do
+                        perf report -i "$work/perf-$kind-$workload-$round.data" --no-children -g none --sort "$sort" --percent-limit 0.7 --stdio 2>/dev/null \
+                            | grep -v '^#' | grep -v '^$' | { if command -v swift >/dev/null; then swift demangle --simplified; else cat; fi; } >>"$report" || true
+                    done
+                    perf_reports+=("$report")
+                fi
+                member_ticks=0; busiest=0
+                for i in "${!pids[@]}"; do
+                    delta=$(( $(cpu_ticks "${pids[$i]}") - ${before[$i]} ))
+                    member_ticks=$((member_ticks + delta)); [ "$delta" -gt "$busiest" ] && busiest=$delta
+                done
                 rate=$(awk '/Requests\/sec:/ {print $2}' "$out")
                 p50=$(awk '/ 50% in / {print $3}' "$out")
                 p99=$(awk '/ 99% in / {print $3}' "$out")
-                echo "RESULT round=$round label=$kind workload=$workload ops_per_s=$rate p50_s=$p50 p99_s=$p99" | tee -a "$results"
+                requests=$(awk '/Total:/ {print $2}' "$out" | head -1 | awk -v r="$rate" '{printf "%d", $1 * r + 0.5}')
+                cpu=$(awk -v m="$member_ticks" -v b="$busiest" -v hz="$ticks_per_second" -v n="$requests" '{
+                    printf "cpu_members_us=%.0f cpu_busiest_us=%.0f cpu_client_us=%.0f", m / hz * 1e6 / n, b / hz * 1e6 / n, ($1 + $2) * 1e6 / n }' "$work/client-cpu.txt")
+                echo "RESULT round=$round label=$kind workload=$workload ops_per_s=$rate p50_s=$p50 p99_s=$p99 requests=$requests $cpu" | tee -a "$results"
             fi
             stop_cluster
             rm -rf "$work"/"$kind"-m*
@@ -128,4 +162,14 @@ for rnd in sorted({k[0] for k in rows}, key=int):
         ratio = rate(b) / max(1.0, rate(e))
         pe, pb = p50_ms(e), p50_ms(b)
         print(f"| {workload} | {rate(e):,.0f} | {rate(b):,.0f} | {ratio:.2f}x | {pe:.2f} | {pb:.2f} | {pb / max(0.001, pe):.2f}x |")
+    print("\nCPU per request, microseconds: the three members together / the busiest member / the client\n")
+    print("| workload | etcd | Ballot | ratio (members) |")
+    print("| --- | --- | --- | --- |")
+    for workload in ["put-1", "put-100", "range-l-100", "range-s-100", "range-l-1", "txn-put-100"]:
+        e, b = rows.get((rnd, "etcd", workload)), rows.get((rnd, "ballot", workload))
+        if not e or not b or "cpu_members_us" not in e:
+            continue
+        cell = lambda f: f"{f['cpu_members_us']} / {f['cpu_busiest_us']} / {f['cpu_client_us']}"
+        print(f"| {workload} | {cell(e)} | {cell(b)} | {float(b['cpu_members_us']) / max(1.0, float(e['cpu_members_us'])):.2f}x |")
 PY
+for report in "${perf_reports[@]}"; do echo; echo "perf: $report"; head -40 "$report"; done

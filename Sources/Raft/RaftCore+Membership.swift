@@ -32,6 +32,7 @@ extension RaftCore {
             // a time); an invalid change is skipped identically on every member.
             if case .success(let next) = change.applied(to: membership) {
                 membership = next
+                appliedConfigs.append((configAppliedThrough, next))
                 changed = true
             }
         }
@@ -77,11 +78,19 @@ extension RaftCore {
         guard index > log.snapshot.index else { throw .alreadyCompacted(index: index, snapshotIndex: log.snapshot.index) }
         guard index <= log.applied else { throw .notApplied(index: index, applied: log.applied) }
         log.compact(SnapshotMetadata(index: index, term: log.term(at: index)!, membership: membership(at: index)))
+        appliedConfigs.removeAll { $0.index <= index }
     }
 
-    /// The membership in force once entries through `index` are committed.
+    /// The membership in force once entries through `index` are committed:
+    /// the last configuration recorded at or before `index`, else the snapshot's.
     public func membership(at index: LogIndex) -> Membership {
         precondition(index >= log.snapshot.index && index <= configAppliedThrough, "membership at \(index) unknown")
-        return membership(folding: log.snapshot.membership, after: log.snapshot.index, through: index)
+        // Binary search for the first recorded configuration after `index`.
+        var low = 0, high = appliedConfigs.count
+        while low < high {
+            let mid = (low + high) / 2
+            if appliedConfigs[mid].index <= index { low = mid + 1 } else { high = mid }
+        }
+        return low == 0 ? log.snapshot.membership : appliedConfigs[low - 1].membership
     }
 }

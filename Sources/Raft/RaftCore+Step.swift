@@ -148,6 +148,7 @@ extension RaftCore {
         log.restore(metadata)
         membership = metadata.membership
         configAppliedThrough = metadata.index
+        appliedConfigs = []
         snapshotToInstall = metadata
         send(.appendResponse(reject: false, index: metadata.index, hintIndex: .zero, hintTerm: .zero), to: from)
     }

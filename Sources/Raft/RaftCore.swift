@@ -18,6 +18,11 @@ public struct RaftCore: ConsensusEngine {
     var log: RaftLog
     /// Membership changes in entries through here have taken effect.
     var configAppliedThrough: LogIndex
+    /// Each configuration that took effect after the snapshot, with the
+    /// index of the entry that made it, in log order: `membership(at:)`
+    /// answers from here in O(log n) instead of folding the log (the
+    /// shell asks on every `Ready`, and the log may hold 100,000 entries).
+    var appliedConfigs: [(index: LogIndex, membership: Membership)] = []
 
     // Timers, in ticks.
     var electionElapsed = 0
@@ -190,6 +195,9 @@ public struct RaftCore: ConsensusEngine {
         precondition(log.stableIndex <= log.lastIndex, "stable beyond the log")
         precondition(configAppliedThrough == log.committed || configAppliedThrough == log.snapshot.index,
                      "membership lags commit")
+        precondition((appliedConfigs.last?.membership ?? log.snapshot.membership) == membership,
+                     "the configurations recorded since the snapshot end elsewhere than the membership in force")
+        precondition(appliedConfigs.first.map { $0.index > log.snapshot.index } ?? true, "a recorded configuration inside the snapshot")
         if role == .leader {
             precondition(leader == id, "a leader follows itself")
             precondition(vote == id, "a leader voted for itself")

@@ -107,6 +107,44 @@ import Testing
         #expect(ready.readStates == [ReadState(context: 5, index: index)])
     }
 
+    /// `membership(at:)` answers from the configurations recorded as they
+    /// took effect: at every index, before and after a compaction, it is
+    /// what folding the log's configuration entries gives.
+    @Test func membershipAtEveryIndexMatchesTheLog() throws {
+        var core = try Self.founders(1)[0]
+        core.campaign()
+        func settle() {
+            // A lone voter: its learners are not running; what it sends them is dropped.
+            while core.hasReady { core.advance(core.ready()) }
+        }
+        settle()
+        #expect(core.role == .leader)
+        var expected: [LogIndex: Membership] = [:]
+        var current = core.membership
+        for step in 0..<6 {
+            for i in 0..<5 {
+                let index = try core.propose([Array("\(step)-\(i)".utf8)])
+                settle()
+                expected[index] = current
+            }
+            if step < 3 {
+                let change = ConfigChange(kind: .change, changes: [.addLearner(NodeID(UInt64(10 + step)))])
+                let index = try core.proposeConfigChange(change)
+                settle()
+                current = try change.applied(to: current).get()
+                expected[index] = current
+            }
+        }
+        #expect(core.membership.learners.count == 3)
+        for (index, membership) in expected { #expect(core.membership(at: index) == membership, "at \(index)") }
+        let middle = expected.keys.sorted()[expected.count / 2]
+        try core.compact(through: middle)
+        for (index, membership) in expected where index >= middle {
+            #expect(core.membership(at: index) == membership, "after compaction, at \(index)")
+        }
+        core.checkInvariants()
+    }
+
     @Test func deterministicRandomReplays() {
         var a = DeterministicRandom(seed: 5)
         var b = DeterministicRandom(seed: 5)
