@@ -28,16 +28,16 @@ enum EtcdDataMigration {
     static let snapshotIndex = LogIndex(1)
     static let snapshotTerm = Term(1)
 
-    static func backendPath(_ dataDirectory: String) -> String { dataDirectory + "/member/snap/db" }
+    static func snapPath(_ dataDirectory: String) -> String { dataDirectory + "/member/snap" }
+    static func backendPath(_ dataDirectory: String) -> String { snapPath(dataDirectory) + "/db" }
     static func walPath(_ dataDirectory: String) -> String { dataDirectory + "/member/wal" }
 
     /// Imports an etcd data directory found at `config.dataDirectory`, if
-    /// that is what is there; returns whether it did.
-    @discardableResult
-    static func importIfPresent(config: ServerConfig, storeSettings: MVCCSettings, logger: Logger) throws -> Bool {
+    /// that is what is there.
+    static func importIfPresent(config: ServerConfig, storeSettings: MVCCSettings, logger: Logger) throws {
         let root = config.dataDirectory
         let files = FileManager.default
-        guard !DataDirectory.isMarked(root), files.fileExists(atPath: backendPath(root)) else { return false }
+        guard !DataDirectory.isMarked(root), files.fileExists(atPath: backendPath(root)) else { return }
         logger.info("found an etcd data directory; importing it", metadata: ["backend": "\(backendPath(root))"])
         guard config.initialClusterState == .new else {
             throw ConfigError.invalid(
@@ -86,7 +86,6 @@ enum EtcdDataMigration {
             "revision": "\(summary.revision)", "compacted": "\(summary.compactedRevision)", "versions": "\(summary.versions)",
             "leases": "\(summary.leases)", "etcd-files": "\(root)/member (left as they were)",
         ])
-        return true
     }
 
     static func hex(_ id: UInt64) -> String { String(id, radix: 16) }

@@ -41,8 +41,8 @@ public enum SnapshotRestore {
         let hashed = size % 512 == SHA256.byteCount
         if !hashed && !skipHashCheck { throw Failure.missingHash }
         let dbBytes = hashed ? size - SHA256.byteCount : size
-        let snapDirectory = EtcdDataMigration.backendPath(dataDirectory).dropLast("/db".count)
-        try files.createDirectory(atPath: String(snapDirectory), withIntermediateDirectories: true)
+        let snapDirectory = EtcdDataMigration.snapPath(dataDirectory)
+        try files.createDirectory(atPath: snapDirectory, withIntermediateDirectories: true)
         let target = EtcdDataMigration.backendPath(dataDirectory)
         do {
             guard files.createFile(atPath: target, contents: nil), let out = FileHandle(forWritingAtPath: target) else {
@@ -70,7 +70,7 @@ public enum SnapshotRestore {
             try out.synchronize()
             // A bbolt file with etcd's buckets, or nothing is left behind.
             let meta = try EtcdBackendImport.Meta(backend: target)
-            try DataDirectory.sync(String(snapDirectory))
+            try DataDirectory.sync(snapDirectory)
             return "restored snapshot \(file) (\(dbBytes) bytes, consistent index \(meta.consistentIndex)) to \(target); "
                 + "start each member on its own restored directory with the cluster's flags and --initial-cluster-state new"
         } catch {

@@ -162,15 +162,12 @@ import Testing
             #expect(checked.stdout == "0\n", "member \(i + 1) misses acknowledged writes: \(checked.stdout)\(checked.stderr)")
         }
         // The members agree (the last entries may still be applying: a few tries).
-        var hashes = TestCluster.Output(status: 1, stdout: "", stderr: "")
-        var values: Set<Int64> = []
+        var hashes: [UInt32] = []
         for _ in 0..<20 {
-            hashes = try cluster.etcdctl("endpoint", "hashkv", "-w", "json")
-            values = Set(((try? JSONSerialization.jsonObject(with: Data(hashes.stdout.utf8))) as? [[String: Any]] ?? [])
-                .compactMap { (($0["HashKV"] as? [String: Any])?["hash"] as? NSNumber)?.int64Value })
-            if values.count == 1 { break }
+            hashes = try cluster.hashKVs()
+            if hashes.count == members && Set(hashes).count == 1 { break }
             usleep(500_000)
         }
-        #expect(values.count == 1, "\(hashes.stdout)\(hashes.stderr)")
+        #expect(hashes.count == members && Set(hashes).count == 1, "\(hashes)")
     }
 }

@@ -43,10 +43,8 @@ import Glibc
         #expect(leaders.count == 1 && memberIDs.count == 3 && memberIDs.isSuperset(of: leaders), "\(status.stdout)")
         #expect(list.allSatisfy { (($0["Status"] as? [String: Any])?["version"] as? String) == "3.4.23" })
 
-        let hashes = try cluster.etcdctl("endpoint", "hashkv", "-w", "json")
-        let hashList = try JSONSerialization.jsonObject(with: Data(hashes.stdout.utf8)) as? [[String: Any]] ?? []
-        let values = Set(hashList.compactMap { (($0["HashKV"] as? [String: Any])?["hash"] as? NSNumber)?.uint32Value })
-        #expect(hashList.count == 3 && values.count == 1, "\(hashes.stdout)")
+        let hashes = try cluster.hashKVs()
+        #expect(hashes.count == 3 && Set(hashes).count == 1, "\(hashes)")
 
         let defrag = try cluster.etcdctl("defrag")
         #expect(defrag.stdout.components(separatedBy: "Finished defragmenting etcd member").count - 1 == 3, "\(defrag.stdout)\(defrag.stderr)")

@@ -112,15 +112,19 @@ import Glibc
         #expect(old.stdout == "v4\n", "history after the compaction came along: \(old.stdout)\(old.stderr)")
         let put = try dump(cluster.etcdctl("put", "m/new", "1", "-w", "json"))
         #expect(put.revision == reference.revision + 2)
-        let hashes = try cluster.etcdctl("endpoint", "hashkv", "-w", "json")
-        let list = try #require(try JSONSerialization.jsonObject(with: Data(hashes.stdout.utf8)) as? [[String: Any]], "\(hashes.stderr)")
-        let values = Set(list.compactMap { (($0["HashKV"] as? [String: Any])?["hash"] as? NSNumber)?.int64Value })
-        #expect(list.count == cluster.members.count && values.count == 1, "every member holds the same history: \(hashes.stdout)")
+        let hashes = try cluster.hashKVs()
+        #expect(hashes.count == cluster.members.count && Set(hashes).count == 1, "every member holds the same history: \(hashes)")
+    }
+
+    /// A new temporary directory for a test's etcd and backups.
+    static func temporaryDirectory() throws -> String {
+        let directory = NSTemporaryDirectory() + "ballot-migration-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        return directory
     }
 
     @Test func anEtcdBackupRestoredForEveryMemberStartsABallotCluster() throws {
-        let directory = NSTemporaryDirectory() + "ballot-migration-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let ports = try TestCluster.freePorts(2)
         let etcd = try Etcd(name: "e1", dataDir: directory + "/e1", clientPort: ports[0], peerPort: ports[1])
@@ -186,8 +190,7 @@ import Glibc
     }
 
     @Test func aDirectoryMadeForAnotherMemberIsRefusedUntouched() throws {
-        let directory = NSTemporaryDirectory() + "ballot-migration-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let ports = try TestCluster.freePorts(2)
         let etcd = try Etcd(name: "e1", dataDir: directory + "/e1", clientPort: ports[0], peerPort: ports[1])

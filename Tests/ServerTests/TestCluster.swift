@@ -180,6 +180,14 @@ final class TestCluster: @unchecked Sendable {
         throw TestFailure("the cluster accepted no write within \(timeout) s\n\(logs())")
     }
 
+    /// Each member's HashKV at its latest revision (`etcdctl endpoint
+    /// hashkv`), in endpoint order; empty if etcdctl answered no JSON.
+    func hashKVs() throws -> [UInt32] {
+        let out = try etcdctl("endpoint", "hashkv", "-w", "json")
+        let list = (try? JSONSerialization.jsonObject(with: Data(out.stdout.utf8))) as? [[String: Any]] ?? []
+        return list.compactMap { (($0["HashKV"] as? [String: Any])?["hash"] as? NSNumber)?.uint32Value }
+    }
+
     /// Runs Debian's etcdctl (v3 API) against the cluster or `endpoints`.
     @discardableResult
     func etcdctl(_ arguments: String..., endpoints: String? = nil, input: String? = nil, timeout: Double = 15) throws -> Output {
