@@ -14,7 +14,8 @@
 #   PERF_WORKLOAD=put-100 (also record the members with `perf record -g` during
 #   that workload; reports land in the work directory, printed at the end)
 # Each etcd-benchmark line also gives CPU time per request: all three members
-# together, the busiest member (the leader, for writes), and the client.
+# together, the busiest member (the leader, for writes), and the client; and
+# the members' voluntary context switches per request (thread hand-offs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-2}
@@ -73,6 +74,9 @@ start_cluster() {  # kind base-port
 # A process's user + system CPU time so far, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 ticks_per_second=$(getconf CLK_TCK)
+# Context switches so far over a process's live threads (voluntary ones are
+# the thread hand-offs: a wait for another thread's wake-up).
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ {s += $2} END {print s + 0}'; }
 perf_reports=()
 
 # Each workload's etcd benchmark arguments (etcd's op-guide/performance.md shapes).
@@ -102,7 +106,8 @@ for round in $(seq "$ROUNDS"); do
             else
                 out=$work/out.txt
                 before=()
-                for pid in "${pids[@]}"; do before+=("$(cpu_ticks "$pid")"); done
+                switched=()
+                for pid in "${pids[@]}"; do before+=("$(cpu_ticks "$pid")"); switched+=("$(switches "$pid")"); done
                 perf_pid=""
                 if [ "${PERF_WORKLOAD:-}" = "$workload" ]; then
                     perf record -F 499 -g -o "$work/perf-$kind-$workload-$round.data" -p "$(IFS=,; echo "${pids[*]}")" >/dev/null 2>&1 &
@@ -120,8 +125,9 @@ for round in $(seq "$ROUNDS"); do
                     done
                     perf_reports+=("$report")
                 fi
-                member_ticks=0; busiest=0
+                member_ticks=0; busiest=0; member_switches=0
                 for i in "${!pids[@]}"; do
+                    member_switches=$((member_switches + $(switches "${pids[$i]}") - ${switched[$i]}))
                     delta=$(( $(cpu_ticks "${pids[$i]}") - ${before[$i]} ))
                     member_ticks=$((member_ticks + delta)); [ "$delta" -gt "$busiest" ] && busiest=$delta
                 done
@@ -131,6 +137,7 @@ for round in $(seq "$ROUNDS"); do
                 requests=$(awk '/Total:/ {print $2}' "$out" | head -1 | awk -v r="$rate" '{printf "%d", $1 * r + 0.5}')
                 cpu=$(awk -v m="$member_ticks" -v b="$busiest" -v hz="$ticks_per_second" -v n="$requests" '{
                     printf "cpu_members_us=%.0f cpu_busiest_us=%.0f cpu_client_us=%.0f", m / hz * 1e6 / n, b / hz * 1e6 / n, ($1 + $2) * 1e6 / n }' "$work/client-cpu.txt")
+                cpu+=$(awk -v s="$member_switches" -v n="$requests" 'BEGIN { printf " switches_members=%.1f", s / n }')
                 echo "RESULT round=$round label=$kind workload=$workload ops_per_s=$rate p50_s=$p50 p99_s=$p99 requests=$requests $cpu" | tee -a "$results"
             fi
             stop_cluster
@@ -162,14 +169,16 @@ for rnd in sorted({k[0] for k in rows}, key=int):
         ratio = rate(b) / max(1.0, rate(e))
         pe, pb = p50_ms(e), p50_ms(b)
         print(f"| {workload} | {rate(e):,.0f} | {rate(b):,.0f} | {ratio:.2f}x | {pe:.2f} | {pb:.2f} | {pb / max(0.001, pe):.2f}x |")
-    print("\nCPU per request, microseconds: the three members together / the busiest member / the client\n")
-    print("| workload | etcd | Ballot | ratio (members) |")
-    print("| --- | --- | --- | --- |")
+    print("\nCPU per request, microseconds: the three members together / the busiest member / the client;")
+    print("and the members' voluntary context switches (thread hand-offs) per request\n")
+    print("| workload | etcd | Ballot | ratio (members) | etcd switches | Ballot switches |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for workload in ["put-1", "put-100", "range-l-100", "range-s-100", "range-l-1", "txn-put-100"]:
         e, b = rows.get((rnd, "etcd", workload)), rows.get((rnd, "ballot", workload))
         if not e or not b or "cpu_members_us" not in e:
             continue
         cell = lambda f: f"{f['cpu_members_us']} / {f['cpu_busiest_us']} / {f['cpu_client_us']}"
-        print(f"| {workload} | {cell(e)} | {cell(b)} | {float(b['cpu_members_us']) / max(1.0, float(e['cpu_members_us'])):.2f}x |")
+        print(f"| {workload} | {cell(e)} | {cell(b)} | {float(b['cpu_members_us']) / max(1.0, float(e['cpu_members_us'])):.2f}x"
+              f" | {e.get('switches_members', '?')} | {b.get('switches_members', '?')} |")
 PY
 for report in "${perf_reports[@]}"; do echo; echo "perf: $report"; head -40 "$report"; done

@@ -150,6 +150,11 @@ public final class BallotServer: Sendable {
         settings.leasesMustExist = true
         settings.txnOperationsMax = config.maxTxnOperations
         settings.compactionBatchKeys = config.compactionBatchKeys
+        // The write-ahead log replays what the store lost; the store needs
+        // commits that are never torn, which one flush per commit gives.
+        // The log is compacted only through what `MVCCStore.sync()` made
+        // durable (`Node.compactLogIfDue`).
+        settings.commitDurability = .dataOnly
         return settings
     }
 

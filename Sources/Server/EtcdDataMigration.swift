@@ -79,6 +79,9 @@ enum EtcdDataMigration {
                 logger.info("import progress", metadata: ["versions": "\(versions)"])
             }
         }
+        // The server's store leaves each commit's meta page to the next
+        // flush: make the import's last commit durable before it counts.
+        try store.sync()
         store.close()
         try files.moveItem(atPath: staging, toPath: dbPath)
         try DataDirectory.sync(root)

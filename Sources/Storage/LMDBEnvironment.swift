@@ -13,7 +13,7 @@ final class LMDBEnvironment: @unchecked Sendable {
 
     static let databasesMax: UInt32 = 16
 
-    init(directory: String, mapSizeBytes: Int, databaseNames: [String], sync: Bool = true) throws(StorageError) {
+    init(directory: String, mapSizeBytes: Int, databaseNames: [String], durability: CommitDurability = .full) throws(StorageError) {
         precondition(databaseNames.count <= Int(Self.databasesMax), "raise databasesMax")
         path = directory
         var env: OpaquePointer?
@@ -22,7 +22,12 @@ final class LMDBEnvironment: @unchecked Sendable {
         do throws(StorageError) {
             try Self.check(mdb_env_set_maxdbs(handle, Self.databasesMax), "env_set_maxdbs", directory)
             try Self.check(mdb_env_set_mapsize(handle, mapSizeBytes), "env_set_mapsize", directory)
-            let openCode = mdb_env_open(handle, directory, UInt32(MDB_NOTLS) | (sync ? 0 : UInt32(MDB_NOSYNC)), 0o644)
+            let syncFlags: UInt32 = switch durability {
+            case .full: 0
+            case .dataOnly: UInt32(MDB_NOMETASYNC)
+            case .none: UInt32(MDB_NOSYNC)
+            }
+            let openCode = mdb_env_open(handle, directory, UInt32(MDB_NOTLS) | syncFlags, 0o644)
             if openCode == MDB_INVALID || openCode == MDB_CORRUPTED || openCode == MDB_VERSION_MISMATCH || openCode == MDB_PAGE_NOTFOUND {
                 throw StorageError.corrupt(path: directory + "/data.mdb", detail: "LMDB cannot open it: \(Self.message(for: openCode))")
             }
@@ -125,6 +130,13 @@ final class LMDBEnvironment: @unchecked Sendable {
     /// (LMDB copies from one read transaction; writers are not blocked).
     func copy(to fd: Int32, path copyPath: String) throws(StorageError) {
         try Self.check(mdb_env_copyfd2(handle, fd, UInt32(MDB_CP_COMPACT)), "env_copy", copyPath)
+    }
+
+    /// Flush every commit so far to disk (what `MDB_NOMETASYNC` or
+    /// `MDB_NOSYNC` left unsynced). Safe beside a writer on another thread:
+    /// whatever was committed before the call is durable when it returns.
+    func sync() throws(StorageError) {
+        try Self.check(mdb_env_sync(handle, 1), "env_sync", path)
     }
 
     /// Bytes of the data file in use.

@@ -42,10 +42,11 @@ public struct MVCCSettings: Sendable, Equatable {
     /// refused at start rather than found by a read. Costs a full scan.
     public var verifyOnOpen = true
 
-    /// Sync every commit. Ballot's durability comes from its write-ahead log,
-    /// which replays what LMDB lost; turning this off trades LMDB's own
-    /// crash safety for speed and is meant for tests and benchmarks.
-    public var syncEachCommit = true
+    /// What each commit waits for on disk. Ballot's durability comes from
+    /// its write-ahead log, which replays whatever commits the store lost,
+    /// so the store needs commits that are never torn, not commits that are
+    /// never lost: `.dataOnly` (the server's) gives that with one fdatasync.
+    public var commitDurability = CommitDurability.full
 
     /// Refuse a put naming a lease the store has not granted (etcd's
     /// "requested lease not found"), checked inside the write transaction.
@@ -53,4 +54,20 @@ public struct MVCCSettings: Sendable, Equatable {
     public var leasesMustExist = false
 
     public init() {}
+}
+
+/// How an LMDB commit reaches the disk.
+public enum CommitDurability: Sendable, Equatable {
+    /// LMDB's default: the data pages synced, then the meta page synced.
+    /// A returned commit survives a power failure. Two flushes per commit.
+    case full
+    /// LMDB's `MDB_NOMETASYNC`: the data pages synced, the meta page written
+    /// but not synced (the next commit's flush, or `MVCCStore.sync()`,
+    /// carries it). A power failure may undo the last commit, never tear
+    /// one: the store opens at the commit before. One flush per commit.
+    case dataOnly
+    /// LMDB's `MDB_NOSYNC`: nothing synced. A process crash loses nothing
+    /// (the page cache survives it) but a power failure may corrupt the
+    /// file. For tests and benchmarks only.
+    case none
 }

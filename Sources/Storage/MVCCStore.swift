@@ -242,6 +242,11 @@ public final class MVCCStore: @unchecked Sendable {
     /// Bytes the database file uses (etcd_mvcc_db_total_size_in_use_in_bytes).
     public func usedBytes() throws(StorageError) -> Int { try environment.usedBytes() }
 
+    /// Make every commit so far durable (the last one's meta page, under
+    /// `CommitDurability.dataOnly`). Callable from any thread beside the
+    /// writer: what was committed before the call is on disk when it returns.
+    public func sync() throws(StorageError) { try environment.sync() }
+
     /// Rewrite the database without free pages and swap it in (etcd's
     /// defragment): a compacted copy, fsynced, renamed over the old file.
     public func defragment() throws(StorageError) {
@@ -267,7 +272,7 @@ public final class MVCCStore: @unchecked Sendable {
     static func openEnvironment(_ directory: String, _ settings: MVCCSettings) throws(StorageError) -> (LMDBEnvironment, MDB_dbi, MDB_dbi, MDB_dbi) {
         let environment = try LMDBEnvironment(
             directory: directory, mapSizeBytes: settings.mapSizeBytes, databaseNames: ["keys", "revisions", "meta"],
-            sync: settings.syncEachCommit)
+            durability: settings.commitDurability)
         return (environment, environment.databases["keys"]!, environment.databases["revisions"]!, environment.databases["meta"]!)
     }
 

@@ -13,18 +13,23 @@ struct MVCCBenchmark: ParsableCommand {
     @Option(help: "Seconds per measurement.") var seconds = 3.0
 
     func run() throws {
-        for sync in [true, false] {
+        for durability in [CommitDurability.full, .dataOnly, .none] {
             try? FileManager.default.removeItem(atPath: dir)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             var settings = MVCCSettings()
-            settings.syncEachCommit = sync
+            settings.commitDurability = durability
             let store = try MVCCStore(directory: dir, settings: settings)
             let value = [UInt8](repeating: 3, count: valueBytes)
             func key(_ i: Int) -> [UInt8] { Array("key-\(100_000_000 + i)".utf8) }
             let puts = try rate { i in try store.apply([.put(key: key(i % keys), value: value, lease: 0)]) }
-            print("put (one revision per put, \(sync ? "fsync per commit" : "no fsync: the WAL is the durability point")): \(Int(puts)) ops/s")
+            let flushes = switch durability {
+            case .full: "data and meta page synced per commit"
+            case .dataOnly: "data synced per commit, meta page with the next (the server's)"
+            case .none: "no fsync"
+            }
+            print("put (one revision per put, \(flushes)): \(Int(puts)) ops/s")
             fflush(nil)
-            if sync { continue }
+            if durability != .none { continue }
             var random = SystemRandomNumberGenerator()
             let gets = try rate { _ in _ = try store.range(RangeRequest(key: key(Int.random(in: 0..<keys, using: &random)))) }
             print("range, one key (\(store.currentRevision) revisions stored): \(Int(gets)) ops/s")

@@ -43,7 +43,7 @@ struct WALCrashChild: ParsableCommand {
         var store: MVCCStore?
         if let db {
             var mvcc = MVCCSettings()
-            mvcc.syncEachCommit = false  // the WAL is the durability point
+            mvcc.commitDurability = .none  // the WAL is the durability point
             let opened = try MVCCStore(directory: db, settings: mvcc)
             // Catch up with what the log holds beyond the store, as a restart does.
             for entry in recovery.entries where entry.index > opened.appliedIndex { try Self.apply(entry, to: opened) }

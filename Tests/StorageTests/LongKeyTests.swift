@@ -24,7 +24,7 @@ import Testing
     @Test func everySizeIsStoredRangedWatchedAndCompacted() throws {
         let directory = try TemporaryDirectory()
         var settings = MVCCSettings()
-        settings.syncEachCommit = false
+        settings.commitDurability = .none
         settings.compactionBatchKeys = 2
         var store = try MVCCStore(directory: directory.path, settings: settings)
         let keys = Self.keys()

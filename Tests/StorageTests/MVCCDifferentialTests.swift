@@ -32,7 +32,7 @@ import Testing
         let keys = withLongKeys ? Self.shortKeys + Self.longKeys : Self.shortKeys
         let directory = try TemporaryDirectory()
         var settings = MVCCSettings()
-        settings.syncEachCommit = false
+        settings.commitDurability = .none
         settings.compactionBatchKeys = 3  // compactions span many steps, interleaved with everything else
         var store: MVCCStore? = try MVCCStore(directory: directory.path, settings: settings)
         var interleavedSteps = 0

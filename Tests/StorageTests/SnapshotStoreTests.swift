@@ -126,7 +126,7 @@ import Testing
         let dir = try TemporaryDirectory()
         var settings = MVCCSettings()
         settings.quotaBytes = 512 << 10
-        settings.syncEachCommit = false
+        settings.commitDurability = .none
         var store = try MVCCStore(directory: dir.path, settings: settings)
         let value = [UInt8](repeating: 9, count: 2_000)
         var refused: StorageError?

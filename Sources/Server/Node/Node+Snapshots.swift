@@ -11,13 +11,24 @@ import Storage
 extension Node {
     /// Loop thread: forget log entries once `snapshotCount` more are applied
     /// (etcd's --snapshot-count), keeping `catchUpEntries` for followers
-    /// that lag a little. Only what the store holds durably is compacted.
+    /// that lag a little. Only what the store holds durably is compacted:
+    /// its commits leave the last meta page unsynced
+    /// (`CommitDurability.dataOnly`), so the store is synced first.
     func compactLogIfDue() {
-        let applied = durablyApplied
+        let applied = committedToStore
         let compacted = core.snapshotMetadata.index
         guard applied.rawValue > compacted.rawValue + snapshotCount else { return }
         let through = LogIndex(applied.rawValue - catchUpEntries)
         guard through > compacted, through <= core.appliedIndex else { return }
+        // A defragmentation swapping the file holds this lock for long; the
+        // loop must not wait on it, and compaction can wait a turn.
+        guard environmentLock.try() else { return }
+        do {
+            defer { environmentLock.unlock() }
+            try store.sync()
+        } catch {
+            IOFailure.stop(logger, "syncing the store before compacting the log", error)
+        }
         do {
             try core.compact(through: through)
             let state = core.snapshotMetadata

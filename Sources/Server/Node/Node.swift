@@ -30,7 +30,7 @@ public final class Node: @unchecked Sendable {
     private var configChanges: [UInt64: Pending<LogIndex>] = [:]
     private var appliedWaiters: [(index: LogIndex, pending: Pending<Void>)] = []
     private var published = Status()
-    /// How far the store has applied (durably); guarded by `condition`.
+    /// How far the store's commits reach; guarded by `condition`.
     private var appliedSoFar: LogIndex
     private var nextRequestID: UInt64
     private var stopping = false
@@ -403,7 +403,15 @@ public final class Node: @unchecked Sendable {
     }
 
     /// Apply thread: everything handed over since the last call, in one
-    /// LMDB commit (one fsync); then answer the callers waiting on it.
+    /// LMDB commit (one fsync).
+    ///
+    /// The proposers are answered once their entries are applied, before
+    /// the commit's flush: an answered entry is committed, so durable in a
+    /// quorum's logs, and its result is what replaying it gives, so a crash
+    /// before the commit loses nothing acknowledged (the log replays it).
+    /// Readers still see only committed state: they take `storeLock`, held
+    /// through the commit, so a client that reads after its answer finds
+    /// its write. Waiters on the applied index are released after it.
     private func applyBatches(_ batches: [ApplyQueue.Batch]) {
         var outcomes: [Applier.Outcome] = []
         let started = ContinuousClock.now
@@ -416,6 +424,7 @@ public final class Node: @unchecked Sendable {
                     }
                     try store.recordApplied(batch.state)
                 }
+                answer(outcomes)
             }
         } catch {
             IOFailure.stop(logger, "committing applied entries to the store", error)
@@ -425,10 +434,14 @@ public final class Node: @unchecked Sendable {
             metrics.backendCommit.record(ContinuousClock.now - started)
             watchHub.notify()
         }
+        noteApplied(batches.last!.state.index)
+    }
+
+    /// Answer the proposals made on this member among `outcomes`.
+    private func answer(_ outcomes: [Applier.Outcome]) {
         for outcome in outcomes where outcome.origin == id.rawValue {
             finishProposal(outcome.id, .success(outcome.result))
         }
-        noteApplied(batches.last!.state.index)
     }
 
     /// The store holds everything through `index` durably: publish it and
@@ -447,8 +460,9 @@ public final class Node: @unchecked Sendable {
         for pending in ready { pending.continuation.resume() }
     }
 
-    /// The store's durable applied index.
-    var durablyApplied: LogIndex { condition.withLock { appliedSoFar } }
+    /// How far the store's commits reach (durable once `MVCCStore.sync()`
+    /// returns after this was read).
+    var committedToStore: LogIndex { condition.withLock { appliedSoFar } }
 
     private func publish() {
         condition.lock()

@@ -2,7 +2,7 @@ import Foundation
 
 /// Encoded messages waiting for one peer's connection: bounded in count and
 /// bytes, dropping the oldest when full (Raft tolerates loss and resends),
-/// and drained whole so one frame carries everything queued.
+/// and taken whole so one frame carries everything queued.
 final class OutboundQueue: @unchecked Sendable {
     static let capacityDefault = 4_096
     static let bytesCapacityDefault = 256 << 20
@@ -10,7 +10,6 @@ final class OutboundQueue: @unchecked Sendable {
     private let lock = NSLock()
     private var items: [[UInt8]] = []
     private var bytes = 0
-    private var waiter: CheckedContinuation<[[UInt8]], Never>?
     private let capacity: Int
     private let bytesCapacity: Int
 
@@ -20,14 +19,13 @@ final class OutboundQueue: @unchecked Sendable {
         self.bytesCapacity = bytesCapacity
     }
 
-    func push(_ item: [UInt8]) {
+    /// Queue `item`; true if the queue was empty (the caller schedules the
+    /// one flush that takes it and whatever follows before that flush runs).
+    @discardableResult
+    func push(_ item: [UInt8]) -> Bool {
         lock.lock()
-        if let waiter {
-            self.waiter = nil
-            lock.unlock()
-            waiter.resume(returning: [item])
-            return
-        }
+        defer { lock.unlock() }
+        let wasEmpty = items.isEmpty
         items.append(item)
         bytes += item.count
         // The newest message always stays, however large.
@@ -37,39 +35,16 @@ final class OutboundQueue: @unchecked Sendable {
             dropped += 1
         }
         if dropped > 0 { items.removeFirst(dropped) }
-        lock.unlock()
+        return wasEmpty
     }
 
-    /// Everything queued, waiting for at least one item; nothing at once if
-    /// the calling task is cancelled (checked under the lock, so a `wake()`
-    /// from a cancellation handler that ran before the wait is not lost).
-    /// One consumer at a time.
-    func drain() async -> [[UInt8]] {
-        await withCheckedContinuation { continuation in
-            lock.lock()
-            if Task.isCancelled {
-                lock.unlock()
-                continuation.resume(returning: [])
-            } else if items.isEmpty {
-                precondition(waiter == nil, "one consumer at a time")
-                waiter = continuation
-                lock.unlock()
-            } else {
-                let taken = items
-                items = []
-                bytes = 0
-                lock.unlock()
-                continuation.resume(returning: taken)
-            }
-        }
-    }
-
-    /// Wake a waiting consumer with nothing, so it can notice shutdown.
-    func wake() {
+    /// Everything queued, oldest first; the queue is left empty.
+    func takeAll() -> [[UInt8]] {
         lock.lock()
-        let waiter = self.waiter
-        self.waiter = nil
-        lock.unlock()
-        waiter?.resume(returning: [])
+        defer { lock.unlock() }
+        let taken = items
+        items = []
+        bytes = 0
+        return taken
     }
 }

@@ -282,13 +282,15 @@ extension PeerFrame {
     }
 
     /// Set up an accepted connection's pipeline: a small first frame, and
-    /// an idle limit.
-    static func wrapAccepted(_ channel: Channel) -> EventLoopFuture<Connection> {
+    /// an idle limit; `tap`, if given, sees decoded frames before the
+    /// connection's reader does.
+    static func wrapAccepted(_ channel: Channel, tap: (any ChannelInboundHandler & Sendable)? = nil) -> EventLoopFuture<Connection> {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(listenerIdleSeconds)))
             try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
             try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(PeerFrameDecoder(firstFrameBytesMax: helloBytesMax)))
             try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(PeerFrameEncoder()))
+            if let tap { try channel.pipeline.syncOperations.addHandler(tap) }
             return try Connection(wrappingChannelSynchronously: channel)
         }
     }

@@ -8,6 +8,11 @@ import NIOSSL
 /// One peer as this member dials it: a queue of consensus messages, the
 /// requests waiting for answers, and the one TCP connection that carries
 /// both, redialled with backoff while the link lives.
+///
+/// Messages go from the node's thread straight to the connection's event
+/// loop: `send` queues them and, if the queue was empty, schedules one
+/// flush there that writes everything queued by then as frames. No task
+/// stands in between, so a message costs one thread hand-off, not two.
 final class PeerLink: @unchecked Sendable {
     let id: NodeID
     let address: HostPort
@@ -22,6 +27,12 @@ final class PeerLink: @unchecked Sendable {
     private var inFlight: [UInt64: Request] = [:]
     /// Requests made while no connection was up; sent once one is.
     private var unsent: [(id: UInt64, frame: PeerFrame)] = []
+    /// The up connection's counters: frames delivered (for the redial
+    /// backoff) and bytes sent to this peer (resolved at the first bytes:
+    /// etcd shows a peer's counter only once it moved).
+    private var delivered: WakeFlag?
+    private var sentBytes: (@Sendable (Int) -> Void)?
+    private var traffic: PeerTraffic?
 
     init(id: NodeID, address: HostPort) {
         self.id = id
@@ -31,8 +42,39 @@ final class PeerLink: @unchecked Sendable {
     /// Close the connection and end `run()`.
     func stop() {
         _ = stopped.raise()
-        queue.wake()
         lock.withLock { channel }?.close(promise: nil)
+    }
+
+    /// Queue an encoded consensus message for this peer. Dropped (oldest
+    /// first) when the queue is full; held while no connection is up.
+    func send(_ encoded: [UInt8]) {
+        guard queue.push(encoded) else { return }
+        // The queue was empty: no flush is pending for it, so schedule one.
+        guard let channel = lock.withLock({ channel }) else { return }
+        channel.eventLoop.execute { self.flush(channel) }
+    }
+
+    /// On `channel`'s event loop: write everything queued, in frames of at
+    /// most the batch target, then flush once. A failed write closes the
+    /// connection, which redials.
+    private func flush(_ channel: Channel) {
+        // A connection that went away leaves the queue to the next one.
+        guard lock.withLock({ self.channel === channel }) else { return }
+        let items = queue.takeAll()
+        guard !items.isEmpty else { return }
+        let (delivered, counted): (WakeFlag?, (@Sendable (Int) -> Void)?) = lock.withLock {
+            // Resolved at the first bytes: etcd shows a peer's counter only once it moved.
+            if sentBytes == nil { sentBytes = traffic?.sentTo(id) }
+            return (self.delivered, sentBytes)
+        }
+        for batch in Self.batches(items) {
+            let promise = channel.eventLoop.makePromise(of: Void.self)
+            promise.futureResult.whenFailure { _ in channel.close(promise: nil) }
+            channel.write(PeerFrame.messages(batch), promise: promise)
+            counted?(PeerTraffic.frameBytes(batch))
+        }
+        channel.flush()
+        _ = delivered?.raise()
     }
 
     /// Stop, but give requests already out on the connection `grace` to be
@@ -88,7 +130,7 @@ final class PeerLink: @unchecked Sendable {
                        traffic: PeerTraffic) async throws {
         try await connection.executeThenClose { inbound, outbound in
             try await outbound.write(hello)
-            connected(connection.channel)
+            connected(connection.channel, delivered: delivered, traffic: traffic)
             defer { disconnected() }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -101,24 +143,6 @@ final class PeerLink: @unchecked Sendable {
                             throw PeerRefused(reason: reason, message: message)
                         default:
                             throw PeerProtocolError.unexpected(frame)
-                        }
-                    }
-                }
-                group.addTask {
-                    // Resolved at the first bytes: etcd shows a peer's counter only once it moved.
-                    var sent: (@Sendable (Int) -> Void)?
-                    while !self.stopped.isRaised {
-                        let items = await withTaskCancellationHandler {
-                            await self.queue.drain()
-                        } onCancel: {
-                            self.queue.wake()
-                        }
-                        try Task.checkCancellation()
-                        for batch in Self.batches(items) {
-                            try await outbound.write(.messages(batch))
-                            if sent == nil { sent = traffic.sentTo(self.id) }
-                            sent!(PeerTraffic.frameBytes(batch))
-                            _ = delivered.raise()
                         }
                     }
                 }
@@ -215,15 +239,19 @@ final class PeerLink: @unchecked Sendable {
         request?.continuation.resume(with: result)
     }
 
-    private func connected(_ channel: Channel) {
+    private func connected(_ channel: Channel, delivered: WakeFlag, traffic: PeerTraffic) {
         let waiting = lock.withLock {
             self.channel = channel
+            self.delivered = delivered
+            self.traffic = traffic
             defer { unsent = [] }
             return unsent
         }
         for (id, frame) in waiting {
             channel.writeAndFlush(frame).whenFailure { _ in self.finish(id, .failure(PeerProtocolError.notSent)) }
         }
+        // Messages queued while no connection was up.
+        channel.eventLoop.execute { self.flush(channel) }
     }
 
     /// The connection ended: what went out on it will not be answered.
@@ -232,6 +260,7 @@ final class PeerLink: @unchecked Sendable {
             // Requests wait in `unsent` only while no connection is up.
             assert(unsent.isEmpty, "requests held back while connected")
             channel = nil
+            delivered = nil
             defer { inFlight = [:] }
             return inFlight
         }

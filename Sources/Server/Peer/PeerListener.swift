@@ -47,7 +47,7 @@ final class PeerListener: Sendable {
         let initializer: @Sendable (any Channel) -> EventLoopFuture<PeerFrame.Connection> = { channel in
             channel.eventLoop.makeCompletedFuture {
                 if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
-            }.flatMap { PeerFrame.wrapAccepted(channel) }
+            }.flatMap { PeerFrame.wrapAccepted(channel, tap: self.messageTap()) }
         }
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         let server = address.unixSocket
@@ -149,6 +149,30 @@ final class PeerListener: Sendable {
                 logger.warning("closed a peer connection", metadata: ["remote": "\(remote)", "error": "\(error)"])
             }
         }
+    }
+
+    /// Consensus messages go to the node from the event loop once the
+    /// connection's hello is one `serve` admits; a removed member's frames
+    /// go on to `serve`, which refuses it.
+    private func messageTap() -> PeerMessageTap {
+        let received = Mutex<(@Sendable (Int) -> Void)?>(nil)
+        return PeerMessageTap(
+            accept: { [self] frame in
+                guard case .hello(let version, let clusterID, let from) = frame,
+                      refusal(version: version, clusterID: clusterID, from: from) == nil else { return nil }
+                return from
+            },
+            deliver: { [self] encoded, from in
+                guard !members.wasRemoved(from) else { return false }
+                // Resolved at the first bytes: etcd shows a peer's counter only once it moved.
+                let count = received.withLock { counter in
+                    if counter == nil { counter = traffic.receivedFrom(from) }
+                    return counter!
+                }
+                count(PeerTraffic.frameBytes(encoded))
+                receive(encoded, from: from)
+                return true
+            })
     }
 
     /// What a joining member learns (`ClusterDiscovery`): told only once it

@@ -124,7 +124,7 @@ final class PeerTransport: @unchecked Sendable {
         for message in messages {
             guard let link = link(message.to) else { continue }
             precondition(!isSnapshot(message), "snapshot announcements travel with their bytes (sendSnapshot)")
-            link.queue.push(ConsensusCodec.encode(message))
+            link.send(ConsensusCodec.encode(message))
         }
     }
 
