@@ -76,7 +76,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 ticks_per_second=$(getconf CLK_TCK)
 # Context switches so far over a process's live threads (voluntary ones are
 # the thread hand-offs: a wait for another thread's wake-up).
-switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/ {s += $2} END {print s + 0}'; }
+# (A thread may end between the glob and the read: never fail the run for it.)
+switches() { { cat /proc/"$1"/task/*/status 2>/dev/null || true; } | awk '/^voluntary_ctxt_switches/ {s += $2} END {print s + 0}'; }
 perf_reports=()
 
 # Each workload's etcd benchmark arguments (etcd's op-guide/performance.md shapes).

@@ -45,6 +45,9 @@ final class PeerLink: @unchecked Sendable {
         lock.withLock { channel }?.close(promise: nil)
     }
 
+    /// How soon a flush that found the connection full looks again.
+    static let unwritableRetry = TimeAmount.milliseconds(5)
+
     /// Queue an encoded consensus message for this peer. Dropped (oldest
     /// first) when the queue is full; held while no connection is up.
     func send(_ encoded: [UInt8]) {
@@ -56,10 +59,17 @@ final class PeerLink: @unchecked Sendable {
 
     /// On `channel`'s event loop: write everything queued, in frames of at
     /// most the batch target, then flush once. A failed write closes the
-    /// connection, which redials.
+    /// connection, which redials. While the connection cannot take more
+    /// (a peer that stopped reading), messages stay in the bounded queue,
+    /// which drops the oldest, and the flush looks again a moment later:
+    /// nothing piles up in the channel's own unbounded buffer.
     private func flush(_ channel: Channel) {
         // A connection that went away leaves the queue to the next one.
         guard lock.withLock({ self.channel === channel }) else { return }
+        guard channel.isWritable else {
+            channel.eventLoop.scheduleTask(in: Self.unwritableRetry) { self.flush(channel) }
+            return
+        }
         let items = queue.takeAll()
         guard !items.isEmpty else { return }
         let (delivered, counted): (WakeFlag?, (@Sendable (Int) -> Void)?) = lock.withLock {
