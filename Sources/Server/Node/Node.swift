@@ -444,8 +444,9 @@ public final class Node: @unchecked Sendable {
         }
     }
 
-    /// The store holds everything through `index` durably: publish it and
-    /// release the callers waiting for it.
+    /// The store's commits reach `index` (readers see it; durable once the
+    /// next flush or `MVCCStore.sync()` carries the meta page): publish it
+    /// and release the callers waiting for it.
     func noteApplied(_ index: LogIndex) {
         condition.lock()
         appliedSoFar = index
