@@ -54,8 +54,11 @@ extension Node {
     /// quota: raise the NOSPACE alarm through consensus (so every member
     /// refuses the same writes) and fail with etcd's error, as etcd does.
     /// Deletes, reads and compaction still work until the alarm is disarmed.
+    /// Reads the size as of the store's last commit, as etcd checks its
+    /// backend's size before proposing: a batch may pass the quota by what
+    /// one commit adds.
     func checkQuota() async throws {
-        let (used, alarm) = try read { store in (try store.usedBytes(), store.noSpaceAlarm) }
+        let (used, alarm) = (storeUsage.usedBytes, storeUsage.noSpaceAlarm)
         if alarm { throw EtcdError.noSpace }
         guard used >= quotaBytes else { return }
         var command = Ballotpb_Command()

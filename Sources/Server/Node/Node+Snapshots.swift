@@ -115,7 +115,10 @@ extension Node {
     func withStoreExclusive<T>(_ body: (MVCCStore) throws -> T) throws -> T {
         environmentLock.lock()
         defer { environmentLock.unlock() }
-        return try read(body)
+        return try read { store in
+            defer { recordUsage() }
+            return try body(store)
+        }
     }
 
     /// Loop thread, after the log recorded it: replace the store by the
@@ -140,6 +143,7 @@ extension Node {
                 self.logger.info("snapshot install progress", metadata: ["written": "\(done)", "total": "\(total)"])
             }
             precondition(store.appliedIndex == metadata.index, "snapshot \(metadata.index) holds applied index \(store.appliedIndex)")
+            recordUsage()
             lessor.reset(records: try store.leases())
             metrics.mvcc.setKeys(try store.liveKeyCount())
             for (_, attributes) in try store.members() {

@@ -30,6 +30,10 @@ public final class Node: @unchecked Sendable {
     private var configChanges: [UInt64: Pending<LogIndex>] = [:]
     private var appliedWaiters: [(index: LogIndex, pending: Pending<Void>)] = []
     private var published = Status()
+    /// The database's size and NOSPACE alarm as of the last commit, for the
+    /// quota check before proposing (which must not wait for the store
+    /// lock, held through each commit's flush); guarded by `condition`.
+    private var usage = StoreUsage(usedBytes: 0, noSpaceAlarm: false)
     /// How far the store's commits reach; guarded by `condition`.
     private var appliedSoFar: LogIndex
     private var nextRequestID: UInt64
@@ -86,6 +90,12 @@ public final class Node: @unchecked Sendable {
         var deadline: Date
     }
 
+    /// What the quota check reads about the store.
+    struct StoreUsage {
+        var usedBytes: Int
+        var noSpaceAlarm: Bool
+    }
+
     /// What other threads may read about the member.
     public struct Status: Sendable {
         public var role = Role.follower
@@ -131,7 +141,20 @@ public final class Node: @unchecked Sendable {
         self.nextRequestID = UInt64(Date().timeIntervalSince1970 * 1000) << 20
         self.appliedSoFar = store.appliedIndex
         self.published = Self.status(of: core, applied: store.appliedIndex)
+        recordUsage()
     }
+
+    /// The store's size and alarm as of now, for `storeUsage`: called by
+    /// whoever holds the store (at start, after each commit, after the file
+    /// was replaced). A size that cannot be read counts as zero: the
+    /// store's next write fails with the error instead.
+    func recordUsage() {
+        let current = StoreUsage(usedBytes: (try? store.usedBytes()) ?? 0, noSpaceAlarm: store.noSpaceAlarm)
+        condition.withLock { usage = current }
+    }
+
+    /// The database's size and NOSPACE alarm as of the last commit.
+    var storeUsage: StoreUsage { condition.withLock { usage } }
 
     /// Starts the loop thread.
     func start() {
@@ -429,6 +452,7 @@ public final class Node: @unchecked Sendable {
         } catch {
             IOFailure.stop(logger, "committing applied entries to the store", error)
         }
+        recordUsage()
         storeLock.unlock()
         if !outcomes.isEmpty {
             metrics.backendCommit.record(ContinuousClock.now - started)
