@@ -208,11 +208,13 @@ final class PeerLink: @unchecked Sendable {
                 // here, and a cancellation that came first is seen here.
                 let registered: (Bool, Channel?) = lock.withLock {
                     if Task.isCancelled { return (false, nil) }
-                    let timer = Task {
-                        try await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))
-                        // Still waiting for a connection: it never went out.
-                        self.finish(id) { unsent in .failure(unsent ? PeerProtocolError.notSent : PeerProtocolError.timedOut) }
-                    }
+                    // A timer on an event loop, not a task: one per request,
+                    // and a task would cost a thread hand-off of its own.
+                    let timer = (channel?.eventLoop ?? MultiThreadedEventLoopGroup.singleton.any())
+                        .scheduleTask(in: .milliseconds(Int64(timeout * 1000))) {
+                            // Still waiting for a connection: it never went out.
+                            self.finish(id) { unsent in .failure(unsent ? PeerProtocolError.notSent : PeerProtocolError.timedOut) }
+                        }
                     inFlight[id] = Request(continuation: continuation, timer: timer)
                     if channel == nil { unsent.append((id, frame)) }
                     return (true, channel)
@@ -229,7 +231,7 @@ final class PeerLink: @unchecked Sendable {
     /// A request waiting for its answer, and the timer that gives up on it.
     private struct Request {
         let continuation: CheckedContinuation<[UInt8], any Error>
-        let timer: Task<Void, any Error>
+        let timer: Scheduled<Void>
     }
 
     private func finish(_ id: UInt64, _ result: Result<[UInt8], any Error>) {
