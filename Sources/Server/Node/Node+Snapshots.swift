@@ -114,11 +114,13 @@ extension Node {
     /// (defragmentation swaps the file).
     func withStoreExclusive<T>(_ body: (MVCCStore) throws -> T) throws -> T {
         environmentLock.lock()
-        defer { environmentLock.unlock() }
-        return try read { store in
-            defer { recordUsage() }
-            return try body(store)
+        storeLock.lock()
+        defer {
+            recordUsage()
+            storeLock.unlock()
+            environmentLock.unlock()
         }
+        return try body(store)
     }
 
     /// Loop thread, after the log recorded it: replace the store by the

@@ -14,7 +14,8 @@ import SwiftProtobuf
 ///
 /// Everything other threads touch (the inbox, the waiters, the published
 /// status) is guarded by `condition`; the core and WAL belong to the loop
-/// thread alone; the store is shared with readers under `storeLock`.
+/// thread alone; the store is shared with readers under `storeLock`
+/// (readers together, the apply thread alone).
 public final class Node: @unchecked Sendable {
     public let id: NodeID
     public let clusterID: UInt64
@@ -43,9 +44,9 @@ public final class Node: @unchecked Sendable {
     /// The loop thread's alone, like `wal`.
     var core: RaftCore
     let wal: WriteAheadLog
-    /// The state machine; readers hold `storeLock` while they use it.
+    /// The state machine; readers share `storeLock`, writers hold it alone.
     let store: MVCCStore
-    let storeLock = NSLock()
+    let storeLock = StoreLock()
     /// Held while the store's file is copied or replaced (snapshot capture,
     /// snapshot install, defragmentation): a copy may run beside applies,
     /// never beside a swap of the file under it.
@@ -174,11 +175,10 @@ public final class Node: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Use the store while the loop cannot apply to it.
+    /// Use the store beside other readers, while the apply thread cannot
+    /// write to it: `body` must only read.
     func read<T>(_ body: (MVCCStore) throws -> T) throws -> T {
-        storeLock.lock()
-        defer { storeLock.unlock() }
-        return try body(store)
+        try storeLock.reading { try body(store) }
     }
 
     /// Proposals made here that wait to be applied.
