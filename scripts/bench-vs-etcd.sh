@@ -11,6 +11,8 @@
 #   ROUNDS=2 TOTAL_ONE=2000 TOTAL_MANY=20000 (requests per single-client / 100-client run)
 #   WORKLOADS="put-1 put-100 range-l-100 range-s-100 range-l-1 txn-put-100 watch"
 #   WATCH_SECONDS=10 WATCHERS=64
+#   SCALE_KEYS=1000000 for the `scale` workload (not in the default set):
+#   that many keys, then memory, database size and restart time
 #   PERF_WORKLOAD=put-100 (also record the members with `perf record -g` during
 #   that workload; reports land in the work directory, printed at the end)
 # Each etcd-benchmark line also gives CPU time per request: all three members
@@ -23,6 +25,7 @@ TOTAL_ONE=${TOTAL_ONE:-2000}
 TOTAL_MANY=${TOTAL_MANY:-20000}
 WATCH_SECONDS=${WATCH_SECONDS:-10}
 WATCHERS=${WATCHERS:-64}
+SCALE_KEYS=${SCALE_KEYS:-1000000}
 WORKLOADS=${WORKLOADS:-"put-1 put-100 range-l-100 range-s-100 range-l-1 txn-put-100 watch"}
 shared=${SHARED:-../shared}
 benchmark=${BENCHMARK:-/tmp/etcd-benchmark-bin/etcd-benchmark}
@@ -100,7 +103,31 @@ for round in $(seq "$ROUNDS"); do
             base=$([ "$kind" = etcd ] && echo 41000 || echo 42000)
             start_cluster "$kind" "$base"   # a fresh cluster per workload: no carried-over state
             ETCDCTL_API=3 etcdctl --endpoints="$endpoints" put KEY "$(head -c 256 /dev/zero | tr '\0' v)" >/dev/null
-            if [ "$workload" = watch ]; then
+            if [ "$workload" = scale ]; then
+                # SCALE_KEYS distinct keys (256-byte values), then each
+                # member's resident memory, the database size, and the time
+                # from starting the stopped cluster again until every member
+                # answers a serializable read.
+                out=$work/out.txt
+                $benchmark --endpoints "$endpoints" --clients 100 --conns 10 put --key-size 16 --val-size 256 \
+                    --key-space-size "$SCALE_KEYS" --sequential-keys --total "$SCALE_KEYS" >"$out" 2>&1 || { cat "$out"; exit 1; }
+                rate=$(awk '/Requests\/sec:/ {print $2}' "$out")
+                rss_kb=0; rss_max_kb=0
+                for pid in "${pids[@]}"; do
+                    kb=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
+                    rss_kb=$((rss_kb + kb)); [ "$kb" -gt "$rss_max_kb" ] && rss_max_kb=$kb
+                done
+                db=$(ETCDCTL_API=3 etcdctl --endpoints="$(echo "$endpoints" | cut -d, -f1)" endpoint status -w json \
+                    | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Status"]["dbSize"])')
+                stop_cluster
+                started=$(date +%s.%N)
+                start_cluster "$kind" "$base"
+                for ep in ${endpoints//,/ }; do
+                    until ETCDCTL_API=3 etcdctl --endpoints="$ep" --dial-timeout=1s get KEY --consistency=s >/dev/null 2>&1; do sleep 0.05; done
+                done
+                restart=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+                echo "RESULT round=$round label=$kind workload=scale keys=$SCALE_KEYS load_ops_per_s=$rate rss_mb_members=$((rss_kb / 1024)) rss_mb_max=$((rss_max_kb / 1024)) db_bytes=$db restart_s=$restart" | tee -a "$results"
+            elif [ "$workload" = watch ]; then
                 $bench etcd --label "$kind" --workload watch --endpoints "$endpoints" --clients "$WATCHERS" \
                     --connections 8 --value-bytes 256 --keys 10000 --seconds "$WATCH_SECONDS" \
                     | sed "s/^RESULT /RESULT round=$round /" | tee -a "$results"
@@ -181,5 +208,22 @@ for rnd in sorted({k[0] for k in rows}, key=int):
         cell = lambda f: f"{f['cpu_members_us']} / {f['cpu_busiest_us']} / {f['cpu_client_us']}"
         print(f"| {workload} | {cell(e)} | {cell(b)} | {float(b['cpu_members_us']) / max(1.0, float(e['cpu_members_us'])):.2f}x"
               f" | {e.get('switches_members', '?')} | {b.get('switches_members', '?')} |")
+PY
+python3 - "$results" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    if line.startswith("RESULT ") and "workload=scale" in line:
+        fields = dict(item.split("=", 1) for item in line.split()[1:])
+        rows[(fields["round"], fields["label"])] = fields
+if rows:
+    print("\nscale: keys loaded (100 clients), resident memory of the three members (MB, and the largest),")
+    print("database size, time from a restart of the stopped cluster until every member serves\n")
+    print("| round | server | keys | load ops/s | RSS MB (members / largest) | MB per million keys (largest) | db MB | restart s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for (rnd, label), f in sorted(rows.items()):
+        keys = int(f["keys"])
+        print(f"| {rnd} | {label} | {keys:,} | {float(f['load_ops_per_s']):,.0f} | {f['rss_mb_members']} / {f['rss_mb_max']}"
+              f" | {int(f['rss_mb_max']) * 1_000_000 / keys:,.0f} | {int(f['db_bytes']) / 1e6:,.0f} | {float(f['restart_s']):.1f} |")
 PY
 for report in "${perf_reports[@]}"; do echo; echo "perf: $report"; head -40 "$report"; done

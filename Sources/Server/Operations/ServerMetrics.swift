@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import Prometheus
+import Synchronization
 
 /// The member's Prometheus metrics, named as etcd names them where the
 /// concept matches, so etcd's dashboards and alerts work unchanged. One
@@ -58,12 +59,34 @@ final class ServerMetrics: Sendable {
         raftTerm = registry.makeGauge(descriptor: Self.named("etcd_server_term", "The current term of this member (Ballot)."))
     }
 
+    /// The gRPC counters made so far, by their labels: looked up here on
+    /// every RPC instead of through the registry, which builds the metric's
+    /// name and sorts its labels on each call.
+    private let rpcCounters = Mutex<[RPCCounterKey: Counter]>([:])
+
+    private struct RPCCounterKey: Hashable {
+        var handled: Bool
+        var service: String
+        var method: String
+        var type: String
+        var code: String
+    }
+
+    private func rpcCounter(_ key: RPCCounterKey, _ make: () -> Counter) -> Counter {
+        if let counter = rpcCounters.withLock({ $0[key] }) { return counter }
+        let counter = make()
+        rpcCounters.withLock { $0[key] = counter }
+        return counter
+    }
+
     /// gRPC's standard counter (go-grpc-prometheus names), by method and code.
     func handled(service: String, method: String, type: String, code: String) {
-        // Labels in name order, as Go's client writes them.
-        registry.makeCounter(descriptor: Self.named("grpc_server_handled_total", "Total number of RPCs completed on the server, regardless of success or failure."), labels: [
-            ("grpc_code", code), ("grpc_method", method), ("grpc_service", service), ("grpc_type", type),
-        ]).increment()
+        rpcCounter(RPCCounterKey(handled: true, service: service, method: method, type: type, code: code)) {
+            // Labels in name order, as Go's client writes them.
+            registry.makeCounter(descriptor: Self.named("grpc_server_handled_total", "Total number of RPCs completed on the server, regardless of success or failure."), labels: [
+                ("grpc_code", code), ("grpc_method", method), ("grpc_service", service), ("grpc_type", type),
+            ])
+        }.increment()
     }
 
     /// The peer transport's reports: round trips, and bytes by peer with
@@ -86,9 +109,11 @@ final class ServerMetrics: Sendable {
     }
 
     func started(service: String, method: String, type: String) {
-        registry.makeCounter(descriptor: Self.named("grpc_server_started_total", "Total number of RPCs started on the server."), labels: [
-            ("grpc_method", method), ("grpc_service", service), ("grpc_type", type),
-        ]).increment()
+        rpcCounter(RPCCounterKey(handled: false, service: service, method: method, type: type, code: "")) {
+            registry.makeCounter(descriptor: Self.named("grpc_server_started_total", "Total number of RPCs started on the server."), labels: [
+                ("grpc_method", method), ("grpc_service", service), ("grpc_type", type),
+            ])
+        }.increment()
     }
 }
 
