@@ -155,8 +155,7 @@ final class PeerListener: Sendable {
     /// connection's hello is one `serve` admits; a removed member's frames
     /// go on to `serve`, which refuses it.
     private func messageTap() -> PeerMessageTap {
-        let received = Mutex<(@Sendable (Int) -> Void)?>(nil)
-        return PeerMessageTap(
+        PeerMessageTap(
             accept: { [self] frame in
                 guard case .hello(let version, let clusterID, let from) = frame,
                       refusal(version: version, clusterID: clusterID, from: from) == nil else { return nil }
@@ -164,15 +163,10 @@ final class PeerListener: Sendable {
             },
             deliver: { [self] encoded, from in
                 guard !members.wasRemoved(from) else { return false }
-                // Resolved at the first bytes: etcd shows a peer's counter only once it moved.
-                let count = received.withLock { counter in
-                    if counter == nil { counter = traffic.receivedFrom(from) }
-                    return counter!
-                }
-                count(PeerTraffic.frameBytes(encoded))
                 receive(encoded, from: from)
                 return true
-            })
+            },
+            counter: traffic.receivedFrom)
     }
 
     /// What a joining member learns (`ClusterDiscovery`): told only once it
