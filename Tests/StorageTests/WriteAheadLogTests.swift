@@ -81,6 +81,35 @@ import Testing
         #expect(recovery.hardState.commit == 400)
     }
 
+    /// Two compactions with rotations between them: the segments left after
+    /// the second release start with the first compaction's marker (each new
+    /// segment repeats the latest), then entries long after it, whose
+    /// predecessors went with the released segments and are covered by the
+    /// second marker further on. Found by restarting a cluster after a
+    /// 300,000-key load: every member refused its log.
+    @Test func aSegmentStartingWithAnOlderMarkerRecoversThroughTheNewerOne() throws {
+        let dir = try TemporaryDirectory()
+        let payload = String(repeating: "w", count: 900)
+        do {
+            let (wal, _) = try WriteAheadLog.open(directory: dir.path, settings: Self.small())
+            for i in UInt64(1)...200 { try wal.append(hardState: nil, entries: [Self.entry(i, payload)]) }
+            try wal.append(snapshot: SnapshotMarker(index: 100, term: 1, replacesLog: false))
+            try wal.sync()
+            try wal.releaseSegments(coveredThrough: 100)
+            for i in UInt64(201)...800 { try wal.append(hardState: HardState(term: 1, vote: 1, commit: LogIndex(i)), entries: [Self.entry(i, payload)]) }
+            try wal.append(snapshot: SnapshotMarker(index: 700, term: 1, replacesLog: false))
+            try wal.sync()
+            try wal.releaseSegments(coveredThrough: 700)
+        }
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".wal") }.sorted()
+        let firstKept = UInt64(names[0].dropLast(4).split(separator: "-")[1], radix: 16)!
+        #expect(firstKept > 101 && firstKept <= 700, "the test needs a kept segment starting past the first marker: \(names)")
+        let (_, recovery) = try WriteAheadLog.open(directory: dir.path, settings: Self.small())
+        #expect(recovery.snapshot?.index == 700)
+        #expect(recovery.entries.map(\.index.rawValue) == Array(701...800))
+        #expect(recovery.hardState.commit == 800)
+    }
+
     /// A batch that crosses a segment boundary: the new segment must be
     /// named after the first entry it holds, not after the batch before,
     /// or releasing segments for a snapshot deletes entries it does not cover.

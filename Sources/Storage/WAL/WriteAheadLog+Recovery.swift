@@ -80,7 +80,14 @@ extension WriteAheadLog {
                     guard let entry = ConsensusCodec.decodeEntry(payload) else {
                         throw .corrupt(path: segment.path, detail: "undecodable entry at byte offset \(offset)")
                     }
-                    if startsMidLog && releasedThrough == nil && recovery.snapshot == nil && recovery.entries.isEmpty {
+                    // The first entry of a log whose first segments were
+                    // released: what came before it went with them. A
+                    // marker may precede it (each segment repeats the latest
+                    // at its start) yet cover less than was released, when
+                    // a later compaction released more; that later marker
+                    // must then follow, or the check after the loop refuses.
+                    if startsMidLog && releasedThrough == nil && recovery.entries.isEmpty
+                        && (recovery.snapshot == nil || entry.index > base + 1) {
                         base = entry.index - 1
                         releasedThrough = base
                     }
