@@ -58,7 +58,8 @@ extension Node {
     /// backend's size before proposing: a batch may pass the quota by what
     /// one commit adds.
     func checkQuota() async throws {
-        let (used, alarm) = (storeUsage.usedBytes, storeUsage.noSpaceAlarm)
+        let usage = storeUsage
+        let (used, alarm) = (usage.usedBytes, usage.noSpaceAlarm)
         if alarm { throw EtcdError.noSpace }
         guard used >= quotaBytes else { return }
         var command = Ballotpb_Command()
