@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "Consensus", targets: ["Consensus"]),
         .library(name: "Raft", targets: ["Raft"]),
+        .library(name: "Replica", targets: ["Replica"]),
         .library(name: "Simulation", targets: ["Simulation"]),
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "EtcdAPI", targets: ["EtcdAPI"]),
@@ -38,13 +39,15 @@ let package = Package(
         .target(name: "Consensus"),
         // Pure: the Raft state machine. Imports only Consensus.
         .target(name: "Raft", dependencies: ["Consensus"]),
+        // The Ready contract, run once for every engine and every shell.
+        .target(name: "Replica", dependencies: ["Consensus"]),
         // LMDB from Debian's liblmdb-dev, linked as a system library (no vendored copy).
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
         // Durable storage: the MVCC key-value store on LMDB (WAL and snapshots to come).
         // SHA-256 names keys too long for an LMDB key (KeyEncoding).
         .target(name: "Storage", dependencies: ["Consensus", "CLMDB", .product(name: "Crypto", package: "swift-crypto")]),
         // Deterministic cluster simulator and checkers; drives the real cores.
-        .target(name: "Simulation", dependencies: ["Consensus", "Raft"]),
+        .target(name: "Simulation", dependencies: ["Consensus", "Raft", "Replica"]),
         // etcd's v3 API (etcdserverpb, mvccpb, authpb) and Ballot's peer protocol:
         // code generated once by scripts/generate-protos.sh and committed.
         .target(
@@ -60,7 +63,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Consensus", "Raft", "Storage", "EtcdAPI",
+                "Consensus", "Raft", "Replica", "Storage", "EtcdAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 // The JSON gateway calls the member's own gRPC server in process, as etcd's calls its own.
@@ -94,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "ballot-sim",
             dependencies: [
-                "Simulation",
+                "Simulation", "Raft", "Replica",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -112,7 +115,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RaftTests", dependencies: ["Consensus", "Raft"], exclude: ["testdata"]),
-        .testTarget(name: "SimulationTests", dependencies: ["Consensus", "Raft", "Simulation"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Consensus", "Raft", "Replica", "Simulation"]),
         .testTarget(name: "StorageTests", dependencies: ["Consensus", "Storage"]),
         // End to end: real `ballot` processes driven by etcdctl and the PyPI etcd3 client.
         .testTarget(

@@ -12,6 +12,9 @@ public protocol ConsensusEngine: Sendable {
     var membership: Membership { get }
     var commitIndex: LogIndex { get }
     var lastIndex: LogIndex { get }
+    /// The configuration in force once entries through `index` are
+    /// committed: what a snapshot taken at `index` records.
+    func membership(at index: LogIndex) -> Membership
 
     /// One unit of logical time. Timeouts are counted in ticks.
     mutating func tick()

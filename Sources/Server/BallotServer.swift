@@ -55,6 +55,12 @@ public final class BallotServer: Sendable {
             logger.warning("fault injection: the write-ahead log's syncs fail after this many", metadata: ["syncs": "\(failAfter)"])
             wal.failSyncsAfter = failAfter
         }
+        if config.keepsPowerCutImage {
+            logger.warning("fault injection: the store keeps a copy of itself as a power failure could leave it", metadata: ["file": "\(MVCCStore.powerCutImageName)"])
+        }
+        if let bug = config.injectedBug {
+            logger.warning("bug injection: this member runs with a known bug, for a test to catch", metadata: ["bug": "\(bug.rawValue)"])
+        }
         if let torn = recovery.truncatedTail {
             logger.warning("cut a torn record at the tail of the write-ahead log (a crash mid-write; it was never acknowledged)", metadata: ["at": "\(torn)"])
         }
@@ -155,6 +161,7 @@ public final class BallotServer: Sendable {
         // The log is compacted only through what `MVCCStore.sync()` made
         // durable (`Node.compactLogIfDue`).
         settings.commitDurability = .dataOnly
+        settings.keepsPowerCutImage = config.keepsPowerCutImage
         return settings
     }
 

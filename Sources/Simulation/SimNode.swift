@@ -1,8 +1,9 @@
 import Consensus
 import Raft
+@_spi(BugInjection) import Replica
 
-/// One simulated member: the real Raft core inside a shell that owns a
-/// simulated disk, the key-value state machine and pending client requests.
+/// One simulated member: the real Raft core in the server's replica driver
+/// (`SimReplica`), and the client requests waiting on it.
 struct SimNode {
     enum Status: Equatable { case up, down, removed }
 
@@ -12,56 +13,74 @@ struct SimNode {
     }
 
     let id: NodeID
-    var core: RaftCore?
-    var disk = SimDisk()
-    var machine = KVStateMachine()
+    /// The running replica; nil while down (its memory is gone).
+    private(set) var replica: SimReplica?
+    /// What the disk kept while the member is down.
+    private var parkedDisk = SimDisk()
     var status = Status.up
     /// Steps between ticks: the member's clock rate.
     var tickPeriod: UInt64
     var nextTickAt: UInt64
-    /// A Ready whose writes await their fsync.
-    var outstanding: (ready: Ready, completesAt: UInt64)?
+    /// When the disk finishes the Ready in flight (its fsync).
+    var syncCompletesAt: UInt64?
     /// Writes proposed here, answered when applied here.
     var pendingWrites: [ClientKey: Int] = [:]
     /// Reads waiting for their read index.
     var pendingReads: [UInt64: ClientRequest] = [:]
     /// Reads with a confirmed index, waiting for the state machine to reach it.
     var confirmedReads: [(index: LogIndex, request: ClientRequest)] = []
-    /// Snapshot bytes that arrived with `.snapshot` messages, by index.
-    var receivedSnapshots: [LogIndex: KVSnapshot] = [:]
-    /// The snapshot the core's log starts from, to send to followers.
-    var currentSnapshot: KVSnapshot?
     var lastRole = Role.follower
     var restarts: UInt64 = 0
-    static let receivedSnapshotsMax = 4
 
-    init(id: NodeID, core: RaftCore, tickPeriod: UInt64, firstTick: UInt64) {
+    init(id: NodeID, core: RaftCore, tickPeriod: UInt64, firstTick: UInt64, bug: ReplicaBug?) {
         self.id = id
-        self.core = core
         self.tickPeriod = tickPeriod
         self.nextTickAt = firstTick
+        start(core, bug: bug)
+    }
+
+    /// The Raft core (up members only).
+    var core: RaftCore {
+        get { replica!.engine }
+        _modify { yield &replica!.engine }
+    }
+    /// The replica itself (up members only), for the simulator to drive.
+    var running: SimReplica {
+        get { replica! }
+        _modify { yield &replica! }
+    }
+    var machine: KVStateMachine { replica!.machine.kv }
+    var disk: SimDisk { replica?.log.disk ?? parkedDisk }
+    var currentSnapshot: KVSnapshot? { replica?.machine.currentSnapshot }
+
+    /// Run `core` over what the disk kept.
+    mutating func start(_ core: RaftCore, bug: ReplicaBug?) {
+        precondition(replica == nil, "member \(id) is already running")
+        let snapshots = SimSnapshotInbox()
+        replica = SimReplica(engine: core, log: SimLog(disk: parkedDisk, snapshots: snapshots), transport: SimOutbox(),
+                             machine: SimMachine(restoring: parkedDisk.snapshot?.data, snapshots: snapshots))
+        replica!.injectedBug = bug
+        parkedDisk = SimDisk()
+        status = .up
     }
 
     /// Lose memory; keep only what the disk kept.
     mutating func crash(tear: Bool, random: inout DeterministicRandom) {
-        core = nil
+        if let replica {
+            parkedDisk = replica.log.disk
+            self.replica = nil
+        }
+        parkedDisk.crash(tear: tear, random: &random)
         status = .down
-        disk.crash(tear: tear, random: &random)
-        machine = KVStateMachine()
-        outstanding = nil
+        syncCompletesAt = nil
         pendingWrites = [:]
         pendingReads = [:]
         confirmedReads = []
-        receivedSnapshots = [:]
-        currentSnapshot = nil
         lastRole = .follower
     }
 
     mutating func storeReceivedSnapshot(_ index: LogIndex, _ data: KVSnapshot) {
-        receivedSnapshots[index] = data
-        if receivedSnapshots.count > Self.receivedSnapshotsMax, let lowest = receivedSnapshots.keys.min() {
-            receivedSnapshots[lowest] = nil
-        }
+        replica!.log.snapshots.store(index, data)
     }
 }
 

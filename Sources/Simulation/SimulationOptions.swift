@@ -1,4 +1,5 @@
 @_spi(BugInjection) import Raft
+@_spi(BugInjection) import Replica
 
 /// One simulation run, fully determined by these values.
 public struct SimulationOptions: Sendable, Equatable {
@@ -16,6 +17,8 @@ public struct SimulationOptions: Sendable, Equatable {
     /// Keep the trace even when the run passes (for reading a run, or diffing two).
     public var keepTrace = false
     @_spi(BugInjection) public var injectedBug: InjectedBug?
+    /// An ordering bug in the replica driver the server and the simulator share.
+    @_spi(BugInjection) public var injectedReplicaBug: ReplicaBug?
 
     public static let stepsDefault = 5_000
     public static let stepsMax = 10_000_000

@@ -70,7 +70,10 @@ extension Simulator {
 
     func randomLiveCandidate() -> NodeID {
         let candidates = nodes.filter { $0.status != .removed }.map(\.id)
-        return candidates.randomElement(using: &random)!
+        guard let candidate = candidates.randomElement(using: &random) else {
+            preconditionFailure("every member was retired:\n" + trace.lines.joined(separator: "\n"))
+        }
+        return candidate
     }
 
     func checkLinearizability() throws(SafetyViolation) {

@@ -9,7 +9,7 @@ extension Simulator {
     var upNodes: [Int] { nodes.indices.filter { nodes[$0].status == .up } }
 
     var leaderIndex: Int? {
-        upNodes.filter { nodes[$0].core!.role == .leader }.max { nodes[$0].core!.term < nodes[$1].core!.term }
+        upNodes.filter { nodes[$0].core.role == .leader }.max { nodes[$0].core.term < nodes[$1].core.term }
     }
 
     func injectFaults() {
@@ -43,9 +43,9 @@ extension Simulator {
         }
         if every(membershipEvery) { changeMembership() }
         if every(transferEvery), let l = leaderIndex {
-            let voters = nodes[l].core!.membership.voters.subtracting([nodes[l].id]).sorted()
+            let voters = nodes[l].core.membership.voters.subtracting([nodes[l].id]).sorted()
             if let target = voters.randomElement(using: &random) {
-                if (try? nodes[l].core!.transferLeadership(to: target)) != nil {
+                if (try? nodes[l].core.transferLeadership(to: target)) != nil {
                     stats.transfers += 1
                     trace.note(now, "n\(nodes[l].id) transfers leadership to n\(target)")
                 }
@@ -89,23 +89,36 @@ extension Simulator {
         guard let i = nodeIndex[id], nodes[i].status == .down else { return }
         let disk = nodes[i].disk
         nodes[i].restarts += 1
-        do {
-            nodes[i].core = try RaftCore(
-                id: id, settings: settings, seed: options.seed &+ nodes[i].restarts, state: disk.durableState)
-        } catch {
-            preconditionFailure("settings were valid at start: \(error)")
-        }
-        nodes[i].machine = KVStateMachine(restoring: disk.snapshot?.data ?? KVSnapshot())
-        nodes[i].currentSnapshot = disk.snapshot?.data
-        nodes[i].status = .up
+        nodes[i].start(restartCore(i), bug: options.injectedReplicaBug)
         nodes[i].nextTickAt = now + 1
         trace.note(now, "n\(id) restarts: \(disk.durableState.hardState), \(disk.durableState.entries.count) entries")
     }
 
+    /// The core member `i` restarts with: what its disk kept; or, for a
+    /// founder that crashed before its bootstrap reached the disk, the
+    /// bootstrap again, as the server does on an empty log with
+    /// `--initial-cluster-state new` (it promised nothing before that sync).
+    func restartCore(_ i: Int) -> RaftCore {
+        let state = nodes[i].disk.durableState
+        let id = nodes[i].id
+        let seed = options.seed &+ nodes[i].restarts
+        do {
+            if state == .empty && founders.contains(id) {
+                return try RaftCore(id: id, bootstrap: Membership(voters: founders), settings: settings, seed: seed)
+            }
+            return try RaftCore(id: id, settings: settings, seed: seed, state: state)
+        } catch {
+            preconditionFailure("settings were valid at start: \(error)")
+        }
+    }
+
+    /// The members the cluster was bootstrapped with.
+    var founders: Set<NodeID> { Set((1...UInt64(options.nodes)).map { NodeID($0) }) }
+
     /// An operator at work: add a learner, promote it, remove a voter.
     func changeMembership() {
         guard let l = leaderIndex else { return }
-        let core = nodes[l].core!
+        let core = nodes[l].core
         let membership = core.membership
         guard !membership.isJoint else { return }
         let change: ConfigChange.Step
@@ -125,7 +138,7 @@ extension Simulator {
             newNode = id
         }
         do {
-            try nodes[l].core!.proposeConfigChange(ConfigChange(kind: .change, changes: [change]))
+            try nodes[l].core.proposeConfigChange(ConfigChange(kind: .change, changes: [change]))
         } catch {
             return
         }
@@ -142,7 +155,12 @@ extension Simulator {
     /// Stop members the committed configuration no longer contains.
     func retireRemovedNodes() {
         guard let l = leaderIndex else { return }
-        let membership = nodes[l].core!.membership
+        let leader = nodes[l].core
+        // Only a leader that committed in its own term knows the committed
+        // configuration: one that lost its commit index (a torn write at
+        // bootstrap) holds none yet, which does not mean nobody is a member.
+        guard leader.term(at: leader.commitIndex) == leader.term else { return }
+        let membership = leader.membership
         guard !membership.isJoint else { return }
         let members = membership.allMembers
         joining.subtract(members)
@@ -179,16 +197,16 @@ extension Simulator {
         stats.livenessSteps = Int(now - start)
         let pending = clients.filter { $0.outstanding != nil }.count
         let leader = leaderIndex.map { l in
-            let core = nodes[l].core!
+            let core = nodes[l].core
             return "n\(core.id) in term \(core.term) (last \(core.lastTerm)/\(core.lastIndex), \(core.membership), pending change at \(core.pendingConfigurationIndex))"
         } ?? "none"
         throw SafetyViolation(.liveness, "\(options.livenessStepsMax) steps after healing: leader \(leader), \(pending) client operations pending, "
-            + upNodes.map { "n\(nodes[$0].id) \(nodes[$0].core!.role) t\(nodes[$0].core!.term) commit=\(nodes[$0].core!.commitIndex) applied=\(nodes[$0].machine.appliedIndex)" }.joined(separator: "; "))
+            + upNodes.map { "n\(nodes[$0].id) \(nodes[$0].core.role) t\(nodes[$0].core.term) commit=\(nodes[$0].core.commitIndex) applied=\(nodes[$0].machine.appliedIndex)" }.joined(separator: "; "))
     }
 
     func converged() -> Bool {
         guard clients.allSatisfy({ $0.outstanding == nil }), let l = leaderIndex else { return false }
-        let leader = nodes[l].core!
+        let leader = nodes[l].core
         guard leader.term(at: leader.commitIndex) == leader.term, !leader.membership.isJoint else { return false }
         let members = leader.membership.allMembers
         return upNodes.allSatisfy { i in
@@ -200,7 +218,7 @@ extension Simulator {
     func checkConvergence() throws(SafetyViolation) {
         let l = leaderIndex!
         let reference = nodes[l].machine.state
-        for i in upNodes where nodes[l].core!.membership.allMembers.contains(nodes[i].id) {
+        for i in upNodes where nodes[l].core.membership.allMembers.contains(nodes[i].id) {
             if nodes[i].machine.state != reference {
                 throw SafetyViolation(.convergence, "n\(nodes[i].id) and leader n\(nodes[l].id) applied through \(reference.index) but hold different states")
             }

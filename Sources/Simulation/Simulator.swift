@@ -1,5 +1,6 @@
 import Consensus
 @_spi(BugInjection) import Raft
+@_spi(BugInjection) import Replica
 
 /// A deterministic cluster simulator in the style of FoundationDB's and
 /// TigerBeetle's: one seed draws every fault rate and every event; the real
@@ -40,6 +41,10 @@ public final class Simulator {
     /// a targeted fault ("buggify") for the paths that only a leader
     /// dying mid-handover exercises (Raft Figure 8).
     var crashNewLeaderPercent = 0.0
+    /// Chance that a member crashes while a Ready's writes wait for their
+    /// fsync: the window in which a shell that promised too early (sent a
+    /// vote or an acknowledgement before the write was durable) is caught.
+    var crashBeforeSyncPercent = 0.0
     /// Chance that a new leader's messages reach only some followers for a
     /// while: the generator of diverging logs (Raft Figure 7 and 8).
     var muffleNewLeaderPercent = 0.0
@@ -79,7 +84,8 @@ public final class Simulator {
                 : UInt64.random(in: 7...14, using: &random)
         }
         nodeIndex[id] = nodes.count
-        nodes.append(SimNode(id: id, core: core, tickPeriod: period, firstTick: UInt64.random(in: 1...period, using: &random)))
+        nodes.append(SimNode(id: id, core: core, tickPeriod: period, firstTick: UInt64.random(in: 1...period, using: &random),
+                             bug: options.injectedReplicaBug))
     }
 
     func drawParameters() {
@@ -104,6 +110,7 @@ public final class Simulator {
             restartAfterMax = Int.random(in: 20...600, using: &random)
             diskLatencyMax = UInt64.random(in: 0...5, using: &random)
             crashNewLeaderPercent = Double.random(in: 0...60, using: &random)
+            crashBeforeSyncPercent = Double.random(in: 0...10, using: &random)
         }
         tearWrites = f.contains(.tornWrite) && random.chance(percent: 70)
         if f.contains(.partition) || f.contains(.oneWay) {
@@ -120,12 +127,13 @@ public final class Simulator {
             "seed=\(options.seed) nodes=\(options.nodes) steps=\(options.steps) faults=\(f)",
             "drop=\(Int(network.dropPercent))% dup=\(Int(network.duplicatePercent))% delay=1...\(network.delayMax)"
                 + " long-delay=\(Int(network.longDelayPercent))%/\(network.longDelayMax)",
-            "crash-every=\(crashEvery) crash-new-leader=\(Int(crashNewLeaderPercent))% restart-after<=\(restartAfterMax) torn=\(tearWrites) disk-latency<=\(diskLatencyMax)"
+            "crash-every=\(crashEvery) crash-new-leader=\(Int(crashNewLeaderPercent))% crash-before-sync=\(Int(crashBeforeSyncPercent))% restart-after<=\(restartAfterMax) torn=\(tearWrites) disk-latency<=\(diskLatencyMax)"
                 + " partition-every=\(partitionEvery) length<=\(partitionLengthMax) muffle-new-leader=\(Int(muffleNewLeaderPercent))%",
             "membership-every=\(membershipEvery) transfer-every=\(transferEvery) compact-after=\(compactAfterEntries)"
                 + " heartbeat=\(settings.heartbeatTicks) append-bytes=\(settings.appendBytesMax)"
                 + " window=\(settings.inflightMessagesMax) read-mode=\(settings.readMode) keys=\(keys.count)"
-                + (options.injectedBug.map { " injected-bug=\($0.rawValue)" } ?? ""),
+                + (options.injectedBug.map { " injected-bug=\($0.rawValue)" } ?? "")
+                + (options.injectedReplicaBug.map { " injected-bug=\($0.rawValue)" } ?? ""),
         ]
     }
 
@@ -165,11 +173,11 @@ public final class Simulator {
         }
         for i in nodes.indices where nodes[i].status == .up && nodes[i].nextTickAt <= now {
             nodes[i].nextTickAt = now + nodes[i].tickPeriod
-            nodes[i].core!.tick()
+            nodes[i].core.tick()
             dirty.insert(i)
         }
         for i in nodes.indices where nodes[i].status == .up {
-            if let pending = nodes[i].outstanding, pending.completesAt <= now {
+            if let completesAt = nodes[i].syncCompletesAt, completesAt <= now {
                 try complete(i)
                 dirty.insert(i)
             }
@@ -178,68 +186,81 @@ public final class Simulator {
         if network.overflowed {
             throw SafetyViolation(.liveness, "message storm: \(SimNetwork.inFlightMax) packets in flight")
         }
-        if !dirty.isEmpty, let l = leaderIndex, !nodes[l].core!.membership.isJoint {
-            let logs = nodes.map { node in
-                node.core.map(SafetyChecker.LogSummary.init) ?? .init(id: node.id, disk: node.disk.durableState)
+        if !dirty.isEmpty, let l = leaderIndex, !nodes[l].core.membership.isJoint {
+            let logs = nodes.indices.map { i in
+                let node = nodes[i]
+                if let replica = node.replica { return SafetyChecker.LogSummary(replica.engine) }
+                // A founder that never synced its bootstrap restarts by bootstrapping again.
+                if node.status == .down && node.disk.durableState == .empty && founders.contains(node.id) {
+                    return SafetyChecker.LogSummary(restartCore(i))
+                }
+                return SafetyChecker.LogSummary(id: node.id, disk: node.disk.durableState)
             }
-            try checker.checkElectability(logs, voters: nodes[l].core!.membership.voters)
+            try checker.checkElectability(logs, voters: nodes[l].core.membership.voters)
         }
         tickClients()
     }
 
-    /// Give the core's output to the shell until it has nothing more to say
-    /// or waits for its disk.
+    /// Run the member's Readies through its replica driver until the core
+    /// has nothing more to say or a Ready waits for its disk.
     func drive(_ i: Int) throws(SafetyViolation) {
         var rounds = 0
-        while nodes[i].status == .up, nodes[i].outstanding == nil, nodes[i].core!.hasReady {
+        while nodes[i].status == .up, nodes[i].running.canStart {
             rounds += 1
             precondition(rounds < 10_000, "member \(nodes[i].id) produces Readies without end")
-            let ready = nodes[i].core!.ready()
-            for message in ready.messagesNow { sendRaft(message, from: i) }
-            if let snapshot = ready.snapshot {
-                guard let data = nodes[i].receivedSnapshots[snapshot.index] else {
-                    preconditionFailure("member \(nodes[i].id) installs a snapshot it never received")
-                }
-                nodes[i].disk.write(.installSnapshot(snapshot, data))
-                nodes[i].machine = KVStateMachine(restoring: data)
-                nodes[i].currentSnapshot = data
-                nodes[i].receivedSnapshots = nodes[i].receivedSnapshots.filter { $0.key > snapshot.index }
-                stats.snapshotsInstalled += 1
-                trace.note(now, "n\(nodes[i].id) installs \(snapshot)")
-            }
-            if !ready.entries.isEmpty { nodes[i].disk.write(.entries(ready.entries)) }
-            if let hardState = ready.hardState { nodes[i].disk.write(.hardState(hardState)) }
+            let ready = nodes[i].running.start()!
+            sendOutbox(i)
             let latency = ready.mustSync && diskLatencyMax > 0 ? UInt64.random(in: 0...diskLatencyMax, using: &random) : 0
-            nodes[i].outstanding = (ready, now + latency)
-            if latency == 0 { try complete(i) }
+            nodes[i].syncCompletesAt = now + latency
+            if latency == 0 {
+                try complete(i)
+            } else if faultsOn, random.chance(percent: crashBeforeSyncPercent) {
+                // Down before the disk answers (faults run before completions in a step).
+                crashAt[nodes[i].id] = now + UInt64.random(in: 1...latency, using: &random)
+            }
         }
-        if nodes[i].status == .up { try checker.observe(nodes[i].core!) ; nodes[i].core!.checkInvariants() }
+        if nodes[i].status == .up { try checker.observe(nodes[i].core) ; nodes[i].core.checkInvariants() }
     }
 
-    /// The disk finished: send what waited for it, apply, answer, advance.
+    /// The disk finished: the driver sends what waited for it, applies and
+    /// advances; then check what was applied and answer the clients.
     func complete(_ i: Int) throws(SafetyViolation) {
-        guard let (ready, _) = nodes[i].outstanding else { return }
-        nodes[i].outstanding = nil
-        if ready.mustSync { nodes[i].disk.sync() }
-        for message in ready.messagesAfterPersist { sendRaft(message, from: i) }
-        for entry in ready.committed {
+        guard nodes[i].syncCompletesAt != nil else { return }
+        nodes[i].syncCompletesAt = nil
+        let ready = nodes[i].running.finish()
+        sendOutbox(i)
+        if let snapshot = ready.snapshot {
+            stats.snapshotsInstalled += 1
+            trace.note(now, "n\(nodes[i].id) installs \(snapshot)")
+        }
+        let applied = nodes[i].running.machine.applied
+        nodes[i].running.machine.applied = []
+        for (entry, outcome) in applied {
             try checker.observeApply(entry, by: nodes[i].id)
-            if let (command, result) = nodes[i].machine.apply(entry) {
+            if let (command, result) = outcome {
                 let key = SimNode.ClientKey(client: command.client, sequence: command.sequence)
                 if let client = nodes[i].pendingWrites.removeValue(forKey: key) {
                     respond(from: i, to: client, sequence: command.sequence, .done(result))
                 }
             }
         }
-        for read in ready.readStates {
+        let confirmed = nodes[i].running.machine.confirmed
+        nodes[i].running.machine.confirmed = []
+        for read in confirmed {
             if let request = nodes[i].pendingReads.removeValue(forKey: read.context) {
                 nodes[i].confirmedReads.append((read.index, request))
             }
         }
-        nodes[i].core!.advance(ready)
         serveConfirmedReads(i)
         noticeRoleChange(i)
         maybeCompact(i)
+    }
+
+    /// Put what the member's replica sent on the network.
+    func sendOutbox(_ i: Int) {
+        let messages = nodes[i].running.transport.messages
+        nodes[i].running.transport.messages = []
+        for message in messages { sendRaft(message, from: i) }
     }
 
     func serveConfirmedReads(_ i: Int) {
@@ -256,10 +277,10 @@ public final class Simulator {
     }
 
     func noticeRoleChange(_ i: Int) {
-        let role = nodes[i].core!.role
+        let role = nodes[i].core.role
         defer { nodes[i].lastRole = role }
         guard role != nodes[i].lastRole else { return }
-        trace.note(now, "n\(nodes[i].id) becomes \(role) in term \(nodes[i].core!.term)")
+        trace.note(now, "n\(nodes[i].id) becomes \(role) in term \(nodes[i].core.term)")
         if role == .leader, faultsOn, random.chance(percent: crashNewLeaderPercent) {
             crashAt[nodes[i].id] = now + UInt64.random(in: 1...30, using: &random)
         }
@@ -268,7 +289,7 @@ public final class Simulator {
         }
         if nodes[i].lastRole == .leader {
             // Unconfirmed reads can no longer be confirmed here.
-            let hint = nodes[i].core!.leader
+            let hint = nodes[i].core.leader
             for (_, request) in nodes[i].pendingReads.sorted(by: { $0.key < $1.key }) {
                 respond(from: i, to: request.client, sequence: request.sequence, .notLeader(hint: hint))
             }
@@ -277,19 +298,20 @@ public final class Simulator {
     }
 
     func maybeCompact(_ i: Int) {
-        guard compactAfterEntries > 0, let core = nodes[i].core else { return }
+        guard compactAfterEntries > 0, nodes[i].status == .up else { return }
+        let core = nodes[i].core
         let applied = core.appliedIndex
         guard applied.rawValue >= core.snapshotMetadata.index.rawValue + UInt64(compactAfterEntries) else { return }
         precondition(nodes[i].machine.appliedIndex == applied, "state machine and core disagree on applied")
         do {
-            try nodes[i].core!.compact(through: applied)
+            try nodes[i].core.compact(through: applied)
         } catch {
             preconditionFailure("compaction refused: \(error)")
         }
         let data = nodes[i].machine.state
-        nodes[i].disk.write(.compact(nodes[i].core!.snapshotMetadata, data))
-        nodes[i].disk.sync()
-        nodes[i].currentSnapshot = data
+        nodes[i].running.log.disk.write(.compact(nodes[i].core.snapshotMetadata, data))
+        nodes[i].running.log.disk.sync()
+        nodes[i].running.machine.currentSnapshot = data
         stats.compactions += 1
     }
 
@@ -301,7 +323,7 @@ public final class Simulator {
         if case .snapshot(let metadata) = message.kind {
             // The message may have been queued before a newer compaction:
             // send the newest snapshot held, as its metadata says.
-            let current = nodes[i].core!.snapshotMetadata
+            let current = nodes[i].core.snapshotMetadata
             precondition(current.index >= metadata.index, "a member's snapshot went backwards")
             data = nodes[i].currentSnapshot
             precondition(data?.index == current.index, "member \(nodes[i].id) holds no snapshot at \(current.index)")
@@ -330,7 +352,7 @@ public final class Simulator {
                 if case .snapshot(let metadata) = message.kind, let snapshot {
                     nodes[i].storeReceivedSnapshot(metadata.index, snapshot)
                 }
-                nodes[i].core!.step(message)
+                nodes[i].core.step(message)
             case .request(let request):
                 handleRequest(i, request)
             case .response:
@@ -341,7 +363,7 @@ public final class Simulator {
     }
 
     func handleRequest(_ i: Int, _ request: ClientRequest) {
-        let core = nodes[i].core!
+        let core = nodes[i].core
         if case .get = request.operation {
             guard core.role == .leader else {
                 respond(from: i, to: request.client, sequence: request.sequence, .notLeader(hint: core.leader))
@@ -350,7 +372,7 @@ public final class Simulator {
             let context = nextReadContext
             nextReadContext += 1
             do {
-                try nodes[i].core!.readIndex(context: context)
+                try nodes[i].core.readIndex(context: context)
                 nodes[i].pendingReads[context] = request
             } catch {
                 respond(from: i, to: request.client, sequence: request.sequence, .notLeader(hint: nil))
@@ -359,7 +381,7 @@ public final class Simulator {
         }
         let command = KVCommand(client: request.client, sequence: request.sequence, operation: request.operation)
         do {
-            try nodes[i].core!.propose([command.encoded])
+            try nodes[i].core.propose([command.encoded])
             nodes[i].pendingWrites[SimNode.ClientKey(client: request.client, sequence: request.sequence)] = request.client
         } catch {
             let hint: NodeID?

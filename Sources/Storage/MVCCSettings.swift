@@ -53,6 +53,16 @@ public struct MVCCSettings: Sendable, Equatable {
     /// The server turns it on; the store alone leaves leases opaque.
     public var leasesMustExist = false
 
+    /// Test-only (power-cut tests): keep `MVCCStore.powerCutImageName`
+    /// beside the data file, a copy of the store as a power failure could
+    /// leave it at worst: as of its last full flush (`MVCCStore.sync()`, an
+    /// open, a replacement by a snapshot, a defragmentation), every commit
+    /// since then lost, as if it ran with `.none`. A test that kills a
+    /// member and puts this copy in place of the data file shows whether
+    /// the log still replays everything the store lost. Costs a full copy
+    /// per flush.
+    @_spi(FaultInjection) public var keepsPowerCutImage = false
+
     public init() {}
 }
 

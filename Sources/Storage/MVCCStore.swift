@@ -44,6 +44,10 @@ public final class MVCCStore: @unchecked Sendable {
         self.directory = directory
         (environment, keysDB, revisionsDB, metaDB) = try Self.openEnvironment(directory, settings)
         try loadState()
+        if settings.keepsPowerCutImage {
+            try environment.sync()
+            try keepPowerCutImage()
+        }
     }
 
     /// Close the database now (an import hands its directory over); using
@@ -84,6 +88,7 @@ public final class MVCCStore: @unchecked Sendable {
         try snapshots.restore(info, into: directory, progress: progress)
         (environment, keysDB, revisionsDB, metaDB) = try Self.openEnvironment(directory, settings)
         try loadState()
+        if settings.keepsPowerCutImage { try keepPowerCutImage() }
     }
 
     static func readInt(_ txn: LMDBTransaction, _ db: MDB_dbi, _ key: [UInt8], _ path: String) throws(StorageError) -> Int64 {
@@ -245,7 +250,28 @@ public final class MVCCStore: @unchecked Sendable {
     /// Make every commit so far durable (the last one's meta page, under
     /// `CommitDurability.dataOnly`). Callable from any thread beside the
     /// writer: what was committed before the call is on disk when it returns.
-    public func sync() throws(StorageError) { try environment.sync() }
+    public func sync() throws(StorageError) {
+        try environment.sync()
+        if settings.keepsPowerCutImage { try keepPowerCutImage() }
+    }
+
+    /// The file `MVCCSettings.keepsPowerCutImage` keeps in the store's directory.
+    public static let powerCutImageName = "data.mdb.power-cut"
+
+    /// Test-only: copy the store, as of now, to `powerCutImageName` (via a
+    /// temporary file and a rename, so a kill mid-copy leaves the previous
+    /// image). The copy starts after the flush that called it, so it holds
+    /// at least what that flush made durable: never less than a power
+    /// failure would leave.
+    private func keepPowerCutImage() throws(StorageError) {
+        let image = directory + "/" + Self.powerCutImageName
+        let temp = image + ".tmp"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if fd < 0 { throw .io(errno: errno, operation: "create", path: temp) }
+        defer { Glibc.close(fd) }
+        try environment.copy(to: fd, path: temp)
+        if rename(temp, image) != 0 { throw .io(errno: errno, operation: "rename", path: image) }
+    }
 
     /// Rewrite the database without free pages and swap it in (etcd's
     /// defragment): a compacted copy, fsynced, renamed over the old file.
@@ -267,6 +293,7 @@ public final class MVCCStore: @unchecked Sendable {
         if rename(temp, file) != 0 { throw .io(errno: errno, operation: "rename", path: file) }
         try WriteAheadLog.syncDirectory(directory)
         (environment, keysDB, revisionsDB, metaDB) = try Self.openEnvironment(directory, settings)
+        if settings.keepsPowerCutImage { try keepPowerCutImage() }
     }
 
     static func openEnvironment(_ directory: String, _ settings: MVCCSettings) throws(StorageError) -> (LMDBEnvironment, MDB_dbi, MDB_dbi, MDB_dbi) {

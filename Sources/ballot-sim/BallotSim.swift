@@ -5,6 +5,7 @@ import Glibc
 import Darwin
 #endif
 @_spi(BugInjection) import Raft
+@_spi(BugInjection) import Replica
 @_spi(BugInjection) import Simulation
 
 /// Replays one simulation run by seed, or sweeps a range of seeds.
@@ -37,7 +38,7 @@ struct BallotSim: ParsableCommand {
     @Option(help: "Faults to inject.")
     var faults = "all"
 
-    @Option(help: "Inject a known bug to watch the checkers catch it: \(InjectedBug.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Inject a known bug to watch the checkers catch it: \(Self.knownBugs.joined(separator: ", ")).")
     var injectBug: String?
 
     @Option(help: "Events shown before a failure.")
@@ -49,6 +50,9 @@ struct BallotSim: ParsableCommand {
     @Flag(help: "In a sweep, print every seed's summary, not only failures.")
     var verbose = false
 
+    /// The bugs `--inject-bug` knows: the Raft core's and the replica driver's.
+    static var knownBugs: [String] { InjectedBug.allCases.map(\.rawValue) + ReplicaBug.allCases.map(\.rawValue) }
+
     mutating func run() throws {
         guard engine == "raft" else {
             throw ValidationError("engine '\(engine)' is not available yet; use --engine raft")
@@ -56,15 +60,18 @@ struct BallotSim: ParsableCommand {
         let faultSet: FaultSet
         do { faultSet = try FaultSet(parsing: faults) } catch { throw ValidationError(error.description) }
         var bug: InjectedBug?
+        var replicaBug: ReplicaBug?
         if let name = injectBug {
-            guard let parsed = InjectedBug(rawValue: name) else {
-                throw ValidationError("unknown bug '\(name)'; known: \(InjectedBug.allCases.map(\.rawValue).joined(separator: ", "))")
+            bug = InjectedBug(rawValue: name)
+            replicaBug = ReplicaBug(rawValue: name)
+            guard bug != nil || replicaBug != nil else {
+                throw ValidationError("unknown bug '\(name)'; known: \(Self.knownBugs.joined(separator: ", "))")
             }
-            bug = parsed
         }
         func options(_ s: UInt64) throws -> SimulationOptions {
             var o = SimulationOptions(seed: s, steps: steps, nodes: nodes, faults: faultSet)
             o.injectedBug = bug
+            o.injectedReplicaBug = replicaBug
             o.traceLength = trace
             o.keepTrace = dumpTrace
             do { return try o.validated() } catch { throw ValidationError(error.description) }
@@ -93,7 +100,7 @@ struct BallotSim: ParsableCommand {
             } else {
                 failed += 1
                 fflush(nil)
-                print("FAIL seed \(s): \(report.violation!) (replay: ballot-sim --seed \(s) --steps \(steps) --nodes \(nodes) --faults \(faultSet)\(bug.map { " --inject-bug \($0.rawValue)" } ?? ""))")
+                print("FAIL seed \(s): \(report.violation!) (replay: ballot-sim --seed \(s) --steps \(steps) --nodes \(nodes) --faults \(faultSet)\(injectBug.map { " --inject-bug \($0)" } ?? ""))")
             }
             let done = s - first + 1
             if !verbose && done % 100 == 0 && done < total {

@@ -55,6 +55,13 @@ enum Ballot {
                 if let failAfter = environment[ServerConfig.faultEnvironmentVariable].flatMap({ Int($0) }) {
                     member.failWALSyncsAfter = failAfter
                 }
+                member.keepsPowerCutImage = environment[ServerConfig.powerCutImageVariable] == "1"
+                if let name = environment[ServerConfig.injectedBugVariable] {
+                    guard let bug = ServerBug(rawValue: name) else {
+                        throw ConfigError.invalid("\(ServerConfig.injectedBugVariable): no such bug \(name)")
+                    }
+                    member.injectedBug = bug
+                }
                 config = member
             }
         } catch {

@@ -140,6 +140,34 @@ final class TestCluster: @unchecked Sendable {
         members[i].process = nil
     }
 
+    /// A power failure on one member: SIGKILL, then its store goes back to
+    /// the copy it kept as of its last flush (members started with
+    /// `ServerConfig.powerCutImageVariable`), every commit since lost,
+    /// which is worse than a real power failure under the server's
+    /// `CommitDurability.dataOnly` (at most the last commit). Its log keeps
+    /// what it wrote: the log syncs before anything depends on it.
+    ///
+    /// A member cut again before it opened its store since the last cut has
+    /// no new image: its data file is then the image put in place last time.
+    func powerCut(_ i: Int) throws {
+        guard memberEnvironment[i]?[powerCutVariable] == "1" else {
+            throw TestFailure("member \(i) runs without \(powerCutVariable)=1: it keeps no power-cut image")
+        }
+        kill(i)
+        let db = members[i].dataDir + "/db"
+        let image = db + "/data.mdb.power-cut"
+        guard FileManager.default.fileExists(atPath: image) else { return }
+        try? FileManager.default.removeItem(atPath: db + "/lock.mdb")
+        try? FileManager.default.removeItem(atPath: db + "/data.mdb")
+        try FileManager.default.moveItem(atPath: image, toPath: db + "/data.mdb")
+    }
+
+    /// The environment variable that makes a member keep a power-cut image
+    /// (`ServerConfig.powerCutImageVariable`; the tests name it themselves,
+    /// as users of the binary would).
+    static let powerCutVariable = "BALLOT_FAULT_POWER_CUT_IMAGE"
+    var powerCutVariable: String { Self.powerCutVariable }
+
     /// Freeze (SIGSTOP) or thaw (SIGCONT) one member: its sockets stay open
     /// while it answers nothing, as a member stuck on a disk would.
     func freeze(_ i: Int, _ frozen: Bool) {

@@ -1,4 +1,5 @@
 @_spi(BugInjection) import Raft
+@_spi(BugInjection) import Replica
 @_spi(BugInjection) import Simulation
 import Testing
 
@@ -18,21 +19,39 @@ import Testing
     @Test(arguments: 0..<expected.count)
     func sweepCatchesInjectedBug(_ case_: Int) {
         let (bug, nodes, properties) = Self.expected[case_]
+        Self.expectCaught(bug.rawValue, nodes: nodes, by: properties) { $0.injectedBug = bug }
+    }
+
+    /// The replica driver's ordering, the server's too: a member that
+    /// acknowledges appends and grants votes before its disk made them
+    /// durable (`ReplicaBug.acknowledgesBeforePersist`) can take back,
+    /// in a crash, a promise a leader or a candidate already counted.
+    @Test func sweepCatchesAcknowledgingBeforePersist() {
+        let bug = ReplicaBug.acknowledgesBeforePersist
+        Self.expectCaught(bug.rawValue, nodes: 3, by: [.electionSafety, .leaderCompleteness, .stateMachineSafety, .logMatching]) {
+            $0.injectedReplicaBug = bug
+        }
+    }
+
+    /// Sweep seeds 1...`seedsMax` with the bug `inject` switches on; the
+    /// first violation must come from one of `properties`.
+    static func expectCaught(_ bug: String, nodes: Int, by properties: Set<SafetyViolation.Property>,
+                             inject: (inout SimulationOptions) -> Void) {
         var caught: (seed: UInt64, violation: SafetyViolation)?
-        for seed in 1...Self.seedsMax {
+        for seed in 1...seedsMax {
             var options = SimulationOptions(seed: seed, steps: 5_000, nodes: nodes, faults: .all)
-            options.injectedBug = bug
+            inject(&options)
             if let violation = Simulator.run(options).violation {
                 caught = (seed, violation)
                 break
             }
         }
         guard let caught else {
-            Issue.record("\(bug.rawValue) on \(nodes) members survived \(Self.seedsMax) seeds: the checkers are blind to it")
+            Issue.record("\(bug) on \(nodes) members survived \(seedsMax) seeds: the checkers are blind to it")
             return
         }
         #expect(properties.contains(caught.violation.property),
-                "\(bug.rawValue) caught at seed \(caught.seed) by an unexpected check: \(caught.violation)")
+                "\(bug) caught at seed \(caught.seed) by an unexpected check: \(caught.violation)")
     }
 
     /// The same seeds pass without the bug: what caught it was the bug.

@@ -96,6 +96,17 @@ public struct ServerConfig: Sendable {
     @_spi(FaultInjection) public var failWALSyncsAfter: Int?
     public static let faultEnvironmentVariable = "BALLOT_FAULT_WAL_SYNC_FAILS_AFTER"
 
+    /// Test-only (power-cut tests): the store keeps a copy of itself as a
+    /// power failure could leave it (`MVCCSettings.keepsPowerCutImage`).
+    /// `ballot` sets it from `powerCutImageVariable` ("1").
+    @_spi(FaultInjection) public var keepsPowerCutImage = false
+    public static let powerCutImageVariable = "BALLOT_FAULT_POWER_CUT_IMAGE"
+
+    /// Test-only: a bug the server's tests must catch, to prove they would.
+    /// `ballot` sets it from `injectedBugVariable` (the bug's raw value).
+    @_spi(FaultInjection) public var injectedBug: ServerBug?
+    public static let injectedBugVariable = "BALLOT_INJECT_BUG"
+
     public enum ClusterState: String, Sendable { case new, existing }
 
     public init(

@@ -25,7 +25,7 @@ extension Node {
         guard environmentLock.try() else { return }
         do {
             defer { environmentLock.unlock() }
-            try store.sync()
+            if injectedBug != .compactsLogBeforeStoreSync { try store.sync() }
         } catch {
             IOFailure.stop(logger, "syncing the store before compacting the log", error)
         }

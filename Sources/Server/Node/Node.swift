@@ -3,19 +3,23 @@ import EtcdAPI
 import Foundation
 import Logging
 import Raft
+import Replica
 import Storage
 import SwiftProtobuf
 
 /// One member's consensus shell: the Raft core, its write-ahead log and the
-/// MVCC store, driven by one dedicated thread in the order `Ready` demands
-/// (send what may go now → persist with one fdatasync → send what needed the
-/// write → apply → answer). A thread, not a task: the loop blocks on fsync,
-/// which must not stall the cooperative pool that serves gRPC.
+/// MVCC store. One dedicated thread runs the loop: inputs from other
+/// threads (peer messages, proposals, read requests) into the core, then
+/// the core's Readies through `NodeReplica`, the `ReplicaDriver` the
+/// simulator runs too (send what may go now → persist with one fdatasync →
+/// send what needed the write → hand committed entries to the apply thread
+/// → confirm reads). A thread, not a task: the loop blocks on fsync, which
+/// must not stall the cooperative pool that serves gRPC.
 ///
 /// Everything other threads touch (the inbox, the waiters, the published
-/// status) is guarded by `condition`; the core and WAL belong to the loop
-/// thread alone; the store is shared with readers under `storeLock`
-/// (readers together, the apply thread alone).
+/// status) is guarded by `condition`; the replica (core and WAL) belongs to
+/// the loop thread alone; the store is shared with readers under
+/// `storeLock` (readers together, the apply thread alone).
 public final class Node: @unchecked Sendable {
     public let id: NodeID
     public let clusterID: UInt64
@@ -41,8 +45,15 @@ public final class Node: @unchecked Sendable {
     private var stopping = false
     private var stopped = false
 
-    /// The loop thread's alone, like `wal`.
-    var core: RaftCore
+    /// The Ready contract over the core, the log, the peers and the store;
+    /// the loop thread's alone. Set last in `init` (its parts hold the node).
+    private var replica: NodeReplica!
+    /// The Raft core, inside `replica`: the loop thread's alone.
+    var core: RaftCore {
+        get { replica.engine }
+        _modify { yield &replica.engine }
+    }
+    /// The log, also written through `replica`; the loop thread's alone.
     let wal: WriteAheadLog
     /// The state machine; readers share `storeLock`, writers hold it alone.
     let store: MVCCStore
@@ -58,6 +69,8 @@ public final class Node: @unchecked Sendable {
     /// Entries kept behind a compaction, so a briefly lagging follower
     /// catches up from the log rather than by a whole snapshot.
     let catchUpEntries: UInt64
+    /// Test-only: the bug this member runs with (`ServerConfig.injectedBug`).
+    let injectedBug: ServerBug?
     /// Linearizable reads on a follower share read-index round trips.
     let remoteReads = ReadIndexBatcher()
     /// Members a snapshot is being sent to now (one at a time each).
@@ -116,12 +129,12 @@ public final class Node: @unchecked Sendable {
          transport: PeerTransport, leases: [LeaseRecord], members: MemberDirectory, metrics: ServerMetrics, config: ServerConfig, logger: Logger) {
         self.id = id
         self.clusterID = clusterID
-        self.core = core
         self.wal = wal
         self.store = store
         self.snapshots = snapshots
         self.snapshotCount = config.snapshotCount
         self.catchUpEntries = config.snapshotCatchUpEntries
+        self.injectedBug = config.injectedBug
         self.lessor = Lessor(records: leases, electionSeconds: Double(config.electionMilliseconds) / 1000)
         self.members = members
         self.metrics = metrics
@@ -143,6 +156,8 @@ public final class Node: @unchecked Sendable {
         self.appliedSoFar = store.appliedIndex
         self.published = Self.status(of: core, applied: store.appliedIndex)
         recordUsage()
+        replica = NodeReplica(engine: core, log: WALLogStore(wal: wal, metrics: metrics),
+                              transport: NodePeerSender(node: self), machine: NodeApplyPipeline(node: self))
     }
 
     /// The store's size and alarm as of now, for `storeUsage`: called by
@@ -299,7 +314,12 @@ public final class Node: @unchecked Sendable {
                 proposeExpiredLeaseRevocations()
             }
             handle(inputs)
-            while core.hasReady { processReady() }
+            do {
+                try replica.runReadies()
+            } catch {
+                // The log's state on disk is unknown: stop rather than promise anything.
+                IOFailure.stop(logger, "writing the write-ahead log", error)
+            }
             compactLogIfDue()
             if core.role != lastRole {
                 logger.info("role changed", metadata: ["from": "\(lastRole)", "to": "\(core.role)", "term": "\(core.term)"])
@@ -388,41 +408,6 @@ public final class Node: @unchecked Sendable {
         } catch {
             logger.warning("could not propose lease revocations; will retry", metadata: ["reason": "\(error)"])
         }
-    }
-
-    private func processReady() {
-        let ready = core.ready()
-        send(ready.messagesNow)
-        do throws(StorageError) {
-            if let snapshot = ready.snapshot {
-                // Durable in the log before the store changes: a crash in
-                // between finishes the install from the file at restart.
-                try wal.append(snapshot: SnapshotMarker(index: snapshot.index, term: snapshot.term, replacesLog: true, membership: snapshot.membership))
-            }
-            if !ready.entries.isEmpty || ready.hardState != nil {
-                try wal.append(hardState: ready.hardState, entries: ready.entries)
-            }
-            if ready.mustSync {
-                let started = ContinuousClock.now
-                try wal.sync()
-                metrics.walFsync.record(ContinuousClock.now - started)
-            }
-        } catch {
-            // The log's state on disk is unknown: stop rather than promise anything.
-            IOFailure.stop(logger, "writing the write-ahead log", error)
-        }
-        if let snapshot = ready.snapshot { install(snapshot) }
-        send(ready.messagesAfterPersist)
-        if let last = ready.committed.last {
-            // With the entries, what the log looked like at the last: a copy
-            // of the store is then a complete snapshot.
-            let state = SnapshotMetadata(index: last.index, term: last.term, membership: core.membership(at: last.index))
-            applyQueue.push(ApplyQueue.Batch(entries: ready.committed, state: state))
-        }
-        for state in ready.readStates {
-            finishRead(state.context, .success(state.index))
-        }
-        core.advance(ready)
     }
 
     /// Apply thread: everything handed over since the last call, in one
@@ -533,6 +518,11 @@ public final class Node: @unchecked Sendable {
         condition.unlock()
         if case .failure = result, pending != nil { metrics.proposalsFailed.increment() }
         pending?.continuation.resume(with: result)
+    }
+
+    /// Loop thread: the core confirmed the read index of the read waiting under `context`.
+    func confirmRead(_ context: UInt64, at index: LogIndex) {
+        finishRead(context, .success(index))
     }
 
     private func finishRead(_ context: UInt64, _ result: Result<LogIndex, any Error>) {

@@ -1,0 +1,9 @@
+/// Bugs a test can switch on in a member (`ServerConfig.injectedBug`), each
+/// one a mistake the member's crash tests exist to catch: a test that still
+/// passes with one switched on proves nothing.
+public enum ServerBug: String, Sendable, Equatable, CaseIterable {
+    /// Compact the log without first syncing the store (`Node.compactLogIfDue`):
+    /// after a power failure the store may lack commits whose entries the
+    /// log has already forgotten.
+    case compactsLogBeforeStoreSync = "compacts-log-before-store-sync"
+}
