@@ -13,6 +13,10 @@
 #   WATCH_SECONDS=10 WATCHERS=64
 #   SCALE_KEYS=1000000 for the `scale` workload (not in the default set):
 #   that many keys, then memory, database size and restart time
+#   SNAPSHOT_KEYS=300000 for the `snapshot` workload (not in the default set):
+#   a stopped member catches up by a snapshot of a database of that many keys;
+#   database MB over its catch-up time, beside the disk's write rate (dd)
+#   SWIFT_BUILD_FLAGS="" (extra release-build flags, for build experiments)
 #   PERF_WORKLOAD=put-100 (also record the members with `perf record -g` during
 #   that workload; reports land in the work directory, printed at the end)
 # Each etcd-benchmark line also gives CPU time per request: all three members
@@ -26,6 +30,7 @@ TOTAL_MANY=${TOTAL_MANY:-20000}
 WATCH_SECONDS=${WATCH_SECONDS:-10}
 WATCHERS=${WATCHERS:-64}
 SCALE_KEYS=${SCALE_KEYS:-1000000}
+SNAPSHOT_KEYS=${SNAPSHOT_KEYS:-300000}
 WORKLOADS=${WORKLOADS:-"put-1 put-100 range-l-100 range-s-100 range-l-1 txn-put-100 watch"}
 shared=${SHARED:-../shared}
 benchmark=${BENCHMARK:-/tmp/etcd-benchmark-bin/etcd-benchmark}
@@ -33,9 +38,13 @@ benchmark=${BENCHMARK:-/tmp/etcd-benchmark-bin/etcd-benchmark}
 
 command -v etcd >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server; }
 bash scripts/install-deps.sh
-swift build -c release --product ballot
-swift build -c release --product ballot-bench
-bench=.build/release/ballot-bench
+# SWIFT_BUILD_FLAGS: extra flags for the release build (a build experiment,
+# e.g. "--scratch-path .build-cmo -Xswiftc -cross-module-optimization").
+read -r -a build_flags <<<"${SWIFT_BUILD_FLAGS:-}"
+swift build -c release "${build_flags[@]}" --product ballot
+swift build -c release "${build_flags[@]}" --product ballot-bench
+bin=$(swift build -c release "${build_flags[@]}" --show-bin-path)
+bench=$bin/ballot-bench
 work=$(mktemp -d /tmp/ballot-vs-etcd.XXXXXX)
 results=$work/results.txt
 pids=()
@@ -49,22 +58,26 @@ stop_cluster() {
 }
 trap stop_cluster EXIT
 
+# Start member i (1-3) of a kind's cluster; its PID goes to pids[i-1].
+start_member() {  # kind base-port i
+    local kind=$1 base=$2 i=$3 cluster="" j
+    for j in 1 2 3; do cluster+="${cluster:+,}m$j=http://127.0.0.1:$((base + 10 * j + 1))"; done
+    local client=$((base + 10 * i)) peer=$((base + 10 * i + 1))
+    local common=(--name "m$i" --data-dir "$work/$kind-m$i" --listen-client-urls "http://127.0.0.1:$client"
+        --advertise-client-urls "http://127.0.0.1:$client" --listen-peer-urls "http://127.0.0.1:$peer"
+        --initial-advertise-peer-urls "http://127.0.0.1:$peer" --initial-cluster "$cluster"
+        --initial-cluster-token "bench-$kind" --initial-cluster-state new)
+    if [ "$kind" = etcd ]; then
+        etcd "${common[@]}" --logger=zap --log-level=error >>"$work/$kind-m$i.log" 2>&1 &
+    else
+        "$bin/ballot" "${common[@]}" --listen-metrics-urls "http://127.0.0.1:$((client + 2))" --log-level warning >>"$work/$kind-m$i.log" 2>&1 &
+    fi
+    pids[i - 1]=$!
+}
+
 start_cluster() {  # kind base-port
-    local kind=$1 base=$2 cluster="" i
-    for i in 1 2 3; do cluster+="${cluster:+,}m$i=http://127.0.0.1:$((base + 10 * i + 1))"; done
-    for i in 1 2 3; do
-        local client=$((base + 10 * i)) peer=$((base + 10 * i + 1))
-        local common=(--name "m$i" --data-dir "$work/$kind-m$i" --listen-client-urls "http://127.0.0.1:$client"
-            --advertise-client-urls "http://127.0.0.1:$client" --listen-peer-urls "http://127.0.0.1:$peer"
-            --initial-advertise-peer-urls "http://127.0.0.1:$peer" --initial-cluster "$cluster"
-            --initial-cluster-token "bench-$kind" --initial-cluster-state new)
-        if [ "$kind" = etcd ]; then
-            etcd "${common[@]}" --logger=zap --log-level=error >"$work/$kind-m$i.log" 2>&1 &
-        else
-            .build/release/ballot "${common[@]}" --listen-metrics-urls "http://127.0.0.1:$((client + 2))" --log-level warning >"$work/$kind-m$i.log" 2>&1 &
-        fi
-        pids+=($!)
-    done
+    local kind=$1 base=$2 i
+    for i in 1 2 3; do start_member "$kind" "$base" "$i"; done
     endpoints="127.0.0.1:$((base + 10)),127.0.0.1:$((base + 20)),127.0.0.1:$((base + 30))"
     for _ in $(seq 100); do
         ETCDCTL_API=3 etcdctl --endpoints="$endpoints" --dial-timeout=1s put bench-ready 1 >/dev/null 2>&1 && return 0
@@ -127,6 +140,30 @@ for round in $(seq "$ROUNDS"); do
                 done
                 restart=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
                 echo "RESULT round=$round label=$kind workload=scale keys=$SCALE_KEYS load_ops_per_s=$rate rss_mb_members=$((rss_kb / 1024)) rss_mb_max=$((rss_max_kb / 1024)) db_bytes=$db restart_s=$restart" | tee -a "$results"
+            elif [ "$workload" = snapshot ]; then
+                # Member 3 stops; SNAPSHOT_KEYS keys are written (the others
+                # compact their logs past where it stopped, at the default
+                # --snapshot-count); member 3 starts again and can only catch
+                # up by a snapshot of the whole database. Timed from its start
+                # until it serves the leader's revision; the snapshot's size is
+                # the leader's database size.
+                kill -TERM "${pids[2]}"; wait "${pids[2]}" 2>/dev/null || true
+                two=$(echo "$endpoints" | cut -d, -f1,2)
+                out=$work/out.txt
+                $benchmark --endpoints "$two" --clients 100 --conns 10 put --key-size 16 --val-size 256 \
+                    --key-space-size "$SNAPSHOT_KEYS" --sequential-keys --total "$SNAPSHOT_KEYS" >"$out" 2>&1 || { cat "$out"; exit 1; }
+                read -r revision db < <(ETCDCTL_API=3 etcdctl --endpoints="$two" endpoint status -w json \
+                    | python3 -c 'import json,sys; s=[e["Status"] for e in json.load(sys.stdin)]; print(max(x["header"]["revision"] for x in s), max(x["dbSize"] for x in s))')
+                started=$(date +%s.%N)
+                start_member "$kind" "$base" 3
+                third=$(echo "$endpoints" | cut -d, -f3)
+                until [ "$(ETCDCTL_API=3 etcdctl --endpoints="$third" --dial-timeout=1s get KEY --consistency=s -w json 2>/dev/null \
+                    | python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])' 2>/dev/null || echo 0)" -ge "$revision" ]; do
+                    sleep 0.05
+                done
+                took=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+                disk=$(dd if=/dev/zero of="$work/dd.bin" bs=1M count=256 conv=fdatasync 2>&1 | awk '/copied/ {printf "%.0f", 268435456 / $(NF-3) / 1e6}'); rm -f "$work/dd.bin"
+                echo "RESULT round=$round label=$kind workload=snapshot keys=$SNAPSHOT_KEYS db_bytes=$db catch_up_s=$took mb_per_s=$(awk -v b="$db" -v t="$took" 'BEGIN { printf "%.1f", b / t / 1e6 }') disk_mb_per_s=$disk" | tee -a "$results"
             elif [ "$workload" = watch ]; then
                 $bench etcd --label "$kind" --workload watch --endpoints "$endpoints" --clients "$WATCHERS" \
                     --connections 8 --value-bytes 256 --keys 10000 --seconds "$WATCH_SECONDS" \
@@ -227,3 +264,15 @@ if rows:
               f" | {int(f['rss_mb_max']) * 1_000_000 / keys:,.0f} | {int(f['db_bytes']) / 1e6:,.0f} | {float(f['restart_s']):.1f} |")
 PY
 for report in "${perf_reports[@]}"; do echo; echo "perf: $report"; head -40 "$report"; done
+python3 - "$results" <<'PY'
+import sys
+rows = [dict(item.split("=", 1) for item in line.split()[1:]) for line in open(sys.argv[1])
+        if line.startswith("RESULT ") and "workload=snapshot" in line]
+if rows:
+    print("\nsnapshot: a stopped member catches up by a snapshot; database MB over the time from its start")
+    print("until it serves the leader's revision, beside the disk's write rate (dd, 256 MiB, fdatasync)\n")
+    print("| round | server | keys | db MB | catch-up s | MB/s | disk MB/s |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for f in rows:
+        print(f"| {f['round']} | {f['label']} | {int(f['keys']):,} | {int(f['db_bytes']) / 1e6:,.0f} | {f['catch_up_s']} | {f['mb_per_s']} | {f['disk_mb_per_s']} |")
+PY
