@@ -95,6 +95,16 @@ ticks_per_second=$(getconf CLK_TCK)
 # (A thread may end between the glob and the read: never fail the run for it.)
 switches() { { cat /proc/"$1"/task/*/status 2>/dev/null || true; } | awk '/^voluntary_ctxt_switches/ {s += $2} END {print s + 0}'; }
 perf_reports=()
+# Write COUNT distinct keys (16-byte keys, 256-byte values) from 100
+# clients through ENDPOINTS; prints the rate, in puts per second.
+load_keys() {  # endpoints count
+    local out=$work/load.txt
+    $benchmark --endpoints "$1" --clients 100 --conns 10 put --key-size 16 --val-size 256 \
+        --key-space-size "$2" --sequential-keys --total "$2" >"$out" 2>&1 || { cat "$out" >&2; return 1; }
+    awk '/Requests\/sec:/ {print $2}' "$out"
+}
+# Seconds since a `date +%s.%N` reading, to the hundredth.
+seconds_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
 
 # Each workload's etcd benchmark arguments (etcd's op-guide/performance.md shapes).
 args_for() {
@@ -121,10 +131,7 @@ for round in $(seq "$ROUNDS"); do
                 # member's resident memory, the database size, and the time
                 # from starting the stopped cluster again until every member
                 # answers a serializable read.
-                out=$work/out.txt
-                $benchmark --endpoints "$endpoints" --clients 100 --conns 10 put --key-size 16 --val-size 256 \
-                    --key-space-size "$SCALE_KEYS" --sequential-keys --total "$SCALE_KEYS" >"$out" 2>&1 || { cat "$out"; exit 1; }
-                rate=$(awk '/Requests\/sec:/ {print $2}' "$out")
+                rate=$(load_keys "$endpoints" "$SCALE_KEYS")
                 rss_kb=0; rss_max_kb=0
                 for pid in "${pids[@]}"; do
                     kb=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
@@ -138,7 +145,7 @@ for round in $(seq "$ROUNDS"); do
                 for ep in ${endpoints//,/ }; do
                     until ETCDCTL_API=3 etcdctl --endpoints="$ep" --dial-timeout=1s get KEY --consistency=s >/dev/null 2>&1; do sleep 0.05; done
                 done
-                restart=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+                restart=$(seconds_since "$started")
                 echo "RESULT round=$round label=$kind workload=scale keys=$SCALE_KEYS load_ops_per_s=$rate rss_mb_members=$((rss_kb / 1024)) rss_mb_max=$((rss_max_kb / 1024)) db_bytes=$db restart_s=$restart" | tee -a "$results"
             elif [ "$workload" = snapshot ]; then
                 # Member 3 stops; SNAPSHOT_KEYS keys are written (the others
@@ -149,9 +156,7 @@ for round in $(seq "$ROUNDS"); do
                 # the leader's database size.
                 kill -TERM "${pids[2]}"; wait "${pids[2]}" 2>/dev/null || true
                 two=$(echo "$endpoints" | cut -d, -f1,2)
-                out=$work/out.txt
-                $benchmark --endpoints "$two" --clients 100 --conns 10 put --key-size 16 --val-size 256 \
-                    --key-space-size "$SNAPSHOT_KEYS" --sequential-keys --total "$SNAPSHOT_KEYS" >"$out" 2>&1 || { cat "$out"; exit 1; }
+                load_keys "$two" "$SNAPSHOT_KEYS" >/dev/null
                 read -r revision db < <(ETCDCTL_API=3 etcdctl --endpoints="$two" endpoint status -w json \
                     | python3 -c 'import json,sys; s=[e["Status"] for e in json.load(sys.stdin)]; print(max(x["header"]["revision"] for x in s), max(x["dbSize"] for x in s))')
                 started=$(date +%s.%N)
@@ -161,7 +166,7 @@ for round in $(seq "$ROUNDS"); do
                     | python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])' 2>/dev/null || echo 0)" -ge "$revision" ]; do
                     sleep 0.05
                 done
-                took=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+                took=$(seconds_since "$started")
                 disk=$(dd if=/dev/zero of="$work/dd.bin" bs=1M count=256 conv=fdatasync 2>&1 | awk '/copied/ {printf "%.0f", 268435456 / $(NF-3) / 1e6}'); rm -f "$work/dd.bin"
                 echo "RESULT round=$round label=$kind workload=snapshot keys=$SNAPSHOT_KEYS db_bytes=$db catch_up_s=$took mb_per_s=$(awk -v b="$db" -v t="$took" 'BEGIN { printf "%.1f", b / t / 1e6 }') disk_mb_per_s=$disk" | tee -a "$results"
             elif [ "$workload" = watch ]; then

@@ -1,4 +1,7 @@
 import CLMDB
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An LMDB environment: one memory-mapped file of named databases.
 ///
@@ -126,10 +129,22 @@ final class LMDBEnvironment: @unchecked Sendable {
         return try body(LMDBTransaction(handle: txn!, path: path))
     }
 
-    /// Write a compacted, consistent copy of the whole environment to `fd`
-    /// (LMDB copies from one read transaction; writers are not blocked).
-    func copy(to fd: Int32, path copyPath: String) throws(StorageError) {
-        try Self.check(mdb_env_copyfd2(handle, fd, UInt32(MDB_CP_COMPACT)), "env_copy", copyPath)
+    /// Write a compacted, consistent copy of the whole environment to a new
+    /// file at `copyPath` (replacing one there), fsynced when `synced`.
+    /// LMDB copies from one read transaction; writers are not blocked.
+    /// Nothing is left at `copyPath` if it fails.
+    func copy(toFile copyPath: String, synced: Bool) throws(StorageError) {
+        let fd = Glibc.open(copyPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if fd < 0 { throw .io(errno: errno, operation: "create", path: copyPath) }
+        do throws(StorageError) {
+            try Self.check(mdb_env_copyfd2(handle, fd, UInt32(MDB_CP_COMPACT)), "env_copy", copyPath)
+            if synced && fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: copyPath) }
+        } catch {
+            Glibc.close(fd)
+            unlink(copyPath)
+            throw error
+        }
+        Glibc.close(fd)
     }
 
     /// Flush every commit so far to disk (what `MDB_NOMETASYNC` or

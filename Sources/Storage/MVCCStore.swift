@@ -44,10 +44,7 @@ public final class MVCCStore: @unchecked Sendable {
         self.directory = directory
         (environment, keysDB, revisionsDB, metaDB) = try Self.openEnvironment(directory, settings)
         try loadState(verifying: settings.verifyOnOpen)
-        if settings.keepsPowerCutImage {
-            try environment.sync()
-            try keepPowerCutImage()
-        }
+        if settings.keepsPowerCutImage { try sync() }
     }
 
     /// Close the database now (an import hands its directory over); using
@@ -269,10 +266,7 @@ public final class MVCCStore: @unchecked Sendable {
     private func keepPowerCutImage() throws(StorageError) {
         let image = directory + "/" + Self.powerCutImageName
         let temp = image + ".tmp"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        if fd < 0 { throw .io(errno: errno, operation: "create", path: temp) }
-        defer { Glibc.close(fd) }
-        try environment.copy(to: fd, path: temp)
+        try environment.copy(toFile: temp, synced: false)
         if rename(temp, image) != 0 { throw .io(errno: errno, operation: "rename", path: image) }
     }
 
@@ -281,17 +275,7 @@ public final class MVCCStore: @unchecked Sendable {
     public func defragment() throws(StorageError) {
         let file = directory + "/data.mdb"
         let temp = file + ".defrag"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        if fd < 0 { throw .io(errno: errno, operation: "create", path: temp) }
-        do throws(StorageError) {
-            try environment.copy(to: fd, path: temp)
-            if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: temp) }
-        } catch {
-            Glibc.close(fd)
-            unlink(temp)
-            throw error
-        }
-        Glibc.close(fd)
+        try environment.copy(toFile: temp, synced: true)
         environment.close()
         if rename(temp, file) != 0 { throw .io(errno: errno, operation: "rename", path: file) }
         try WriteAheadLog.syncDirectory(directory)

@@ -39,17 +39,7 @@ public struct SnapshotStore: Sendable {
     @discardableResult
     public func capture(_ store: MVCCStore, progress: (Int, Int) -> Void = { _, _ in }) throws(StorageError) -> SnapshotInfo {
         let temp = directory + "/capture.tmp"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        if fd < 0 { throw .io(errno: errno, operation: "create", path: temp) }
-        do throws(StorageError) {
-            try store.environment.copy(to: fd, path: temp)
-            if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: temp) }
-        } catch {
-            close(fd)
-            unlink(temp)
-            throw error
-        }
-        close(fd)
+        try store.environment.copy(toFile: temp, synced: true)
         guard let metadata = try MVCCStore.appliedState(inCopy: temp, settings: store.settings) else {
             unlink(temp)
             throw .corrupt(path: store.directory + "/data.mdb", detail: "the store records no applied consensus state to snapshot")

@@ -150,8 +150,8 @@ final class TestCluster: @unchecked Sendable {
     /// A member cut again before it opened its store since the last cut has
     /// no new image: its data file is then the image put in place last time.
     func powerCut(_ i: Int) throws {
-        guard memberEnvironment[i]?[powerCutVariable] == "1" else {
-            throw TestFailure("member \(i) runs without \(powerCutVariable)=1: it keeps no power-cut image")
+        guard memberEnvironment[i]?[Self.powerCutVariable] == "1" else {
+            throw TestFailure("member \(i) runs without \(Self.powerCutVariable)=1: it keeps no power-cut image")
         }
         kill(i)
         let db = members[i].dataDir + "/db"
@@ -166,7 +166,6 @@ final class TestCluster: @unchecked Sendable {
     /// (`ServerConfig.powerCutImageVariable`; the tests name it themselves,
     /// as users of the binary would).
     static let powerCutVariable = "BALLOT_FAULT_POWER_CUT_IMAGE"
-    var powerCutVariable: String { Self.powerCutVariable }
 
     /// Freeze (SIGSTOP) or thaw (SIGCONT) one member: its sockets stay open
     /// while it answers nothing, as a member stuck on a disk would.
