@@ -245,20 +245,18 @@ public final class BallotServer: Sendable {
             ElectionService(client: local),
         ]
         let interceptors: [any ServerInterceptor] = [MetricsInterceptor(metrics: metrics), RequireLeaderInterceptor(node: node)]
-        var transportConfig = HTTP2ServerTransport.Custom<ClientListener>.Config.defaults
-        transportConfig.rpc.maxRequestPayloadSize = config.maxRequestBytes + Self.grpcOverheadBytes
-        transportConfig.http2.maxConcurrentStreams = config.maxConcurrentStreams
+        let wire = GRPCWireSettings(maxRequestMessageBytes: config.maxRequestBytes + Self.grpcOverheadBytes,
+                                    maxConcurrentStreams: config.maxConcurrentStreams)
         let gatewayServer = GRPCServer(transport: inProcess.server, services: services, interceptors: interceptors)
         let gateway = JSONGateway(client: localClient,
                                   maxRequestBytes: config.maxRequestBytes, overheadBytes: Self.grpcOverheadBytes)
         // Each client URL serves gRPC and the HTTP endpoints on one port.
         let listeners = try await ClientListener.bind(
             config.listenClient, tls: clientTLS?.server, route: { uri in self.operationsAnswer(uri) },
-            gateway: gateway, gatewayStreamsMax: config.maxConcurrentStreams, corsOrigins: config.corsOrigins)
+            gateway: gateway, gatewayStreamsMax: config.maxConcurrentStreams, corsOrigins: config.corsOrigins,
+            unary: UnaryCalls(kv: KVService(node: node), metrics: metrics), wire: wire)
         let clientServers = listeners.map { listener in
-            GRPCServer(
-                transport: HTTP2ServerTransport.Custom(listenerFactory: listener, config: transportConfig),
-                services: services, interceptors: interceptors)
+            GRPCServer(transport: listener.transport, services: services, interceptors: interceptors)
         }
         let peerListeners = config.listenPeer.map {
             PeerListener(node: node, members: members, address: $0, tls: peerTLS?.server, traffic: metrics.peerTraffic)
@@ -283,7 +281,7 @@ public final class BallotServer: Sendable {
         }
     }
 
-    private func serve(_ clientServers: [GRPCServer<HTTP2ServerTransport.Custom<ClientListener>>],
+    private func serve(_ clientServers: [GRPCServer<ClientGRPCTransport>],
                        gateway: (server: GRPCServer<LocalTransport.Server>, client: GRPCClient<LocalTransport.Client>),
                        _ peerListeners: [PeerListener]) async throws {
         try await withThrowingDiscardingTaskGroup { group in

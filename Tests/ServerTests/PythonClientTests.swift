@@ -43,3 +43,26 @@ extension PythonClientTests {
             """, "\(run.stderr)")
     }
 }
+
+extension PythonClientTests {
+    static let wireScript = TestCluster.root.appendingPathComponent("Tests/ServerTests/clients/grpc_wire.py").path
+
+    /// The client port's own gRPC-over-HTTP/2 layer (API/GRPCWire) as
+    /// grpcio meets it; etcd 3.4 prints the same lines for this script.
+    @Test func grpcOnTheClientPortAsGrpcioSpeaksIt() throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let run = try TestCluster.run("/usr/bin/env", ["python3", Self.wireScript, cluster.endpoint(1)], timeout: 120)
+        #expect(run.status == 0, "\(run.stderr)\n\(cluster.logs())")
+        #expect(run.stdout == """
+            big value: 1500000 True
+            too large: RESOURCE_EXHAUSTED grpc: received message larger than max
+            unknown method: UNIMPLEMENTED
+            gzip: UNIMPLEMENTED
+            concurrent puts: 300 300
+            watch sizes: [1000000, 1000000, 1000000]
+            after cancel: 1
+
+            """, "\(run.stderr)")
+    }
+}

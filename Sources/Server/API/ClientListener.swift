@@ -1,8 +1,8 @@
 import GRPCCore
-import GRPCNIOTransportHTTP2
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 import NIOSSL
 #if canImport(Glibc)
@@ -12,22 +12,22 @@ import Glibc
 /// One client URL serving gRPC and plain HTTP on the same port, as etcd's
 /// does (etcd uses cmux): each accepted connection is sorted by its first
 /// bytes. HTTP/2's client preface (gRPC always starts with it in cleartext)
-/// goes to the gRPC server's pipeline; anything else is HTTP/1.1 for
-/// `/health`, `/metrics`, `/version` and `/readyz`.
+/// gets the gRPC pipeline: NIOHTTP2Handler in frame mode and a
+/// `GRPCConnectionHandler`, which answers the unary KV calls itself and
+/// hands every other call to the gRPC server through `transport`. Anything
+/// else is HTTP/1.1 for `/health`, `/metrics`, `/version`, `/readyz` and
+/// etcd's JSON gateway.
 ///
 /// A TLS ClientHello (an `https` URL) is decrypted first and its plaintext
 /// sorted the same way; ALPN offers HTTP/1.1 before h2, so curl gets
 /// HTTP/1.1 while gRPC clients, which offer only h2, get h2. A port named
 /// by both an `http` and an `https` URL serves both, as etcd's does.
 ///
-/// It is the gRPC transport's listener factory, so gRPC connections are
-/// handed to the gRPC server's pipeline directly: no proxy, no second hop.
-///
 /// Its socket is bound when the member starts, as etcd binds its
 /// listeners first, but it accepts only once the gRPC server runs (after
 /// the member published itself): a client that comes early waits in the
 /// kernel's backlog instead of being refused.
-final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
+final class ClientListener: Sendable {
     /// Host and port; whether TLS is served is `tls`'s to say.
     let address: HostPort
     /// Serve connections that do not start TLS (an `http` URL).
@@ -36,38 +36,40 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
     let tls: NIOSSLContext?
     /// What HTTP/1.1 connections get.
     let http: ClientHTTP
-    /// The bound socket, not accepting until `makeListeningChannel`.
+    /// The gRPC server's transport: accepting starts when it listens.
+    let transport: ClientGRPCTransport
+    /// The bound socket, not accepting until the transport listens.
     private let server: any Channel
-    /// What accepted connections need from the gRPC server; set once, before accepting starts.
-    private let handoff = NIOLockedValueBox<Handoff?>(nil)
 
-    private struct Handoff {
-        let connectionConfigurator: HTTP2ServerTransport.ConnectionConfigurator
-        let deliver: @Sendable (HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, any Channel) -> Void
-    }
-
-    private init(address: HostPort, plaintext: Bool, tls: NIOSSLContext?, http: ClientHTTP) async throws {
+    private init(address: HostPort, plaintext: Bool, tls: NIOSSLContext?, http: ClientHTTP,
+                 unary: UnaryCalls, wire: GRPCWireSettings) async throws {
         self.address = address
         self.plaintext = plaintext
         self.tls = tls
         self.http = http
-        let handoff = self.handoff
+        // The transport needs the socket and the socket's connections need
+        // the transport: the box is set before accepting starts.
+        let transportBox = NIOLockedValueBox<ClientGRPCTransport?>(nil)
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.autoRead, value: false)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard let ready = handoff.withLockedValue({ $0 }) else {
-                        // Accepting starts only after the hand-off is set.
+                    guard let transport = transportBox.withLockedValue({ $0 }) else {
                         assertionFailure("a client connection was accepted before the gRPC server ran")
                         channel.close(promise: nil)
                         return
                     }
                     try channel.pipeline.syncOperations.addHandler(
-                        ProtocolSniffer(connectionConfigurator: ready.connectionConfigurator, http: http, deliver: ready.deliver,
+                        ProtocolSniffer(grpc: GRPCPipeline(unary: unary, transport: transport, wire: wire), http: http,
                                         plaintext: plaintext, tls: tls, decrypted: false))
                 }
             }
-        server = try await bootstrap.bind(to: address)
+        let server = try await bootstrap.bind(to: address)
+        self.server = server
+        transport = ClientGRPCTransport(
+            startAccepting: { try await server.setOption(.autoRead, value: true).get() },
+            stopAccepting: { server.close(promise: nil) })
+        transportBox.withLockedValue { $0 = transport }
     }
 
     /// Close the socket (a member that stops before serving clients).
@@ -78,7 +80,8 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
     /// The listeners for a member's client URLs, bound: one per host and
     /// port, serving each scheme a URL names there.
     static func bind(_ urls: [HostPort], tls: NIOSSLContext?, route: @escaping @Sendable (String) -> OperationsHTTPServer.Answer,
-                     gateway: JSONGateway, gatewayStreamsMax: Int, corsOrigins: [String]) async throws -> [ClientListener] {
+                     gateway: JSONGateway, gatewayStreamsMax: Int, corsOrigins: [String],
+                     unary: UnaryCalls, wire: GRPCWireSettings) async throws -> [ClientListener] {
         var order: [HostPort] = []
         var schemes: [HostPort: (plain: Bool, secure: Bool)] = [:]
         for url in urls {
@@ -96,7 +99,8 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
                 // Each URL's gateway has its own stream limit, as each of etcd's
                 // reaches gRPC through a connection of its own.
                 let http = ClientHTTP(route: route, gateway: gateway, limit: GatewayStreamLimit(limit: gatewayStreamsMax), corsOrigins: corsOrigins)
-                listeners.append(try await ClientListener(address: key, plaintext: seen.plain, tls: seen.secure ? tls : nil, http: http))
+                listeners.append(try await ClientListener(address: key, plaintext: seen.plain, tls: seen.secure ? tls : nil, http: http,
+                                                          unary: unary, wire: wire))
             }
         } catch {
             for listener in listeners { listener.stopListening() }
@@ -104,78 +108,17 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
         }
         return listeners
     }
-    var eventLoopGroup: any EventLoopGroup { MultiThreadedEventLoopGroup.singleton }
 
-    func makeListeningChannel(
-        listenerConfigurator: HTTP2ServerTransport.ListenerConfigurator,
-        connectionConfigurator: HTTP2ServerTransport.ConnectionConfigurator
-    ) async throws -> NIOAsyncChannel<HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, Never> {
-        // The gRPC server takes its connections from an async channel. The
-        // listening socket cannot be that channel: an accepted socket starts
-        // reading only once its announcement reaches the end of the
-        // listener's pipeline, and only its first bytes say whether it is
-        // gRPC. So the gRPC connections travel on a channel of their own: a
-        // pipe nothing is written to, whose pipeline the sniffers feed.
-        var ends: [CInt] = [0, 0]
-        guard pipe(&ends) == 0 else { throw IOError(errnoCode: errno, reason: "pipe") }
-        let writeEnd = ends[1]
-        let carrier: any Channel
-        do {
-            carrier = try await NIOPipeBootstrap(group: eventLoopGroup).takingOwnershipOfDescriptor(input: ends[0]).get()
-        } catch {
-            close(ends[0])
-            close(writeEnd)
-            throw error
+    /// What a gRPC connection's pipeline is made of.
+    struct GRPCPipeline: Sendable {
+        let unary: UnaryCalls
+        let transport: ClientGRPCTransport
+        let wire: GRPCWireSettings
+
+        func add(to pipeline: ChannelPipeline.SynchronousOperations) throws {
+            try pipeline.addHandler(NIOHTTP2Handler(mode: .server, initialSettings: wire.http2Settings))
+            try pipeline.addHandler(GRPCConnectionHandler(unary: unary, transport: transport, settings: wire))
         }
-        carrier.closeFuture.whenComplete { _ in close(writeEnd) }
-        // The carrier is wrapped before the first connection can arrive: a
-        // configured connection that reached a carrier with no consumer
-        // would be dropped with its streams open, which NIO treats as a
-        // fatal programming error.
-        let asyncCarrier: NIOAsyncChannel<HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, Never>
-        do {
-            asyncCarrier = try await carrier.eventLoop.submit {
-                try NIOAsyncChannel<HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, Never>(
-                    wrappingChannelSynchronously: carrier)
-            }.get()
-        } catch {
-            try? await carrier.close()
-            throw error
-        }
-        let deliver: @Sendable (HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, any Channel) -> Void = { connection, channel in
-            carrier.eventLoop.execute {
-                // A server that stopped takes no more: close the connection
-                // (its streams with it) rather than drop it open.
-                guard carrier.isActive else {
-                    channel.close(promise: nil)
-                    return
-                }
-                carrier.pipeline.syncOperations.fireChannelRead(NIOAny(connection))
-                carrier.pipeline.syncOperations.fireChannelReadComplete()
-            }
-        }
-        let server = self.server
-        let ready = Handoff(connectionConfigurator: connectionConfigurator, deliver: deliver)
-        handoff.withLockedValue { current in
-            precondition(current == nil, "a client listener serves one gRPC server")
-            current = ready
-        }
-        do {
-            // gRPC's handler for graceful shutdown (it sees each accepted
-            // connection after the acceptor registered it); then accept.
-            try await server.eventLoop.flatSubmit {
-                listenerConfigurator.configure(channel: server)
-            }.get()
-            try await server.setOption(.autoRead, value: true).get()
-        } catch {
-            try? await carrier.close()
-            throw error
-        }
-        // Either ends both: the gRPC server closes the carrier when it
-        // stops; a listener that fails ends the gRPC server's loop.
-        server.closeFuture.whenComplete { _ in carrier.close(promise: nil) }
-        carrier.closeFuture.whenComplete { _ in server.close(promise: nil) }
-        return asyncCarrier
     }
 
     /// The first handler of every accepted connection: reads until it can
@@ -188,9 +131,8 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
         /// A TLS record of type handshake: every TLS connection starts with one.
         static let tlsHandshakeByte: UInt8 = 0x16
 
-        let connectionConfigurator: HTTP2ServerTransport.ConnectionConfigurator
+        let grpc: GRPCPipeline
         let http: ClientHTTP
-        let deliver: @Sendable (HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, any Channel) -> Void
         /// Whether connections that do not start TLS are served.
         let plaintext: Bool
         /// The context for connections that start TLS; nil refuses them.
@@ -205,17 +147,11 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
         /// speaks; gRPC and HTTP clients speak at once.
         static let firstBytesTimeout = TimeAmount.seconds(30)
 
-        init(
-            connectionConfigurator: HTTP2ServerTransport.ConnectionConfigurator,
-            http: ClientHTTP,
-            deliver: @escaping @Sendable (HTTP2ServerTransport.ConnectionConfigurator.ConnectionChannel, any Channel) -> Void,
-            plaintext: Bool, tls: NIOSSLContext?, decrypted: Bool
-        ) {
+        init(grpc: GRPCPipeline, http: ClientHTTP, plaintext: Bool, tls: NIOSSLContext?, decrypted: Bool) {
             precondition(plaintext || tls != nil, "a listener serves at least one of plaintext and TLS")
             precondition(!decrypted || tls == nil, "no TLS inside TLS")
-            self.connectionConfigurator = connectionConfigurator
+            self.grpc = grpc
             self.http = http
-            self.deliver = deliver
             self.plaintext = plaintext
             self.tls = tls
             self.decrypted = decrypted
@@ -251,9 +187,7 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
                     // TLS handler, whose plaintext the second sniffer sorts.
                     let pipeline = context.pipeline.syncOperations
                     try pipeline.addHandler(NIOSSLServerHandler(context: tls))
-                    try pipeline.addHandler(ProtocolSniffer(
-                        connectionConfigurator: connectionConfigurator, http: http, deliver: deliver,
-                        plaintext: true, tls: nil, decrypted: true))
+                    try pipeline.addHandler(ProtocolSniffer(grpc: grpc, http: http, plaintext: true, tls: nil, decrypted: true))
                     context.fireChannelRead(NIOAny(bytes))
                     pipeline.removeHandler(context: context, promise: nil)
                 } catch {
@@ -279,15 +213,11 @@ final class ClientListener: HTTP2ServerTransport.ListenerFactory, Sendable {
             let pipeline = context.pipeline.syncOperations
             do {
                 if isHTTP2 {
-                    let channel = context.channel
-                    let configured = connectionConfigurator.configure(
-                        channel: channel, tls: decrypted ? .configured(requireALPN: false) : .none)
-                    // The gRPC handlers came after the connection became
-                    // active: let them start their timers, then feed them.
+                    try grpc.add(to: pipeline)
+                    // The HTTP/2 handler came after the connection became
+                    // active: let it send its preface, then feed it.
                     context.fireChannelActive()
                     context.fireChannelRead(NIOAny(bytes))
-                    configured.whenSuccess { [deliver] connection in deliver(connection, channel) }
-                    configured.whenFailure { _ in channel.close(promise: nil) }
                 } else {
                     try pipeline.configureHTTPServerPipeline(position: .last, withPipeliningAssistance: true, withErrorHandling: true)
                     try pipeline.addHandler(http.handler())

@@ -11,9 +11,28 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
     let node: Node
 
     func range(request: Etcdserverpb_RangeRequest, context: ServerContext) async throws -> Etcdserverpb_RangeResponse {
+        try await range(request)
+    }
+
+    func range(_ request: Etcdserverpb_RangeRequest) async throws -> Etcdserverpb_RangeResponse {
         try await rpc {
             try RequestChecks.range(request)
             if !request.serializable { try await node.linearizableBarrier() }
+            return try rangeHere(request)
+        }
+    }
+
+    /// A serializable range, answered at once from this member's store:
+    /// it waits for nothing but the store's reader lock.
+    func serializableRange(_ request: Etcdserverpb_RangeRequest) throws -> Etcdserverpb_RangeResponse {
+        precondition(request.serializable, "only a serializable range is answered without a barrier")
+        try rpcNow { try RequestChecks.range(request) }
+        return try rangeHere(request)
+    }
+
+    /// A checked range from this member's store as it is now.
+    private func rangeHere(_ request: Etcdserverpb_RangeRequest) throws -> Etcdserverpb_RangeResponse {
+        try rpcNow {
             node.metrics.mvcc.count(ranges: 1)
             let (result, revision) = try node.read { store in
                 (try store.range(Conversions.rangeRequest(request)), store.currentRevision)
@@ -25,6 +44,10 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
     }
 
     func put(request: Etcdserverpb_PutRequest, context: ServerContext) async throws -> Etcdserverpb_PutResponse {
+        try await put(request)
+    }
+
+    func put(_ request: Etcdserverpb_PutRequest) async throws -> Etcdserverpb_PutResponse {
         try await rpc {
             try RequestChecks.put(request)
             try await node.checkQuota()
@@ -37,6 +60,10 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
     }
 
     func deleteRange(request: Etcdserverpb_DeleteRangeRequest, context: ServerContext) async throws -> Etcdserverpb_DeleteRangeResponse {
+        try await deleteRange(request)
+    }
+
+    func deleteRange(_ request: Etcdserverpb_DeleteRangeRequest) async throws -> Etcdserverpb_DeleteRangeResponse {
         try await rpc {
             try RequestChecks.deleteRange(request)
             var command = Ballotpb_Command()
@@ -48,6 +75,10 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
     }
 
     func txn(request: Etcdserverpb_TxnRequest, context: ServerContext) async throws -> Etcdserverpb_TxnResponse {
+        try await txn(request)
+    }
+
+    func txn(_ request: Etcdserverpb_TxnRequest) async throws -> Etcdserverpb_TxnResponse {
         try await rpc {
             try RequestChecks.txn(request, maxOperations: node.maxTxnOperations)
             if Self.writes(request) { try await node.checkQuota() }
@@ -60,6 +91,10 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
     }
 
     func compact(request: Etcdserverpb_CompactionRequest, context: ServerContext) async throws -> Etcdserverpb_CompactionResponse {
+        try await compact(request)
+    }
+
+    func compact(_ request: Etcdserverpb_CompactionRequest) async throws -> Etcdserverpb_CompactionResponse {
         try await rpc {
             var command = Ballotpb_Command()
             command.compaction = request

@@ -14,6 +14,17 @@ func rpc<T>(_ body: () async throws -> T) async throws -> T {
     }
 }
 
+/// `rpc` for a handler that does not wait.
+func rpcNow<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as EtcdError {
+        throw error.rpcError
+    } catch let error as StorageError {
+        throw EtcdError(error).rpcError
+    }
+}
+
 extension Node {
     /// etcd's response header: cluster, member, revision, raft term.
     func header(revision: Int64) -> Etcdserverpb_ResponseHeader {

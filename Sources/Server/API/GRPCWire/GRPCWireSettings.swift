@@ -1,0 +1,50 @@
+import NIOHTTP2
+
+/// The tunables of the client port's gRPC-over-HTTP/2 layer, each with a
+/// named default and a limit. Windows bound what one client can make a
+/// member hold: a stream's unread bytes are at most its window, a
+/// connection's at most its window.
+struct GRPCWireSettings: Sendable {
+    /// The largest request message, in bytes (etcd's --max-request-bytes
+    /// plus gRPC's overhead); larger ones are refused as grpc-go refuses them.
+    var maxRequestMessageBytes: Int
+    /// HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS (etcd's --max-concurrent-streams).
+    var maxConcurrentStreams: Int
+    /// Each stream's receive window, advertised in SETTINGS_INITIAL_WINDOW_SIZE.
+    var streamWindowBytes = Self.defaultStreamWindowBytes
+    /// The connection's receive window, raised from HTTP/2's 64 KiB at start.
+    var connectionWindowBytes = Self.defaultConnectionWindowBytes
+    /// How many bytes of a streaming call's complete messages may wait for
+    /// its handler before the member stops opening the stream's window.
+    var queuedInboundBytesMax = Self.defaultQueuedInboundBytesMax
+    /// How many bytes of a streaming call's responses may wait for the
+    /// socket before the handler's next write waits for them to drain.
+    var queuedOutboundBytesMax = Self.defaultQueuedOutboundBytesMax
+    /// HTTP/2's SETTINGS_MAX_HEADER_LIST_SIZE.
+    var maxHeaderListBytes = Self.defaultMaxHeaderListBytes
+
+    static let defaultStreamWindowBytes = 1 << 20
+    static let defaultConnectionWindowBytes = 8 << 20
+    static let defaultQueuedInboundBytesMax = 1 << 20
+    static let defaultQueuedOutboundBytesMax = 1 << 20
+    static let defaultMaxHeaderListBytes = 16 << 10
+    /// HTTP/2 caps every window at 2^31 - 1 bytes.
+    static let windowBytesLimit = Int(Int32.max)
+
+    init(maxRequestMessageBytes: Int, maxConcurrentStreams: Int) {
+        self.maxRequestMessageBytes = maxRequestMessageBytes
+        self.maxConcurrentStreams = maxConcurrentStreams
+    }
+
+    /// What the member announces in its first SETTINGS frame.
+    var http2Settings: HTTP2Settings {
+        precondition(streamWindowBytes > 0 && streamWindowBytes <= Self.windowBytesLimit, "stream window out of HTTP/2's range")
+        precondition(connectionWindowBytes >= 65_535 && connectionWindowBytes <= Self.windowBytesLimit, "connection window out of HTTP/2's range")
+        return [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: min(maxConcurrentStreams, Int(UInt32.max >> 1))),
+            HTTP2Setting(parameter: .initialWindowSize, value: streamWindowBytes),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderListBytes),
+            HTTP2Setting(parameter: .enablePush, value: 0),
+        ]
+    }
+}
