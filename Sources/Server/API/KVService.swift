@@ -18,7 +18,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
         try await rpc {
             try RequestChecks.range(request)
             if !request.serializable { try await node.linearizableBarrier() }
-            return try rangeHere(request)
+            return try readRange(request)
         }
     }
 
@@ -27,11 +27,11 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
     func serializableRange(_ request: Etcdserverpb_RangeRequest) throws -> Etcdserverpb_RangeResponse {
         precondition(request.serializable, "only a serializable range is answered without a barrier")
         try rpcNow { try RequestChecks.range(request) }
-        return try rangeHere(request)
+        return try readRange(request)
     }
 
     /// A checked range from this member's store as it is now.
-    private func rangeHere(_ request: Etcdserverpb_RangeRequest) throws -> Etcdserverpb_RangeResponse {
+    private func readRange(_ request: Etcdserverpb_RangeRequest) throws -> Etcdserverpb_RangeResponse {
         try rpcNow {
             node.metrics.mvcc.count(ranges: 1)
             let (result, revision) = try node.read { store in
@@ -104,6 +104,69 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
         }
     }
 
+    // MARK: Answered by callback on the leader (`UnaryCalls`)
+    //
+    // Each checks the request (throwing etcd's error), then returns false,
+    // having done nothing, unless this member leads and, for a write that
+    // adds data, the quota leaves room (raising the NOSPACE alarm is the
+    // async path's). Otherwise `done` gets the answer from the thread that
+    // settled it, as a closure that makes the response where it is called
+    // (the connection's event loop): a linearizable range reads the store
+    // there, once its read index is applied.
+
+    typealias HereDone<Response> = @Sendable (Result<@Sendable () throws -> Response, any Error>) -> Void
+
+    func linearizableRangeHere(_ request: Etcdserverpb_RangeRequest, then done: @escaping HereDone<Etcdserverpb_RangeResponse>) throws -> Bool {
+        try rpcNow { try RequestChecks.range(request) }
+        return node.linearizableBarrierHere { result in
+            done(result.map { { try readRange(request) } })
+        }
+    }
+
+    func putHere(_ request: Etcdserverpb_PutRequest, then done: @escaping HereDone<Etcdserverpb_PutResponse>) throws -> Bool {
+        try rpcNow { try RequestChecks.put(request) }
+        guard quotaLeavesRoom else { return false }
+        var command = Ballotpb_Command()
+        command.put = request
+        return proposeHere(command, \.put, done)
+    }
+
+    func deleteRangeHere(_ request: Etcdserverpb_DeleteRangeRequest, then done: @escaping HereDone<Etcdserverpb_DeleteRangeResponse>) throws -> Bool {
+        try rpcNow { try RequestChecks.deleteRange(request) }
+        var command = Ballotpb_Command()
+        command.deleteRange = request
+        return proposeHere(command, \.deleteRange, done)
+    }
+
+    func txnHere(_ request: Etcdserverpb_TxnRequest, then done: @escaping HereDone<Etcdserverpb_TxnResponse>) throws -> Bool {
+        try rpcNow { try RequestChecks.txn(request, maxOperations: node.maxTxnOperations) }
+        guard !Self.writes(request) || quotaLeavesRoom else { return false }
+        var command = Ballotpb_Command()
+        command.txn = request
+        return proposeHere(command, \.txn, done)
+    }
+
+    /// Whether a put may go ahead without the async path's quota check
+    /// (which raises the NOSPACE alarm when the quota is reached).
+    private var quotaLeavesRoom: Bool {
+        let usage = node.storeUsage
+        return !usage.noSpaceAlarm && usage.usedBytes < node.quotaBytes
+    }
+
+    private func proposeHere<Response: ResponseWithHeader>(
+        _ command: Ballotpb_Command, _ field: KeyPath<Ballotpb_CommandResult, Response> & Sendable, _ done: @escaping HereDone<Response>
+    ) -> Bool {
+        node.proposeHere(command) { [node] result in
+            done(result.map { result in
+                {
+                    var response = result[keyPath: field]
+                    response.header = node.header(revision: response.header.revision)
+                    return response
+                }
+            })
+        }
+    }
+
     /// Whether a transaction may put anything (deletes are always allowed).
     static func writes(_ txn: Etcdserverpb_TxnRequest) -> Bool {
         (txn.success + txn.failure).contains { op in
@@ -115,3 +178,12 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
         }
     }
 }
+
+/// A KV response: each carries etcd's header.
+protocol ResponseWithHeader: Sendable {
+    var header: Etcdserverpb_ResponseHeader { get set }
+}
+
+extension Etcdserverpb_PutResponse: ResponseWithHeader {}
+extension Etcdserverpb_DeleteRangeResponse: ResponseWithHeader {}
+extension Etcdserverpb_TxnResponse: ResponseWithHeader {}

@@ -7,10 +7,8 @@ import Storage
 func rpc<T>(_ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
-    } catch let error as EtcdError {
-        throw error.rpcError
-    } catch let error as StorageError {
-        throw EtcdError(error).rpcError
+    } catch {
+        throw rpcStatus(error)
     }
 }
 
@@ -18,10 +16,17 @@ func rpc<T>(_ body: () async throws -> T) async throws -> T {
 func rpcNow<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
-    } catch let error as EtcdError {
-        throw error.rpcError
-    } catch let error as StorageError {
-        throw EtcdError(error).rpcError
+    } catch {
+        throw rpcStatus(error)
+    }
+}
+
+/// Ballot's errors as etcd's gRPC statuses; other errors as they are.
+func rpcStatus(_ error: any Error) -> any Error {
+    switch error {
+    case let error as EtcdError: error.rpcError
+    case let error as StorageError: EtcdError(error).rpcError
+    default: error
     }
 }
 

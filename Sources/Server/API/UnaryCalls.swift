@@ -14,20 +14,23 @@ struct UnaryCalls: Sendable {
     init(kv: KVService, metrics: ServerMetrics) {
         let node = kv.node
         let service = Etcdserverpb_KV.descriptor.fullyQualifiedService
-        func path(_ method: MethodDescriptor) -> String { "/\(method.service.fullyQualifiedService)/\(method.method)" }
         let list = [
             UnaryRoute.make(Etcdserverpb_KV.Method.Range.descriptor, node: node, metrics: metrics,
-                            // A get of one key answers on the event loop; a span
-                            // or a linearizable read runs as a task.
+                            // A serializable get of one key answers on the event
+                            // loop; a linearizable range by callback on the leader.
                             now: { $0.serializable && $0.rangeEnd.isEmpty ? try kv.serializableRange($0) : nil },
+                            here: { request, done in try !request.serializable && kv.linearizableRangeHere(request, then: done) },
                             later: { try await kv.range($0) }),
-            UnaryRoute.make(Etcdserverpb_KV.Method.Put.descriptor, node: node, metrics: metrics, later: { try await kv.put($0) }),
-            UnaryRoute.make(Etcdserverpb_KV.Method.DeleteRange.descriptor, node: node, metrics: metrics, later: { try await kv.deleteRange($0) }),
-            UnaryRoute.make(Etcdserverpb_KV.Method.Txn.descriptor, node: node, metrics: metrics, later: { try await kv.txn($0) }),
+            UnaryRoute.make(Etcdserverpb_KV.Method.Put.descriptor, node: node, metrics: metrics,
+                            here: { try kv.putHere($0, then: $1) }, later: { try await kv.put($0) }),
+            UnaryRoute.make(Etcdserverpb_KV.Method.DeleteRange.descriptor, node: node, metrics: metrics,
+                            here: { try kv.deleteRangeHere($0, then: $1) }, later: { try await kv.deleteRange($0) }),
+            UnaryRoute.make(Etcdserverpb_KV.Method.Txn.descriptor, node: node, metrics: metrics,
+                            here: { try kv.txnHere($0, then: $1) }, later: { try await kv.txn($0) }),
             UnaryRoute.make(Etcdserverpb_KV.Method.Compact.descriptor, node: node, metrics: metrics, later: { try await kv.compact($0) }),
         ]
         precondition(list.allSatisfy { $0.service == service }, "the unary routes are the KV service's")
-        routes = Dictionary(uniqueKeysWithValues: list.map { (path(MethodDescriptor(fullyQualifiedService: $0.service, method: $0.method)), $0) })
+        routes = Dictionary(uniqueKeysWithValues: list.map { ("/\($0.service)/\($0.method)", $0) })
     }
 
     /// The route for `path` (`/etcdserverpb.KV/Put`), if it is answered here.
@@ -36,29 +39,34 @@ struct UnaryCalls: Sendable {
     }
 }
 
-/// How a unary call is answered: at once, or by an operation to run.
-enum UnaryOutcome: Sendable {
-    case answered(Result<[UInt8], RPCError>)
-    case pending(@Sendable () async -> Result<[UInt8], RPCError>)
-}
+/// How a route answers later: with a closure that makes the encoded
+/// response, called on the connection's event loop.
+typealias UnaryReply = @Sendable (@escaping @Sendable () -> Result<[UInt8], RPCError>) -> Void
 
 /// One unary method: decodes the request, answers, encodes the response.
+///
+/// Three ways to answer, tried in order: `now` on the event loop (nothing
+/// to wait for), `here` by callback from the thread that settles the call
+/// (this member leads: no task), `later` as one task (forwarding to the
+/// leader, waiting for one, raising the quota alarm).
 struct UnaryRoute: Sendable {
     let service: String
     let method: String
-    /// Start the call with its request message and headers.
-    let start: @Sendable (_ message: [UInt8], _ headers: HPACKHeaders) -> UnaryOutcome
+    /// Start the call with its request message and headers: its answer if
+    /// it has one now, or nil when `reply` will bring it.
+    let start: @Sendable (_ message: [UInt8], _ headers: HPACKHeaders, _ reply: @escaping UnaryReply) -> Result<[UInt8], RPCError>?
 
     static func make<Request: SwiftProtobuf.Message & Sendable, Response: SwiftProtobuf.Message & Sendable>(
         _ descriptor: MethodDescriptor, node: Node, metrics: ServerMetrics,
         now: @escaping @Sendable (Request) throws -> Response? = { _ in nil },
+        here: @escaping @Sendable (Request, @escaping KVService.HereDone<Response>) throws -> Bool = { _, _ in false },
         later: @escaping @Sendable (Request) async throws -> Response
     ) -> UnaryRoute {
         let service = descriptor.service.fullyQualifiedService
         let method = descriptor.method
-        @Sendable func finished(_ result: Result<Response, any Error>, cancelled: Bool = false) -> Result<[UInt8], RPCError> {
+        @Sendable func finished(_ result: Result<Response, any Error>) -> Result<[UInt8], RPCError> {
             let encoded: Result<[UInt8], RPCError>
-            switch result {
+            switch result.mapError(rpcStatus) {
             case .success(let response):
                 do {
                     encoded = .success(try response.serializedBytes())
@@ -71,37 +79,45 @@ struct UnaryRoute: Sendable {
                 // grpc-swift's answer to an error that is not an RPCError.
                 encoded = .failure(RPCError(code: .unknown, message: "Service method threw an unknown error."))
             }
-            let code = cancelled ? "Canceled" : encoded.failure.map { MetricsInterceptor.grpcCodeName($0) } ?? "OK"
+            let code = encoded.failure.map { MetricsInterceptor.grpcCodeName($0) } ?? "OK"
             metrics.handled(service: service, method: method, type: "unary", code: code)
             return encoded
         }
-        return UnaryRoute(service: service, method: method) { message, headers in
+        return UnaryRoute(service: service, method: method) { message, headers, reply in
             metrics.started(service: service, method: method, type: "unary")
             if headers[canonicalForm: RequireLeaderInterceptor.metadataKey].contains("true"), node.status.leader == nil {
-                return .answered(finished(.failure(EtcdError.noLeader.rpcError)))
+                return finished(.failure(EtcdError.noLeader))
             }
             let request: Request
             do {
                 request = try Request(serializedBytes: message)
             } catch {
-                return .answered(finished(.failure(RPCError(code: .internalError, message: "grpc: error unmarshalling request: \(error)"))))
+                return finished(.failure(RPCError(code: .internalError, message: "grpc: error unmarshalling request: \(error)")))
             }
             do {
-                if let response = try now(request) { return .answered(finished(.success(response))) }
+                if let response = try now(request) { return finished(.success(response)) }
+                let answered = try here(request) { result in
+                    switch result {
+                    case .success(let make): reply { finished(Result { try make() }) }
+                    case .failure(let error): reply { finished(.failure(error)) }
+                    }
+                }
+                if answered { return nil }
             } catch {
-                return .answered(finished(.failure(error)))
+                return finished(.failure(error))
             }
-            return .pending {
+            Task {
                 do {
-                    return finished(.success(try await later(request)))
+                    let response = try await later(request)
+                    reply { finished(.success(response)) }
                 } catch {
-                    return finished(.failure(error), cancelled: Task.isCancelled)
+                    reply { finished(.failure(error)) }
                 }
             }
+            return nil
         }
     }
 }
-
 private extension Result {
     var failure: Failure? {
         if case .failure(let error) = self { return error }

@@ -99,8 +99,10 @@ public final class Node: @unchecked Sendable {
         case configChange(id: UInt64, ConfigChange)
     }
 
+    /// A caller waiting for the loop or the apply thread: a task's
+    /// continuation, or a callback (`proposeHere`) that hops to an event loop.
     struct Pending<T: Sendable> {
-        var continuation: CheckedContinuation<T, any Error>
+        let resume: @Sendable (Result<T, any Error>) -> Void
         var deadline: Date
     }
 
@@ -214,15 +216,18 @@ public final class Node: @unchecked Sendable {
     /// Propose `command` here (this member must lead) and return its result
     /// once applied here.
     func proposeLocally(_ command: Ballotpb_Command) async throws -> Ballotpb_CommandResult {
-        try await request(\.proposals) { requestID in
-            var command = command
-            command.id = requestID
-            command.origin = id.rawValue
-            let bytes: [UInt8] = try command.serializedBytes()
-            // As etcd does: the encoded request, checked once, where it is encoded.
-            if bytes.count > maxRequestBytes { throw EtcdError.requestTooLarge }
-            return .propose(id: requestID, command: bytes)
-        }
+        try await request(\.proposals) { requestID in try proposal(command, requestID: requestID) }
+    }
+
+    /// The loop's input for `command`, proposed here under `requestID`.
+    private func proposal(_ command: Ballotpb_Command, requestID: UInt64) throws -> Input {
+        var command = command
+        command.id = requestID
+        command.origin = id.rawValue
+        let bytes: [UInt8] = try command.serializedBytes()
+        // As etcd does: the encoded request, checked once, where it is encoded.
+        if bytes.count > maxRequestBytes { throw EtcdError.requestTooLarge }
+        return .propose(id: requestID, command: bytes)
     }
 
     /// A read index confirmed by this member as leader.
@@ -236,31 +241,80 @@ public final class Node: @unchecked Sendable {
         _ waiters: ReferenceWritableKeyPath<Node, [UInt64: Pending<T>]>, _ makeInput: (UInt64) throws -> Input
     ) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            condition.lock()
-            defer { condition.unlock() }
-            if stopping { return continuation.resume(throwing: EtcdError.stopped) }
+            enqueue(waiters, makeInput) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// `request`, answered through `resume` (called once, on whichever
+    /// thread settles the request: never with `condition` held).
+    private func enqueue<T: Sendable>(
+        _ waiters: ReferenceWritableKeyPath<Node, [UInt64: Pending<T>]>, _ makeInput: (UInt64) throws -> Input,
+        resume: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) {
+        let refused: (any Error)? = condition.withLock {
+            if stopping { return EtcdError.stopped }
             nextRequestID += 1
             let input: Input
             do {
                 input = try makeInput(nextRequestID)
             } catch {
-                return continuation.resume(throwing: error as? EtcdError ?? .internal("\(error)"))
+                return error as? EtcdError ?? .internal("\(error)")
             }
-            self[keyPath: waiters][nextRequestID] = Pending(continuation: continuation, deadline: Date().addingTimeInterval(requestTimeout))
+            self[keyPath: waiters][nextRequestID] = Pending(resume: resume, deadline: Date().addingTimeInterval(requestTimeout))
             inbox.append(input)
             condition.broadcast()
+            return nil
         }
+        if let refused { resume(.failure(refused)) }
     }
 
     /// Returns once this member has applied `index`.
     func waitApplied(_ index: LogIndex) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            condition.lock()
-            defer { condition.unlock() }
-            if published.appliedIndex >= index { return continuation.resume() }
-            if stopping { return continuation.resume(throwing: EtcdError.stopped) }
-            appliedWaiters.append((index, Pending(continuation: continuation, deadline: Date().addingTimeInterval(requestTimeout))))
+            waitApplied(index) { continuation.resume(with: $0) }
         }
+    }
+
+    /// `waitApplied`, answered through `resume` (at once if applied already).
+    func waitApplied(_ index: LogIndex, then resume: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+        let now: Result<Void, any Error>? = condition.withLock {
+            if published.appliedIndex >= index { return .success(()) }
+            if stopping { return .failure(EtcdError.stopped) }
+            appliedWaiters.append((index, Pending(resume: resume, deadline: Date().addingTimeInterval(requestTimeout))))
+            return nil
+        }
+        if let now { resume(now) }
+    }
+
+    // MARK: Requests answered by callback
+    //
+    // For callers on an event loop (`UnaryCalls`): the answer comes from
+    // the thread that settles the request (the apply thread for a write,
+    // the loop thread for a read index) with no task in between. Each
+    // returns false, having done nothing, unless this member leads; the
+    // caller then takes the async path, which forwards to the leader.
+
+    /// `propose`, on the leader.
+    func proposeHere(_ command: Ballotpb_Command, then done: @escaping @Sendable (Result<Ballotpb_CommandResult, any Error>) -> Void) -> Bool {
+        guard status.leader == id else { return false }
+        enqueue(\.proposals, { requestID in try proposal(command, requestID: requestID) }) { result in
+            done(result.flatMap { result in
+                result.errorMessage.isEmpty ? .success(result) : .failure(EtcdError(code: result.errorCode, message: result.errorMessage))
+            })
+        }
+        return true
+    }
+
+    /// `linearizableBarrier`, on the leader.
+    func linearizableBarrierHere(then done: @escaping @Sendable (Result<Void, any Error>) -> Void) -> Bool {
+        guard status.leader == id else { return false }
+        enqueue(\.reads, { .readIndex(context: $0) }) { [self] (result: Result<LogIndex, any Error>) in
+            switch result {
+            case .success(let index): waitApplied(index, then: done)
+            case .failure(let error): done(.failure(error))
+            }
+        }
+        return true
     }
 
     /// Propose a configuration change here (this member must lead); its
@@ -364,7 +418,7 @@ public final class Node: @unchecked Sendable {
                 condition.lock()
                 let pending = configChanges.removeValue(forKey: requestID)
                 condition.unlock()
-                pending?.continuation.resume(with: result)
+                pending?.resume(result)
             case .transfer(let target):
                 do throws(TransferError) {
                     try core.transferLeadership(to: target)
@@ -467,7 +521,7 @@ public final class Node: @unchecked Sendable {
             return true
         }
         condition.unlock()
-        for pending in ready { pending.continuation.resume() }
+        for pending in ready { pending.resume(.success(())) }
     }
 
     /// How far the store's commits reach (durable once `MVCCStore.sync()`
@@ -517,7 +571,7 @@ public final class Node: @unchecked Sendable {
         let pending = proposals.removeValue(forKey: requestID)
         condition.unlock()
         if case .failure = result, pending != nil { metrics.proposalsFailed.increment() }
-        pending?.continuation.resume(with: result)
+        pending?.resume(result)
     }
 
     /// Loop thread: the core confirmed the read index of the read waiting under `context`.
@@ -529,7 +583,7 @@ public final class Node: @unchecked Sendable {
         condition.lock()
         let pending = reads.removeValue(forKey: context)
         condition.unlock()
-        pending?.continuation.resume(with: result)
+        pending?.resume(result)
     }
 
     /// Fail requests whose time is up: a proposal lost with a leader, a read
@@ -548,9 +602,9 @@ public final class Node: @unchecked Sendable {
         }
         condition.unlock()
         if !expiredProposals.isEmpty { metrics.proposalsFailed.increment(by: Int64(expiredProposals.count)) }
-        for pending in expiredProposals.values { pending.continuation.resume(throwing: EtcdError.timeout) }
-        for pending in expiredReads.values { pending.continuation.resume(throwing: EtcdError.timeout) }
-        for pending in expiredApplied { pending.continuation.resume(throwing: EtcdError.timeout) }
+        for pending in expiredProposals.values { pending.resume(.failure(EtcdError.timeout)) }
+        for pending in expiredReads.values { pending.resume(.failure(EtcdError.timeout)) }
+        for pending in expiredApplied { pending.resume(.failure(EtcdError.timeout)) }
     }
 
     private func failEverything(_ error: EtcdError) {
@@ -564,10 +618,10 @@ public final class Node: @unchecked Sendable {
         configChanges = [:]
         appliedWaiters = []
         condition.unlock()
-        for pending in allProposals { pending.continuation.resume(throwing: error) }
-        for pending in allReads { pending.continuation.resume(throwing: error) }
-        for pending in allChanges { pending.continuation.resume(throwing: error) }
-        for pending in allApplied { pending.continuation.resume(throwing: error) }
+        for pending in allProposals { pending.resume(.failure(error)) }
+        for pending in allReads { pending.resume(.failure(error)) }
+        for pending in allChanges { pending.resume(.failure(error)) }
+        for pending in allApplied { pending.resume(.failure(error)) }
     }
 }
 

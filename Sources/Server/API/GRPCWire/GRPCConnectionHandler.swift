@@ -48,8 +48,8 @@ final class GRPCConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     private enum Call {
         /// A unary call's request arriving.
         case readingUnary(UnaryRead)
-        /// Its handler runs (a task, unless it answered at once).
-        case answering(Task<Void, Never>?)
+        /// Its handler runs; a reset stream lets it finish and drops its answer.
+        case answering
         /// The answer went out; the stream closes when the client's side has.
         case answered
         /// A call grpc-swift serves.
@@ -267,17 +267,15 @@ final class GRPCConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 refuse(id, Status(code: .internalError, message: "grpc: the request ended without a whole message"), clientDone: true)
                 return
             }
-            switch read.route.start(message, read.headers) {
-            case .answered(let result):
-                calls[id] = .answering(nil)
-                answer(id, result)
-            case .pending(let operation):
-                let loop = context!.eventLoop
-                calls[id] = .answering(Task {
-                    let result = await operation()
-                    loop.execute { self.answer(id, result) }
-                })
+            calls[id] = .answering
+            let loop = context!.eventLoop
+            let now = read.route.start(message, read.headers) { make in
+                loop.execute {
+                    let result = make()  // also counted when the stream is gone
+                    self.answer(id, result)
+                }
             }
+            if let now { answer(id, now) }
         case .bridged(let call):
             guard !call.clientDone else { return }
             call.clientDone = true
@@ -400,15 +398,16 @@ final class GRPCConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     /// Stream `id` closed: a reset (by either side) cancels what still runs.
     private func close(_ id: HTTP2StreamID, reset: Bool) {
         switch calls.removeValue(forKey: id) {
-        case .answering(let task):
-            task?.cancel()
         case .bridged(let call):
+            // Cancelled before its requests end, so a handler that returns
+            // because they ended sees itself cancelled (counted Canceled, as
+            // grpc-go counts a client that left).
+            if reset || !call.sentStatus { call.cancellation.cancel() }
             if !call.clientDone {
                 call.clientDone = true
                 call.inbound.finish(throwing: RPCError(code: .cancelled, message: "the client reset the stream"))
             }
-            if reset || !call.sentStatus { call.cancellation.cancel() }
-        case .readingUnary, .answered, nil:
+        case .readingUnary, .answering, .answered, nil:
             break
         }
         if goingAway, calls.isEmpty { context?.close(promise: nil) }
