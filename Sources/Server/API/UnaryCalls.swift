@@ -16,10 +16,14 @@ struct UnaryCalls: Sendable {
         let service = Etcdserverpb_KV.descriptor.fullyQualifiedService
         let list = [
             UnaryRoute.make(Etcdserverpb_KV.Method.Range.descriptor, node: node, metrics: metrics,
-                            // A serializable get of one key answers on the event
-                            // loop; a linearizable range by callback on the leader.
+                            // A get of one key reads the store on the event loop:
+                            // at once if serializable, by callback once its read
+                            // index is applied on the leader. A span may read
+                            // much, so it runs as a task, off the event loop.
                             now: { $0.serializable && $0.rangeEnd.isEmpty ? try kv.serializableRange($0) : nil },
-                            here: { request, done in try !request.serializable && kv.linearizableRangeHere(request, then: done) },
+                            here: { request, done in
+                                try !request.serializable && request.rangeEnd.isEmpty && kv.linearizableRangeHere(request, then: done)
+                            },
                             later: { try await kv.range($0) }),
             UnaryRoute.make(Etcdserverpb_KV.Method.Put.descriptor, node: node, metrics: metrics,
                             here: { try kv.putHere($0, then: $1) }, later: { try await kv.put($0) }),

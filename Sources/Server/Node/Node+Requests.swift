@@ -34,8 +34,8 @@ extension Node {
         // loop turn; a follower shares one round trip among concurrent reads.
         let index = leader == id
             ? try await readIndexLocally()
-            : try await remoteReads.readIndex { [transport, requestTimeout] in
-                try await transport.readIndex(from: leader, timeout: requestTimeout)
+            : try await remoteReads.readIndex { [transport, requestTimeout] resume in
+                transport.readIndex(from: leader, timeout: requestTimeout, then: resume)
             }
         try await waitApplied(index)
     }

@@ -290,9 +290,10 @@ public final class Node: @unchecked Sendable {
     //
     // For callers on an event loop (`UnaryCalls`): the answer comes from
     // the thread that settles the request (the apply thread for a write,
-    // the loop thread for a read index) with no task in between. Each
-    // returns false, having done nothing, unless this member leads; the
-    // caller then takes the async path, which forwards to the leader.
+    // the loop thread or a peer connection's event loop for a read index)
+    // with no task in between. Each returns false, having done nothing,
+    // when it cannot serve here (a write on a follower, no leader known);
+    // the caller then takes the async path, which forwards or waits.
 
     /// `propose`, on the leader.
     func proposeHere(_ command: Ballotpb_Command, then done: @escaping @Sendable (Result<Ballotpb_CommandResult, any Error>) -> Void) -> Bool {
@@ -305,14 +306,23 @@ public final class Node: @unchecked Sendable {
         return true
     }
 
-    /// `linearizableBarrier`, on the leader.
+    /// `linearizableBarrier`: on the leader, or on a follower sharing a
+    /// read-index round trip to it (`remoteReads`). False while no leader is
+    /// known (the async path waits for one).
     func linearizableBarrierHere(then done: @escaping @Sendable (Result<Void, any Error>) -> Void) -> Bool {
-        guard status.leader == id else { return false }
-        enqueue(\.reads, { .readIndex(context: $0) }) { [self] (result: Result<LogIndex, any Error>) in
+        guard let leader = status.leader else { return false }
+        let applied: @Sendable (Result<LogIndex, any Error>) -> Void = { [self] result in
             switch result {
             case .success(let index): waitApplied(index, then: done)
             case .failure(let error): done(.failure(error))
             }
+        }
+        if leader == id {
+            enqueue(\.reads, { .readIndex(context: $0) }, resume: applied)
+        } else {
+            remoteReads.readIndex({ [transport, requestTimeout] resume in
+                transport.readIndex(from: leader, timeout: requestTimeout, then: resume)
+            }, then: applied)
         }
         return true
     }

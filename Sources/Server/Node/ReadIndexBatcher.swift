@@ -7,8 +7,12 @@ import Foundation
 /// confirmation must postdate the read, or it could miss a write
 /// acknowledged before the read began.
 final class ReadIndexBatcher: @unchecked Sendable {
+    typealias Resume = @Sendable (Result<LogIndex, any Error>) -> Void
+    /// One round trip: answers through its argument, once.
+    typealias Fetch = @Sendable (@escaping Resume) -> Void
+
     private let lock = NSLock()
-    private var waiting: [CheckedContinuation<LogIndex, any Error>] = []
+    private var waiting: [Resume] = []
     private var running = false
     private var fetches = 0
 
@@ -16,30 +20,37 @@ final class ReadIndexBatcher: @unchecked Sendable {
     var roundTrips: Int { lock.withLock { fetches } }
 
     /// A read index from `fetch`, shared with every read waiting alongside.
-    func readIndex(_ fetch: @escaping @Sendable () async throws -> LogIndex) async throws -> LogIndex {
+    func readIndex(_ fetch: @escaping Fetch) async throws -> LogIndex {
         try await withCheckedThrowingContinuation { continuation in
-            let start: Bool = lock.withLock {
-                waiting.append(continuation)
-                if running { return false }
-                running = true
-                return true
-            }
-            if start { Task { await self.drive(fetch) } }
+            readIndex(fetch) { continuation.resume(with: $0) }
         }
     }
 
-    private func drive(_ fetch: @escaping @Sendable () async throws -> LogIndex) async {
-        while true {
-            let batch: [CheckedContinuation<LogIndex, any Error>] = lock.withLock {
-                let batch = waiting
-                waiting = []
-                if batch.isEmpty { running = false } else { fetches += 1 }
-                return batch
-            }
-            if batch.isEmpty { return }
-            let result: Result<LogIndex, any Error>
-            do { result = .success(try await fetch()) } catch { result = .failure(error) }
-            for continuation in batch { continuation.resume(with: result) }
+    /// `readIndex`, answered through `resume` on the thread that settles
+    /// the round trip.
+    func readIndex(_ fetch: @escaping Fetch, then resume: @escaping Resume) {
+        let start: Bool = lock.withLock {
+            waiting.append(resume)
+            if running { return false }
+            running = true
+            return true
+        }
+        if start { next(fetch) }
+    }
+
+    /// Start a round trip for everything waiting now; when it answers,
+    /// answer them and start the next for whatever came meanwhile.
+    private func next(_ fetch: @escaping Fetch) {
+        let batch: [Resume] = lock.withLock {
+            let batch = waiting
+            waiting = []
+            if batch.isEmpty { running = false } else { fetches += 1 }
+            return batch
+        }
+        if batch.isEmpty { return }
+        fetch { [self] result in
+            for resume in batch { resume(result) }
+            next(fetch)
         }
     }
 }

@@ -197,40 +197,55 @@ final class PeerLink: @unchecked Sendable {
     /// connection if none is up; fails after `timeout` seconds, or when the
     /// connection it went out on breaks (it may or may not have been served).
     func ask(_ kind: PeerRequestKind, _ payload: [UInt8], timeout: Double) async throws -> [UInt8] {
-        let id = lock.withLock {
-            nextRequestID += 1
-            return nextRequestID
-        }
-        let frame = PeerFrame.request(id: id, kind: kind, payload: payload)
+        let id = newRequestID()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                // Registered before anything can finish it: the timer starts
-                // here, and a cancellation that came first is seen here.
-                let registered: (Bool, Channel?) = lock.withLock {
-                    if Task.isCancelled { return (false, nil) }
-                    // A timer on an event loop, not a task: one per request,
-                    // and a task would cost a thread hand-off of its own.
-                    let timer = (channel?.eventLoop ?? MultiThreadedEventLoopGroup.singleton.any())
-                        .scheduleTask(in: .milliseconds(Int64(timeout * 1000))) {
-                            // Still waiting for a connection: it never went out.
-                            self.finish(id) { unsent in .failure(unsent ? PeerProtocolError.notSent : PeerProtocolError.timedOut) }
-                        }
-                    inFlight[id] = Request(continuation: continuation, timer: timer)
-                    if channel == nil { unsent.append((id, frame)) }
-                    return (true, channel)
-                }
-                guard registered.0 else { return continuation.resume(throwing: CancellationError()) }
-                // A frame not written whole cannot be decoded, so not served.
-                registered.1?.writeAndFlush(frame).whenFailure { _ in self.finish(id, .failure(PeerProtocolError.notSent)) }
+                // A cancellation that came first is seen under the lock, as the request is registered.
+                ask(id, kind, payload, timeout: timeout, refusedIf: { Task.isCancelled }) { continuation.resume(with: $0) }
             }
         } onCancel: {
             finish(id, .failure(CancellationError()))
         }
     }
 
+    /// `ask`, answered through `resume` on the thread that settles it (the
+    /// connection's event loop, or a timer's): for callers with no task.
+    func ask(_ kind: PeerRequestKind, _ payload: [UInt8], timeout: Double, then resume: @escaping @Sendable (Result<[UInt8], any Error>) -> Void) {
+        ask(newRequestID(), kind, payload, timeout: timeout, refusedIf: { false }, then: resume)
+    }
+
+    private func newRequestID() -> UInt64 {
+        lock.withLock {
+            nextRequestID += 1
+            return nextRequestID
+        }
+    }
+
+    private func ask(_ id: UInt64, _ kind: PeerRequestKind, _ payload: [UInt8], timeout: Double, refusedIf cancelled: () -> Bool,
+                     then resume: @escaping @Sendable (Result<[UInt8], any Error>) -> Void) {
+        let frame = PeerFrame.request(id: id, kind: kind, payload: payload)
+        // Registered before anything can finish it: the timer starts here.
+        let registered: (Bool, Channel?) = lock.withLock {
+            if cancelled() { return (false, nil) }
+            // A timer on an event loop, not a task: one per request,
+            // and a task would cost a thread hand-off of its own.
+            let timer = (channel?.eventLoop ?? MultiThreadedEventLoopGroup.singleton.any())
+                .scheduleTask(in: .milliseconds(Int64(timeout * 1000))) {
+                    // Still waiting for a connection: it never went out.
+                    self.finish(id) { unsent in .failure(unsent ? PeerProtocolError.notSent : PeerProtocolError.timedOut) }
+                }
+            inFlight[id] = Request(resume: resume, timer: timer)
+            if channel == nil { unsent.append((id, frame)) }
+            return (true, channel)
+        }
+        guard registered.0 else { return resume(.failure(CancellationError())) }
+        // A frame not written whole cannot be decoded, so not served.
+        registered.1?.writeAndFlush(frame).whenFailure { _ in self.finish(id, .failure(PeerProtocolError.notSent)) }
+    }
+
     /// A request waiting for its answer, and the timer that gives up on it.
     private struct Request {
-        let continuation: CheckedContinuation<[UInt8], any Error>
+        let resume: @Sendable (Result<[UInt8], any Error>) -> Void
         let timer: Scheduled<Void>
     }
 
@@ -248,7 +263,7 @@ final class PeerLink: @unchecked Sendable {
             return (inFlight.removeValue(forKey: id), decide(wasUnsent))
         }
         request?.timer.cancel()
-        request?.continuation.resume(with: result)
+        request?.resume(result)
     }
 
     private func connected(_ channel: Channel, delivered: WakeFlag, traffic: PeerTraffic) {
@@ -278,7 +293,7 @@ final class PeerLink: @unchecked Sendable {
         }
         for request in failed.values {
             request.timer.cancel()
-            request.continuation.resume(throwing: PeerProtocolError.connectionClosed)
+            request.resume(.failure(PeerProtocolError.connectionClosed))
         }
     }
 }

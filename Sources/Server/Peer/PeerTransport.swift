@@ -188,9 +188,20 @@ final class PeerTransport: @unchecked Sendable {
     }
 
     func readIndex(from leader: NodeID, timeout: Double) async throws -> LogIndex {
-        let answer = try await ask(leader, .readIndex, [], timeout)
-        guard answer.count == 8 else { throw EtcdError.internal("a read index answer of \(answer.count) bytes") }
-        return LogIndex(answer.reduce(0) { $0 << 8 | UInt64($1) })
+        try Self.readIndex(try await ask(leader, .readIndex, [], timeout)).get()
+    }
+
+    /// `readIndex`, answered through `done` on the thread that settles it.
+    func readIndex(from leader: NodeID, timeout: Double, then done: @escaping @Sendable (Result<LogIndex, any Error>) -> Void) {
+        guard let link = link(leader) else { return done(.failure(EtcdError.noLeader)) }
+        link.ask(.readIndex, [], timeout: timeout) { answer in
+            done(answer.mapError(Self.etcdError).flatMap(Self.readIndex))
+        }
+    }
+
+    private static func readIndex(_ answer: [UInt8]) -> Result<LogIndex, any Error> {
+        guard answer.count == 8 else { return .failure(EtcdError.internal("a read index answer of \(answer.count) bytes")) }
+        return .success(LogIndex(answer.reduce(0) { $0 << 8 | UInt64($1) }))
     }
 
     func lease(_ request: Ballotpb_LeaseForward, to leader: NodeID, timeout: Double) async throws -> Ballotpb_LeaseForwardResponse {
@@ -210,14 +221,18 @@ final class PeerTransport: @unchecked Sendable {
         guard let link = link(leader) else { throw EtcdError.noLeader }
         do {
             return try await link.ask(kind, payload, timeout: timeout)
-        } catch let error as EtcdError {
-            throw error
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch PeerProtocolError.timedOut, PeerProtocolError.connectionClosed {
-            throw EtcdError.timeout
         } catch {
-            throw EtcdError.noLeader
+            throw Self.etcdError(error)
+        }
+    }
+
+    /// A request's failure in etcd's terms (see `ask`).
+    private static func etcdError(_ error: any Error) -> any Error {
+        switch error {
+        case let error as EtcdError: error
+        case is CancellationError: error
+        case PeerProtocolError.timedOut, PeerProtocolError.connectionClosed: EtcdError.timeout
+        default: EtcdError.noLeader
         }
     }
 
