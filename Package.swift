@@ -66,7 +66,6 @@ let package = Package(
             dependencies: [
                 "Consensus", "Raft", "Replica", "Storage", "EtcdAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 // The JSON gateway calls the member's own gRPC server in process, as etcd's calls its own.
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),

@@ -2,7 +2,6 @@ import Consensus
 import EtcdAPI
 import Foundation
 import GRPCCore
-import GRPCNIOTransportHTTP2
 import Logging
 import NIOSSL
 import Raft

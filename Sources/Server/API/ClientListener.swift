@@ -5,9 +5,6 @@ import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
 import NIOSSL
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// One client URL serving gRPC and plain HTTP on the same port, as etcd's
 /// does (etcd uses cmux): each accepted connection is sorted by its first
