@@ -53,9 +53,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
             try await node.checkQuota()
             var command = Ballotpb_Command()
             command.put = request
-            var response = try await node.propose(command).put
-            response.header = node.header(revision: response.header.revision)
-            return response
+            return stamped(try await node.propose(command).put)
         }
     }
 
@@ -68,9 +66,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
             try RequestChecks.deleteRange(request)
             var command = Ballotpb_Command()
             command.deleteRange = request
-            var response = try await node.propose(command).deleteRange
-            response.header = node.header(revision: response.header.revision)
-            return response
+            return stamped(try await node.propose(command).deleteRange)
         }
     }
 
@@ -84,9 +80,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
             if Self.writes(request) { try await node.checkQuota() }
             var command = Ballotpb_Command()
             command.txn = request
-            var response = try await node.propose(command).txn
-            response.header = node.header(revision: response.header.revision)
-            return response
+            return stamped(try await node.propose(command).txn)
         }
     }
 
@@ -98,9 +92,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
         try await rpc {
             var command = Ballotpb_Command()
             command.compaction = request
-            var response = try await node.propose(command).compaction
-            response.header = node.header(revision: response.header.revision)
-            return response
+            return stamped(try await node.propose(command).compaction)
         }
     }
 
@@ -156,15 +148,17 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
     private func proposeHere<Response: ResponseWithHeader>(
         _ command: Ballotpb_Command, _ field: KeyPath<Ballotpb_CommandResult, Response> & Sendable, _ done: @escaping HereDone<Response>
     ) -> Bool {
-        node.proposeHere(command) { [node] result in
-            done(result.map { result in
-                {
-                    var response = result[keyPath: field]
-                    response.header = node.header(revision: response.header.revision)
-                    return response
-                }
-            })
+        node.proposeHere(command) { result in
+            done(result.map { result in { stamped(result[keyPath: field]) } })
         }
+    }
+
+    /// An applied write's response with etcd's header: this member, its
+    /// term now, the revision the write produced.
+    private func stamped<Response: ResponseWithHeader>(_ response: Response) -> Response {
+        var response = response
+        response.header = node.header(revision: response.header.revision)
+        return response
     }
 
     /// Whether a transaction may put anything (deletes are always allowed).
@@ -187,3 +181,4 @@ protocol ResponseWithHeader: Sendable {
 extension Etcdserverpb_PutResponse: ResponseWithHeader {}
 extension Etcdserverpb_DeleteRangeResponse: ResponseWithHeader {}
 extension Etcdserverpb_TxnResponse: ResponseWithHeader {}
+extension Etcdserverpb_CompactionResponse: ResponseWithHeader {}

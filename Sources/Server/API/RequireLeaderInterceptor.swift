@@ -12,9 +12,16 @@ struct RequireLeaderInterceptor: ServerInterceptor {
         request: StreamingServerRequest<Input>, context: ServerContext,
         next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async throws -> StreamingServerResponse<Output> {
-        if request.metadata[stringValues: Self.metadataKey].contains("true"), node.status.leader == nil {
+        if Self.refuses(askedForLeader: request.metadata[stringValues: Self.metadataKey].contains("true"), node: node) {
             throw EtcdError.noLeader.rpcError
         }
         return try await next(request, context)
+    }
+
+    /// Whether a call is refused: it asked for a leader and none is known.
+    /// (The client port's unary KV calls, which skip grpc-swift's
+    /// interceptors, ask this too: `UnaryCalls`.)
+    static func refuses(askedForLeader: Bool, node: Node) -> Bool {
+        askedForLeader && node.status.leader == nil
     }
 }

@@ -89,7 +89,7 @@ struct UnaryRoute: Sendable {
         }
         return UnaryRoute(service: service, method: method) { message, headers, reply in
             metrics.started(service: service, method: method, type: "unary")
-            if headers[canonicalForm: RequireLeaderInterceptor.metadataKey].contains("true"), node.status.leader == nil {
+            if RequireLeaderInterceptor.refuses(askedForLeader: headers[canonicalForm: RequireLeaderInterceptor.metadataKey].contains("true"), node: node) {
                 return finished(.failure(EtcdError.noLeader))
             }
             let request: Request

@@ -313,9 +313,9 @@ final class GRPCConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         calls[id] = .answered
         write(id, .headers(.init(headers: GRPCWireHeaders.trailers(status, trailersOnly: true), endStream: true)))
         resetIfOpen(id, clientDone: clientDone)
-        flush()
     }
 
+    /// Reset the stream if the client is still sending; flush either way.
     private func resetIfOpen(_ id: HTTP2StreamID, clientDone: Bool) {
         if !clientDone { write(id, .rstStream(.noError)) }
         flush()
