@@ -11,6 +11,32 @@ import Testing
         try TestCluster.run(arguments[0], Array(arguments.dropFirst()), timeout: 30)
     }
 
+    /// Python that leaves `c`, an etcd3 client of the member on `port`, once
+    /// the member answers. It first waits for the port to accept, so that
+    /// grpcio's channel never meets a refused connection: after one, grpcio
+    /// backs off (1 s, 1.6 s, 2.6 s, ... between tries) and fails every call
+    /// at once meanwhile, which on a loaded machine outlasts any fixed
+    /// number of polls.
+    static func connected(port: Int, seconds: Int = 90) -> String {
+        """
+        import socket, time
+        deadline = time.time() + \(seconds)
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", \(port)), timeout=1).close(); break
+            except OSError:
+                if time.time() > deadline: raise
+                time.sleep(0.1)
+        c = etcd3.client(port=\(port), timeout=5)
+        while True:
+            try:
+                c.status(); break
+            except Exception:
+                if time.time() > deadline: raise
+                time.sleep(0.2)
+        """
+    }
+
     @Test func aFullDiskStopsTheMemberAndLosesNothing() throws {
         let mount = NSTemporaryDirectory() + "ballot-enospc-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
@@ -40,25 +66,21 @@ import Testing
         defer { if member.isRunning { kill(member.processIdentifier, SIGKILL) } }
         // Write 256 kB values until the member stops answering; count the acknowledged ones.
         let writer = """
-            import etcd3, os, sys, time
-            c = etcd3.client(port=\(ports[0]), timeout=5)
-            for _ in range(100):
-                try:
-                    c.status(); break
-                except Exception:
-                    time.sleep(0.2)
+            import etcd3, os, sys
+            \(Self.connected(port: ports[0]))
             acked = 0
             for i in range(1000):
                 try:
                     c.put(f"full/{i:04d}", os.urandom(256 * 1024))
                     acked = i + 1
-                except Exception:
+                except Exception as e:
+                    print(f"write {i}: {e!r}", file=sys.stderr)
                     break
             print(acked)
             """
         let written = try TestCluster.run("/usr/bin/env", ["python3", "-c", writer], timeout: 240)
         let acked = try #require(Int(written.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "\(written.stdout)\(written.stderr)")
-        #expect(acked > 100, "the disk filled after \(acked) writes")
+        #expect(acked > 100, "the disk filled after \(acked) writes: \(written.stderr.suffix(1000))")
         let deadline = Date().addingTimeInterval(20)
         while member.isRunning && Date() < deadline { usleep(100_000) }
         try #require(!member.isRunning, "the member kept running on a full disk")
@@ -76,13 +98,8 @@ import Testing
             restarted.waitUntilExit()
         }
         let check = """
-            import etcd3, time
-            c = etcd3.client(port=\(ports[0]), timeout=5)
-            for _ in range(300):
-                try:
-                    c.status(); break
-                except Exception:
-                    time.sleep(0.2)
+            import etcd3
+            \(Self.connected(port: ports[0]))
             keys = {m.key.decode() for _, m in c.get_prefix("full/", keys_only=True)}
             missing = [i for i in range(\(acked)) if f"full/{i:04d}" not in keys]
             c.put("after", "1")
