@@ -133,6 +133,16 @@ final class GRPCConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         // NIOHTTP2Handler answers protocol errors itself (RST_STREAM or
         // GOAWAY); anything else (I/O, TLS) ends the connection.
         if error is any NIOHTTP2Error { return }
+        // One stream's error (a frame its state does not allow): that call
+        // ends, reset, and the connection's other calls go on.
+        if let streamError = error as? NIOHTTP2Errors.StreamError {
+            let id = streamError.streamID
+            guard calls[id] != nil else { return }
+            close(id, reset: true)
+            write(id, .rstStream(.internalError))
+            flush()
+            return
+        }
         context.close(promise: nil)
     }
 
@@ -226,7 +236,9 @@ final class GRPCConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 return
             }
             read.unacked += length
-            if read.unacked >= settings.streamWindowBytes / 2 {
+            // Not on the request's last frame: HTTP/2 gives no window to a
+            // stream whose sender is done (NIOHTTP2 refuses the frame).
+            if !data.endStream, read.unacked >= settings.streamWindowBytes / 2 {
                 write(id, .windowUpdate(windowSizeIncrement: read.unacked))
                 read.unacked = 0
             }
@@ -248,7 +260,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
                 call.deferredAck += length
             } else {
                 call.unacked += length
-                if call.unacked >= settings.streamWindowBytes / 4 {
+                if !data.endStream, call.unacked >= settings.streamWindowBytes / 4 {
                     write(id, .windowUpdate(windowSizeIncrement: call.unacked))
                     call.unacked = 0
                 }
@@ -360,7 +372,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     private func consumed(_ id: HTTP2StreamID, _ bytes: Int) {
         guard case .bridged(let call) = calls[id] else { return }
         call.queuedBytes -= bytes
-        if call.deferredAck > 0, call.queuedBytes <= settings.queuedInboundBytesMax {
+        if call.deferredAck > 0, !call.clientDone, call.queuedBytes <= settings.queuedInboundBytesMax {
             write(id, .windowUpdate(windowSizeIncrement: call.deferredAck))
             call.deferredAck = 0
             flush()
