@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "Replica", targets: ["Replica"]),
         .library(name: "Simulation", targets: ["Simulation"]),
         .library(name: "Storage", targets: ["Storage"]),
+        .library(name: "StateMachine", targets: ["StateMachine"]),
         .library(name: "EtcdAPI", targets: ["EtcdAPI"]),
         .library(name: "Server", targets: ["Server"]),
         .executable(name: "ballot", targets: ["ballot"]),
@@ -47,8 +48,9 @@ let package = Package(
         // Durable storage: the MVCC key-value store on LMDB (WAL and snapshots to come).
         // SHA-256 names keys too long for an LMDB key (KeyEncoding).
         .target(name: "Storage", dependencies: ["Consensus", "CLMDB", .product(name: "Crypto", package: "swift-crypto")]),
-        // Deterministic cluster simulator and checkers; drives the real cores.
-        .target(name: "Simulation", dependencies: ["Consensus", "Raft", "Replica"]),
+        // Deterministic cluster simulator and checkers; drives the real cores,
+        // the real Ready loop and the server's state machine on a real MVCC store.
+        .target(name: "Simulation", dependencies: ["Consensus", "Raft", "Replica", "Storage", "EtcdAPI", "StateMachine"]),
         // etcd's v3 API (etcdserverpb, mvccpb, authpb) and Ballot's peer protocol:
         // code generated once by scripts/generate-protos.sh and committed.
         .target(
@@ -60,11 +62,23 @@ let package = Package(
             ],
             exclude: ["protos"]
         ),
+        // The replicated state machine: etcd's requests from the log applied to
+        // the MVCC store (Applier), and etcd's errors and message conversions.
+        // The server's apply thread and the simulator both run it.
+        .target(
+            name: "StateMachine",
+            dependencies: [
+                "Consensus", "Storage", "EtcdAPI",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The shell around a core: node loop, peer transport, etcd's gRPC services, metrics.
         .target(
             name: "Server",
             dependencies: [
-                "Consensus", "Raft", "Replica", "Storage", "EtcdAPI",
+                "Consensus", "Raft", "Replica", "Storage", "EtcdAPI", "StateMachine",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 // The JSON gateway calls the member's own gRPC server in process, as etcd's calls its own.
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
@@ -100,7 +114,7 @@ let package = Package(
         .executableTarget(
             name: "ballot-sim",
             dependencies: [
-                "Simulation", "Raft", "Replica",
+                "Simulation", "Raft", "Replica", "StateMachine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -118,13 +132,13 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RaftTests", dependencies: ["Consensus", "Raft"], exclude: ["testdata"]),
-        .testTarget(name: "SimulationTests", dependencies: ["Consensus", "Raft", "Replica", "Simulation"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Consensus", "Raft", "Replica", "Simulation", "StateMachine"]),
         .testTarget(name: "StorageTests", dependencies: ["Consensus", "Storage"]),
         // End to end: real `ballot` processes driven by etcdctl and the PyPI etcd3 client.
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Consensus", "Storage", "Server",
+                "Consensus", "Storage", "Server", "StateMachine",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

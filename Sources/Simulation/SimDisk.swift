@@ -9,13 +9,13 @@ struct SimDisk: Sendable {
         /// Discard stored entries from `entries.first.index` on, then append these.
         case entries([Entry])
         /// Replace the whole log by a snapshot received from the leader.
-        case installSnapshot(SnapshotMetadata, KVSnapshot)
+        case installSnapshot(SnapshotMetadata, MachineSnapshot)
         /// A local snapshot: drop the entries it covers.
-        case compact(SnapshotMetadata, KVSnapshot)
+        case compact(SnapshotMetadata, MachineSnapshot)
     }
 
     private(set) var hardState = HardState()
-    private(set) var snapshot: (metadata: SnapshotMetadata, data: KVSnapshot)?
+    private(set) var snapshot: (metadata: SnapshotMetadata, data: MachineSnapshot)?
     private(set) var entries: [Entry] = []
     private(set) var unsynced: [Write] = []
     /// Writes lost or torn by crashes, for the run's statistics.

@@ -3,7 +3,7 @@ import Consensus
 /// What travels between simulated processes.
 enum Packet: Sendable {
     /// A consensus message; a snapshot message carries the snapshot's bytes.
-    case raft(Message, snapshot: KVSnapshot?)
+    case raft(Message, snapshot: MachineSnapshot?)
     case request(ClientRequest)
     case response(ClientResponse)
 }

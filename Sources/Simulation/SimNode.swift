@@ -1,6 +1,7 @@
 import Consensus
 import Raft
 @_spi(BugInjection) import Replica
+@_spi(BugInjection) import StateMachine
 
 /// One simulated member: the real Raft core in the server's replica driver
 /// (`SimReplica`), and the client requests waiting on it.
@@ -32,8 +33,12 @@ struct SimNode {
     var lastRole = Role.follower
     var restarts: UInt64 = 0
 
-    init(id: NodeID, core: RaftCore, tickPeriod: UInt64, firstTick: UInt64, bug: ReplicaBug?) {
+    /// Test-only: the state machine bug every start of this member runs with.
+    let stateMachineBug: StateMachineBug?
+
+    init(id: NodeID, core: RaftCore, tickPeriod: UInt64, firstTick: UInt64, bug: ReplicaBug?, stateMachineBug: StateMachineBug?) {
         self.id = id
+        self.stateMachineBug = stateMachineBug
         self.tickPeriod = tickPeriod
         self.nextTickAt = firstTick
         start(core, bug: bug)
@@ -49,16 +54,16 @@ struct SimNode {
         get { replica! }
         _modify { yield &replica! }
     }
-    var machine: KVStateMachine { replica!.machine.kv }
+    var machine: SimStateMachine { replica!.machine.kv }
     var disk: SimDisk { replica?.log.disk ?? parkedDisk }
-    var currentSnapshot: KVSnapshot? { replica?.machine.currentSnapshot }
+    var currentSnapshot: MachineSnapshot? { replica?.machine.currentSnapshot }
 
     /// Run `core` over what the disk kept.
     mutating func start(_ core: RaftCore, bug: ReplicaBug?) {
         precondition(replica == nil, "member \(id) is already running")
         let snapshots = SimSnapshotInbox()
         replica = SimReplica(engine: core, log: SimLog(disk: parkedDisk, snapshots: snapshots), transport: SimOutbox(),
-                             machine: SimMachine(restoring: parkedDisk.snapshot?.data, snapshots: snapshots))
+                             machine: SimMachine(restoring: parkedDisk.snapshot?.data, snapshots: snapshots, bug: stateMachineBug))
         replica!.injectedBug = bug
         parkedDisk = SimDisk()
         status = .up
@@ -79,7 +84,7 @@ struct SimNode {
         lastRole = .follower
     }
 
-    mutating func storeReceivedSnapshot(_ index: LogIndex, _ data: KVSnapshot) {
+    mutating func storeReceivedSnapshot(_ index: LogIndex, _ data: MachineSnapshot) {
         replica!.log.snapshots.store(index, data)
     }
 }

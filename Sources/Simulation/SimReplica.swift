@@ -1,31 +1,32 @@
 import Consensus
 import Raft
 @_spi(BugInjection) import Replica
+@_spi(BugInjection) import StateMachine
 
 /// A simulated member's replica: the real Raft core in the same
 /// `ReplicaDriver` the server runs, over the simulated disk, an outbox the
-/// simulator routes through `SimNetwork`, and the key-value machine.
+/// simulator routes through `SimNetwork`, and the server's state machine.
 typealias SimReplica = ReplicaDriver<RaftCore, SimLog, SimOutbox, SimMachine>
 
 /// Snapshot bytes that arrived with leaders' `.snapshot` messages, by
 /// index: shared by the log, which persists the one installed, and the
 /// machine, which restores it (in the server both read the snapshot file).
 final class SimSnapshotInbox {
-    private(set) var received: [LogIndex: KVSnapshot] = [:]
+    private(set) var received: [LogIndex: MachineSnapshot] = [:]
     static let heldMax = 4
 
-    func store(_ index: LogIndex, _ data: KVSnapshot) {
+    func store(_ index: LogIndex, _ data: MachineSnapshot) {
         received[index] = data
         if received.count > Self.heldMax, let lowest = received.keys.min() { received[lowest] = nil }
     }
 
-    func take(_ index: LogIndex) -> KVSnapshot {
+    func take(_ index: LogIndex) -> MachineSnapshot {
         guard let data = received[index] else { preconditionFailure("a member installs a snapshot it never received (\(index))") }
         received = received.filter { $0.key > index }
         return data
     }
 
-    func peek(_ index: LogIndex) -> KVSnapshot {
+    func peek(_ index: LogIndex) -> MachineSnapshot {
         guard let data = received[index] else { preconditionFailure("a member persists a snapshot it never received (\(index))") }
         return data
     }
@@ -52,32 +53,37 @@ struct SimOutbox: ReplicaTransport {
     mutating func send(_ messages: [Message]) { self.messages += messages }
 }
 
-/// The key-value machine as a replica's state machine. What it applied and
-/// the reads it confirmed wait here for the simulator to check and answer.
+/// The server's state machine (`SimStateMachine`: its `Applier` on an
+/// `MVCCStore`) as a replica's state machine. What it applied and the reads
+/// it confirmed wait here for the simulator to check and answer.
 struct SimMachine: ReplicaStateMachine {
-    var kv: KVStateMachine
+    var kv: SimStateMachine
     let snapshots: SimSnapshotInbox
     /// The snapshot the core's log starts from, to send to followers.
-    var currentSnapshot: KVSnapshot?
+    var currentSnapshot: MachineSnapshot?
     /// Entries applied since the simulator last looked, with the command
     /// and result each carried.
     var applied: [(entry: Entry, outcome: (KVCommand, KVResult)?)] = []
     var confirmed: [ReadState] = []
 
-    init(restoring snapshot: KVSnapshot?, snapshots: SimSnapshotInbox) {
-        kv = KVStateMachine(restoring: snapshot ?? KVSnapshot())
+    /// Test-only: the bug the machine runs with (kept for each snapshot install).
+    let bug: StateMachineBug?
+
+    init(restoring snapshot: MachineSnapshot?, snapshots: SimSnapshotInbox, bug: StateMachineBug?) {
+        kv = SimStateMachine(restoring: snapshot, bug: bug)
+        self.bug = bug
         currentSnapshot = snapshot
         self.snapshots = snapshots
     }
 
     mutating func install(_ snapshot: SnapshotMetadata) {
         let data = snapshots.take(snapshot.index)
-        kv = KVStateMachine(restoring: data)
+        kv = SimStateMachine(restoring: data, bug: bug)
         currentSnapshot = data
     }
 
     mutating func apply(_ entries: [Entry], through state: SnapshotMetadata) {
-        for entry in entries { applied.append((entry, kv.apply(entry))) }
+        applied += kv.apply(entries, through: state)
     }
 
     mutating func confirm(_ reads: [ReadState]) { confirmed += reads }

@@ -1,5 +1,6 @@
 @_spi(BugInjection) import Raft
 @_spi(BugInjection) import Replica
+@_spi(BugInjection) import StateMachine
 
 /// One simulation run, fully determined by these values.
 public struct SimulationOptions: Sendable, Equatable {
@@ -19,6 +20,8 @@ public struct SimulationOptions: Sendable, Equatable {
     @_spi(BugInjection) public var injectedBug: InjectedBug?
     /// An ordering bug in the replica driver the server and the simulator share.
     @_spi(BugInjection) public var injectedReplicaBug: ReplicaBug?
+    /// A bug in the server's state machine (its `Applier`), which the simulator runs.
+    @_spi(BugInjection) public var injectedStateMachineBug: StateMachineBug?
 
     public static let stepsDefault = 5_000
     public static let stepsMax = 10_000_000

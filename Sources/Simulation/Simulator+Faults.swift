@@ -217,9 +217,9 @@ extension Simulator {
     /// Every member that applied the same prefix holds the same state.
     func checkConvergence() throws(SafetyViolation) {
         let l = leaderIndex!
-        let reference = nodes[l].machine.state
+        let reference = nodes[l].machine.fingerprint
         for i in upNodes where nodes[l].core.membership.allMembers.contains(nodes[i].id) {
-            if nodes[i].machine.state != reference {
+            if nodes[i].machine.fingerprint != reference {
                 throw SafetyViolation(.convergence, "n\(nodes[i].id) and leader n\(nodes[l].id) applied through \(reference.index) but hold different states")
             }
         }

@@ -85,7 +85,7 @@ public final class Simulator {
         }
         nodeIndex[id] = nodes.count
         nodes.append(SimNode(id: id, core: core, tickPeriod: period, firstTick: UInt64.random(in: 1...period, using: &random),
-                             bug: options.injectedReplicaBug))
+                             bug: options.injectedReplicaBug, stateMachineBug: options.injectedStateMachineBug))
     }
 
     func drawParameters() {
@@ -133,7 +133,8 @@ public final class Simulator {
                 + " heartbeat=\(settings.heartbeatTicks) append-bytes=\(settings.appendBytesMax)"
                 + " window=\(settings.inflightMessagesMax) read-mode=\(settings.readMode) keys=\(keys.count)"
                 + (options.injectedBug.map { " injected-bug=\($0.rawValue)" } ?? "")
-                + (options.injectedReplicaBug.map { " injected-bug=\($0.rawValue)" } ?? ""),
+                + (options.injectedReplicaBug.map { " injected-bug=\($0.rawValue)" } ?? "")
+                + (options.injectedStateMachineBug.map { " injected-bug=\($0.rawValue)" } ?? ""),
         ]
     }
 
@@ -308,7 +309,7 @@ public final class Simulator {
         } catch {
             preconditionFailure("compaction refused: \(error)")
         }
-        let data = nodes[i].machine.state
+        let data = nodes[i].machine.snapshot(at: nodes[i].core.snapshotMetadata)
         nodes[i].running.log.disk.write(.compact(nodes[i].core.snapshotMetadata, data))
         nodes[i].running.log.disk.sync()
         nodes[i].running.machine.currentSnapshot = data
@@ -319,7 +320,7 @@ public final class Simulator {
 
     func sendRaft(_ message: Message, from i: Int) {
         var message = message
-        var data: KVSnapshot?
+        var data: MachineSnapshot?
         if case .snapshot(let metadata) = message.kind {
             // The message may have been queued before a newer compaction:
             // send the newest snapshot held, as its metadata says.

@@ -7,6 +7,7 @@ import Darwin
 @_spi(BugInjection) import Raft
 @_spi(BugInjection) import Replica
 @_spi(BugInjection) import Simulation
+@_spi(BugInjection) import StateMachine
 
 /// Replays one simulation run by seed, or sweeps a range of seeds.
 @main
@@ -50,8 +51,10 @@ struct BallotSim: ParsableCommand {
     @Flag(help: "In a sweep, print every seed's summary, not only failures.")
     var verbose = false
 
-    /// The bugs `--inject-bug` knows: the Raft core's and the replica driver's.
-    static var knownBugs: [String] { InjectedBug.allCases.map(\.rawValue) + ReplicaBug.allCases.map(\.rawValue) }
+    /// The bugs `--inject-bug` knows: the Raft core's, the replica driver's and the state machine's.
+    static var knownBugs: [String] {
+        InjectedBug.allCases.map(\.rawValue) + ReplicaBug.allCases.map(\.rawValue) + StateMachineBug.allCases.map(\.rawValue)
+    }
 
     mutating func run() throws {
         guard engine == "raft" else {
@@ -61,10 +64,12 @@ struct BallotSim: ParsableCommand {
         do { faultSet = try FaultSet(parsing: faults) } catch { throw ValidationError(error.description) }
         var bug: InjectedBug?
         var replicaBug: ReplicaBug?
+        var stateMachineBug: StateMachineBug?
         if let name = injectBug {
             bug = InjectedBug(rawValue: name)
             replicaBug = ReplicaBug(rawValue: name)
-            guard bug != nil || replicaBug != nil else {
+            stateMachineBug = StateMachineBug(rawValue: name)
+            guard bug != nil || replicaBug != nil || stateMachineBug != nil else {
                 throw ValidationError("unknown bug '\(name)'; known: \(Self.knownBugs.joined(separator: ", "))")
             }
         }
@@ -72,6 +77,7 @@ struct BallotSim: ParsableCommand {
             var o = SimulationOptions(seed: s, steps: steps, nodes: nodes, faults: faultSet)
             o.injectedBug = bug
             o.injectedReplicaBug = replicaBug
+            o.injectedStateMachineBug = stateMachineBug
             o.traceLength = trace
             o.keepTrace = dumpTrace
             do { return try o.validated() } catch { throw ValidationError(error.description) }

@@ -2,6 +2,7 @@ import EtcdAPI
 import GRPCCore
 import Foundation
 @testable import Server
+import StateMachine
 import Testing
 
 /// etcd's refusals before proposing (v3rpc key.go), case by case.

@@ -1,6 +1,7 @@
 @_spi(BugInjection) import Raft
 @_spi(BugInjection) import Replica
 @_spi(BugInjection) import Simulation
+@_spi(BugInjection) import StateMachine
 import Testing
 
 /// Proof that the checkers bite: each deliberately injected bug must be
@@ -31,6 +32,15 @@ import Testing
         Self.expectCaught(bug.rawValue, nodes: 3, by: [.electionSafety, .leaderCompleteness, .stateMachineSafety, .logMatching]) {
             $0.injectedReplicaBug = bug
         }
+    }
+
+    /// The server's state machine, which the simulator runs (its `Applier`
+    /// on an `MVCCStore`): a transaction that ignores its compares lets a
+    /// compare-and-swap on a stale value succeed, and the linearizability
+    /// checker must see it.
+    @Test func sweepCatchesAStateMachineBug() {
+        let bug = StateMachineBug.txnIgnoresCompares
+        Self.expectCaught(bug.rawValue, nodes: 3, by: [.linearizability]) { $0.injectedStateMachineBug = bug }
     }
 
     /// Sweep seeds 1...`seedsMax` with the bug `inject` switches on; the

@@ -2,6 +2,7 @@ import Consensus
 import EtcdAPI
 import Foundation
 import GRPCCore
+import StateMachine
 import Storage
 
 /// etcd's KV service. Writes go through consensus and are answered by the

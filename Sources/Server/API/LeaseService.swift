@@ -2,6 +2,7 @@ import Consensus
 import EtcdAPI
 import Foundation
 import GRPCCore
+import StateMachine
 import Storage
 
 /// etcd's Lease service. Grant and revoke are replicated writes; keep-alive

@@ -3,6 +3,7 @@ import Crypto
 import EtcdAPI
 import Foundation
 import GRPCCore
+import StateMachine
 import Storage
 
 /// etcd's Maintenance service: status, hashes, defragmentation, alarms and

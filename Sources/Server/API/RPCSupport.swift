@@ -1,4 +1,5 @@
 import EtcdAPI
+import StateMachine
 import Storage
 
 // What every etcd service handler shares.

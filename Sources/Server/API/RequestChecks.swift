@@ -1,4 +1,5 @@
 import EtcdAPI
+import StateMachine
 import Storage
 
 /// What etcd refuses before proposing (its v3rpc `key.go`), refused here

@@ -1,4 +1,5 @@
 import GRPCCore
+import StateMachine
 
 /// etcd's "require leader" contract: a client that sends the metadata
 /// `hasleader: true` (clientv3's `WithRequireLeader`, which etcdctl's watch

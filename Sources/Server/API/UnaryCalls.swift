@@ -1,6 +1,7 @@
 import EtcdAPI
 import GRPCCore
 import NIOHPACK
+import StateMachine
 import SwiftProtobuf
 
 /// etcd's unary KV calls (Range, Put, DeleteRange, Txn, Compact) as the

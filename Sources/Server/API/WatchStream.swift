@@ -1,6 +1,7 @@
 import EtcdAPI
 import Foundation
 import GRPCCore
+import StateMachine
 import Storage
 
 /// One watch stream's watchers and what each has been sent; owned by the

@@ -1,6 +1,7 @@
 import Consensus
 import EtcdAPI
 import Foundation
+import StateMachine
 
 /// Membership changes, which only the leader proposes: followers forward
 /// them. A new member's attributes (name, URLs) are replicated first, so

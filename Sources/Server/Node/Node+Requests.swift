@@ -1,6 +1,7 @@
 import Consensus
 import EtcdAPI
 import Foundation
+import StateMachine
 
 /// How a request reaches consensus from any member: the leader proposes it
 /// itself, a follower forwards it to the leader, and without a leader the

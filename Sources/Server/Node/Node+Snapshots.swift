@@ -1,6 +1,7 @@
 import Consensus
 import EtcdAPI
 import Foundation
+import StateMachine
 import Storage
 
 /// Log compaction and snapshots. The MVCC store is durable and records the
@@ -150,7 +151,7 @@ extension Node {
             metrics.mvcc.setKeys(try store.liveKeyCount())
             for (_, attributes) in try store.members() {
                 guard let member = try? Etcdserverpb_Member(serializedBytes: attributes) else { continue }
-                applier.learn(member)
+                applyEffects.memberLearned(member)
             }
             try snapshots.prune(below: metadata.index)
             logger.info("installed a snapshot", metadata: ["index": "\(metadata.index)", "revision": "\(store.currentRevision)"])

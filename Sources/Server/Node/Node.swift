@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Raft
 import Replica
+import StateMachine
 import Storage
 import SwiftProtobuf
 
@@ -76,6 +77,8 @@ public final class Node: @unchecked Sendable {
     /// Members a snapshot is being sent to now (one at a time each).
     var shipping: Set<NodeID> = []
     let applier: Applier
+    /// The applier's effects outside the store (also run for the members a snapshot brings).
+    let applyEffects: ServerApplyEffects
     /// Committed entries wait here for the apply thread.
     let applyQueue = ApplyQueue()
     let transport: PeerTransport
@@ -143,7 +146,8 @@ public final class Node: @unchecked Sendable {
         self.quotaBytes = config.quotaBackendBytes
         self.maxTxnOperations = config.maxTxnOperations
         self.maxRequestBytes = config.maxRequestBytes
-        self.applier = Applier(store: store, lessor: lessor, members: members, transport: transport, mvccMetrics: metrics.mvcc, logger: logger)
+        self.applyEffects = ServerApplyEffects(lessor: lessor, members: members, transport: transport, logger: logger)
+        self.applier = Applier(store: store, effects: applyEffects, metrics: metrics.mvcc, logger: logger)
         // A store that cannot be read fails at the node's first read, with its error.
         if let keys = try? store.liveKeyCount() { metrics.mvcc.setKeys(keys) }
         self.transport = transport
@@ -491,10 +495,7 @@ public final class Node: @unchecked Sendable {
         do throws(StorageError) {
             try store.batch { () throws(StorageError) in
                 for batch in batches {
-                    for entry in batch.entries {
-                        if let outcome = applier.apply(entry) { outcomes.append(outcome) }
-                    }
-                    try store.recordApplied(batch.state)
+                    try applier.apply(batch.entries, through: batch.state, into: &outcomes)
                 }
                 answer(outcomes)
             }

@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import Prometheus
+import StateMachine
 import Storage
 
 /// etcd's MVCC counters, counted as etcd's `metricsTxnWrite` counts them:
@@ -7,7 +8,7 @@ import Storage
 /// operation, and a transaction when it holds more than one of them; each
 /// under etcd's name and its `etcd_debugging_` twin, as etcd 3.4 keeps
 /// both. `etcd_debugging_mvcc_keys_total` is the number of live keys.
-final class MVCCMetrics: Sendable {
+final class MVCCMetrics: ApplyMetrics, Sendable {
     private let ranges: [Counter]
     private let puts: [Counter]
     private let deletes: [Counter]

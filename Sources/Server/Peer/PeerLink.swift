@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import StateMachine
 
 /// One peer as this member dials it: a queue of consensus messages, the
 /// requests waiting for answers, and the one TCP connection that carries

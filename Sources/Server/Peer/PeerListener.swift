@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import StateMachine
 import Storage
 import Synchronization
 

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import StateMachine
 import Storage
 
 /// Sends consensus messages to the other members in length-prefixed frames

@@ -1,6 +1,7 @@
 import EtcdAPI
 import Foundation
 import GRPCCore
+import StateMachine
 
 /// The member's own KV, Lease and Watch services as a client, in process:
 /// what etcd's server-side Lock and Election services (and its gateway)

@@ -113,7 +113,7 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Carried inside a `CommandResult` from the member that applied it.
-    init(code: UInt32, message: String) {
+    public init(code: UInt32, message: String) {
         let known: [EtcdError] = [
             .compacted, .futureRevision, .noLeader, .timeout, .requestTooLarge, .tooManyOperations, .duplicateKey,
             .emptyKey, .keyNotFound, .valueProvided, .leaseProvided, .leaseNotFound, .leaseExists, .leaseTTLTooLarge,

@@ -8,26 +8,50 @@ import SwiftProtobuf
 /// Applies committed log entries to the MVCC store, deterministically: every
 /// member turns the same entry into the same revision and the same result.
 /// The entry's index is written in the same LMDB transaction as its effect.
-struct Applier {
-    let store: MVCCStore
-    let lessor: Lessor
-    let members: MemberDirectory
-    let transport: PeerTransport
-    let mvccMetrics: MVCCMetrics
+///
+/// The server's apply thread and the simulator's members run this same
+/// type over a real `MVCCStore`, so the simulator checks the state machine
+/// the server serves. What applying means beyond the store (lease timers,
+/// the member directory, peer connections) goes to `effects`.
+public struct Applier {
+    public let store: MVCCStore
+    let effects: any ApplyEffects
+    let metrics: any ApplyMetrics
     let logger: Logger
+    /// Test-only: a state machine bug the simulator must catch.
+    @_spi(BugInjection) public var injectedBug: StateMachineBug?
+
+    public init(store: MVCCStore, effects: any ApplyEffects, metrics: any ApplyMetrics, logger: Logger) {
+        self.store = store
+        self.effects = effects
+        self.metrics = metrics
+        self.logger = logger
+    }
 
     /// What applying one command produced, for the caller awaiting it.
-    struct Outcome {
-        var id: UInt64
-        var origin: UInt64
-        var result: Ballotpb_CommandResult
+    public struct Outcome {
+        /// The proposer's request ID and member ID (`Ballotpb_Command.id`, `.origin`).
+        public var id: UInt64
+        public var origin: UInt64
+        public var result: Ballotpb_CommandResult
+    }
+
+    /// Apply `entries` (committed, in order), then record `state` as what
+    /// a snapshot taken after them holds; each command's outcome is
+    /// appended to `outcomes`. Call it inside `MVCCStore.batch` to make a
+    /// run of these one LMDB commit, as the server's apply thread does.
+    public func apply(_ entries: [Entry], through state: SnapshotMetadata, into outcomes: inout [Outcome]) throws(StorageError) {
+        for entry in entries {
+            if let outcome = apply(entry) { outcomes.append(outcome) }
+        }
+        try store.recordApplied(state)
     }
 
     /// Apply `entry`; an outcome for commands, nil for no-ops and
     /// configuration changes (the core tracks membership itself).
     /// Storage I/O failures are fatal to the member: it must not go on with
     /// a state machine whose writes it cannot trust.
-    func apply(_ entry: Entry) -> Outcome? {
+    public func apply(_ entry: Entry) -> Outcome? {
         guard case .command(let bytes) = entry.payload else { return nil }
         guard entry.index > store.appliedIndex else { return nil }
         let command: Ballotpb_Command
@@ -47,26 +71,27 @@ struct Applier {
                     [.put(key: [UInt8](p.key), value: [UInt8](p.value), lease: p.lease, options: Conversions.putOptions(p))],
                     index: entry.index)
                 var response = Etcdserverpb_PutResponse()
-                mvccMetrics.count(puts: 1)
-                if case .put(let previous) = outcomes.first, previous == nil { mvccMetrics.moveKeys(by: 1) }
+                metrics.count(ranges: 0, puts: 1, deletes: 0)
+                if case .put(let previous) = outcomes.first, previous == nil { metrics.moveKeys(by: 1) }
                 if p.prevKv, case .put(let previous?) = outcomes.first { response.prevKv = Conversions.keyValue(previous) }
                 response.header.revision = store.currentRevision
                 result.put = response
             case .deleteRange(let d):
                 let (_, outcomes) = try store.apply([.deleteRange(key: [UInt8](d.key), rangeEnd: [UInt8](d.rangeEnd))], index: entry.index)
                 var response = Etcdserverpb_DeleteRangeResponse()
-                mvccMetrics.count(deletes: 1)
+                metrics.count(ranges: 0, puts: 0, deletes: 1)
                 if case .deleted(let kvs) = outcomes.first {
-                    mvccMetrics.moveKeys(by: -kvs.count)
+                    metrics.moveKeys(by: -kvs.count)
                     response.deleted = Int64(kvs.count)
                     if d.prevKv { response.prevKvs = kvs.map { Conversions.keyValue($0) } }
                 }
                 response.header.revision = store.currentRevision
                 result.deleteRange = response
             case .txn(let t):
-                let request = Conversions.txnRequest(t)
+                var request = Conversions.txnRequest(t)
+                if injectedBug == .txnIgnoresCompares { request.compare = [] }
                 let outcome = try store.txn(request, index: entry.index)
-                mvccMetrics.count(request, outcome)
+                metrics.count(request, outcome)
                 var response = Conversions.txnResponse(outcome, request: t)
                 response.header.revision = store.currentRevision
                 result.txn = response
@@ -78,7 +103,7 @@ struct Applier {
                 result.compaction = response
             case .leaseGrant(let g):
                 try store.grantLease(LeaseRecord(id: g.id, ttl: g.ttl), index: entry.index)
-                lessor.granted(g.id, ttl: g.ttl)
+                effects.leaseGranted(g.id, ttl: g.ttl)
                 var response = Etcdserverpb_LeaseGrantResponse()
                 response.id = g.id
                 response.ttl = g.ttl
@@ -87,19 +112,18 @@ struct Applier {
             case .leaseRevoke(let r):
                 let removed = try store.revokeLease(r.id, index: entry.index)
                 // etcd's lessor deletes each attached key with a delete range of its own.
-                mvccMetrics.count(deletes: removed.count)
-                mvccMetrics.moveKeys(by: -removed.count)
-                lessor.revoked(r.id)
+                metrics.count(ranges: 0, puts: 0, deletes: removed.count)
+                metrics.moveKeys(by: -removed.count)
+                effects.leaseRevoked(r.id)
                 var response = Etcdserverpb_LeaseRevokeResponse()
                 response.header.revision = store.currentRevision
                 result.leaseRevoke = response
             case .memberAttributes(let member):
                 try store.setMember(member.id, attributes: (try? member.serializedBytes()) ?? [], index: entry.index)
-                learn(member)
+                effects.memberLearned(member)
             case .memberRemoved(let id):
                 try store.setMember(id, attributes: nil, index: entry.index)
-                members.remove(NodeID(id))
-                transport.removePeer(NodeID(id))
+                effects.memberRemoved(NodeID(id))
             case .alarm(let a) where a.alarm == .nospace && (a.action == .activate || a.action == .deactivate):
                 try store.setNoSpaceAlarm(a.action == .activate, index: entry.index)
                 var response = Etcdserverpb_AlarmResponse()
@@ -123,18 +147,6 @@ struct Applier {
         return Outcome(id: command.id, origin: command.origin, result: result)
     }
 
-    /// Record a member's name and URLs and dial its peer URL (a member the
-    /// log added or updated, or one a snapshot brought).
-    func learn(_ member: Etcdserverpb_Member) {
-        members.set(member)
-        guard let url = member.peerUrls.first else { return }
-        do {
-            transport.addPeer(NodeID(member.id), address: try HostPort(url: url))
-        } catch {
-            logger.error("cannot dial a member: its peer URL does not parse", metadata: ["member": "\(member.id)", "url": "\(url)", "error": "\(error)"])
-        }
-    }
-
     /// Mark `index` applied without changing any key.
     private func record(_ index: LogIndex) {
         guard index > store.appliedIndex else { return }
@@ -151,4 +163,24 @@ struct Applier {
         result.errorMessage = error.description
         return result
     }
+}
+
+/// What applying an entry does outside the store: the server's lease
+/// timers, member directory and peer connections; nothing in the simulator.
+/// Called on the applying thread, in log order.
+public protocol ApplyEffects {
+    func leaseGranted(_ id: Int64, ttl: Int64)
+    func leaseRevoked(_ id: Int64)
+    /// A member the log added or updated (its name and URLs).
+    func memberLearned(_ member: Etcdserverpb_Member)
+    func memberRemoved(_ id: NodeID)
+}
+
+/// etcd's MVCC counters as the applier moves them (the server's
+/// `MVCCMetrics`).
+public protocol ApplyMetrics {
+    func count(ranges: Int, puts: Int, deletes: Int)
+    func count(_ request: TxnRequest, _ response: TxnResponse)
+    /// The number of live keys changed by `change`.
+    func moveKeys(by change: Int)
 }

@@ -11,10 +11,10 @@ import Logging
 /// It logs one critical line and exits with status 1, rather than trapping:
 /// a crash report would hold the member's ports while the backtrace is
 /// written, and a supervisor restarting the member would find them taken.
-enum IOFailure {
-    static let exitStatus: Int32 = 1
+public enum IOFailure {
+    public static let exitStatus: Int32 = 1
 
-    static func stop(_ logger: Logger, _ what: String, _ error: any Error) -> Never {
+    public static func stop(_ logger: Logger, _ what: String, _ error: any Error) -> Never {
         logger.critical("stopping: the disk failed", metadata: ["while": "\(what)", "error": "\(error)"])
         // swift-log's stream handlers flush each line; nothing else is buffered.
         fflush(nil)

@@ -5,10 +5,10 @@ import Storage
 /// Translations between etcd's wire messages and the store's own types.
 /// Kept in one place so every service (and the applier, which runs the
 /// same requests from the log) reads them identically.
-enum Conversions {
-    static func bytes(_ data: Data) -> [UInt8] { [UInt8](data) }
+public enum Conversions {
+    public static func bytes(_ data: Data) -> [UInt8] { [UInt8](data) }
 
-    static func keyValue(_ kv: KeyValue, keysOnly: Bool = false) -> Mvccpb_KeyValue {
+    public static func keyValue(_ kv: KeyValue, keysOnly: Bool = false) -> Mvccpb_KeyValue {
         var out = Mvccpb_KeyValue()
         out.key = Data(kv.key)
         if !keysOnly { out.value = Data(kv.value) }
@@ -19,7 +19,7 @@ enum Conversions {
         return out
     }
 
-    static func rangeRequest(_ r: Etcdserverpb_RangeRequest) -> RangeRequest {
+    public static func rangeRequest(_ r: Etcdserverpb_RangeRequest) -> RangeRequest {
         var out = RangeRequest(
             key: bytes(r.key), rangeEnd: bytes(r.rangeEnd), revision: r.revision > 0 ? r.revision : nil,
             limit: r.limit > 0 ? Int(r.limit) : nil, countOnly: r.countOnly, keysOnly: r.keysOnly)
@@ -44,7 +44,7 @@ enum Conversions {
         return out
     }
 
-    static func rangeResponse(_ result: RangeResult, keysOnly: Bool) -> Etcdserverpb_RangeResponse {
+    public static func rangeResponse(_ result: RangeResult, keysOnly: Bool) -> Etcdserverpb_RangeResponse {
         var out = Etcdserverpb_RangeResponse()
         out.kvs = result.kvs.map { keyValue($0, keysOnly: keysOnly) }
         out.count = Int64(result.count)
@@ -52,18 +52,18 @@ enum Conversions {
         return out
     }
 
-    static func putOptions(_ p: Etcdserverpb_PutRequest) -> PutOptions {
+    public static func putOptions(_ p: Etcdserverpb_PutRequest) -> PutOptions {
         var options: PutOptions = []
         if p.ignoreValue { options.insert(.ignoreValue) }
         if p.ignoreLease { options.insert(.ignoreLease) }
         return options
     }
 
-    static func txnRequest(_ t: Etcdserverpb_TxnRequest) -> TxnRequest {
+    public static func txnRequest(_ t: Etcdserverpb_TxnRequest) -> TxnRequest {
         TxnRequest(compare: t.compare.map(comparison), success: t.success.map(operation), failure: t.failure.map(operation))
     }
 
-    static func comparison(_ c: Etcdserverpb_Compare) -> Comparison {
+    public static func comparison(_ c: Etcdserverpb_Compare) -> Comparison {
         let relation: Comparison.Relation = switch c.result {
         case .greater: .greater
         case .less: .less
@@ -80,7 +80,7 @@ enum Conversions {
         return Comparison(key: bytes(c.key), rangeEnd: bytes(c.rangeEnd), relation, target)
     }
 
-    static func operation(_ op: Etcdserverpb_RequestOp) -> RequestOperation {
+    public static func operation(_ op: Etcdserverpb_RequestOp) -> RequestOperation {
         switch op.request {
         case .requestRange(let r): .range(rangeRequest(r))
         case .requestPut(let p): .put(key: bytes(p.key), value: bytes(p.value), lease: p.lease, options: putOptions(p))
@@ -97,14 +97,14 @@ enum Conversions {
     /// etcd's applier fills it: a put, the transaction's new revision; a
     /// range or a delete, the revision as of that operation (new once the
     /// transaction changed something); a nested transaction, an empty header.
-    static func txnResponse(_ r: TxnResponse, request: Etcdserverpb_TxnRequest) -> Etcdserverpb_TxnResponse {
+    public static func txnResponse(_ r: TxnResponse, request: Etcdserverpb_TxnRequest) -> Etcdserverpb_TxnResponse {
         let begin = r.revision - (changes(r) ? 1 : 0)
         var changed = false
         return txnResponse(r, request: request, begin: begin, changed: &changed)
     }
 
     /// Whether a transaction wrote anything.
-    static func changes(_ r: TxnResponse) -> Bool {
+    public static func changes(_ r: TxnResponse) -> Bool {
         r.responses.contains { response in
             switch response {
             case .put: true
