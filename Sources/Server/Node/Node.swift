@@ -301,12 +301,27 @@ public final class Node: @unchecked Sendable {
 
     /// `propose`, on the leader.
     func proposeHere(_ command: Ballotpb_Command, then done: @escaping @Sendable (Result<Ballotpb_CommandResult, any Error>) -> Void) -> Bool {
-        guard status.leader == id else { return false }
-        enqueue(\.proposals, { requestID in try proposal(command, requestID: requestID) }) { result in
+        forwardedHere(command) { result in
             done(result.flatMap { result in
                 result.errorMessage.isEmpty ? .success(result) : .failure(EtcdError(code: result.errorCode, message: result.errorMessage))
             })
         }
+    }
+
+    /// `proposeHere` for a command a follower forwarded: the result as the
+    /// applier wrote it, a refusal inside it. False unless this member leads.
+    func forwardedHere(_ command: Ballotpb_Command, then done: @escaping @Sendable (Result<Ballotpb_CommandResult, any Error>) -> Void) -> Bool {
+        guard status.leader == id else { return false }
+        enqueue(\.proposals, { requestID in try proposal(command, requestID: requestID) }, resume: done)
+        return true
+    }
+
+    /// `readIndexLocally` for a follower's read: the index its read must
+    /// wait for, once this leader confirmed its leadership. False unless
+    /// this member leads.
+    func readIndexHere(then done: @escaping @Sendable (Result<LogIndex, any Error>) -> Void) -> Bool {
+        guard status.leader == id else { return false }
+        enqueue(\.reads, { .readIndex(context: $0) }, resume: done)
         return true
     }
 

@@ -167,7 +167,73 @@ final class PeerListener: Sendable {
                 receive(encoded, from: from)
                 return true
             },
-            counter: traffic.receivedFrom)
+            counter: traffic.receivedFrom,
+            answer: { [self, requests = InFlightLimit(limit: Self.requestsInFlightMax)] id, kind, payload, from, reply in
+                answerHere(id, kind, payload, from: from, requests: requests, reply: reply)
+            })
+    }
+
+    /// Forwarded proposals and read indexes, answered by callback from the
+    /// thread that settles them (the apply thread, the node's loop), with
+    /// no task in between: a follower's linearizable read and forwarded
+    /// write wait on this. False for every other request, and for any from
+    /// a member removed since, which the reader serves or refuses.
+    private func answerHere(_ id: UInt64, _ kind: PeerRequestKind, _ payload: [UInt8], from: NodeID, requests: InFlightLimit,
+                            reply: @escaping @Sendable (PeerFrame) -> Void) -> Bool {
+        guard kind == .forward || kind == .readIndex, !members.wasRemoved(from) else { return false }
+        guard requests.enter() else {
+            reply(.failure(id, .tooManyRequests))
+            return true
+        }
+        let done: @Sendable (PeerFrame) -> Void = { frame in
+            requests.leave()
+            reply(frame)
+        }
+        switch kind {
+        case .readIndex:
+            let asked = node.readIndexHere { result in
+                done(Self.frame(id, result.map { index in (0..<8).map { UInt8(truncatingIfNeeded: index.rawValue >> (56 - 8 * $0)) } }))
+            }
+            if !asked { done(.failure(id, .noLeader)) }
+        default:
+            let command: Ballotpb_Command
+            do {
+                command = try Ballotpb_Command(serializedBytes: payload)
+            } catch {
+                done(.failure(id, .invalid("ballot: a peer request this member cannot read: \(error)")))
+                return true
+            }
+            let proposed = node.forwardedHere(command) { result in
+                // etcd's refusals travel inside the result, as the reader's answers carry them.
+                let answer = result.flatMapError { error -> Result<Ballotpb_CommandResult, any Error> in
+                    guard let error = error as? EtcdError else { return .failure(error) }
+                    var refused = Ballotpb_CommandResult()
+                    refused.errorCode = UInt32(error.code.rawValue)
+                    refused.errorMessage = error.description
+                    return .success(refused)
+                }
+                done(Self.frame(id, answer.flatMap { result in Result { try result.serializedBytes() } }))
+            }
+            if !proposed { done(.failure(id, .noLeader)) }
+        }
+        return true
+    }
+
+    /// The response frame for an answer, or for the failure to find one.
+    private static func frame(_ id: UInt64, _ answer: Result<[UInt8], any Error>) -> PeerFrame {
+        switch answer {
+        case .success(let bytes):
+            // An answer no frame can carry (a huge transaction's reads, say)
+            // is refused here, not sent to fail in the encoder.
+            guard bytes.count <= PeerFrame.bytesMax - responseOverheadBytes else {
+                return .failure(id, .invalid("ballot: the answer of \(bytes.count) bytes is larger than a member may pass on; send the request to the leader, or read less at once"))
+            }
+            return .response(id: id, code: 0, message: "", payload: bytes)
+        case .failure(let error as EtcdError):
+            return .failure(id, error)
+        case .failure(let error):
+            return .failure(id, .invalid("ballot: a peer request this member cannot read: \(error)"))
+        }
     }
 
     /// What a joining member learns (`ClusterDiscovery`): told only once it
