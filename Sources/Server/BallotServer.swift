@@ -3,15 +3,18 @@ import EtcdAPI
 import Foundation
 import GRPCCore
 import Logging
+import NIOPosix
 import NIOSSL
 import Raft
 @_spi(FaultInjection) import Storage
 
-/// One running member: storage opened and recovered, the node loop, the
+/// One running member: storage opened and recovered, the node's event loop, the
 /// peer transport, and the gRPC servers for clients and peers.
 public final class BallotServer: Sendable {
     public let config: ServerConfig
     let node: Node
+    /// The node's event loop (one thread): its turns and its peer connections.
+    let nodeLoop: MultiThreadedEventLoopGroup
     let members: MemberDirectory
     let logger: Logger
     let metrics = ServerMetrics()
@@ -135,10 +138,15 @@ public final class BallotServer: Sendable {
             ])
         }
         let metrics = self.metrics
+        let dialling = try peerTLS?.client ?? TLSContexts.defaultClient()
+        let leases = try store.leases()
+        // The node's turns and its peer connections share one thread of their own.
+        let nodeLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.nodeLoop = nodeLoop
         let transport = PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses,
-                                      tls: try peerTLS?.client ?? TLSContexts.defaultClient(), logger: logger, traffic: metrics.peerTraffic)
+                                      tls: dialling, logger: logger, traffic: metrics.peerTraffic, loop: nodeLoop.next())
         self.node = Node(id: id, clusterID: clusterID, core: core, wal: wal, store: store, snapshots: snapshots, transport: transport,
-                         leases: try store.leases(), members: members, metrics: metrics, config: config, logger: logger)
+                         leases: leases, members: members, metrics: metrics, config: config, loop: nodeLoop.next(), logger: logger)
     }
 
     /// The store's settings from the member's flags.
@@ -269,6 +277,8 @@ public final class BallotServer: Sendable {
             for listener in listeners { listener.stopListening() }
             node.transport.shutdown()
             node.stop()
+            // Closes what peer connections are left; the thread ends with it.
+            nodeLoop.shutdownGracefully { _ in }
             logger.info("stopped", metadata: ["name": "\(config.name)"])
         }
         do {

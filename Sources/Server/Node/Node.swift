@@ -2,6 +2,7 @@ import Consensus
 import EtcdAPI
 import Foundation
 import Logging
+import NIOCore
 import Raft
 import Replica
 import StateMachine
@@ -9,18 +10,20 @@ import Storage
 import SwiftProtobuf
 
 /// One member's consensus shell: the Raft core, its write-ahead log and the
-/// MVCC store. One dedicated thread runs the loop: inputs from other
-/// threads (peer messages, proposals, read requests) into the core, then
-/// the core's Readies through `NodeReplica`, the `ReplicaDriver` the
-/// simulator runs too (send what may go now → persist with one fdatasync →
-/// send what needed the write → hand committed entries to the apply thread
-/// → confirm reads). A thread, not a task: the loop blocks on fsync, which
-/// must not stall the cooperative pool that serves gRPC.
+/// MVCC store. The node's event loop (`loop`, a NIO event loop of its own)
+/// runs each turn: inputs (peer messages, proposals, read requests) into
+/// the core, then the core's Readies through `NodeReplica`, the
+/// `ReplicaDriver` the simulator runs too (send what may go now → persist
+/// with one fdatasync → send what needed the write → hand committed entries
+/// to the apply thread → confirm reads). The member's peer connections live
+/// on the same event loop, so a peer's frame is stepped, and the answer
+/// written, on the thread that read it: no hand-off between the network and
+/// consensus. Not the cooperative pool: a turn blocks on fsync.
 ///
 /// Everything other threads touch (the inbox, the waiters, the published
 /// status) is guarded by `condition`; the replica (core and WAL) belongs to
-/// the loop thread alone; the store is shared with readers under
-/// `storeLock` (readers together, the apply thread alone).
+/// the event loop alone; the store is shared with readers under `storeLock`
+/// (readers together, the apply thread alone).
 public final class Node: @unchecked Sendable {
     public let id: NodeID
     public let clusterID: UInt64
@@ -45,16 +48,24 @@ public final class Node: @unchecked Sendable {
     private var nextRequestID: UInt64
     private var stopping = false
     private var stopped = false
+    /// A turn is queued on `loop` for what the inbox holds; guarded by `condition`.
+    private var turnScheduled = false
+    /// The node's event loop: its turns, its ticks, its peer connections.
+    let loop: any EventLoop
+    /// The core's clock; the event loop's alone.
+    private var ticks: RepeatedTask?
+    /// The role after the last turn; the event loop's alone.
+    private var lastRole = Role.follower
 
     /// The Ready contract over the core, the log, the peers and the store;
-    /// the loop thread's alone. Set last in `init` (its parts hold the node).
+    /// the event loop's alone. Set last in `init` (its parts hold the node).
     private var replica: NodeReplica!
-    /// The Raft core, inside `replica`: the loop thread's alone.
+    /// The Raft core, inside `replica`: the event loop's alone.
     var core: RaftCore {
         get { replica.engine }
         _modify { yield &replica.engine }
     }
-    /// The log, also written through `replica`; the loop thread's alone.
+    /// The log, also written through `replica`; the event loop's alone.
     let wal: WriteAheadLog
     /// The state machine; readers share `storeLock`, writers hold it alone.
     let store: MVCCStore
@@ -131,8 +142,10 @@ public final class Node: @unchecked Sendable {
     }
 
     init(id: NodeID, clusterID: UInt64, core: RaftCore, wal: WriteAheadLog, store: MVCCStore, snapshots: SnapshotStore,
-         transport: PeerTransport, leases: [LeaseRecord], members: MemberDirectory, metrics: ServerMetrics, config: ServerConfig, logger: Logger) {
+         transport: PeerTransport, leases: [LeaseRecord], members: MemberDirectory, metrics: ServerMetrics, config: ServerConfig,
+         loop: any EventLoop, logger: Logger) {
         self.id = id
+        self.loop = loop
         self.clusterID = clusterID
         self.wal = wal
         self.store = store
@@ -178,20 +191,36 @@ public final class Node: @unchecked Sendable {
     /// The database's size and NOSPACE alarm as of the last commit.
     var storeUsage: StoreUsage { condition.withLock { usage } }
 
-    /// Starts the loop thread.
+    /// Starts the apply thread and the core's clock on the event loop.
     func start() {
         applyQueue.start { [self] batches in applyBatches(batches) }
-        let thread = Thread { self.run() }
-        thread.name = "ballot-node"
-        thread.stackSize = 8 << 20
-        thread.start()
+        // Ticks follow the monotonic clock (a wall-clock step must neither
+        // fire a burst of elections nor stall heartbeats), each a tick
+        // interval after the last one ended: after a stall (a long fsync, a
+        // paused VM) the missed ticks are not replayed at once, which would
+        // fire elections for nothing.
+        let tick = TimeAmount.nanoseconds(Int64(tickInterval * 1e9))
+        loop.execute { [self] in
+            lastRole = core.role
+            ticks = loop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { [self] _ in turn(tick: true) }
+        }
     }
 
-    /// Stop the loop; pending requests fail with "server stopped".
+    /// Stop the turns; pending requests fail with "server stopped". Not
+    /// from the event loop, whose last turn this waits for.
     func stop() {
+        precondition(!loop.inEventLoop, "the node is stopped from outside its event loop")
+        condition.withLock { stopping = true }
+        loop.execute { [self] in
+            ticks?.cancel()
+            applyQueue.stop()
+            failEverything(EtcdError.stopped)
+            condition.lock()
+            stopped = true
+            condition.broadcast()
+            condition.unlock()
+        }
         condition.lock()
-        stopping = true
-        condition.broadcast()
         while !stopped { condition.wait() }
         condition.unlock()
     }
@@ -266,10 +295,9 @@ public final class Node: @unchecked Sendable {
             }
             self[keyPath: waiters][nextRequestID] = Pending(resume: resume, deadline: Date().addingTimeInterval(requestTimeout))
             inbox.append(input)
-            condition.broadcast()
             return nil
         }
-        if let refused { resume(.failure(refused)) }
+        if let refused { resume(.failure(refused)) } else { scheduleTurn() }
     }
 
     /// Returns once this member has applied `index`.
@@ -294,7 +322,7 @@ public final class Node: @unchecked Sendable {
     //
     // For callers on an event loop (`UnaryCalls`): the answer comes from
     // the thread that settles the request (the apply thread for a write,
-    // the loop thread or a peer connection's event loop for a read index)
+    // the node's event loop for a read index)
     // with no task in between. Each returns false, having done nothing,
     // when it cannot serve here (a write on a follower, no leader known);
     // the caller then takes the async path, which forwards or waits.
@@ -357,70 +385,66 @@ public final class Node: @unchecked Sendable {
     }
 
     private func submit(_ input: Input) {
-        condition.lock()
-        inbox.append(input)
-        condition.broadcast()
-        condition.unlock()
+        let accepted = condition.withLock {
+            if stopping { return false }
+            inbox.append(input)
+            return true
+        }
+        if accepted { scheduleTurn() }
+    }
+
+    /// Queue a turn on the event loop for what the inbox holds, unless one
+    /// is queued already: inputs arriving together share a turn (and its
+    /// one fsync). From the event loop itself (a peer's frame) the turn
+    /// runs once the loop has read what arrived with it.
+    private func scheduleTurn() {
+        let schedule = condition.withLock {
+            if turnScheduled { return false }
+            turnScheduled = true
+            return true
+        }
+        if schedule { loop.execute { self.turn(tick: false) } }
     }
 
     // MARK: The loop
 
-    private func run() {
-        // Ticks follow the monotonic clock: a wall-clock step (NTP) must
-        // neither fire a burst of elections nor stall heartbeats.
-        let clock = ContinuousClock()
-        let tick = Duration.milliseconds(Int64(tickInterval * 1000))
-        var nextTick = clock.now + tick
-        var lastRole = core.role
-        while true {
-            condition.lock()
-            while inbox.isEmpty && !stopping && clock.now < nextTick {
-                let left = clock.now.duration(to: nextTick)
-                _ = condition.wait(until: Date(timeIntervalSinceNow: Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18))
-            }
-            if stopping {
-                condition.unlock()
-                break
-            }
-            let inputs = inbox
-            inbox = []
-            condition.unlock()
-
-            let now = clock.now
-            if now >= nextTick {
-                core.tick()
-                nextTick = nextTick + tick
-                // After a stall (a long fsync, a paused VM) do not replay every
-                // missed tick at once: that would fire elections for nothing.
-                if nextTick < now { nextTick = now + tick }
-                expireRequests(now: Date())
-                proposeExpiredLeaseRevocations()
-            }
-            handle(inputs)
-            do {
-                try replica.runReadies()
-            } catch {
-                // The log's state on disk is unknown: stop rather than promise anything.
-                IOFailure.stop(logger, "writing the write-ahead log", error)
-            }
-            compactLogIfDue()
-            if core.role != lastRole {
-                logger.info("role changed", metadata: ["from": "\(lastRole)", "to": "\(core.role)", "term": "\(core.term)"])
-                if core.role == .leader {
-                    lessor.promote(extend: tickInterval * Double(electionTicks))
-                } else if lastRole == .leader {
-                    lessor.demote()
-                }
-                lastRole = core.role
-            }
-            publish()
-        }
-        applyQueue.stop()
-        failEverything(EtcdError.stopped)
+    /// One turn: the tick if one is due, the inbox into the core, the
+    /// Readies through the replica, then what follows from them.
+    private func turn(tick: Bool) {
+        loop.preconditionInEventLoop()
         condition.lock()
-        stopped = true
-        condition.broadcast()
+        if stopping {
+            condition.unlock()
+            return
+        }
+        let inputs = inbox
+        inbox = []
+        if !tick { turnScheduled = false }
         condition.unlock()
+
+        if tick {
+            core.tick()
+            expireRequests(now: Date())
+            proposeExpiredLeaseRevocations()
+        }
+        handle(inputs)
+        do {
+            try replica.runReadies()
+        } catch {
+            // The log's state on disk is unknown: stop rather than promise anything.
+            IOFailure.stop(logger, "writing the write-ahead log", error)
+        }
+        compactLogIfDue()
+        if core.role != lastRole {
+            logger.info("role changed", metadata: ["from": "\(lastRole)", "to": "\(core.role)", "term": "\(core.term)"])
+            if core.role == .leader {
+                lessor.promote(extend: tickInterval * Double(electionTicks))
+            } else if lastRole == .leader {
+                lessor.demote()
+            }
+            lastRole = core.role
+        }
+        publish()
     }
 
     private func handle(_ inputs: [Input]) {

@@ -10,10 +10,11 @@ import StateMachine
 /// requests waiting for answers, and the one TCP connection that carries
 /// both, redialled with backoff while the link lives.
 ///
-/// Messages go from the node's thread straight to the connection's event
-/// loop: `send` queues them and, if the queue was empty, schedules one
-/// flush there that writes everything queued by then as frames. No task
-/// stands in between, so a message costs one thread hand-off, not two.
+/// Messages go from the node's event loop straight to the connection,
+/// which lives on the same loop: `send` queues them and, if the queue was
+/// empty, schedules one flush there, after the node's turn, that writes
+/// everything queued by then as frames. No task and no thread hand-off
+/// stand in between.
 final class PeerLink: @unchecked Sendable {
     let id: NodeID
     let address: HostPort
@@ -49,13 +50,21 @@ final class PeerLink: @unchecked Sendable {
     /// How soon a flush that found the connection full looks again.
     static let unwritableRetry = TimeAmount.milliseconds(5)
 
-    /// Queue an encoded consensus message for this peer. Dropped (oldest
+    /// Queue encoded consensus messages for this peer. Dropped (oldest
     /// first) when the queue is full; held while no connection is up.
-    func send(_ encoded: [UInt8]) {
-        guard queue.push(encoded) else { return }
-        // The queue was empty: no flush is pending for it, so schedule one.
+    /// On the connection's own event loop (the node's turn) they are
+    /// written at once: a leader's appends leave before its turn goes on
+    /// to the fsync, so the followers' fsyncs overlap the leader's.
+    func send(_ encoded: [[UInt8]]) {
+        var wasEmpty = false
+        for message in encoded where queue.push(message) { wasEmpty = true }
         guard let channel = lock.withLock({ channel }) else { return }
-        channel.eventLoop.execute { self.flush(channel) }
+        if channel.eventLoop.inEventLoop {
+            flush(channel)
+        } else if wasEmpty {
+            // No flush is pending for the queue: schedule the one that takes it.
+            channel.eventLoop.execute { self.flush(channel) }
+        }
     }
 
     /// On `channel`'s event loop: write everything queued, in frames of at

@@ -50,7 +50,9 @@ final class PeerListener: Sendable {
                 if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
             }.flatMap { PeerFrame.wrapAccepted(channel, tap: self.messageTap()) }
         }
-        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        // Connections on the node's event loop: their frames are stepped
+        // where they are read (`PeerMessageTap`), with no thread hand-off.
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton, childGroup: node.loop)
         let server = address.unixSocket
             ? try await bootstrap.bind(unixDomainSocketPath: address.host, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
             : try await bootstrap

@@ -43,10 +43,14 @@ final class PeerTransport: @unchecked Sendable {
     /// How this member dials a peer whose URL is `https`: presenting its
     /// peer certificate, and checking the peer's unless it is auto-TLS.
     let tls: NIOSSLContext
+    /// The event loop the links' connections live on: the node's, so that
+    /// what the node sends is written without a thread hand-off.
+    let loop: any EventLoop
 
     init(selfID: NodeID, clusterID: UInt64, peers: [NodeID: HostPort], tls: NIOSSLContext, logger: Logger,
-         traffic: PeerTraffic = PeerTraffic()) {
+         traffic: PeerTraffic = PeerTraffic(), loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()) {
         self.traffic = traffic
+        self.loop = loop
         self.tls = tls
         self.selfID = selfID
         self.clusterID = clusterID
@@ -97,10 +101,12 @@ final class PeerTransport: @unchecked Sendable {
 
     /// A connection to `address`, in TLS if its URL is `https`.
     @Sendable func dial(_ address: HostPort) async throws -> PeerFrame.Connection {
-        try await Self.dial(address, tls: tls)
+        try await Self.dial(address, tls: tls, on: loop)
     }
 
-    static func dial(_ address: HostPort, tls context: NIOSSLContext) async throws -> PeerFrame.Connection {
+    /// A connection to `address` on `loop` (the node's, for its links).
+    static func dial(_ address: HostPort, tls context: NIOSSLContext,
+                     on loop: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> PeerFrame.Connection {
         let tls = address.secure ? context : nil
         let initializer: @Sendable (any Channel) -> EventLoopFuture<PeerFrame.Connection> = { channel in
             channel.eventLoop.makeCompletedFuture {
@@ -111,7 +117,7 @@ final class PeerTransport: @unchecked Sendable {
                 try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: address.serverHostname))
             }.flatMap { PeerFrame.wrapDialled(channel) }
         }
-        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.seconds(connectTimeoutSeconds))
+        let bootstrap = ClientBootstrap(group: loop).connectTimeout(.seconds(connectTimeoutSeconds))
         if address.unixSocket {
             return try await bootstrap.connect(unixDomainSocketPath: address.host, channelInitializer: initializer)
         }
@@ -120,13 +126,16 @@ final class PeerTransport: @unchecked Sendable {
             .connect(host: address.host, port: address.port, channelInitializer: initializer)
     }
 
-    /// Queue messages; never blocks the node loop.
+    /// Queue messages for their peers; on the node's event loop, written at
+    /// once (`PeerLink.send`). Never blocks.
     func send(_ messages: [Consensus.Message]) {
+        // One write per peer for what goes to it, in order.
+        var byPeer: [NodeID: [[UInt8]]] = [:]
         for message in messages {
-            guard let link = link(message.to) else { continue }
             precondition(!isSnapshot(message), "snapshot announcements travel with their bytes (sendSnapshot)")
-            link.send(ConsensusCodec.encode(message))
+            byPeer[message.to, default: []].append(ConsensusCodec.encode(message))
         }
+        for (peer, encoded) in byPeer { link(peer)?.send(encoded) }
     }
 
     private func isSnapshot(_ message: Consensus.Message) -> Bool {
