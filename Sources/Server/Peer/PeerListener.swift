@@ -284,26 +284,17 @@ final class PeerListener: Sendable {
     /// Serve one request; every failure becomes an answer with etcd's code
     /// and message.
     private func answer(_ id: UInt64, _ kind: PeerRequestKind, _ payload: [UInt8]) async -> PeerFrame {
+        let answer: Result<[UInt8], any Error>
         do {
             if kind != .ping, node.status.role != .leader { throw EtcdError.noLeader }
-            let answer: [UInt8]
             switch kind {
             case .ping:
-                answer = []
-            case .forward:
-                let command = try Ballotpb_Command(serializedBytes: payload)
-                var result: Ballotpb_CommandResult
-                do {
-                    result = try await node.proposeLocally(command)
-                } catch let error as EtcdError {
-                    result = Ballotpb_CommandResult()
-                    result.errorCode = UInt32(error.code.rawValue)
-                    result.errorMessage = error.description
-                }
-                answer = try result.serializedBytes()
-            case .readIndex:
-                let index = try await node.readIndexLocally().rawValue
-                answer = (0..<8).map { UInt8(truncatingIfNeeded: index >> (56 - 8 * $0)) }
+                answer = .success([])
+            case .forward, .readIndex:
+                // The tap answers these on the event loop (`answerHere`) for
+                // every member not removed, and a removed one is refused
+                // before its requests get here.
+                throw EtcdError.noLeader
             case .lease:
                 let request = try Ballotpb_LeaseForward(serializedBytes: payload)
                 var response = Ballotpb_LeaseForwardResponse()
@@ -312,23 +303,16 @@ final class PeerListener: Sendable {
                 case .timeToLive(let timeToLive): response.timeToLive = try await node.timeToLive(timeToLive)
                 case nil: throw EtcdError.invalid("ballot: an empty lease request")
                 }
-                answer = try response.serializedBytes()
+                answer = .success(try response.serializedBytes())
             case .membership:
                 var response = Ballotpb_MembershipForwardResponse()
                 response.member = try await node.changeMembership(try Ballotpb_MembershipForward(serializedBytes: payload))
-                answer = try response.serializedBytes()
+                answer = .success(try response.serializedBytes())
             }
-            // An answer no frame can carry (a huge transaction's reads, say)
-            // is refused here, not sent to fail in the encoder.
-            guard answer.count <= PeerFrame.bytesMax - Self.responseOverheadBytes else {
-                throw EtcdError.invalid("ballot: the answer of \(answer.count) bytes is larger than a member may pass on; send the request to the leader, or read less at once")
-            }
-            return .response(id: id, code: 0, message: "", payload: answer)
-        } catch let error as EtcdError {
-            return .failure(id, error)
         } catch {
-            return .failure(id, .invalid("ballot: a peer request this member cannot read: \(error)"))
+            answer = .failure(error)
         }
+        return Self.frame(id, answer)
     }
 
     /// Room a response frame needs besides its answer.
