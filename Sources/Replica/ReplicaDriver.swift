@@ -67,15 +67,10 @@ public struct ReplicaDriver<Engine: ConsensusEngine, Log: ReplicaLogStore, Trans
     /// acknowledgements (promises about what is now durable), hand the
     /// committed entries to the state machine with what a snapshot taken
     /// after them would record, confirm the read indexes, advance.
-    ///
-    /// `synced`: the shell has already made the Ready's writes durable
-    /// itself, off the thread that owns the replica (the server flushes its
-    /// log on a thread of its own, while its event loop goes on reading
-    /// peers), so `finish()` must not sync again.
     @discardableResult
-    public mutating func finish(synced: Bool = false) throws(Log.Failure) -> Ready {
+    public mutating func finish() throws(Log.Failure) -> Ready {
         guard let ready = inFlight else { preconditionFailure("finish() without a Ready in flight") }
-        if ready.mustSync && !synced { try log.sync() }
+        if ready.mustSync { try log.sync() }
         inFlight = nil
         if let snapshot = ready.snapshot { machine.install(snapshot) }
         if injectedBug != .acknowledgesBeforePersist { transport.send(ready.messagesAfterPersist) }

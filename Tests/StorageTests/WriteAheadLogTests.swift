@@ -1,6 +1,6 @@
 import Consensus
 import Foundation
-@_spi(FaultInjection) import Storage
+import Storage
 import Testing
 
 @Suite struct WriteAheadLogTests {
@@ -45,40 +45,6 @@ import Testing
         }
         let (_, recovery) = try WriteAheadLog.open(directory: dir.path)
         #expect(recovery.entries == [Self.entry(1)])
-    }
-
-    /// The server's path: a sync taken on the owner's thread and performed
-    /// on another while the owner queues the next records, which land
-    /// after the job's bytes.
-    @Test func aSyncJobPerformedOnAnotherThreadKeepsItsPlaceInTheFile() async throws {
-        let dir = try TemporaryDirectory()
-        do {
-            let (wal, _) = try WriteAheadLog.open(directory: dir.path)
-            try wal.append(hardState: HardState(term: 1, vote: 1, commit: 0), entries: (1...3).map { Self.entry($0) })
-            let job = try #require(wal.takeSyncJob())
-            #expect(wal.syncJobInFlight && job.byteCount > 0)
-            try wal.append(hardState: HardState(term: 1, vote: 1, commit: 3), entries: [Self.entry(4)])
-            try await Task.detached { try job.perform() }.value
-            wal.syncJobFinished()
-            #expect(!wal.syncJobInFlight)
-            try wal.sync()
-            #expect(wal.takeSyncJob() == nil)  // nothing queued
-        }
-        let (_, recovery) = try WriteAheadLog.open(directory: dir.path)
-        #expect(recovery.entries == (1...4).map { Self.entry($0) })
-        #expect(recovery.hardState == HardState(term: 1, vote: 1, commit: 3))
-    }
-
-    @Test func aSyncJobCarriesAnInjectedFlushFailure() throws {
-        let dir = try TemporaryDirectory()
-        let (wal, _) = try WriteAheadLog.open(directory: dir.path)
-        wal.failSyncsAfter = 1
-        try wal.append(hardState: nil, entries: [Self.entry(1)])
-        try #require(wal.takeSyncJob()).perform()
-        wal.syncJobFinished()
-        try wal.append(hardState: nil, entries: [Self.entry(2)])
-        let failing = try #require(wal.takeSyncJob())
-        #expect(throws: StorageError.self) { try failing.perform() }
     }
 
     @Test func laterLeaderOverwritesSuffix() throws {

@@ -13,14 +13,12 @@ import SwiftProtobuf
 /// MVCC store. The node's event loop (`loop`, a NIO event loop of its own)
 /// runs each turn: inputs (peer messages, proposals, read requests) into
 /// the core, then the core's Readies through `NodeReplica`, the
-/// `ReplicaDriver` the simulator runs too (send what may go now → write →
-/// one fdatasync → send what needed the write → hand committed entries to
-/// the apply thread → confirm reads). The fdatasync runs on the log's own
-/// thread (`WALSyncer`) and the Ready is finished back on the loop, which
-/// meanwhile steps what arrives (as the simulator's disks with latency
-/// do). The member's peer connections live on the same event loop, so a
-/// peer's frame is stepped, and the answer written, on the thread that
-/// read it: no hand-off between the network and consensus.
+/// `ReplicaDriver` the simulator runs too (send what may go now → persist
+/// with one fdatasync → send what needed the write → hand committed entries
+/// to the apply thread → confirm reads). The member's peer connections live
+/// on the same event loop, so a peer's frame is stepped, and the answer
+/// written, on the thread that read it: no hand-off between the network and
+/// consensus. Not the cooperative pool: a turn blocks on fsync.
 ///
 /// Everything other threads touch (the inbox, the waiters, the published
 /// status) is guarded by `condition`; the replica (core and WAL) belongs to
@@ -67,14 +65,8 @@ public final class Node: @unchecked Sendable {
         get { replica.engine }
         _modify { yield &replica.engine }
     }
-    /// The log, also written through `replica`; the event loop's alone,
-    /// but for the flush `syncer` performs while `syncing`.
+    /// The log, also written through `replica`; the event loop's alone.
     let wal: WriteAheadLog
-    /// Flushes the log off the event loop.
-    private let syncer: WALSyncer
-    /// A Ready is written and its flush is with `syncer`: no other Ready is
-    /// taken, and the log's file is not touched, until `synced`. The event loop's alone.
-    private var syncing = false
     /// The state machine; readers share `storeLock`, writers hold it alone.
     let store: MVCCStore
     let storeLock = StoreLock()
@@ -172,7 +164,6 @@ public final class Node: @unchecked Sendable {
         // A store that cannot be read fails at the node's first read, with its error.
         if let keys = try? store.liveKeyCount() { metrics.mvcc.setKeys(keys) }
         self.transport = transport
-        self.syncer = WALSyncer(loop: loop, metrics: metrics)
         self.logger = logger
         self.tickInterval = Double(config.heartbeatMilliseconds) / 1000
         self.requestTimeout = Double(config.requestTimeoutMilliseconds) / 1000
@@ -220,8 +211,6 @@ public final class Node: @unchecked Sendable {
     func stop() {
         precondition(!loop.inEventLoop, "the node is stopped from outside its event loop")
         condition.withLock { stopping = true }
-        // A flush under way ends first: its answer finds the node stopping.
-        syncer.stop()
         loop.execute { [self] in
             ticks?.cancel()
             applyQueue.stop()
@@ -439,56 +428,13 @@ public final class Node: @unchecked Sendable {
             proposeExpiredLeaseRevocations()
         }
         handle(inputs)
-        runReadies()
-        afterReadies()
-    }
-
-    /// The core's Readies through the replica, each finished in line until
-    /// one must be flushed: that one's flush goes to `syncer`, and the rest
-    /// wait for its answer (`synced`).
-    private func runReadies() {
-        var count = 0
         do {
-            while !syncing, replica.canStart {
-                count += 1
-                precondition(count < NodeReplica.readiesPerCallMax, "the core produces Readies without end")
-                guard let ready = try replica.start() else { break }
-                if ready.mustSync, let job = wal.takeSyncJob() {
-                    syncing = true
-                    syncer.sync(job) { [self] result in synced(result) }
-                    return
-                }
-                try replica.finish()
-            }
+            try replica.runReadies()
         } catch {
             // The log's state on disk is unknown: stop rather than promise anything.
             IOFailure.stop(logger, "writing the write-ahead log", error)
         }
-    }
-
-    /// The flush of the Ready in flight has returned: finish it (send the
-    /// acknowledgements, hand over the committed entries), then take what
-    /// the core has now.
-    private func synced(_ result: Result<Void, any Error>) {
-        loop.preconditionInEventLoop()
-        precondition(syncing, "a flush answered with none in flight")
-        if condition.withLock({ stopping }) { return }
-        if case .failure(let error) = result { IOFailure.stop(logger, "syncing the write-ahead log", error) }
-        syncing = false
-        wal.syncJobFinished()
-        do {
-            try replica.finish(synced: true)
-        } catch {
-            IOFailure.stop(logger, "writing the write-ahead log", error)
-        }
-        runReadies()
-        afterReadies()
-    }
-
-    /// What follows a turn's Readies: compaction when due, the role's
-    /// consequences, the published status.
-    private func afterReadies() {
-        if !syncing { compactLogIfDue() }
+        compactLogIfDue()
         if core.role != lastRole {
             logger.info("role changed", metadata: ["from": "\(lastRole)", "to": "\(core.role)", "term": "\(core.term)"])
             if core.role == .leader {

@@ -51,11 +51,6 @@ public final class WriteAheadLog {
     /// Kernels give no portable way to make fsync fail on demand.
     @_spi(FaultInjection) public var failSyncsAfter: Int?
 
-    /// A `SyncJob` was taken and has not finished: until it does, its
-    /// bytes' place in the file is reserved and the file must not change
-    /// (no `sync()`, no rotation). Queuing more records is allowed.
-    public internal(set) var syncJobInFlight = false
-
     static let headerBytes = 9
 
     /// Opens the log in `directory` (created if missing), recovering what it holds.
@@ -139,7 +134,6 @@ public final class WriteAheadLog {
 
     /// Write everything queued and make it durable with one `fdatasync`.
     public func sync() throws(StorageError) {
-        precondition(!syncJobInFlight, "a sync job is in flight: the file is not the caller's until it finishes")
         guard !pending.isEmpty else { return }
         let path = segments.last!.path
         var bytes = pending
