@@ -164,10 +164,13 @@ public final class BallotServer: Sendable {
         settings.txnOperationsMax = config.maxTxnOperations
         settings.compactionBatchKeys = config.compactionBatchKeys
         // The write-ahead log replays what the store lost; the store needs
-        // commits that are never torn, which one flush per commit gives.
-        // The log is compacted only through what `MVCCStore.sync()` made
-        // durable (`Node.compactLogIfDue`).
-        settings.commitDurability = .dataOnly
+        // commits that are never torn, not commits that are never lost:
+        // commits flush nothing, and a checkpoint every
+        // `checkpointInterval` flushes them all at once and is the state a
+        // crash returns to (as etcd commits its backend every 100 ms). The
+        // log is compacted only through what `MVCCStore.sync()` (a
+        // checkpoint) made durable (`Node.compactLogIfDue`).
+        settings.commitDurability = .checkpointed
         settings.keepsPowerCutImage = config.keepsPowerCutImage
         return settings
     }

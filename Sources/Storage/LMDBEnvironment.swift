@@ -1,4 +1,5 @@
 import CLMDB
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,12 +14,28 @@ final class LMDBEnvironment: @unchecked Sendable {
     let path: String
     private let handle: OpaquePointer
     private(set) var databases: [String: MDB_dbi] = [:]
+    let durability: CommitDurability
+    /// `.checkpointed`: the read transaction that keeps the last
+    /// checkpoint's pages from being overwritten (`LMDBCheckpoint`), and
+    /// the file its meta pages are saved in. Touched only under
+    /// `checkpointLock` (inside `checkpoint`) or at open and close.
+    private var pinned: OpaquePointer?
+    private var checkpoints: LMDBCheckpoint.Writer?
+    /// One checkpoint at a time.
+    private let checkpointLock = NSLock()
+    /// When the last checkpoint was taken (nil: none yet); under `checkpointLock` too.
+    private var lastCheckpoint: ContinuousClock.Instant?
+    private let pinsCheckpoints: Bool
 
     static let databasesMax: UInt32 = 16
 
-    init(directory: String, mapSizeBytes: Int, databaseNames: [String], durability: CommitDurability = .full) throws(StorageError) {
+    /// `pinsCheckpoints` false is a test-only bug (`MVCCSettings.checkpointsForgetToPin`).
+    init(directory: String, mapSizeBytes: Int, databaseNames: [String], durability: CommitDurability = .full,
+         pinsCheckpoints: Bool = true) throws(StorageError) {
         precondition(databaseNames.count <= Int(Self.databasesMax), "raise databasesMax")
         path = directory
+        self.durability = durability
+        self.pinsCheckpoints = pinsCheckpoints
         var env: OpaquePointer?
         try Self.check(mdb_env_create(&env), "env_create", directory)
         handle = env!
@@ -28,8 +45,11 @@ final class LMDBEnvironment: @unchecked Sendable {
             let syncFlags: UInt32 = switch durability {
             case .full: 0
             case .dataOnly: UInt32(MDB_NOMETASYNC)
-            case .none: UInt32(MDB_NOSYNC)
+            case .none, .checkpointed: UInt32(MDB_NOSYNC)
             }
+            // A power failure since the last checkpoint may have left pages
+            // that never arrived: return to the checkpoint, which is whole.
+            if durability == .checkpointed { try LMDBCheckpoint.restore(in: directory) }
             let openCode = mdb_env_open(handle, directory, UInt32(MDB_NOTLS) | syncFlags, 0o644)
             if openCode == MDB_INVALID || openCode == MDB_CORRUPTED || openCode == MDB_VERSION_MISMATCH || openCode == MDB_PAGE_NOTFOUND {
                 throw StorageError.corrupt(path: directory + "/data.mdb", detail: "LMDB cannot open it: \(Self.message(for: openCode))")
@@ -44,6 +64,10 @@ final class LMDBEnvironment: @unchecked Sendable {
                 }
             }
             databases = opened
+            if durability == .checkpointed {
+                checkpoints = try LMDBCheckpoint.Writer(directory: directory)
+                try checkpoint()
+            }
         } catch {
             // Every stored property is set, so deinit runs and closes the handle.
             throw error
@@ -56,10 +80,16 @@ final class LMDBEnvironment: @unchecked Sendable {
     func close() {
         precondition(!closed, "LMDB environment closed twice")
         closed = true
-        mdb_env_close(handle)
+        unpinAndClose()
     }
 
-    deinit { if !closed { mdb_env_close(handle) } }
+    deinit { if !closed { unpinAndClose() } }
+
+    private func unpinAndClose() {
+        if let pinned { mdb_txn_abort(pinned) }
+        pinned = nil
+        mdb_env_close(handle)
+    }
 
     static func message(for code: Int32) -> String { String(cString: mdb_strerror(code)) }
 
@@ -148,10 +178,61 @@ final class LMDBEnvironment: @unchecked Sendable {
     }
 
     /// Flush every commit so far to disk (what `MDB_NOMETASYNC` or
-    /// `MDB_NOSYNC` left unsynced). Safe beside a writer on another thread:
-    /// whatever was committed before the call is durable when it returns.
+    /// `MDB_NOSYNC` left unsynced; a checkpoint when `.checkpointed`). Safe
+    /// beside a writer on another thread: whatever was committed before
+    /// the call is durable when it returns.
     func sync() throws(StorageError) {
-        try Self.check(mdb_env_sync(handle, 1), "env_sync", path)
+        if durability == .checkpointed {
+            try checkpoint()
+        } else {
+            try Self.check(mdb_env_sync(handle, 1), "env_sync", path)
+        }
+    }
+
+    /// `.checkpointed`: make every commit so far durable and the state a
+    /// power failure returns to (`LMDBCheckpoint`), if the last checkpoint
+    /// is at least `interval` old. From any thread, beside a writer on
+    /// another: commits wait only for the pin (below), not for the flushes.
+    @discardableResult
+    func checkpoint(ifOlderThan interval: Duration = .zero) throws(StorageError) -> Bool {
+        precondition(durability == .checkpointed, "checkpoints are for .checkpointed stores")
+        checkpointLock.lock()
+        defer { checkpointLock.unlock() }
+        let now = ContinuousClock.now
+        if let lastCheckpoint, now - lastCheckpoint < interval { return false }
+        // Under LMDB's writer lock (an empty write transaction), so that no
+        // commit lands in between: pin the last commit's state with a read
+        // transaction, and copy its meta pages.
+        var stat = MDB_stat()
+        try Self.check(mdb_env_stat(handle, &stat), "env_stat", path)
+        var writer: OpaquePointer?
+        try Self.check(mdb_txn_begin(handle, nil, 0, &writer), "txn_begin(checkpoint)", path)
+        var reader: OpaquePointer?
+        let metaPages: [UInt8]
+        do throws(StorageError) {
+            try Self.check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &reader), "txn_begin(pin)", path)
+            metaPages = try checkpoints!.metaPages(pageSize: Int(stat.ms_psize))
+        } catch {
+            if let reader { mdb_txn_abort(reader) }
+            mdb_txn_abort(writer)
+            throw error
+        }
+        mdb_txn_abort(writer)
+        // Commits go on meanwhile: none may overwrite a page the pin sees.
+        // The pinned state's pages were written before: flushed now.
+        do throws(StorageError) {
+            try Self.check(mdb_env_sync(handle, 1), "env_sync", path)
+            try checkpoints!.save(metaPages)
+        } catch {
+            mdb_txn_abort(reader)
+            throw error
+        }
+        // Only now, the new state durable and saved, may the old one go.
+        if let pinned { mdb_txn_abort(pinned) }
+        pinned = pinsCheckpoints ? reader : nil
+        if !pinsCheckpoints { mdb_txn_abort(reader) }
+        lastCheckpoint = now
+        return true
     }
 
     /// Bytes of the data file in use.

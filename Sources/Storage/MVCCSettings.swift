@@ -48,6 +48,13 @@ public struct MVCCSettings: Sendable, Equatable {
     /// never lost: `.dataOnly` (the server's) gives that with one fdatasync.
     public var commitDurability = CommitDurability.full
 
+    /// `.checkpointed`: how long commits may go unflushed. Longer costs
+    /// more replay after a crash and more pages kept from reuse meanwhile
+    /// (the checkpoint's pages stay pinned); shorter costs more flushes.
+    public var checkpointInterval = MVCCSettings.checkpointIntervalDefault
+    public static let checkpointIntervalDefault = Duration.milliseconds(100)
+    public static let checkpointIntervalRange = Duration.milliseconds(1)...Duration.seconds(60)
+
     /// Refuse a put naming a lease the store has not granted (etcd's
     /// "requested lease not found"), checked inside the write transaction.
     /// The server turns it on; the store alone leaves leases opaque.
@@ -62,6 +69,11 @@ public struct MVCCSettings: Sendable, Equatable {
     /// the log still replays everything the store lost. Costs a full copy
     /// per flush.
     @_spi(FaultInjection) public var keepsPowerCutImage = false
+
+    /// Test-only: checkpoints flush and save the meta pages but keep no
+    /// reader on the state they saved, so LMDB may reuse its pages: the
+    /// bug the checkpoint tests must catch.
+    @_spi(FaultInjection) public var checkpointsForgetToPin = false
 
     public init() {}
 }
@@ -80,4 +92,14 @@ public enum CommitDurability: Sendable, Equatable {
     /// (the page cache survives it) but a power failure may corrupt the
     /// file. For tests and benchmarks only.
     case none
+    /// Commits sync nothing; a checkpoint (`MVCCStore.sync()`, and
+    /// `MVCCStore.checkpointIfDue()` once `checkpointInterval` passed)
+    /// flushes everything at once and becomes the state the store opens at
+    /// after a power failure: never torn, at most the commits since the
+    /// last checkpoint undone (`LMDBCheckpoint`). Also the state it opens
+    /// at after a crash of the process, so what those commits applied
+    /// must be replayed from elsewhere (the server's write-ahead log). One
+    /// flush per checkpoint instead of one per commit, as etcd commits its
+    /// backend every 100 ms.
+    case checkpointed
 }

@@ -248,11 +248,23 @@ public final class MVCCStore: @unchecked Sendable {
     public func usedBytes() throws(StorageError) -> Int { try environment.usedBytes() }
 
     /// Make every commit so far durable (the last one's meta page, under
-    /// `CommitDurability.dataOnly`). Callable from any thread beside the
-    /// writer: what was committed before the call is on disk when it returns.
+    /// `CommitDurability.dataOnly`; a checkpoint under `.checkpointed`).
+    /// Callable from any thread beside the writer: what was committed
+    /// before the call is on disk when it returns.
     public func sync() throws(StorageError) {
         try environment.sync()
         if settings.keepsPowerCutImage { try keepPowerCutImage() }
+    }
+
+    /// `.checkpointed`: a checkpoint (`sync()`) if the last one is
+    /// `settings.checkpointInterval` old. From any thread, beside the
+    /// writer, whose commits it holds up only for an instant (never for
+    /// its flushes). Other durabilities: nothing.
+    public func checkpointIfDue() throws(StorageError) {
+        guard settings.commitDurability == .checkpointed else { return }
+        if try environment.checkpoint(ifOlderThan: settings.checkpointInterval), settings.keepsPowerCutImage {
+            try keepPowerCutImage()
+        }
     }
 
     /// The file `MVCCSettings.keepsPowerCutImage` keeps in the store's directory.
@@ -286,7 +298,7 @@ public final class MVCCStore: @unchecked Sendable {
     static func openEnvironment(_ directory: String, _ settings: MVCCSettings) throws(StorageError) -> (LMDBEnvironment, MDB_dbi, MDB_dbi, MDB_dbi) {
         let environment = try LMDBEnvironment(
             directory: directory, mapSizeBytes: settings.mapSizeBytes, databaseNames: ["keys", "revisions", "meta"],
-            durability: settings.commitDurability)
+            durability: settings.commitDurability, pinsCheckpoints: !settings.checkpointsForgetToPin)
         return (environment, environment.databases["keys"]!, environment.databases["revisions"]!, environment.databases["meta"]!)
     }
 

@@ -13,7 +13,7 @@ struct MVCCBenchmark: ParsableCommand {
     @Option(help: "Seconds per measurement.") var seconds = 3.0
 
     func run() throws {
-        for durability in [CommitDurability.full, .dataOnly, .none] {
+        for durability in [CommitDurability.full, .dataOnly, .checkpointed, .none] {
             try? FileManager.default.removeItem(atPath: dir)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             var settings = MVCCSettings()
@@ -21,10 +21,14 @@ struct MVCCBenchmark: ParsableCommand {
             let store = try MVCCStore(directory: dir, settings: settings)
             let value = [UInt8](repeating: 3, count: valueBytes)
             func key(_ i: Int) -> [UInt8] { Array("key-\(100_000_000 + i)".utf8) }
-            let puts = try rate { i in try store.apply([.put(key: key(i % keys), value: value, lease: 0)]) }
+            let puts = try rate { i in
+                try store.apply([.put(key: key(i % keys), value: value, lease: 0)])
+                try store.checkpointIfDue()
+            }
             let flushes = switch durability {
             case .full: "data and meta page synced per commit"
-            case .dataOnly: "data synced per commit, meta page with the next (the server's)"
+            case .dataOnly: "data synced per commit, meta page with the next"
+            case .checkpointed: "nothing synced per commit, a checkpoint every \(settings.checkpointInterval) (the server's)"
             case .none: "no fsync"
             }
             print("put (one revision per put, \(flushes)): \(Int(puts)) ops/s")

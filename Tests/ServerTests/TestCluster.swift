@@ -142,10 +142,11 @@ final class TestCluster: @unchecked Sendable {
 
     /// A power failure on one member: SIGKILL, then its store goes back to
     /// the copy it kept as of its last flush (members started with
-    /// `ServerConfig.powerCutImageVariable`), every commit since lost,
-    /// which is worse than a real power failure under the server's
-    /// `CommitDurability.dataOnly` (at most the last commit). Its log keeps
-    /// what it wrote: the log syncs before anything depends on it.
+    /// `ServerConfig.powerCutImageVariable`), every commit since lost, as
+    /// a real power failure leaves it under the server's
+    /// `CommitDurability.checkpointed` (the image is taken at each
+    /// checkpoint). Its log keeps what it wrote: the log syncs before
+    /// anything depends on it.
     ///
     /// A member cut again before it opened its store since the last cut has
     /// no new image: its data file is then the image put in place last time.

@@ -4,6 +4,8 @@
 public enum ServerBug: String, Sendable, Equatable, CaseIterable {
     /// Compact the log without first syncing the store (`Node.compactLogIfDue`):
     /// after a power failure the store may lack commits whose entries the
-    /// log has already forgotten.
+    /// log has already forgotten. The periodic checkpoints, which would
+    /// usually happen to cover the compacted entries and hide the bug for
+    /// a while, are off with it: the store is flushed only at open.
     case compactsLogBeforeStoreSync = "compacts-log-before-store-sync"
 }

@@ -13,8 +13,8 @@ extension Node {
     /// Loop thread: forget log entries once `snapshotCount` more are applied
     /// (etcd's --snapshot-count), keeping `catchUpEntries` for followers
     /// that lag a little. Only what the store holds durably is compacted:
-    /// its commits leave the last meta page unsynced
-    /// (`CommitDurability.dataOnly`), so the store is synced first.
+    /// its commits flush nothing until a checkpoint
+    /// (`CommitDurability.checkpointed`), so the store takes one first.
     func compactLogIfDue() {
         let applied = committedToStore
         let compacted = core.snapshotMetadata.index

@@ -3,6 +3,7 @@ import EtcdAPI
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import Raft
 import Replica
 import StateMachine
@@ -92,6 +93,11 @@ public final class Node: @unchecked Sendable {
     let applyEffects: ServerApplyEffects
     /// Committed entries wait here for the apply thread.
     let applyQueue = ApplyQueue()
+    /// Where the store's checkpoints flush (`checkpointStoreIfDue`): one
+    /// thread, NIO's place for blocking file I/O.
+    private let checkpointer = NIOThreadPool(numberOfThreads: 1)
+    /// A checkpoint is under way on `checkpointer`; the event loop's alone.
+    private var checkpointing = false
     let transport: PeerTransport
     /// Wakes watch streams after each applied batch that changed the store.
     let watchHub = WatchHub()
@@ -194,6 +200,7 @@ public final class Node: @unchecked Sendable {
     /// Starts the apply thread and the core's clock on the event loop.
     func start() {
         applyQueue.start { [self] batches in applyBatches(batches) }
+        checkpointer.start()
         // Ticks follow the monotonic clock (a wall-clock step must neither
         // fire a burst of elections nor stall heartbeats), each a tick
         // interval after the last one ended: after a stall (a long fsync, a
@@ -211,6 +218,8 @@ public final class Node: @unchecked Sendable {
     func stop() {
         precondition(!loop.inEventLoop, "the node is stopped from outside its event loop")
         condition.withLock { stopping = true }
+        // A checkpoint under way ends first (the file stays the store's).
+        try? checkpointer.syncShutdownGracefully()
         loop.execute { [self] in
             ticks?.cancel()
             applyQueue.stop()
@@ -426,6 +435,7 @@ public final class Node: @unchecked Sendable {
             core.tick()
             expireRequests(now: Date())
             proposeExpiredLeaseRevocations()
+            checkpointStoreIfDue()
         }
         handle(inputs)
         do {
@@ -518,12 +528,12 @@ public final class Node: @unchecked Sendable {
     }
 
     /// Apply thread: everything handed over since the last call, in one
-    /// LMDB commit (one fsync).
+    /// LMDB commit, which flushes nothing (a checkpoint does, when due).
     ///
     /// The proposers are answered once their entries are applied, before
-    /// the commit's flush: an answered entry is committed, so durable in a
+    /// the commit: an answered entry is committed, so durable in a
     /// quorum's logs, and its result is what replaying it gives, so a crash
-    /// before the commit loses nothing acknowledged (the log replays it).
+    /// before the next checkpoint loses nothing acknowledged (the log replays it).
     /// Readers still see only committed state: they take `storeLock`, held
     /// through the commit, so a client that reads after its answer finds
     /// its write. Waiters on the applied index are released after it.
@@ -550,6 +560,26 @@ public final class Node: @unchecked Sendable {
         noteApplied(batches.last!.state.index)
     }
 
+    /// Loop thread, each tick: the store's commits flush nothing
+    /// (`CommitDurability.checkpointed`); every `checkpointInterval` a
+    /// checkpoint on `checkpointer` flushes them all, while the apply
+    /// thread goes on committing and readers go on reading.
+    private func checkpointStoreIfDue() {
+        guard !checkpointing, injectedBug != .compactsLogBeforeStoreSync else { return }
+        checkpointing = true
+        checkpointer.runIfActive(eventLoop: loop) { [self] in
+            // Not while the file is copied or swapped (snapshots, defragmentation).
+            environmentLock.lock()
+            defer { environmentLock.unlock() }
+            try store.checkpointIfDue()
+        }.whenComplete { [self] result in
+            checkpointing = false
+            if case .failure(let error) = result, !(error is NIOThreadPoolError.ThreadPoolInactive) {
+                IOFailure.stop(logger, "checkpointing the store", error)
+            }
+        }
+    }
+
     /// Answer the proposals made on this member among `outcomes`.
     private func answer(_ outcomes: [Applier.Outcome]) {
         for outcome in outcomes where outcome.origin == id.rawValue {
@@ -558,7 +588,7 @@ public final class Node: @unchecked Sendable {
     }
 
     /// The store's commits reach `index` (readers see it; durable once the
-    /// next flush or `MVCCStore.sync()` carries the meta page): publish it
+    /// next checkpoint or `MVCCStore.sync()` flushes it): publish it
     /// and release the callers waiting for it.
     func noteApplied(_ index: LogIndex) {
         condition.lock()
