@@ -123,7 +123,10 @@ args_for() {
 for round in $(seq "$ROUNDS"); do
     for workload in $WORKLOADS; do
         for kind in etcd ballot; do
-            base=$([ "$kind" = etcd ] && echo 41000 || echo 42000)
+            # Below Linux's ephemeral ports (32768-60999): a client's outgoing
+            # connection can hold a port in that range and make a member's
+            # bind fail (seen on 2026-11-30 with 42000).
+            base=$([ "$kind" = etcd ] && echo 21000 || echo 22000)
             start_cluster "$kind" "$base"   # a fresh cluster per workload: no carried-over state
             ETCDCTL_API=3 etcdctl --endpoints="$endpoints" put KEY "$(head -c 256 /dev/zero | tr '\0' v)" >/dev/null
             if [ "$workload" = scale ]; then

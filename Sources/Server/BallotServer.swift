@@ -167,7 +167,7 @@ public final class BallotServer: Sendable {
         // commits that are never torn, not commits that are never lost:
         // commits flush nothing, and a checkpoint every
         // `checkpointInterval` flushes them all at once and is the state a
-        // crash returns to (as etcd commits its backend every 100 ms). The
+        // crash returns to (etcd commits its backend every 100 ms). The
         // log is compacted only through what `MVCCStore.sync()` (a
         // checkpoint) made durable (`Node.compactLogIfDue`).
         settings.commitDurability = .checkpointed

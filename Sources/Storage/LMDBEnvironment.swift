@@ -23,8 +23,10 @@ final class LMDBEnvironment: @unchecked Sendable {
     private var checkpoints: LMDBCheckpoint.Writer?
     /// One checkpoint at a time.
     private let checkpointLock = NSLock()
-    /// When the last checkpoint was taken (nil: none yet); under `checkpointLock` too.
+    /// When the last checkpoint was taken (nil: none yet), and the LMDB
+    /// transaction it made durable; under `checkpointLock` too.
     private var lastCheckpoint: ContinuousClock.Instant?
+    private var checkpointedTransaction: Int?
     private let pinsCheckpoints: Bool
 
     static let databasesMax: UInt32 = 16
@@ -200,6 +202,11 @@ final class LMDBEnvironment: @unchecked Sendable {
         defer { checkpointLock.unlock() }
         let now = ContinuousClock.now
         if let lastCheckpoint, now - lastCheckpoint < interval { return false }
+        // Nothing committed since the last: it is still the state to return
+        // to, and an idle member writes nothing.
+        var info = MDB_envinfo()
+        try Self.check(mdb_env_info(handle, &info), "env_info", path)
+        if info.me_last_txnid == checkpointedTransaction { return false }
         // Under LMDB's writer lock (an empty write transaction), so that no
         // commit lands in between: pin the last commit's state with a read
         // transaction, and copy its meta pages.
@@ -230,6 +237,7 @@ final class LMDBEnvironment: @unchecked Sendable {
         // Only now, the new state durable and saved, may the old one go.
         if let pinned { mdb_txn_abort(pinned) }
         pinned = pinsCheckpoints ? reader : nil
+        checkpointedTransaction = mdb_txn_id(reader)
         if !pinsCheckpoints { mdb_txn_abort(reader) }
         lastCheckpoint = now
         return true

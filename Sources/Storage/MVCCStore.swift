@@ -40,6 +40,8 @@ public final class MVCCStore: @unchecked Sendable {
 
     /// Opens (or creates) the store in `directory`, which must exist.
     public init(directory: String, settings: MVCCSettings = MVCCSettings()) throws(StorageError) {
+        precondition(MVCCSettings.mapSizeBytesRange.contains(settings.mapSizeBytes), "map size out of range")
+        precondition(MVCCSettings.checkpointIntervalRange.contains(settings.checkpointInterval), "checkpoint interval out of range")
         self.settings = settings
         self.directory = directory
         (environment, keysDB, revisionsDB, metaDB) = try Self.openEnvironment(directory, settings)

@@ -96,8 +96,10 @@ public final class Node: @unchecked Sendable {
     /// Where the store's checkpoints flush (`checkpointStoreIfDue`): one
     /// thread, NIO's place for blocking file I/O.
     private let checkpointer = NIOThreadPool(numberOfThreads: 1)
-    /// A checkpoint is under way on `checkpointer`; the event loop's alone.
+    /// A checkpoint is under way on `checkpointer`, and when the last one
+    /// started; the event loop's alone.
     private var checkpointing = false
+    private var lastCheckpointStarted: ContinuousClock.Instant?
     let transport: PeerTransport
     /// Wakes watch streams after each applied batch that changed the store.
     let watchHub = WatchHub()
@@ -435,16 +437,20 @@ public final class Node: @unchecked Sendable {
             core.tick()
             expireRequests(now: Date())
             proposeExpiredLeaseRevocations()
-            checkpointStoreIfDue()
         }
         handle(inputs)
         do {
-            try replica.runReadies()
+            // Published before each Ready hands its committed entries to the
+            // apply thread: a caller released once they are applied (a
+            // membership change's) must find the configuration they
+            // committed, which the core already holds.
+            try replica.runReadies { core in publish(core) }
         } catch {
             // The log's state on disk is unknown: stop rather than promise anything.
             IOFailure.stop(logger, "writing the write-ahead log", error)
         }
         compactLogIfDue()
+        checkpointStoreIfDue()
         if core.role != lastRole {
             logger.info("role changed", metadata: ["from": "\(lastRole)", "to": "\(core.role)", "term": "\(core.term)"])
             if core.role == .leader {
@@ -560,12 +566,15 @@ public final class Node: @unchecked Sendable {
         noteApplied(batches.last!.state.index)
     }
 
-    /// Loop thread, each tick: the store's commits flush nothing
+    /// Loop thread, each turn: the store's commits flush nothing
     /// (`CommitDurability.checkpointed`); every `checkpointInterval` a
     /// checkpoint on `checkpointer` flushes them all, while the apply
     /// thread goes on committing and readers go on reading.
     private func checkpointStoreIfDue() {
         guard !checkpointing, injectedBug != .compactsLogBeforeStoreSync else { return }
+        let now = ContinuousClock.now
+        if let last = lastCheckpointStarted, now - last < store.settings.checkpointInterval { return }
+        lastCheckpointStarted = now
         checkpointing = true
         checkpointer.runIfActive(eventLoop: loop) { [self] in
             // Not while the file is copied or swapped (snapshots, defragmentation).
@@ -608,7 +617,10 @@ public final class Node: @unchecked Sendable {
     /// returns after this was read).
     var committedToStore: LogIndex { condition.withLock { appliedSoFar } }
 
-    private func publish() {
+    /// Loop thread: what other threads read about the member, from the core now.
+    private func publish() { publish(core) }
+
+    private func publish(_ core: RaftCore) {
         condition.lock()
         let before = published.leader
         published = Self.status(of: core, applied: appliedSoFar)
