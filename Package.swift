@@ -47,7 +47,9 @@ let package = Package(
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
         // Durable storage: the MVCC key-value store on LMDB (WAL and snapshots to come).
         // SHA-256 names keys too long for an LMDB key (KeyEncoding).
-        .target(name: "Storage", dependencies: ["Consensus", "CLMDB", .product(name: "Crypto", package: "swift-crypto")]),
+        // CRC-32C in the CPU's instruction (C: Swift cannot reach it); the WAL sums every record.
+        .target(name: "CCRC32C"),
+        .target(name: "Storage", dependencies: ["Consensus", "CLMDB", "CCRC32C", .product(name: "Crypto", package: "swift-crypto")]),
         // Deterministic cluster simulator and checkers; drives the real cores,
         // the real Ready loop and the server's state machine on a real MVCC store.
         .target(name: "Simulation", dependencies: ["Consensus", "Raft", "Replica", "Storage", "EtcdAPI", "StateMachine"]),
