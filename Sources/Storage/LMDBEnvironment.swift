@@ -108,20 +108,43 @@ final class LMDBEnvironment: @unchecked Sendable {
     /// back alone; every `read` inside sees the batch so far. Only the
     /// thread that opened the batch may use the environment until it ends.
     func batch<T>(_ body: () throws(StorageError) -> T) throws(StorageError) -> T {
+        try openBatch()
+        do {
+            let result = try body()
+            try commitBatch()
+            return result
+        } catch {
+            abortBatch()
+            throw error
+        }
+    }
+
+    /// Whether a batch is open (`openBatch` to `commitBatch`).
+    var batchIsOpen: Bool { batchTransaction != nil }
+
+    /// Begin a batch that stays open across calls until `commitBatch` (or
+    /// `abortBatch`), on this thread: what `batch` does around one closure,
+    /// for a writer that commits on its own schedule. LMDB's writer lock is
+    /// held meanwhile, so other writers (a checkpoint's pin) wait for it.
+    func openBatch() throws(StorageError) {
         precondition(batchTransaction == nil, "batches do not nest")
         var txn: OpaquePointer?
         try Self.check(mdb_txn_begin(handle, nil, 0, &txn), "txn_begin(batch)", path)
         batchTransaction = txn
-        do {
-            let result = try body()
-            batchTransaction = nil
-            try Self.check(mdb_txn_commit(txn), "txn_commit(batch)", path)
-            return result
-        } catch {
-            batchTransaction = nil
-            mdb_txn_abort(txn)
-            throw error
-        }
+    }
+
+    /// Commit the open batch (synced as the environment's durability says).
+    func commitBatch() throws(StorageError) {
+        guard let txn = batchTransaction else { preconditionFailure("no batch is open") }
+        batchTransaction = nil
+        try Self.check(mdb_txn_commit(txn), "txn_commit(batch)", path)
+    }
+
+    /// Drop the open batch's writes.
+    func abortBatch() {
+        guard let txn = batchTransaction else { return }
+        batchTransaction = nil
+        mdb_txn_abort(txn)
     }
 
     /// Run `body` in a write transaction, committed (durably, as LMDB syncs

@@ -108,6 +108,13 @@ public final class MVCCStore: @unchecked Sendable {
         try environment.batch(body)
     }
 
+    /// `batch` across calls: writes from `openBatch` to `commitBatch` are
+    /// one LMDB commit. Only the thread that opened it may use the store
+    /// until it commits; reads see the batch so far.
+    public func openBatch() throws(StorageError) { try environment.openBatch() }
+    public func commitBatch() throws(StorageError) { try environment.commitBatch() }
+    public var batchIsOpen: Bool { environment.batchIsOpen }
+
     /// Apply `operations` atomically as one revision (if any of them changes
     /// anything), recording `index` as applied in the same transaction.
     @discardableResult

@@ -26,6 +26,8 @@ extension Node {
         guard environmentLock.try() else { return }
         do {
             defer { environmentLock.unlock() }
+            // The checkpoint waits for the apply thread's open batch (LMDB's writer lock).
+            applyQueue.requestCommit()
             if injectedBug != .compactsLogBeforeStoreSync { try store.sync() }
         } catch {
             IOFailure.stop(logger, "syncing the store before compacting the log", error)
@@ -115,6 +117,8 @@ extension Node {
     /// (defragmentation swaps the file).
     func withStoreExclusive<T>(_ body: (MVCCStore) throws -> T) throws -> T {
         environmentLock.lock()
+        // The apply thread holds the store until its open batch commits.
+        applyQueue.requestCommit()
         storeLock.lock()
         defer {
             recordUsage()

@@ -92,7 +92,11 @@ public final class Node: @unchecked Sendable {
     /// The applier's effects outside the store (also run for the members a snapshot brings).
     let applyEffects: ServerApplyEffects
     /// Committed entries wait here for the apply thread.
-    let applyQueue = ApplyQueue()
+    let applyQueue: ApplyQueue
+    /// The apply thread's alone: whether the open batch changed any key
+    /// (the watchers are woken after its commit), and the index it applied through.
+    private var changedSinceCommit = false
+    private var appliedSinceCommit: LogIndex?
     /// Where the store's checkpoints flush (`checkpointStoreIfDue`): one
     /// thread, NIO's place for blocking file I/O.
     private let checkpointer = NIOThreadPool(numberOfThreads: 1)
@@ -169,6 +173,7 @@ public final class Node: @unchecked Sendable {
         self.maxRequestBytes = config.maxRequestBytes
         self.applyEffects = ServerApplyEffects(lessor: lessor, members: members, transport: transport, logger: logger)
         self.applier = Applier(store: store, effects: applyEffects, metrics: metrics.mvcc, logger: logger)
+        self.applyQueue = ApplyQueue()
         // A store that cannot be read fails at the node's first read, with its error.
         if let keys = try? store.liveKeyCount() { metrics.mvcc.setKeys(keys) }
         self.transport = transport
@@ -201,7 +206,8 @@ public final class Node: @unchecked Sendable {
 
     /// Starts the apply thread and the core's clock on the event loop.
     func start() {
-        applyQueue.start { [self] batches in applyBatches(batches) }
+        applyQueue.start(ApplyQueue.Work(apply: { [self] batches in applyBatches(batches) }, commit: { [self] in commitApplied() },
+                                         commitsAtOnce: { [self] in watchHub.isWatched || condition.withLock { !appliedWaiters.isEmpty } }))
         checkpointer.start()
         // Ticks follow the monotonic clock (a wall-clock step must neither
         // fire a burst of elections nor stall heartbeats), each a tick
@@ -239,7 +245,7 @@ public final class Node: @unchecked Sendable {
     /// Use the store beside other readers, while the apply thread cannot
     /// write to it: `body` must only read.
     func read<T>(_ body: (MVCCStore) throws -> T) throws -> T {
-        try storeLock.reading { try body(store) }
+        try storeLock.reading(whenWriterHolds: { applyQueue.requestCommit() }) { try body(store) }
     }
 
     /// Proposals made here that wait to be applied.
@@ -326,7 +332,13 @@ public final class Node: @unchecked Sendable {
             appliedWaiters.append((index, Pending(resume: resume, deadline: Date().addingTimeInterval(requestTimeout))))
             return nil
         }
-        if let now { resume(now) }
+        if let now {
+            resume(now)
+        } else {
+            // Waiters are released by the store's commit: not after the
+            // apply thread's commit interval, but once `index` is applied.
+            applyQueue.requestCommit()
+        }
     }
 
     // MARK: Requests answered by callback
@@ -533,37 +545,58 @@ public final class Node: @unchecked Sendable {
         }
     }
 
-    /// Apply thread: everything handed over since the last call, in one
-    /// LMDB commit, which flushes nothing (a checkpoint does, when due).
+    /// Apply thread: everything handed over since the last call, into the
+    /// store's open batch (opened here, with `storeLock` taken, if none
+    /// is). `commitApplied` commits it when `applyQueue` says it is due.
     ///
     /// The proposers are answered once their entries are applied, before
     /// the commit: an answered entry is committed, so durable in a
     /// quorum's logs, and its result is what replaying it gives, so a crash
-    /// before the next checkpoint loses nothing acknowledged (the log replays it).
-    /// Readers still see only committed state: they take `storeLock`, held
-    /// through the commit, so a client that reads after its answer finds
-    /// its write. Waiters on the applied index are released after it.
+    /// before the commit or the next checkpoint loses nothing acknowledged
+    /// (the log replays it). Readers still see only committed state: they
+    /// take `storeLock`, held until the commit, and ask for the commit when
+    /// they find it held (`read`), so a client that reads after its answer
+    /// finds its write. Waiters on the applied index are released after it.
     private func applyBatches(_ batches: [ApplyQueue.Batch]) {
         var outcomes: [Applier.Outcome] = []
-        let started = ContinuousClock.now
-        storeLock.lock()
-        do throws(StorageError) {
-            try store.batch { () throws(StorageError) in
-                for batch in batches {
-                    try applier.apply(batch.entries, through: batch.state, into: &outcomes)
-                }
-                answer(outcomes)
+        if !store.batchIsOpen {
+            storeLock.lock()
+            do throws(StorageError) {
+                try store.openBatch()
+            } catch {
+                IOFailure.stop(logger, "opening a store transaction", error)
             }
+        }
+        do throws(StorageError) {
+            for batch in batches {
+                try applier.apply(batch.entries, through: batch.state, into: &outcomes)
+            }
+        } catch {
+            IOFailure.stop(logger, "applying committed entries to the store", error)
+        }
+        answer(outcomes)
+        changedSinceCommit = changedSinceCommit || !outcomes.isEmpty
+        appliedSinceCommit = batches.last!.state.index
+    }
+
+    /// Apply thread: commit the open batch (it flushes nothing; a
+    /// checkpoint does, when due), let readers in, wake the watchers and
+    /// the waiters on the applied index.
+    private func commitApplied() {
+        precondition(store.batchIsOpen, "a commit without an open batch")
+        let started = ContinuousClock.now
+        do throws(StorageError) {
+            try store.commitBatch()
         } catch {
             IOFailure.stop(logger, "committing applied entries to the store", error)
         }
+        if changedSinceCommit { metrics.backendCommit.record(ContinuousClock.now - started) }
         recordUsage()
         storeLock.unlock()
-        if !outcomes.isEmpty {
-            metrics.backendCommit.record(ContinuousClock.now - started)
-            watchHub.notify()
-        }
-        noteApplied(batches.last!.state.index)
+        if changedSinceCommit { watchHub.notify() }
+        changedSinceCommit = false
+        if let index = appliedSinceCommit { noteApplied(index) }
+        appliedSinceCommit = nil
     }
 
     /// Loop thread, each turn: the store's commits flush nothing

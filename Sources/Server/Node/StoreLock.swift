@@ -28,9 +28,14 @@ final class StoreLock: @unchecked Sendable {
     }
 
     /// Run `body` beside other readers, after any writer finished.
-    func reading<T>(_ body: () throws -> T) rethrows -> T {
-        let locked = pthread_rwlock_rdlock(rwlock)
-        precondition(locked == 0, "pthread_rwlock_rdlock failed: \(locked)")
+    /// `whenWriterHolds` runs first if a writer holds the lock (or waits for
+    /// it), so the caller can ask it to finish sooner (`ApplyQueue.requestCommit`).
+    func reading<T>(whenWriterHolds: () -> Void = {}, _ body: () throws -> T) rethrows -> T {
+        if pthread_rwlock_tryrdlock(rwlock) != 0 {
+            whenWriterHolds()
+            let locked = pthread_rwlock_rdlock(rwlock)
+            precondition(locked == 0, "pthread_rwlock_rdlock failed: \(locked)")
+        }
         defer { pthread_rwlock_unlock(rwlock) }
         return try body()
     }

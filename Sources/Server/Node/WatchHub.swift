@@ -22,6 +22,13 @@ final class WatchHub: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// Whether any watch stream follows the store.
+    var isWatched: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return !subscribers.isEmpty
+    }
+
     func notify() {
         lock.lock()
         let all = Array(subscribers.values)
