@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -268,26 +269,42 @@ final class TestCluster: @unchecked Sendable {
                       stderr: String(decoding: stderr, as: UTF8.self))
     }
 
-    /// Ports the kernel considers free right now (bound to port 0, then released).
+    /// Ports for the tests' servers, below the kernel's ephemeral range:
+    /// a port in that range can be taken, as the local end of any outgoing
+    /// connection on the machine, while the member that listened on it is
+    /// down, and the member then cannot bind it again when the test
+    /// restarts it ("Address already in use": two CI runs failed so).
+    /// Handed out in turn within this process (every test shares it), from
+    /// a start that differs between processes, each checked free by binding it.
+    static let testPorts: Range<Int> = {
+        let ephemeral = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+            .flatMap { Int($0.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first ?? "") } ?? 32_768
+        return 10_000..<max(ephemeral, 20_000)
+    }()
+    private static let nextTestPort = Atomic<Int>(Int(getpid()) * 97)
+
     static func freePorts(_ count: Int) throws -> [Int] {
         var sockets: [Int32] = []
         defer { sockets.forEach { close($0) } }
         var ports: [Int] = []
-        for _ in 0..<count {
+        var tries = 0
+        while ports.count < count {
+            tries += 1
+            guard tries <= testPorts.count else { throw TestFailure("no free port on 127.0.0.1 in \(testPorts)") }
+            let port = testPorts.lowerBound + nextTestPort.wrappingAdd(1, ordering: .relaxed).oldValue % testPorts.count
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
             address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = 0
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let ok = withUnsafeMutablePointer(to: &address) { pointer in
+            address.sin_port = in_port_t(UInt16(port)).bigEndian
+            let bound = withUnsafePointer(to: &address) { pointer in
                 pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
                 }
             }
-            guard ok else { throw TestFailure("no free port on 127.0.0.1") }
+            // Held until all are chosen, so that one call never returns a port twice.
             sockets.append(fd)
-            ports.append(Int(UInt16(bigEndian: address.sin_port)))
+            if bound { ports.append(port) }
         }
         return ports
     }
