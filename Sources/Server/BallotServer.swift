@@ -140,7 +140,7 @@ public final class BallotServer: Sendable {
         let metrics = self.metrics
         let dialling = try peerTLS?.client ?? TLSContexts.defaultClient()
         let leases = try store.leases()
-        // The node's turns and its peer connections share one thread of their own.
+        // The node's turns and its peer and client connections share one thread of their own.
         let nodeLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.nodeLoop = nodeLoop
         let transport = PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses,
@@ -264,7 +264,8 @@ public final class BallotServer: Sendable {
         let listeners = try await ClientListener.bind(
             config.listenClient, tls: clientTLS?.server, route: { uri in self.operationsAnswer(uri) },
             gateway: gateway, gatewayStreamsMax: config.maxConcurrentStreams, corsOrigins: config.corsOrigins,
-            unary: UnaryCalls(kv: KVService(node: node), metrics: metrics), wire: wire)
+            unary: UnaryCalls(kv: KVService(node: node), metrics: metrics), wire: wire,
+            connectionLoop: nodeLoop.next())
         let clientServers = listeners.map { listener in
             GRPCServer(transport: listener.transport, services: services, interceptors: interceptors)
         }

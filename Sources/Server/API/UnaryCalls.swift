@@ -112,12 +112,15 @@ struct UnaryRoute: Sendable {
                 return finished(.failure(error))
             }
             Task {
+                // Encoded here, not in `reply`: a span's answer may be large,
+                // and the connection's event loop is the node's.
+                let encoded: Result<[UInt8], RPCError>
                 do {
-                    let response = try await later(request)
-                    reply { finished(.success(response)) }
+                    encoded = finished(.success(try await later(request)))
                 } catch {
-                    reply { finished(.failure(error)) }
+                    encoded = finished(.failure(error))
                 }
+                reply { encoded }
             }
             return nil
         }
