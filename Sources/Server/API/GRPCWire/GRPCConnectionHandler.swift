@@ -282,9 +282,15 @@ final class GRPCConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             calls[id] = .answering
             let loop = context!.eventLoop
             let now = read.route.start(message, read.headers) { make in
-                loop.execute {
-                    let result = make()  // also counted when the stream is gone
-                    self.answer(id, result)
+                // On the loop already (the node's, answering a batch of
+                // applied writes): at once, sharing the batch's flush.
+                if loop.inEventLoop {
+                    self.answer(id, make())  // also counted when the stream is gone
+                } else {
+                    loop.execute {
+                        let result = make()  // also counted when the stream is gone
+                        self.answer(id, result)
+                    }
                 }
             }
             if let now { answer(id, now) }
@@ -303,7 +309,9 @@ final class GRPCConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
 
     // MARK: Unary answers
 
-    /// Send a unary call's answer, unless its stream is gone.
+    /// Send a unary call's answer, unless its stream is gone. Flushed
+    /// after what else is queued on the loop: answers made together (a
+    /// batch of applied writes) share one write to the socket.
     private func answer(_ id: HTTP2StreamID, _ result: Result<[UInt8], RPCError>) {
         guard case .answering = calls[id] else { return }
         calls[id] = .answered
@@ -316,7 +324,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             write(id, .headers(.init(headers: GRPCWireHeaders.trailers(Status(code: Status.Code(error.code), message: error.message),
                                                                       metadata: error.metadata, trailersOnly: true), endStream: true)))
         }
-        flush()
+        flushSoon()
     }
 
     /// End a call at once with `status` (trailers only), and reset the
