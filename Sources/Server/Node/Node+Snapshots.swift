@@ -1,6 +1,7 @@
 import Consensus
 import EtcdAPI
 import Foundation
+import NIOCore
 import StateMachine
 import Storage
 
@@ -45,8 +46,18 @@ extension Node {
     }
 
     /// Loop thread: hand consensus messages to the transport, except
-    /// snapshot announcements, which go with the snapshot's bytes.
+    /// snapshot announcements, which go with the snapshot's bytes, and
+    /// commit notices, which wait a moment for a later append to carry
+    /// their news (`CommitNotices`).
     func send(_ messages: [Consensus.Message]) {
+        let (messages, holding) = commitNotices.filter(messages)
+        if holding && !commitNoticesDue {
+            commitNoticesDue = true
+            loop.scheduleTask(in: TimeAmount(commitNotices.delay)) { [self] in
+                commitNoticesDue = false
+                transport.send(commitNotices.release())
+            }
+        }
         var plain: [Consensus.Message] = []
         plain.reserveCapacity(messages.count)
         for message in messages {

@@ -100,6 +100,10 @@ public final class Node: @unchecked Sendable {
     /// Where the store's checkpoints flush (`checkpointStoreIfDue`): one
     /// thread, NIO's place for blocking file I/O.
     private let checkpointer = NIOThreadPool(numberOfThreads: 1)
+    /// The leader's commit-only appends, held a moment (the loop's alone).
+    var commitNotices = CommitNotices()
+    /// A send of the held commit notices is scheduled (the loop's alone).
+    var commitNoticesDue = false
     /// A checkpoint is under way on `checkpointer`, and when the last one
     /// started; the event loop's alone.
     private var checkpointing = false
