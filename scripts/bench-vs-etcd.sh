@@ -178,6 +178,12 @@ for round in $(seq "$ROUNDS"); do
                     | sed "s/^RESULT /RESULT round=$round /" | tee -a "$results"
             else
                 out=$work/out.txt
+                # Whether the first endpoint leads: a single client talks to
+                # it alone, so a linearizable read is either served by the
+                # leader or forwarded by a follower, which costs a round trip
+                # more (the leader is wherever the election put it, for both).
+                first_leads=$(ETCDCTL_API=3 etcdctl --endpoints="${endpoints%%,*}" endpoint status -w json 2>/dev/null \
+                    | python3 -c 'import json,sys; s=json.load(sys.stdin)[0]["Status"]; print(int(s["header"]["member_id"] == s["leader"]))' 2>/dev/null || echo "?")
                 before=()
                 switched=()
                 for pid in "${pids[@]}"; do before+=("$(cpu_ticks "$pid")"); switched+=("$(switches "$pid")"); done
@@ -211,6 +217,7 @@ for round in $(seq "$ROUNDS"); do
                 cpu=$(awk -v m="$member_ticks" -v b="$busiest" -v hz="$ticks_per_second" -v n="$requests" '{
                     printf "cpu_members_us=%.0f cpu_busiest_us=%.0f cpu_client_us=%.0f", m / hz * 1e6 / n, b / hz * 1e6 / n, ($1 + $2) * 1e6 / n }' "$work/client-cpu.txt")
                 cpu+=$(awk -v s="$member_switches" -v n="$requests" 'BEGIN { printf " switches_members=%.1f", s / n }')
+                cpu+=" first_endpoint_leads=$first_leads"
                 echo "RESULT round=$round label=$kind workload=$workload ops_per_s=$rate p50_s=$p50 p99_s=$p99 requests=$requests $cpu" | tee -a "$results"
             fi
             stop_cluster
@@ -243,16 +250,18 @@ for rnd in sorted({k[0] for k in rows}, key=int):
         pe, pb = p50_ms(e), p50_ms(b)
         print(f"| {workload} | {rate(e):,.0f} | {rate(b):,.0f} | {ratio:.2f}x | {pe:.2f} | {pb:.2f} | {pb / max(0.001, pe):.2f}x |")
     print("\nCPU per request, microseconds: the three members together / the busiest member / the client;")
-    print("and the members' voluntary context switches (thread hand-offs) per request\n")
-    print("| workload | etcd | Ballot | ratio (members) | etcd switches | Ballot switches |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("the members' voluntary context switches (thread hand-offs) per request; whether the first")
+    print("endpoint (the one a single client talks to) led, etcd / Ballot\n")
+    print("| workload | etcd | Ballot | ratio (members) | etcd switches | Ballot switches | first endpoint leads |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for workload in ["put-1", "put-100", "range-l-100", "range-s-100", "range-l-1", "txn-put-100"]:
         e, b = rows.get((rnd, "etcd", workload)), rows.get((rnd, "ballot", workload))
         if not e or not b or "cpu_members_us" not in e:
             continue
         cell = lambda f: f"{f['cpu_members_us']} / {f['cpu_busiest_us']} / {f['cpu_client_us']}"
         print(f"| {workload} | {cell(e)} | {cell(b)} | {float(b['cpu_members_us']) / max(1.0, float(e['cpu_members_us'])):.2f}x"
-              f" | {e.get('switches_members', '?')} | {b.get('switches_members', '?')} |")
+              f" | {e.get('switches_members', '?')} | {b.get('switches_members', '?')}"
+              f" | {e.get('first_endpoint_leads', '?')} / {b.get('first_endpoint_leads', '?')} |")
 PY
 python3 - "$results" <<'PY'
 import sys
