@@ -49,6 +49,7 @@ let package = Package(
         // SHA-256 names keys too long for an LMDB key (KeyEncoding).
         // CRC-32C in the CPU's instruction (C: Swift cannot reach it); the WAL sums every record.
         .target(name: "CCRC32C"),
+        .target(name: "CMallocTuning"),
         .target(name: "Storage", dependencies: ["Consensus", "CLMDB", "CCRC32C", .product(name: "Crypto", package: "swift-crypto")]),
         // Deterministic cluster simulator and checkers; drives the real cores,
         // the real Ready loop and the server's state machine on a real MVCC store.
@@ -109,6 +110,7 @@ let package = Package(
             name: "ballot",
             dependencies: [
                 "Server",
+                "CMallocTuning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
