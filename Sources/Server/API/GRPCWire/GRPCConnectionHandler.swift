@@ -284,13 +284,11 @@ final class GRPCConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             let now = read.route.start(message, read.headers) { make in
                 // On the loop already (the node's, answering a batch of
                 // applied writes): at once, sharing the batch's flush.
+                // `make` also counts the call when the stream is gone.
                 if loop.inEventLoop {
-                    self.answer(id, make())  // also counted when the stream is gone
+                    self.answer(id, make())
                 } else {
-                    loop.execute {
-                        let result = make()  // also counted when the stream is gone
-                        self.answer(id, result)
-                    }
+                    loop.execute { self.answer(id, make()) }
                 }
             }
             if let now { answer(id, now) }
