@@ -40,6 +40,13 @@ public struct Message: Sendable, Equatable, CustomStringConvertible {
         case snapshot(SnapshotMetadata)
         /// Campaign now, without waiting for a timeout (leadership transfer).
         case timeoutNow
+        /// A follower's linearizable read, forwarded to its leader: `context`
+        /// comes back in the answer, as in a `ReadState`.
+        case readIndex(context: UInt64)
+        /// The leader's answer to `readIndex`: serve the read once `index` is
+        /// applied. The follower takes it only in the term it asked in (see
+        /// `RaftCore.readIndex(context:)` for why that is a confirmation).
+        case readIndexResponse(context: UInt64, index: LogIndex)
     }
 
     public var description: String {
@@ -58,6 +65,8 @@ public struct Message: Sendable, Equatable, CustomStringConvertible {
         case .heartbeatResponse(let r): return "\(head) HeartbeatResp round=\(r)"
         case .snapshot(let m): return "\(head) Snapshot \(m)"
         case .timeoutNow: return "\(head) TimeoutNow"
+        case .readIndex(let c): return "\(head) ReadIndex ctx=\(c)"
+        case .readIndexResponse(let c, let i): return "\(head) ReadIndexResp ctx=\(c) index=\(i)"
         }
     }
 }

@@ -20,6 +20,8 @@ extension RaftCore {
         case .preVote:
             role = .preCandidate
             leader = nil
+            // Reads forwarded to the leader just left are not taken back.
+            reads = ReadQueue()
             campaignTerm = term.next
         case .election, .transfer:
             becomeCandidate()

@@ -1,35 +1,97 @@
 import Consensus
 
 extension RaftCore {
+    /// Ask for a read index, answered as a `ReadState` tagged `context`.
+    ///
+    /// On the leader, the read index is the commit index once a quorum
+    /// confirmed this member still leads (a heartbeat round, or a valid
+    /// lease). A follower forwards the read to its leader and takes the
+    /// answer only in the term it asked in.
+    ///
+    /// When the leader and the asking follower are a quorum (any 3-member
+    /// group), the leader answers at once, with no heartbeat round: the
+    /// forwarded read is the follower's vote. The argument: a write
+    /// acknowledged before the read began was committed before the leader
+    /// fixed the index, by a leader of an earlier term or of this one (the
+    /// index covers it: this leader has committed an entry of its own term,
+    /// Raft thesis §6.4), or by a leader of a later term. A later leader
+    /// needs votes from a quorum, which holds this leader or the follower;
+    /// but the follower was still in this term when it sent the read, after
+    /// the read began, and the leader still in it when it fixed the index,
+    /// so neither had voted in a later term before the read began, and no
+    /// such leader existed then. (Taking the answer only in the term it was
+    /// asked in is not needed for that, and keeps answers from crossing
+    /// terms.) Where the two are not a quorum (5 members), the read rides on
+    /// the leader's next heartbeat round, as the leader's own reads do.
     public mutating func readIndex(context: UInt64) throws(ReadIndexError) {
-        guard role == .leader else { throw .notLeader(leaderHint: leader) }
-        guard reads.count < settings.pendingReadsMax else { throw .tooManyPendingReads(limit: settings.pendingReadsMax) }
-        if settings.injectedBug == .readWithoutQuorum {
+        switch role {
+        case .leader:
+            guard reads.count < settings.pendingReadsMax else { throw .tooManyPendingReads(limit: settings.pendingReadsMax) }
+            acceptRead(context, from: id)
+        case .follower:
+            guard let leader else { throw .notLeader(leaderHint: nil) }
+            guard reads.count < settings.pendingReadsMax else { throw .tooManyPendingReads(limit: settings.pendingReadsMax) }
+            reads.forwarded.insert(context)
+            send(.readIndex(context: context), to: leader)
+        case .candidate, .preCandidate:
+            throw .notLeader(leaderHint: leader)
+        }
+    }
+
+    /// A read asked here (`from` is this member) or forwarded by a follower.
+    mutating func acceptRead(_ context: UInt64, from: NodeID) {
+        if settings.injectedBug == .readWithoutQuorum || (from != id && settings.injectedBug == .forwardedReadWithoutQuorum) {
             // Injected bug: trust the local commit index without confirming leadership.
-            readStates.append(ReadState(context: context, index: log.committed))
+            answer(ReadState(context: context, index: log.committed), to: from)
             return
         }
         guard committedInCurrentTerm else {
-            reads.awaitingCommit.append(context)
+            reads.awaitingCommit.append((context, from))
             return
         }
-        serveRead(context)
+        serveRead(context, from: from)
     }
 
-    mutating func serveRead(_ context: UInt64) {
+    mutating func serveRead(_ context: UInt64, from: NodeID) {
         let read = ReadState(context: context, index: log.committed)
-        if membership.tally({ $0 == id ? true : nil }) == .won || leaseIsValid {
-            // Alone in the group, or covered by a lease: no round needed.
+        // Alone in the group, or with the asking follower a quorum (see
+        // `readIndex(context:)`), or covered by a lease: no round needed.
+        let quorumWithAsker = membership.tally { $0 == id || $0 == from ? true : nil } == .won
+        if quorumWithAsker || leaseIsValid {
+            answer(read, to: from)
+        } else {
+            reads.unsent.append(ReadQueue.Read(state: read, from: from))
+        }
+    }
+
+    /// A confirmed read index to whoever asked: this member's own reads
+    /// leave in the Ready, a follower's as a message.
+    mutating func answer(_ read: ReadState, to asker: NodeID) {
+        if asker == id {
             readStates.append(read)
         } else {
-            reads.unsent.append(read)
+            send(.readIndexResponse(context: read.context, index: read.index), to: asker)
         }
+    }
+
+    /// Leader: a follower forwarded a read. Too many pending reads, and it
+    /// is dropped: the follower's caller times out, as when a message is lost.
+    mutating func handleForwardedRead(_ context: UInt64, from follower: NodeID) {
+        guard reads.count < settings.pendingReadsMax else { return }
+        acceptRead(context, from: follower)
+    }
+
+    /// Follower: the leader answered a read this member forwarded in this
+    /// term (the queue forgets forwarded reads whenever the term changes).
+    mutating func handleReadIndexResponse(_ context: UInt64, index: LogIndex, from: NodeID) {
+        guard from == leader, reads.forwarded.remove(context) != nil else { return }
+        readStates.append(ReadState(context: context, index: index))
     }
 
     mutating func releaseReadsAwaitingCommit() {
-        let contexts = reads.awaitingCommit
+        let pending = reads.awaitingCommit
         reads.awaitingCommit.removeAll()
-        for context in contexts { serveRead(context) }
+        for read in pending { serveRead(read.context, from: read.from) }
     }
 
     /// Release the reads whose heartbeat round a quorum acknowledged.
@@ -37,7 +99,7 @@ extension RaftCore {
         let confirmed = membership.quorumIndex { peer in
             LogIndex(peer == id ? reads.round : reads.acks[peer] ?? 0)
         }
-        readStates.append(contentsOf: reads.confirm(through: confirmed.rawValue))
+        for read in reads.confirm(through: confirmed.rawValue) { answer(read.state, to: read.from) }
         if let sent = reads.sentTick(of: confirmed.rawValue) { leaseExpiresTick = max(leaseExpiresTick, sent + UInt64(settings.leaseTicks)) }
     }
 

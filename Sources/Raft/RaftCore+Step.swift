@@ -63,6 +63,8 @@ extension RaftCore {
             handleAppendResponse(from: m.from, reject: reject, index: index, hintIndex: hintIndex, hintTerm: hintTerm)
         case .heartbeatResponse(let round):
             handleHeartbeatResponse(from: m.from, round: round)
+        case .readIndex(let context):
+            handleForwardedRead(context, from: m.from)
         default:
             // Another leader in this term cannot exist; a checker reports it if it does.
             break
@@ -101,6 +103,8 @@ extension RaftCore {
         case .timeoutNow:
             // The leader hands over: campaign at once, skipping the pre-vote.
             campaign(.transfer)
+        case .readIndexResponse(let context, let index):
+            handleReadIndexResponse(context, index: index, from: m.from)
         default:
             break
         }

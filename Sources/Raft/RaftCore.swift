@@ -176,6 +176,14 @@ public struct RaftCore: ConsensusEngine {
             } else {
                 messagesAfterPersist.append(message)
             }
+        case .readIndex, .readIndexResponse:
+            // They promise nothing about this member's disk; only its term
+            // must be durable, as for a leader's messages.
+            if persistedHardState.term == term && persistedHardState.vote == vote {
+                messagesNow.append(message)
+            } else {
+                messagesAfterPersist.append(message)
+            }
         default:
             messagesAfterPersist.append(message)
         }

@@ -133,4 +133,7 @@ public enum InjectedBug: String, Sendable, Equatable, CaseIterable {
     case keepConflict = "keep-conflict"
     /// Answer ReadIndex at once from the local commit index, with no heartbeat round.
     case readWithoutQuorum = "read-without-quorum"
+    /// Answer a follower's forwarded read at once from the local commit
+    /// index: no quorum, not even an entry of the leader's own term committed.
+    case forwardedReadWithoutQuorum = "forwarded-read-without-quorum"
 }

@@ -1,19 +1,27 @@
 import Consensus
 
-/// A leader's linearizable reads on their way to confirmation.
+/// Linearizable reads on their way to confirmation: a leader's own and
+/// those its followers forwarded, and on a follower, those it forwarded.
 ///
-/// Reads are batched: every read that arrives before the next heartbeat
-/// round rides on it, and an acknowledgement of round r from a quorum
-/// confirms every read attached to a round up to r (a later
+/// A leader batches reads: every read that arrives before the next
+/// heartbeat round rides on it, and an acknowledgement of round r from a
+/// quorum confirms every read attached to a round up to r (a later
 /// acknowledgement proves leadership at a later moment).
 struct ReadQueue: Sendable {
+    /// A read with its index, and the member to answer: the leader itself,
+    /// or the follower that forwarded it.
+    struct Read: Sendable {
+        var state: ReadState
+        var from: NodeID
+    }
+
     /// Reads that arrived before the leader committed an entry of its own
     /// term: until then it does not know the commit index (Raft thesis §6.4).
-    var awaitingCommit: [UInt64] = []
+    var awaitingCommit: [(context: UInt64, from: NodeID)] = []
     /// Reads with an index, not yet attached to a round.
-    var unsent: [ReadState] = []
+    var unsent: [Read] = []
     /// Reads attached to a round, oldest first.
-    var waiting: [(round: UInt64, read: ReadState)] = []
+    var waiting: [(round: UInt64, read: Read)] = []
     /// The last heartbeat round sent.
     var round: UInt64 = 0
     /// Highest round each follower acknowledged.
@@ -21,8 +29,13 @@ struct ReadQueue: Sendable {
     /// When recent rounds were sent, for leases; the oldest are dropped.
     var sentTicks: [(round: UInt64, tick: UInt64)] = []
     static let sentTicksMax = 64
+    /// A follower's reads forwarded to its leader in this term, by context,
+    /// awaiting the answer. Emptied with the rest of the queue whenever the
+    /// term, the role or the leader changes, so an answer is taken only in
+    /// the term the read was asked in.
+    var forwarded: Set<UInt64> = []
 
-    var count: Int { awaitingCommit.count + unsent.count + waiting.count }
+    var count: Int { awaitingCommit.count + unsent.count + waiting.count + forwarded.count }
 
     mutating func startRound(at tick: UInt64) -> UInt64 {
         round += 1
@@ -34,8 +47,8 @@ struct ReadQueue: Sendable {
     }
 
     /// Release every read attached to a round through `confirmed`.
-    mutating func confirm(through confirmed: UInt64) -> [ReadState] {
-        var released: [ReadState] = []
+    mutating func confirm(through confirmed: UInt64) -> [Read] {
+        var released: [Read] = []
         while let first = waiting.first, first.round <= confirmed {
             released.append(first.read)
             waiting.removeFirst()

@@ -31,6 +31,10 @@ struct SimNode {
     /// Reads with a confirmed index, waiting for the state machine to reach it.
     var confirmedReads: [(index: LogIndex, request: ClientRequest)] = []
     var lastRole = Role.follower
+    /// The term and leader last seen: when either changes, reads this
+    /// member forwarded can no longer be answered (the core forgets them).
+    var lastTerm = Term.zero
+    var lastLeader: NodeID?
     var restarts: UInt64 = 0
 
     /// Test-only: the state machine bug every start of this member runs with.
@@ -82,6 +86,8 @@ struct SimNode {
         pendingReads = [:]
         confirmedReads = []
         lastRole = .follower
+        lastTerm = .zero
+        lastLeader = nil
     }
 
     mutating func storeReceivedSnapshot(_ index: LogIndex, _ data: MachineSnapshot) {

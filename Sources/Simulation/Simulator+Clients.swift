@@ -24,7 +24,11 @@ extension Simulator {
         let value = "c\(c).\(clients[c].sequence)"
         let operation: KVOperation
         switch Int.random(in: 0..<10, using: &random) {
-        case 0..<4: operation = .get(key: key)
+        case 0..<4:
+            operation = .get(key: key)
+            // Half the reads go to any member, so followers' forwarded
+            // reads are checked as well as the leader's own.
+            if random.chance(percent: 50) { clients[c].target = randomLiveCandidate() }
         case 4..<8: operation = .put(key: key, value: value)
         default:
             let expected = random.chance(percent: 20) ? nil : latestWrittenValue(key)

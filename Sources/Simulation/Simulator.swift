@@ -253,6 +253,7 @@ public final class Simulator {
             }
         }
         serveConfirmedReads(i)
+        failReadsOnLeadershipChange(i)
         noticeRoleChange(i)
         maybeCompact(i)
     }
@@ -288,14 +289,22 @@ public final class Simulator {
         if role == .leader, faultsOn, healAt == nil, random.chance(percent: muffleNewLeaderPercent) {
             muffle(i)
         }
-        if nodes[i].lastRole == .leader {
-            // Unconfirmed reads can no longer be confirmed here.
-            let hint = nodes[i].core.leader
-            for (_, request) in nodes[i].pendingReads.sorted(by: { $0.key < $1.key }) {
-                respond(from: i, to: request.client, sequence: request.sequence, .notLeader(hint: hint))
-            }
-            nodes[i].pendingReads = [:]
+    }
+
+    /// Reads waiting for their index are answered "not leader" once the
+    /// member's role, term or leader changed: the core forgot them (a
+    /// deposed leader's unconfirmed reads, a follower's forwarded ones).
+    func failReadsOnLeadershipChange(_ i: Int) {
+        let core = nodes[i].core
+        defer {
+            nodes[i].lastTerm = core.term
+            nodes[i].lastLeader = core.leader
         }
+        guard core.role != nodes[i].lastRole || core.term != nodes[i].lastTerm || core.leader != nodes[i].lastLeader else { return }
+        for (_, request) in nodes[i].pendingReads.sorted(by: { $0.key < $1.key }) {
+            respond(from: i, to: request.client, sequence: request.sequence, .notLeader(hint: core.leader))
+        }
+        nodes[i].pendingReads = [:]
     }
 
     func maybeCompact(_ i: Int) {
@@ -366,17 +375,15 @@ public final class Simulator {
     func handleRequest(_ i: Int, _ request: ClientRequest) {
         let core = nodes[i].core
         if case .get = request.operation {
-            guard core.role == .leader else {
-                respond(from: i, to: request.client, sequence: request.sequence, .notLeader(hint: core.leader))
-                return
-            }
+            // A leader confirms the read index; a follower forwards the
+            // read to its leader (`RaftCore.readIndex`) and serves it here.
             let context = nextReadContext
             nextReadContext += 1
             do {
                 try nodes[i].core.readIndex(context: context)
                 nodes[i].pendingReads[context] = request
             } catch {
-                respond(from: i, to: request.client, sequence: request.sequence, .notLeader(hint: nil))
+                respond(from: i, to: request.client, sequence: request.sequence, .notLeader(hint: core.leader))
             }
             return
         }

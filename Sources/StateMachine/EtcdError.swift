@@ -8,6 +8,9 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
     case compacted
     case futureRevision
     case noLeader
+    /// A read waiting for its read index when the term or leader changed
+    /// (the consensus core forgets such reads): the client may retry at once.
+    case leaderChanged
     case timeout
     case requestTooLarge
     case tooManyOperations
@@ -38,7 +41,7 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
     public var code: RPCError.Code {
         switch self {
         case .compacted, .futureRevision: .outOfRange
-        case .noLeader, .timeout, .stopped: .unavailable
+        case .noLeader, .leaderChanged, .timeout, .stopped: .unavailable
         case .requestTooLarge, .tooManyOperations, .duplicateKey, .emptyKey, .valueProvided, .leaseProvided, .invalid:
             .invalidArgument
         case .keyNotFound: .invalidArgument
@@ -61,6 +64,7 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
         case .compacted: "etcdserver: mvcc: required revision has been compacted"
         case .futureRevision: "etcdserver: mvcc: required revision is a future revision"
         case .noLeader: "etcdserver: no leader"
+        case .leaderChanged: "etcdserver: leader changed"
         case .timeout: "etcdserver: request timed out"
         case .requestTooLarge: "etcdserver: request is too large"
         case .tooManyOperations: "etcdserver: too many operations in txn request"
@@ -115,7 +119,7 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Carried inside a `CommandResult` from the member that applied it.
     public init(code: UInt32, message: String) {
         let known: [EtcdError] = [
-            .compacted, .futureRevision, .noLeader, .timeout, .requestTooLarge, .tooManyOperations, .duplicateKey,
+            .compacted, .futureRevision, .noLeader, .leaderChanged, .timeout, .requestTooLarge, .tooManyOperations, .duplicateKey,
             .emptyKey, .keyNotFound, .valueProvided, .leaseProvided, .leaseNotFound, .leaseExists, .leaseTTLTooLarge,
             .noSpace, .memberExists, .peerURLExists, .memberNotFound, .memberNotLearner, .learnerNotReady, .unhealthy,
             .stopped, .notCapable, .tooManyRequests,

@@ -45,7 +45,7 @@ import Testing
         for ready in readies {
             for m in ready.messagesNow {
                 switch m.kind {
-                case .append, .heartbeat, .snapshot, .timeoutNow: break
+                case .append, .heartbeat, .snapshot, .timeoutNow, .readIndex, .readIndexResponse: break
                 default: Issue.record("\(m) must wait for persistence")
                 }
             }
@@ -79,7 +79,7 @@ import Testing
         cores[0].campaign()
         Self.stabilize(&cores)
         #expect(throws: ProposeError.notLeader(leaderHint: 1)) { try cores[1].propose([[1]]) }
-        #expect(throws: ReadIndexError.notLeader(leaderHint: 1)) { try cores[2].readIndex(context: 1) }
+        // Reads are the exception: a follower forwards them (testdata/read_forwarded.txt).
         #expect(throws: TransferError.notLeader(leaderHint: 1)) { try cores[2].transferLeadership(to: 2) }
         #expect(throws: CompactError.alreadyCompacted(index: 0, snapshotIndex: 0)) { try cores[1].compact(through: 0) }
     }

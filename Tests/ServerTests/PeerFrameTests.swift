@@ -50,7 +50,7 @@ import Testing
     }
 
     @Test func trailingOrMissingBytesAreRefused() throws {
-        var written = try Self.body(of: .request(id: 7, kind: .readIndex, payload: [1, 2, 3]))
+        var written = try Self.body(of: .request(id: 7, kind: .lease, payload: [1, 2, 3]))
         var longer = written
         longer.writeInteger(UInt8(0))
         #expect(throws: PeerFrameError.malformed(kind: 4)) { try PeerFrame(body: &longer) }

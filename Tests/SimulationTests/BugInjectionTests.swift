@@ -15,6 +15,7 @@ import Testing
         (.commitOldTerm, 3, [.leaderCompleteness, .stateMachineSafety]),
         (.commitOldTerm, 5, [.leaderCompleteness, .stateMachineSafety]),
         (.readWithoutQuorum, 3, [.linearizability]),
+        (.forwardedReadWithoutQuorum, 3, [.linearizability]),
     ]
 
     @Test(arguments: 0..<expected.count)

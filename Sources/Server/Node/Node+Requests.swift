@@ -32,12 +32,10 @@ extension Node {
     func linearizableBarrier() async throws {
         let leader = try await awaitLeader()
         // The leader batches its own reads into one heartbeat round per
-        // loop turn; a follower shares one round trip among concurrent reads.
+        // loop turn; a follower shares one forwarded read among concurrent reads.
         let index = leader == id
-            ? try await readIndexLocally()
-            : try await remoteReads.readIndex { [transport, requestTimeout] resume in
-                transport.readIndex(from: leader, timeout: requestTimeout, then: resume)
-            }
+            ? try await readIndex()
+            : try await remoteReads.readIndex { [self] resume in readIndex(then: resume) }
         try await waitApplied(index)
     }
 

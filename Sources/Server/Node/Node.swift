@@ -57,6 +57,9 @@ public final class Node: @unchecked Sendable {
     private var ticks: RepeatedTask?
     /// The role after the last turn; the event loop's alone.
     private var lastRole = Role.follower
+    /// Role, term and leader when the waiting reads were last checked
+    /// (`failReadsIfLeadershipChanged`); the event loop's alone.
+    private var readsLeadership: (Role, Term, NodeID?) = (.follower, .zero, nil)
 
     /// The Ready contract over the core, the log, the peers and the store;
     /// the event loop's alone. Set last in `init` (its parts hold the node).
@@ -284,8 +287,9 @@ public final class Node: @unchecked Sendable {
         return .propose(id: requestID, command: bytes)
     }
 
-    /// A read index confirmed by this member as leader.
-    func readIndexLocally() async throws -> LogIndex {
+    /// A read index from the core: confirmed here as leader, or forwarded
+    /// by this follower to its leader and answered (`RaftCore.readIndex`).
+    func readIndex() async throws -> LogIndex {
         try await request(\.reads) { .readIndex(context: $0) }
     }
 
@@ -371,18 +375,15 @@ public final class Node: @unchecked Sendable {
         return true
     }
 
-    /// `readIndexLocally` for a follower's read: the index its read must
-    /// wait for, once this leader confirmed its leadership. False unless
-    /// this member leads.
-    func readIndexHere(then done: @escaping @Sendable (Result<LogIndex, any Error>) -> Void) -> Bool {
-        guard status.leader == id else { return false }
+    /// `readIndex`, answered through `done`.
+    func readIndex(then done: @escaping @Sendable (Result<LogIndex, any Error>) -> Void) {
         enqueue(\.reads, { .readIndex(context: $0) }, resume: done)
-        return true
     }
 
-    /// `linearizableBarrier`: on the leader, or on a follower sharing a
-    /// read-index round trip to it (`remoteReads`). False while no leader is
-    /// known (the async path waits for one).
+    /// `linearizableBarrier`: on the leader, or on a follower sharing one
+    /// forwarded read index among the reads that arrive while it is out
+    /// (`remoteReads`). False while no leader is known (the async path
+    /// waits for one).
     func linearizableBarrierHere(then done: @escaping @Sendable (Result<Void, any Error>) -> Void) -> Bool {
         guard let leader = status.leader else { return false }
         let applied: @Sendable (Result<LogIndex, any Error>) -> Void = { [self] result in
@@ -392,11 +393,9 @@ public final class Node: @unchecked Sendable {
             }
         }
         if leader == id {
-            enqueue(\.reads, { .readIndex(context: $0) }, resume: applied)
+            readIndex(then: applied)
         } else {
-            remoteReads.readIndex({ [transport, requestTimeout] resume in
-                transport.readIndex(from: leader, timeout: requestTimeout, then: resume)
-            }, then: applied)
+            remoteReads.readIndex({ [self] resume in readIndex(then: resume) }, then: applied)
         }
         return true
     }
@@ -476,7 +475,23 @@ public final class Node: @unchecked Sendable {
             }
             lastRole = core.role
         }
+        failReadsIfLeadershipChanged()
         publish()
+    }
+
+    /// The core forgets the reads waiting for their index (a leader's
+    /// unconfirmed ones, a follower's forwarded ones) whenever its role,
+    /// term or leader changes: answer them now with etcd's "leader
+    /// changed", which clients retry, rather than at their deadline.
+    private func failReadsIfLeadershipChanged() {
+        let now = (core.role, core.term, core.leader)
+        guard now != readsLeadership else { return }
+        readsLeadership = now
+        condition.lock()
+        let forgotten = reads.values
+        reads = [:]
+        condition.unlock()
+        for pending in forgotten { pending.resume(.failure(EtcdError.leaderChanged)) }
     }
 
     private func handle(_ inputs: [Input]) {

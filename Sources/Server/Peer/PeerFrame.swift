@@ -42,7 +42,7 @@ enum PeerFrame: Equatable, Sendable {
     }
 
     /// Changes whenever a frame's layout does; members refuse other versions.
-    static let protocolVersion: UInt16 = 1
+    static let protocolVersion: UInt16 = 2
     /// The largest frame either side accepts: a batch of appends, each at
     /// most the core's append limit, or a snapshot chunk.
     static let bytesMax = 256 << 20
@@ -67,8 +67,8 @@ enum PeerRefusal: UInt8, Sendable {
 enum PeerRequestKind: UInt8, Sendable {
     /// A proposal (`Ballotpb_Command`) answered with its `Ballotpb_CommandResult`.
     case forward = 1
-    /// A read index for a linearizable read, answered as 8 bytes.
-    case readIndex = 2
+    // 2 was a read index asked this way (protocol version 1); a follower's
+    // read index is now a consensus message (`Message.Kind.readIndex`).
     /// `Ballotpb_LeaseForward`, answered with `Ballotpb_LeaseForwardResponse`.
     case lease = 3
     /// `Ballotpb_MembershipForward`, answered with `Ballotpb_MembershipForwardResponse`.

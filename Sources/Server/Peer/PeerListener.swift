@@ -175,14 +175,15 @@ final class PeerListener: Sendable {
             })
     }
 
-    /// Forwarded proposals and read indexes, answered by callback from the
-    /// thread that settles them (the apply thread, the node's loop), with
-    /// no task in between: a follower's linearizable read and forwarded
-    /// write wait on this. False for every other request, and for any from
-    /// a member removed since, which the reader serves or refuses.
+    /// Forwarded proposals, answered by callback from the thread that
+    /// settles them (the apply thread), with no task in between: a
+    /// follower's forwarded write waits on this. False for every other
+    /// request, and for any from a member removed since, which the reader
+    /// serves or refuses. (A follower's read index travels as a consensus
+    /// message, `Message.Kind.readIndex`.)
     private func answerHere(_ id: UInt64, _ kind: PeerRequestKind, _ payload: [UInt8], from: NodeID, requests: InFlightLimit,
                             reply: @escaping @Sendable (PeerFrame) -> Void) -> Bool {
-        guard kind == .forward || kind == .readIndex, !members.wasRemoved(from) else { return false }
+        guard kind == .forward, !members.wasRemoved(from) else { return false }
         guard requests.enter() else {
             reply(.failure(id, .tooManyRequests))
             return true
@@ -191,33 +192,25 @@ final class PeerListener: Sendable {
             requests.leave()
             reply(frame)
         }
-        switch kind {
-        case .readIndex:
-            let asked = node.readIndexHere { result in
-                done(Self.frame(id, result.map { index in (0..<8).map { UInt8(truncatingIfNeeded: index.rawValue >> (56 - 8 * $0)) } }))
-            }
-            if !asked { done(.failure(id, .noLeader)) }
-        default:
-            let command: Ballotpb_Command
-            do {
-                command = try Ballotpb_Command(serializedBytes: payload)
-            } catch {
-                done(.failure(id, .invalid("ballot: a peer request this member cannot read: \(error)")))
-                return true
-            }
-            let proposed = node.forwardedHere(command) { result in
-                // etcd's refusals travel inside the result, as the reader's answers carry them.
-                let answer = result.flatMapError { error -> Result<Ballotpb_CommandResult, any Error> in
-                    guard let error = error as? EtcdError else { return .failure(error) }
-                    var refused = Ballotpb_CommandResult()
-                    refused.errorCode = UInt32(error.code.rawValue)
-                    refused.errorMessage = error.description
-                    return .success(refused)
-                }
-                done(Self.frame(id, answer.flatMap { result in Result { try result.serializedBytes() } }))
-            }
-            if !proposed { done(.failure(id, .noLeader)) }
+        let command: Ballotpb_Command
+        do {
+            command = try Ballotpb_Command(serializedBytes: payload)
+        } catch {
+            done(.failure(id, .invalid("ballot: a peer request this member cannot read: \(error)")))
+            return true
         }
+        let proposed = node.forwardedHere(command) { result in
+            // etcd's refusals travel inside the result, as the reader's answers carry them.
+            let answer = result.flatMapError { error -> Result<Ballotpb_CommandResult, any Error> in
+                guard let error = error as? EtcdError else { return .failure(error) }
+                var refused = Ballotpb_CommandResult()
+                refused.errorCode = UInt32(error.code.rawValue)
+                refused.errorMessage = error.description
+                return .success(refused)
+            }
+            done(Self.frame(id, answer.flatMap { result in Result { try result.serializedBytes() } }))
+        }
+        if !proposed { done(.failure(id, .noLeader)) }
         return true
     }
 
@@ -290,7 +283,7 @@ final class PeerListener: Sendable {
             switch kind {
             case .ping:
                 answer = .success([])
-            case .forward, .readIndex:
+            case .forward:
                 // The tap answers these on the event loop (`answerHere`) for
                 // every member not removed, and a removed one is refused
                 // before its requests get here.

@@ -197,23 +197,6 @@ final class PeerTransport: @unchecked Sendable {
         try Ballotpb_CommandResult(serializedBytes: try await ask(leader, .forward, try command.serializedBytes(), timeout))
     }
 
-    func readIndex(from leader: NodeID, timeout: Double) async throws -> LogIndex {
-        try Self.readIndex(try await ask(leader, .readIndex, [], timeout)).get()
-    }
-
-    /// `readIndex`, answered through `done` on the thread that settles it.
-    func readIndex(from leader: NodeID, timeout: Double, then done: @escaping @Sendable (Result<LogIndex, any Error>) -> Void) {
-        guard let link = link(leader) else { return done(.failure(EtcdError.noLeader)) }
-        link.ask(.readIndex, [], timeout: timeout) { answer in
-            done(answer.mapError(Self.etcdError).flatMap(Self.readIndex))
-        }
-    }
-
-    private static func readIndex(_ answer: [UInt8]) -> Result<LogIndex, any Error> {
-        guard answer.count == 8 else { return .failure(EtcdError.internal("a read index answer of \(answer.count) bytes")) }
-        return .success(LogIndex(answer.reduce(0) { $0 << 8 | UInt64($1) }))
-    }
-
     func lease(_ request: Ballotpb_LeaseForward, to leader: NodeID, timeout: Double) async throws -> Ballotpb_LeaseForwardResponse {
         try Ballotpb_LeaseForwardResponse(serializedBytes: try await ask(leader, .lease, try request.serializedBytes(), timeout))
     }

@@ -30,6 +30,10 @@ extension ConsensusCodec {
             w.u8(8); w.u64(meta.index.rawValue); w.u64(meta.term.rawValue); encode(meta.membership, into: &w)
         case .timeoutNow:
             w.u8(9)
+        case .readIndex(let context):
+            w.u8(10); w.u64(context)
+        case .readIndexResponse(let context, let index):
+            w.u8(11); w.u64(context); w.u64(index.rawValue)
         }
         return w.bytes
     }
@@ -79,6 +83,12 @@ extension ConsensusCodec {
             kind = .snapshot(SnapshotMetadata(index: LogIndex(i), term: Term(t), membership: m))
         case 9:
             kind = .timeoutNow
+        case 10:
+            guard let c = r.u64() else { return nil }
+            kind = .readIndex(context: c)
+        case 11:
+            guard let c = r.u64(), let i = r.u64() else { return nil }
+            kind = .readIndexResponse(context: c, index: LogIndex(i))
         default:
             return nil
         }
