@@ -125,7 +125,7 @@ final class ClientListener: Sendable {
         let wire: GRPCWireSettings
 
         func add(to pipeline: ChannelPipeline.SynchronousOperations) throws {
-            try pipeline.addHandler(NIOHTTP2Handler(mode: .server, initialSettings: wire.http2Settings))
+            try pipeline.addHandler(NIOHTTP2Handler(mode: .server, connectionConfiguration: wire.http2Connection))
             try pipeline.addHandler(GRPCConnectionHandler(unary: unary, transport: transport, settings: wire))
         }
     }

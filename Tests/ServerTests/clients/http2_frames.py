@@ -124,4 +124,5 @@ def main():
     print(" ".join(seen))
 
 
-main()
+if __name__ == "__main__":
+    main()
