@@ -30,8 +30,7 @@ extension RaftCore {
             acceptRead(context, from: id)
         case .follower:
             guard let leader else { throw .notLeader(leaderHint: nil) }
-            guard reads.count < settings.pendingReadsMax else { throw .tooManyPendingReads(limit: settings.pendingReadsMax) }
-            reads.forwarded.insert(context)
+            reads.forward(context, limit: settings.pendingReadsMax)
             send(.readIndex(context: context), to: leader)
         case .candidate, .preCandidate:
             throw .notLeader(leaderHint: leader)
@@ -84,7 +83,7 @@ extension RaftCore {
     /// Follower: the leader answered a read this member forwarded in this
     /// term (the queue forgets forwarded reads whenever the term changes).
     mutating func handleReadIndexResponse(_ context: UInt64, index: LogIndex, from: NodeID) {
-        guard from == leader, reads.forwarded.remove(context) != nil else { return }
+        guard from == leader, reads.takeForwarded(context) else { return }
         readStates.append(ReadState(context: context, index: index))
     }
 

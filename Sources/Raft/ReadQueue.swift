@@ -29,13 +29,44 @@ struct ReadQueue: Sendable {
     /// When recent rounds were sent, for leases; the oldest are dropped.
     var sentTicks: [(round: UInt64, tick: UInt64)] = []
     static let sentTicksMax = 64
+    static let forwardedSlack = 64
     /// A follower's reads forwarded to its leader in this term, by context,
     /// awaiting the answer. Emptied with the rest of the queue whenever the
     /// term, the role or the leader changes, so an answer is taken only in
     /// the term the read was asked in.
-    var forwarded: Set<UInt64> = []
+    private(set) var forwarded: Set<UInt64> = []
+    /// `forwarded` in the order sent (answered ones linger until compacted),
+    /// from `forwardedHead` on: the oldest goes first when the set is full.
+    private var forwardedOrder: [UInt64] = []
+    private var forwardedHead = 0
 
-    var count: Int { awaitingCommit.count + unsent.count + waiting.count + forwarded.count }
+    /// The leader's pending reads (a follower holds none of these).
+    var count: Int { awaitingCommit.count + unsent.count + waiting.count }
+
+    /// Record a read forwarded to the leader. At `limit`, the oldest still
+    /// unanswered is forgotten (its answer will be dropped and its caller
+    /// time out): a read whose message or answer was lost would otherwise
+    /// hold its place for the rest of the term.
+    mutating func forward(_ context: UInt64, limit: Int) {
+        precondition(limit > 0, "a follower must be able to forward a read")
+        while forwarded.count >= limit, forwardedHead < forwardedOrder.count {
+            forwarded.remove(forwardedOrder[forwardedHead])
+            forwardedHead += 1
+        }
+        forwarded.insert(context)
+        forwardedOrder.append(context)
+        // Answered and forgotten contexts linger in the order until more
+        // than half of it is theirs: then it is rebuilt, in amortized O(1).
+        if forwardedOrder.count > 2 * forwarded.count + Self.forwardedSlack {
+            forwardedOrder = forwardedOrder[forwardedHead...].filter { forwarded.contains($0) }
+            forwardedHead = 0
+        }
+    }
+
+    /// Whether `context` was forwarded and still awaits its answer; forgets it.
+    mutating func takeForwarded(_ context: UInt64) -> Bool {
+        forwarded.remove(context) != nil
+    }
 
     mutating func startRound(at tick: UInt64) -> UInt64 {
         round += 1

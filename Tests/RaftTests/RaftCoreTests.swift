@@ -84,6 +84,27 @@ import Testing
         #expect(throws: CompactError.alreadyCompacted(index: 0, snapshotIndex: 0)) { try cores[1].compact(through: 0) }
     }
 
+    /// A follower holds at most `pendingReadsMax` forwarded reads: past
+    /// that it forgets the oldest (whose answer it then drops, and whose
+    /// caller times out) rather than refusing reads for the rest of the
+    /// term because some message was lost.
+    @Test func aFollowerForgetsItsOldestForwardedReadWhenFull() throws {
+        var settings = RaftSettings()
+        settings.pendingReadsMax = 2
+        var cores = try Self.founders(3, settings: settings)
+        cores[0].campaign()
+        Self.stabilize(&cores)
+        for context in UInt64(10)...12 { try cores[1].readIndex(context: context) }
+        let answered = Self.stabilize(&cores).filter { !$0.readStates.isEmpty }.flatMap(\.readStates)
+        #expect(answered.map(\.context) == [11, 12])
+        #expect(answered.allSatisfy { $0.index == cores[0].commitIndex })
+        // Lost answers do not wedge it: a thousand more, each answered.
+        for context in UInt64(100)..<1_100 {
+            try cores[1].readIndex(context: context)
+            #expect(Self.stabilize(&cores).flatMap(\.readStates).map(\.context) == [context])
+        }
+    }
+
     @Test func aLearnerNeverCampaigns() throws {
         let membership = Membership(voters: [1], learners: [2])
         var learner = try RaftCore(id: 2, bootstrap: membership, settings: RaftSettings(), seed: 1)
