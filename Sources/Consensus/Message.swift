@@ -44,8 +44,9 @@ public struct Message: Sendable, Equatable, CustomStringConvertible {
         /// comes back in the answer, as in a `ReadState`.
         case readIndex(context: UInt64)
         /// The leader's answer to `readIndex`: serve the read once `index` is
-        /// applied. The follower takes it only in the term it asked in (see
-        /// `RaftCore.readIndex(context:)` for why that is a confirmation).
+        /// applied. The follower takes it only from its leader in the term it
+        /// asked in; `RaftCore.readIndex(context:)` says why a leader that
+        /// forms a quorum with the asker may answer with no heartbeat round.
         case readIndexResponse(context: UInt64, index: LogIndex)
     }
 
