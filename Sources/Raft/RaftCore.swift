@@ -167,18 +167,13 @@ public struct RaftCore: ConsensusEngine {
         switch kind {
         case .append, .heartbeat, .snapshot, .timeoutNow:
             precondition(role == .leader, "only a leader sends \(message)")
-            // A leader's messages may beat its own write only once its term
-            // and vote are durable: a lone voter wins in the same step it
-            // raises its term, and a crash then would let it lead the same
-            // term twice with different entries.
-            if persistedHardState.term == term && persistedHardState.vote == vote {
-                messagesNow.append(message)
-            } else {
-                messagesAfterPersist.append(message)
-            }
+            fallthrough
         case .readIndex, .readIndexResponse:
-            // They promise nothing about this member's disk; only its term
-            // must be durable, as for a leader's messages.
+            // These promise nothing about this member's disk, so they may
+            // beat its own write, but only once its term and vote are
+            // durable: a lone voter wins in the same step it raises its
+            // term, and a crash then would let it lead the same term twice
+            // with different entries.
             if persistedHardState.term == term && persistedHardState.vote == vote {
                 messagesNow.append(message)
             } else {
