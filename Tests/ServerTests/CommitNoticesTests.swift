@@ -34,6 +34,18 @@ import Testing
         #expect(notices.release() == [Self.append(to: 3, prev: 5, entries: 0, commit: 5)])
     }
 
+    /// A follower's forwarded read waits to apply the index it is answered
+    /// with: the notice of that commit goes with the answer, not 2 ms later.
+    @Test func anAnswerToAForwardedReadTakesItsFollowersNoticeAlong() {
+        var notices = CommitNotices()
+        _ = notices.filter([Self.append(to: 2, prev: 5, entries: 0, commit: 6), Self.append(to: 3, prev: 5, entries: 0, commit: 6)])
+        let answer = Consensus.Message(from: 1, to: 2, term: Term(2), kind: .readIndexResponse(context: 9, index: LogIndex(6)))
+        let (send, holding) = notices.filter([answer])
+        #expect(send == [Self.append(to: 2, prev: 5, entries: 0, commit: 6), answer])
+        #expect(holding)
+        #expect(notices.release() == [Self.append(to: 3, prev: 5, entries: 0, commit: 6)])
+    }
+
     @Test func aNewerNoticeReplacesAnOlderOne() {
         var notices = CommitNotices()
         _ = notices.filter([Self.append(to: 2, prev: 5, entries: 0, commit: 5)])

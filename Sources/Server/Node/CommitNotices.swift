@@ -18,8 +18,9 @@ import Consensus
 /// do, and Raft's safety never depends on delivery. What it costs: a
 /// follower learns a commit up to `delay` later when no write follows, so
 /// its serializable reads and watch events can lag the leader's by that
-/// much more (a linearizable read on a follower is unaffected: the read
-/// index round's heartbeat carries the commit index).
+/// much more. A linearizable read on a follower is not held up: the
+/// leader's answer to its forwarded read names an index the follower must
+/// apply, and the notice held for that follower goes out with the answer.
 ///
 /// Owned by the node's loop; not thread-safe.
 struct CommitNotices {
@@ -40,7 +41,9 @@ struct CommitNotices {
 
     /// Of `messages`, those to send now. Notices are held (a newer one
     /// replaces an older for the same follower); an append with entries
-    /// drops the notice held for its follower, whose news it carries.
+    /// drops the notice held for its follower, whose news it carries; an
+    /// answer to a forwarded read takes it along, since the read waits for
+    /// the commit the notice tells.
     /// Returns whether a notice is held, for the caller to arrange the
     /// send after `delay`.
     mutating func filter(_ messages: [Consensus.Message]) -> (send: [Consensus.Message], holding: Bool) {
@@ -48,12 +51,17 @@ struct CommitNotices {
         var send: [Consensus.Message] = []
         send.reserveCapacity(messages.count)
         for message in messages {
-            if case .append(_, _, let entries, _) = message.kind {
+            switch message.kind {
+            case .append(_, _, let entries, _):
                 if entries.isEmpty {
                     held[message.to] = message
                     continue
                 }
                 held[message.to] = nil
+            case .readIndexResponse:
+                if let notice = held.removeValue(forKey: message.to) { send.append(notice) }
+            default:
+                break
             }
             send.append(message)
         }
