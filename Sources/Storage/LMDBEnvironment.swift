@@ -164,6 +164,43 @@ final class LMDBEnvironment: @unchecked Sendable {
         }
     }
 
+    /// `write`, for a body whose refusals (a missing key, a compacted
+    /// revision...) all come before its first write: after it, it throws
+    /// only the environment's own failures (LMDB's, I/O, corruption), which
+    /// stop a member. Inside a batch it writes straight into the batch, with
+    /// no child transaction; outside one it is `write`.
+    ///
+    /// Why: a child transaction costs LMDB two allocations, a 2 MiB dirty
+    /// list and a 1 MiB free list, which glibc maps and unmaps each time in
+    /// the server (its mmap threshold is fixed at 128 KiB), and a merge of
+    /// its pages into the parent's at commit. One per applied entry, under
+    /// 100 writing clients, kept each member's apply thread 42% in the
+    /// kernel (BENCHMARKS.md, seventh session).
+    ///
+    /// A child's throw rolls it back alone; this cannot, so a refusal after
+    /// a write (a body breaking the contract above) stops the process
+    /// rather than leave a half-applied request in the batch.
+    func writeInPlace<T>(_ body: (LMDBTransaction) throws(StorageError) -> T) throws(StorageError) -> T {
+        try write(inPlace: true, body)
+    }
+
+    /// `writeInPlace` when `inPlace`, else `write`.
+    func write<T>(inPlace: Bool, _ body: (LMDBTransaction) throws(StorageError) -> T) throws(StorageError) -> T {
+        guard inPlace, let batchTransaction else { return try write(body) }
+        let writes = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        writes.initialize(to: 0)
+        defer { writes.deallocate() }
+        do {
+            return try body(LMDBTransaction(handle: batchTransaction, path: path, writes: writes))
+        } catch {
+            switch error {
+            case .lmdb, .io, .corrupt: break
+            default: precondition(writes.pointee == 0, "refused (\(error)) after \(writes.pointee) writes into the open batch")
+            }
+            throw error
+        }
+    }
+
     /// Run `body` against a consistent read-only view (inside a batch: the
     /// batch's own view, uncommitted writes included).
     func read<T>(_ body: (LMDBTransaction) throws(StorageError) -> T) throws(StorageError) -> T {
@@ -280,6 +317,8 @@ final class LMDBEnvironment: @unchecked Sendable {
 struct LMDBTransaction {
     let handle: OpaquePointer
     let path: String
+    /// Where `put` and `delete` count their writes, for `writeInPlace`'s check.
+    var writes: UnsafeMutablePointer<Int>? = nil
 
     func get(_ db: MDB_dbi, _ key: [UInt8]) throws(StorageError) -> [UInt8]? {
         var result: [UInt8]?
@@ -304,6 +343,7 @@ struct LMDBTransaction {
                 code = mdb_put(handle, db, &keyVal, &dataVal, 0)
             }
         }
+        writes?.pointee += 1
         try LMDBEnvironment.check(code, "put", path)
     }
 
@@ -314,6 +354,7 @@ struct LMDBTransaction {
             code = mdb_del(handle, db, &keyVal, nil)
         }
         if code == MDB_NOTFOUND { return }
+        writes?.pointee += 1
         try LMDBEnvironment.check(code, "del", path)
     }
 

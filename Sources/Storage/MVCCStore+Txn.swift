@@ -14,7 +14,7 @@ extension MVCCStore {
         if Self.containsPut(request) { try checkSpace() }
         let main = currentRevision + 1
         let path = environment.path
-        let result = try environment.write { txn throws(StorageError) -> TxnResponse in
+        let result = try environment.write(inPlace: Self.refusesOnlyBeforeWriting(request)) { txn throws(StorageError) -> TxnResponse in
             var sub: Int64 = 0
             let path_ = try decide(request, txn, atOrBefore: main - 1, path)
             var cursor = 0
@@ -27,6 +27,19 @@ extension MVCCStore {
         currentRevision = result.revision
         if let index { appliedIndex = index }
         return result
+    }
+
+    /// Whether running `request` can refuse only before its first write
+    /// (`LMDBEnvironment.writeInPlace`): comparisons only read, and a branch
+    /// of one operation that is not a transaction refuses, if at all,
+    /// before it writes (`putVersion` checks first). With two, the second
+    /// could refuse after the first wrote.
+    static func refusesOnlyBeforeWriting(_ request: TxnRequest) -> Bool {
+        for branch in [request.success, request.failure] {
+            guard branch.count <= 1 else { return false }
+            if case .txn = branch.first { return false }
+        }
+        return true
     }
 
     static func containsPut(_ request: TxnRequest) -> Bool {

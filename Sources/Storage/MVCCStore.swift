@@ -139,7 +139,9 @@ public final class MVCCStore: @unchecked Sendable {
             }
         }
         let main = currentRevision + 1
-        let result = try environment.write { txn throws(StorageError) -> (Int64, [WriteOutcome]) in
+        // One operation refuses only before it writes (`putVersion` checks
+        // first); a later one could refuse after an earlier one wrote.
+        let result = try environment.write(inPlace: operations.count <= 1) { txn throws(StorageError) -> (Int64, [WriteOutcome]) in
             var sub: Int64 = 0
             var outcomes: [WriteOutcome] = []
             for operation in operations {
