@@ -95,6 +95,9 @@ final class PeerListener: Sendable {
                         return
                     }
                     if let (reason, message) = refusal(version: version, clusterID: clusterID, from: from) {
+                        logger.warning("refused a peer connection", metadata: [
+                            "remote": "\(remote)", "claimed-member": "\(String(from.rawValue, radix: 16))", "reason": "\(message)",
+                        ])
                         try await outbound.write(.refused(reason, message: message))
                         return
                     }
@@ -311,6 +314,14 @@ final class PeerListener: Sendable {
     /// Room a response frame needs besides its answer.
     static let responseOverheadBytes = 1 << 10
 
+    /// The largest snapshot accepted: twice the quota (etcd's
+    /// --quota-backend-bytes). A leader's store stops taking writes at the
+    /// quota, and a snapshot is a compacted copy of it, so one bigger than
+    /// this was not made by a member of this cluster.
+    static func snapshotBytesMax(quotaBytes: Int) -> UInt64 {
+        UInt64(clamping: quotaBytes).multipliedReportingOverflow(by: 2).partialValue
+    }
+
     /// A snapshot from the leader, written in full and verified against its
     /// announced size and checksum before the core hears of it, so the core
     /// only ever accepts a snapshot whose bytes are already durable here.
@@ -325,6 +336,15 @@ final class PeerListener: Sendable {
                 announce.to == node.id, case .snapshot(let metadata) = announce.kind
             else {
                 throw EtcdError.invalid("ballot: a snapshot transfer must start with its announcement, addressed to this member")
+            }
+            // A snapshot replaces the whole store: only the leader this
+            // member follows sends one (after an append of its showed this
+            // member behind), and no bigger than a store at its quota.
+            guard node.status.leader == from else {
+                throw EtcdError.invalid("ballot: a snapshot is taken only from the leader this member follows")
+            }
+            guard size <= Self.snapshotBytesMax(quotaBytes: node.quotaBytes) else {
+                throw EtcdError.invalid("ballot: a snapshot of \(size) bytes is larger than a store within its quota of \(node.quotaBytes) bytes")
             }
             receiver = try node.snapshots.receiver(for: metadata, size: Int(clamping: size), checksum: checksum)
             logger.info("receiving a snapshot", metadata: ["from": "\(from)", "index": "\(metadata.index)", "bytes": "\(size)"])
