@@ -164,11 +164,12 @@ final class LMDBEnvironment: @unchecked Sendable {
         }
     }
 
-    /// `write`, for a body whose refusals (a missing key, a compacted
-    /// revision...) all come before its first write: after it, it throws
-    /// only the environment's own failures (LMDB's, I/O, corruption), which
-    /// stop a member. Inside a batch it writes straight into the batch, with
-    /// no child transaction; outside one it is `write`.
+    /// `write`, when `inPlace`, for a body whose refusals (a missing key, a
+    /// compacted revision...) all come before its first write: after it,
+    /// it throws only the environment's own failures (LMDB's, I/O,
+    /// corruption), which stop a member. Inside a batch such a body writes
+    /// straight into the batch, with no child transaction; outside one, or
+    /// when not `inPlace`, this is `write`.
     ///
     /// Why: a child transaction costs LMDB two allocations, a 2 MiB dirty
     /// list and a 1 MiB free list, which glibc maps and unmaps each time in
@@ -177,25 +178,20 @@ final class LMDBEnvironment: @unchecked Sendable {
     /// 100 writing clients, kept each member's apply thread 42% in the
     /// kernel (BENCHMARKS.md, seventh session).
     ///
-    /// A child's throw rolls it back alone; this cannot, so a refusal after
-    /// a write (a body breaking the contract above) stops the process
-    /// rather than leave a half-applied request in the batch.
-    func writeInPlace<T>(_ body: (LMDBTransaction) throws(StorageError) -> T) throws(StorageError) -> T {
-        try write(inPlace: true, body)
-    }
-
-    /// `writeInPlace` when `inPlace`, else `write`.
+    /// A child's throw rolls it back alone; writing in place cannot, so a
+    /// refusal after a write (a body breaking the contract above) stops the
+    /// process rather than leave a half-applied request in the batch.
     func write<T>(inPlace: Bool, _ body: (LMDBTransaction) throws(StorageError) -> T) throws(StorageError) -> T {
         guard inPlace, let batchTransaction else { return try write(body) }
-        let writes = UnsafeMutablePointer<Int>.allocate(capacity: 1)
-        writes.initialize(to: 0)
-        defer { writes.deallocate() }
+        var writes = 0
         do {
-            return try body(LMDBTransaction(handle: batchTransaction, path: path, writes: writes))
+            return try withUnsafeMutablePointer(to: &writes) { counter throws(StorageError) in
+                try body(LMDBTransaction(handle: batchTransaction, path: path, writes: counter))
+            }
         } catch {
             switch error {
             case .lmdb, .io, .corrupt: break
-            default: precondition(writes.pointee == 0, "refused (\(error)) after \(writes.pointee) writes into the open batch")
+            default: precondition(writes == 0, "refused (\(error)) after \(writes) writes into the open batch")
             }
             throw error
         }
@@ -317,7 +313,7 @@ final class LMDBEnvironment: @unchecked Sendable {
 struct LMDBTransaction {
     let handle: OpaquePointer
     let path: String
-    /// Where `put` and `delete` count their writes, for `writeInPlace`'s check.
+    /// Where `put` and `delete` count their writes, for `write(inPlace:)`'s check.
     var writes: UnsafeMutablePointer<Int>? = nil
 
     func get(_ db: MDB_dbi, _ key: [UInt8]) throws(StorageError) -> [UInt8]? {

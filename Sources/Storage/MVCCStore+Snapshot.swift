@@ -16,7 +16,7 @@ extension MVCCStore {
         w.u64(state.index.rawValue)
         w.u64(state.term.rawValue)
         ConsensusCodec.encode(state.membership, into: &w)
-        try environment.writeInPlace { txn throws(StorageError) in
+        try environment.write(inPlace: true) { txn throws(StorageError) in
             try txn.put(metaDB, Self.appliedKey, KeyEncoding.bigEndian(Int64(state.index.rawValue)))
             try txn.put(metaDB, Self.consensusKey, w.bytes)
         }

@@ -30,7 +30,7 @@ extension MVCCStore {
     }
 
     /// Whether running `request` can refuse only before its first write
-    /// (`LMDBEnvironment.writeInPlace`): comparisons only read, and a branch
+    /// (`LMDBEnvironment.write(inPlace:)`): comparisons only read, and a branch
     /// of one operation that is not a transaction refuses, if at all,
     /// before it writes (`putVersion` checks first). With two, the second
     /// could refuse after the first wrote.

@@ -40,7 +40,7 @@ import Testing
     }
 
     /// A single write and a transaction of one operation per branch go
-    /// straight into the batch, with no child transaction (`writeInPlace`):
+    /// straight into the batch, with no child transaction (`LMDBEnvironment.write(inPlace:)`):
     /// their refusals come before they write, so a refused one leaves
     /// nothing behind, and the batch goes on.
     @Test func aRefusedSingleWriteLeavesNothingInTheBatch() throws {
@@ -78,7 +78,7 @@ import Testing
             let store = try MVCCStore(directory: directory.path, settings: MVCCSettings())
             // Without the check, the refusal comes back as an error and the process ends normally.
             _ = try? store.batch { () throws(StorageError) in
-                try store.environment.writeInPlace { txn throws(StorageError) in
+                try store.environment.write(inPlace: true) { txn throws(StorageError) in
                     try txn.put(store.metaDB, [9], [9])
                     throw StorageError.keyNotFound
                 }

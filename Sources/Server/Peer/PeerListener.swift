@@ -319,7 +319,7 @@ final class PeerListener: Sendable {
     /// quota, and a snapshot is a compacted copy of it, so one bigger than
     /// this was not made by a member of this cluster.
     static func snapshotBytesMax(quotaBytes: Int) -> UInt64 {
-        UInt64(clamping: quotaBytes).multipliedReportingOverflow(by: 2).partialValue
+        UInt64(clamping: quotaBytes) * 2
     }
 
     /// A snapshot from the leader, written in full and verified against its
