@@ -29,7 +29,8 @@ public final class BallotServer: Sendable {
         var config = try config.validated()
         let (clientTLS, peerTLS) = try tlsContexts(config, logger: logger)
         try EtcdDataMigration.importIfPresent(config: config, storeSettings: storeSettings(config), logger: logger)
-        let identity = try await identity(for: config, dialling: try peerTLS?.client ?? TLSContexts.defaultClient(), logger: logger)
+        let identity = try await identity(for: config, dialling: try peerTLS?.client ?? TLSContexts.defaultClient(),
+                                          rule: peerTLS?.certificateRule, logger: logger)
         config.assignedMemberID = identity.member
         return try BallotServer(config: config, clusterID: identity.cluster, discovered: identity.members,
                                 clientTLS: clientTLS, peerTLS: peerTLS, logger: logger)
@@ -144,7 +145,8 @@ public final class BallotServer: Sendable {
         let nodeLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.nodeLoop = nodeLoop
         let transport = PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses,
-                                      tls: dialling, logger: logger, traffic: metrics.peerTraffic, loop: nodeLoop.next())
+                                      tls: dialling, certificateRule: peerTLS?.certificateRule, logger: logger,
+                                      traffic: metrics.peerTraffic, loop: nodeLoop.next())
         self.node = Node(id: id, clusterID: clusterID, core: core, wal: wal, store: store, snapshots: snapshots, transport: transport,
                          leases: leases, members: members, metrics: metrics, config: config, loop: nodeLoop.next(), logger: logger)
     }
@@ -183,7 +185,7 @@ public final class BallotServer: Sendable {
     /// `--initial-cluster` founds (`new`), or those the members it names
     /// say (`existing`: a member joining after `member add`, as etcd's asks
     /// its peers, dialling them with `dialling`), with every member's peer URL.
-    static func identity(for config: ServerConfig, dialling tls: NIOSSLContext, logger: Logger) async throws
+    static func identity(for config: ServerConfig, dialling tls: NIOSSLContext, rule: PeerCertificateRule?, logger: Logger) async throws
         -> (cluster: UInt64, member: NodeID, members: [PeerFrame.DiscoveredMember]?) {
         if let recorded = DataDirectory.recordedClusterID(config.dataDirectory) {
             return (recorded, DataDirectory.recordedMemberID(config.dataDirectory).map { NodeID($0) } ?? config.memberID, nil)
@@ -193,7 +195,7 @@ public final class BallotServer: Sendable {
         guard !others.isEmpty else {
             throw ConfigError.invalid("--initial-cluster-state=existing: --initial-cluster names no member besides this one to join")
         }
-        let found = try await ClusterDiscovery.discover(asking: others, peerURL: config.advertisedPeer.url, tls: tls, logger: logger)
+        let found = try await ClusterDiscovery.discover(asking: others, peerURL: config.advertisedPeer.url, tls: tls, rule: rule, logger: logger)
         return (found.clusterID, found.memberID, found.members)
     }
 
@@ -270,7 +272,8 @@ public final class BallotServer: Sendable {
             GRPCServer(transport: listener.transport, services: services, interceptors: interceptors)
         }
         let peerListeners = config.listenPeer.map {
-            PeerListener(node: node, members: members, address: $0, tls: peerTLS?.server, traffic: metrics.peerTraffic)
+            PeerListener(node: node, members: members, address: $0, tls: peerTLS?.server, certificateRule: peerTLS?.certificateRule,
+                         traffic: metrics.peerTraffic)
         }
         node.start()
         logger.info("serving", metadata: [

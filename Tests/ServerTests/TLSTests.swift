@@ -87,6 +87,36 @@ import X509
         #expect(stranger.stderr.contains("alert"), "\(stranger.stdout)\n\(stranger.stderr)")
     }
 
+    /// `--peer-cert-allowed-cn`: members whose certificates carry the name
+    /// form the cluster; a dialler with another name, though its CA is
+    /// trusted, is refused once its handshake is done, before anything it
+    /// sends is read, and told so in etcd's words.
+    @Test func aPeerCertificateRuleAdmitsMembersAndRefusesOtherNames() throws {
+        let pki = try TestPKI()
+        defer { pki.remove() }
+        let peerTLS = ["--peer-cert-file", pki.file("server.crt"), "--peer-key-file", pki.file("server.key"),
+                       "--peer-trusted-ca-file", pki.file("ca.crt"), "--peer-client-cert-auth", "--peer-cert-allowed-cn", "server"]
+        let cluster = try TestCluster(extraArguments: peerTLS, peerScheme: "https")
+        defer { cluster.cleanUp() }
+        #expect(try cluster.etcdctl("put", "rule-key", "rule-value").status == 0)
+        #expect(try cluster.etcdctl("get", "rule-key", "--print-value-only", "--consistency=s", endpoints: cluster.endpoint(2)).stdout == "rule-value\n")
+
+        // `-ign_eof`: keep reading until the member closes (a refused
+        // dialler within `PeerCertificateGate.refusalReadSeconds`).
+        func dialPeer(_ name: String, untilClosed: Bool) throws -> TestCluster.Output {
+            try TestCluster.run("/usr/bin/openssl", [
+                "s_client", "-tls1_2", "-connect", "127.0.0.1:\(cluster.members[0].peerPort)", "-CAfile", pki.file("ca.crt"),
+                "-cert", pki.file("\(name).crt"), "-key", pki.file("\(name).key"),
+            ] + (untilClosed ? ["-ign_eof"] : []), input: "", timeout: 10)
+        }
+        let other = try dialPeer("client", untilClosed: true)  // signed by the trusted CA, CN=client
+        #expect(other.stdout.contains("Verify return code: 0 (ok)"), "the handshake itself succeeds: \(other.stdout)")
+        #expect(other.stdout.contains(PeerCertificateRule.refusedByPeerMessage), "\(other.stdout)")
+        let member = try dialPeer("server", untilClosed: false)
+        #expect(!member.stdout.contains(PeerCertificateRule.refusedByPeerMessage), "\(member.stdout)")
+        #expect(cluster.logs().contains(PeerCertificateRule.refusalMessage))
+    }
+
     @Test func selfSignedCertificatesAreReusedUntilNearTheirEnd() throws {
         let directory = NSTemporaryDirectory() + "ballot-cert-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -1,7 +1,7 @@
 /// Every flag of etcd 3.4 (`etcd --help`, in its order), with what Ballot
 /// does with each.
 extension EtcdFlag {
-    static let noCertificateRules = "certificate revocation lists, cipher suite lists and allowed names are not implemented yet; leave this flag unset (the certificate's chain is still verified against --trusted-ca-file / --peer-trusted-ca-file)"
+    static let noCertificateRules = "certificate revocation lists, cipher suite lists and client allowed hostnames are not implemented yet; leave this flag unset (the certificate's chain is still verified against --trusted-ca-file / --peer-trusted-ca-file)"
     static let noV2 = "Ballot serves etcd's v3 API only (etcd 3.4 has v2 off by default too); move v2 clients to v3"
     static let noProxy = "Ballot has no v2 proxy mode; point clients at the members' client URLs"
     static let noDiscovery = "discovery is not supported; list the members with --initial-cluster"
@@ -57,8 +57,8 @@ extension EtcdFlag {
         EtcdFlag("peer-key-file", .string, "", .used, "Path to the peer server TLS key file."),
         EtcdFlag("peer-client-cert-auth", .bool, "false", .used, "Enable peer client cert authentication."),
         EtcdFlag("peer-trusted-ca-file", .string, "", .used, "Path to the peer server TLS trusted CA file."),
-        EtcdFlag("peer-cert-allowed-cn", .string, "", .refused(noCertificateRules), "Required CN for client certs connecting to the peer endpoint."),
-        EtcdFlag("peer-cert-allowed-hostname", .string, "", .refused(noCertificateRules), "Allowed TLS hostname for inter peer authentication."),
+        EtcdFlag("peer-cert-allowed-cn", .string, "", .used, "Required CN for client certs connecting to the peer endpoint."),
+        EtcdFlag("peer-cert-allowed-hostname", .string, "", .used, "Allowed TLS hostname for inter peer authentication."),
         EtcdFlag("peer-auto-tls", .bool, "false", .used, "Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided."),
         EtcdFlag("peer-crl-file", .string, "", .refused(noCertificateRules), "Path to the peer certificate revocation list file."),
         EtcdFlag("cipher-suites", .string, "", .refused(noCertificateRules), "Comma-separated list of supported TLS cipher suites between client/server and peers."),

@@ -75,6 +75,10 @@ extension ServerConfig {
         settings.trustedCAFile = flags.string(prefix + "trusted-ca-file")
         settings.clientCertAuth = flags.bool(prefix + "client-cert-auth")
         settings.autoTLS = flags.bool(prefix + "auto-tls")
+        if prefix == "peer-" {
+            settings.allowedCN = flags.string("peer-cert-allowed-cn")
+            settings.allowedHostname = flags.string("peer-cert-allowed-hostname")
+        }
         return settings
     }
 

@@ -176,6 +176,7 @@ public struct ServerConfig: Sendable {
             throw .invalid("--\(flagPrefix)cert-file and --\(flagPrefix)key-file: KeyFile and CertFile must both be present[key: \(settings.keyFile), cert: \(settings.certFile)]")
         }
         if let secure = urls.first(where: \.secure), settings.isEmpty { throw .invalid(missing(secure)) }
+        _ = try PeerCertificateRule.from(allowedCN: settings.allowedCN, allowedHostname: settings.allowedHostname)
     }
 
     /// A member's ID, as etcd derives a founding member's: the first 8

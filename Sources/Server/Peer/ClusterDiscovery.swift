@@ -23,7 +23,7 @@ enum ClusterDiscovery {
         var members: [PeerFrame.DiscoveredMember]
     }
 
-    static func discover(asking peers: [HostPort], peerURL: String, tls: NIOSSLContext, logger: Logger,
+    static func discover(asking peers: [HostPort], peerURL: String, tls: NIOSSLContext, rule: PeerCertificateRule?, logger: Logger,
                          timeoutSeconds: Double = timeoutSecondsDefault) async throws -> Discovery {
         precondition(!peers.isEmpty, "a joining member names at least one other member")
         let deadline = ContinuousClock.now + .seconds(timeoutSeconds)
@@ -32,7 +32,7 @@ enum ClusterDiscovery {
             answers = []
             for peer in peers {
                 do {
-                    let connection = try await PeerTransport.dial(peer, tls: tls)
+                    let connection = try await PeerTransport.dial(peer, tls: tls, rule: rule, logger: logger)
                     let answer: PeerFrame? = try await connection.executeThenClose { inbound, outbound in
                         try await outbound.write(.discover(version: PeerFrame.protocolVersion, peerURL: peerURL))
                         var frames = inbound.makeAsyncIterator()

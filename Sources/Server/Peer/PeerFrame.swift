@@ -61,6 +61,8 @@ enum PeerRefusal: UInt8, Sendable {
     case wrongVersion = 3
     /// The connection did not start with a hello.
     case noHello = 4
+    /// The dialler's certificate fails the listener's `PeerCertificateRule`.
+    case badCertificate = 5
 }
 
 /// What a follower asks its leader, and the leader's probe.

@@ -118,15 +118,23 @@ final class PeerLink: @unchecked Sendable {
             // connection that worked and then broke redials at once, not after
             // the backoff that earlier failures built up.
             let delivered = WakeFlag()
+            // A refusal backs off even when the connection took frames:
+            // they were queued, not delivered.
+            var refused = false
             do {
                 let connection = try await dial(address)
                 try await serve(connection, hello: hello, delivered: delivered, traffic: traffic)
             } catch let refusal as PeerRefused {
+                refused = true
                 if refusal.reason == .removed { onRemoved() }
                 if refusal.message != lastRefusal {
                     logger.warning("a peer refused this member", metadata: ["peer": "\(id)", "address": "\(address)", "reason": "\(refusal.message)"])
                     lastRefusal = refusal.message
                 }
+            } catch let refusal as PeerCertificateRefused {
+                // This member's rule refused the peer's certificate (the gate logged it).
+                refused = true
+                lastRefusal = "\(refusal)"
             } catch let failure as NIOSSLError {
                 // A certificate the peer does not accept, or one this member
                 // cannot verify: say so once, not on every redial.
@@ -139,7 +147,7 @@ final class PeerLink: @unchecked Sendable {
                     logger.info("peer connection broke; redialling", metadata: ["peer": "\(id)", "address": "\(address)", "error": "\(error)"])
                 }
             }
-            if delivered.isRaised { backoff = PeerTransport.backoffInitialSeconds }
+            if delivered.isRaised && !refused { backoff = PeerTransport.backoffInitialSeconds }
             if stopped.isRaised { break }
             try? await Task.sleep(for: .seconds(backoff))
             backoff = min(PeerTransport.backoffMaxSeconds, backoff * 2)

@@ -26,10 +26,14 @@ final class PeerListener: Sendable {
 
     /// The peer server's TLS, for an `https` address.
     let tls: NIOSSLContext?
+    /// What a connecting peer's certificate must also meet (`--peer-cert-allowed-*`).
+    let certificateRule: PeerCertificateRule?
 
-    init(node: Node, members: MemberDirectory, address: HostPort, tls: NIOSSLContext?, traffic: PeerTraffic = PeerTraffic()) {
+    init(node: Node, members: MemberDirectory, address: HostPort, tls: NIOSSLContext?, certificateRule: PeerCertificateRule? = nil,
+         traffic: PeerTraffic = PeerTraffic()) {
         precondition(!address.secure || tls != nil, "an https peer URL needs a TLS context (ServerConfig.validated checks)")
         self.tls = tls
+        self.certificateRule = certificateRule
         self.node = node
         self.members = members
         self.address = address
@@ -45,9 +49,12 @@ final class PeerListener: Sendable {
     /// Serve until the task is cancelled.
     func run() async throws {
         let tls = address.secure ? tls : nil
+        let (rule, logger) = (certificateRule, logger)
         let initializer: @Sendable (any Channel) -> EventLoopFuture<PeerFrame.Connection> = { channel in
             channel.eventLoop.makeCompletedFuture {
-                if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                guard let tls else { return }
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                if let rule { try channel.pipeline.syncOperations.addHandler(PeerCertificateGate(rule: rule, side: .listener, logger: logger)) }
             }.flatMap { PeerFrame.wrapAccepted(channel, tap: self.messageTap()) }
         }
         // Connections on the node's event loop: their frames are stepped
@@ -88,6 +95,12 @@ final class PeerListener: Sendable {
                     let first = try await frames.next()
                     if case .discover(let version, let peerURL)? = first {
                         try await outbound.write(discoveryAnswer(version: version, peerURL: peerURL))
+                        return
+                    }
+                    if case .refused(_, let message)? = first {
+                        // The dialler's rule refused this member's certificate
+                        // (`PeerCertificateGate`): etcd logs the alert it got.
+                        logger.warning("a peer refused this member's certificate", metadata: ["remote": "\(remote)", "error": "\(message)"])
                         return
                     }
                     guard case .hello(let version, let clusterID, let from)? = first else {

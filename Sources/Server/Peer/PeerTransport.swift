@@ -43,15 +43,18 @@ final class PeerTransport: @unchecked Sendable {
     /// How this member dials a peer whose URL is `https`: presenting its
     /// peer certificate, and checking the peer's unless it is auto-TLS.
     let tls: NIOSSLContext
+    /// What a peer's server certificate must also meet (`--peer-cert-allowed-*`).
+    let certificateRule: PeerCertificateRule?
     /// The event loop the links' connections live on: the node's, so that
     /// what the node sends is written without a thread hand-off.
     let loop: any EventLoop
 
-    init(selfID: NodeID, clusterID: UInt64, peers: [NodeID: HostPort], tls: NIOSSLContext, logger: Logger,
-         traffic: PeerTraffic = PeerTraffic(), loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()) {
+    init(selfID: NodeID, clusterID: UInt64, peers: [NodeID: HostPort], tls: NIOSSLContext, certificateRule: PeerCertificateRule? = nil,
+         logger: Logger, traffic: PeerTraffic = PeerTraffic(), loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()) {
         self.traffic = traffic
         self.loop = loop
         self.tls = tls
+        self.certificateRule = certificateRule
         self.selfID = selfID
         self.clusterID = clusterID
         self.logger = logger
@@ -101,11 +104,13 @@ final class PeerTransport: @unchecked Sendable {
 
     /// A connection to `address`, in TLS if its URL is `https`.
     @Sendable func dial(_ address: HostPort) async throws -> PeerFrame.Connection {
-        try await Self.dial(address, tls: tls, on: loop)
+        try await Self.dial(address, tls: tls, rule: certificateRule, logger: logger, on: loop)
     }
 
-    /// A connection to `address` on `loop` (the node's, for its links).
-    static func dial(_ address: HostPort, tls context: NIOSSLContext,
+    /// A connection to `address` on `loop` (the node's, for its links);
+    /// under TLS, refused (`PeerCertificateRefused`) unless the peer's
+    /// certificate meets `rule`.
+    static func dial(_ address: HostPort, tls context: NIOSSLContext, rule: PeerCertificateRule?, logger: Logger,
                      on loop: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> PeerFrame.Connection {
         let tls = address.secure ? context : nil
         let initializer: @Sendable (any Channel) -> EventLoopFuture<PeerFrame.Connection> = { channel in
@@ -115,6 +120,7 @@ final class PeerTransport: @unchecked Sendable {
                 // as SNI); an address is checked against the IP the
                 // connection reached.
                 try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: address.serverHostname))
+                if let rule { try channel.pipeline.syncOperations.addHandler(PeerCertificateGate(rule: rule, side: .dialler, logger: logger)) }
             }.flatMap { PeerFrame.wrapDialled(channel) }
         }
         let bootstrap = ClientBootstrap(group: loop).connectTimeout(.seconds(connectTimeoutSeconds))

@@ -6,6 +6,8 @@ import NIOSSL
 struct TLSContexts: Sendable {
     let server: NIOSSLContext
     let client: NIOSSLContext
+    /// Peers: what the other side's certificate must also meet, both ways.
+    var certificateRule: PeerCertificateRule?
 
     /// The certificate `settings` name, or the self-signed one `generated`
     /// when only auto-TLS was asked for.
@@ -43,7 +45,8 @@ struct TLSContexts: Sendable {
         client.privateKey = key
         if !settings.trustedCAFile.isEmpty { client.trustRoots = .file(settings.trustedCAFile) }
         client.certificateVerification = identity.selfSigned ? .none : .fullVerification
-        return TLSContexts(server: try NIOSSLContext(configuration: server), client: try NIOSSLContext(configuration: client))
+        return TLSContexts(server: try NIOSSLContext(configuration: server), client: try NIOSSLContext(configuration: client),
+                           certificateRule: try PeerCertificateRule.from(allowedCN: settings.allowedCN, allowedHostname: settings.allowedHostname))
     }
 
     /// What a member without peer TLS settings dials an `https` peer with:

@@ -15,6 +15,11 @@ public struct TLSSettings: Sendable, Equatable {
     /// encrypted but authenticate no one: peers dialling such a member skip
     /// verification, as etcd's do.
     public var autoTLS = false
+    /// Peers only (etcd's `--peer-cert-allowed-cn`, `--peer-cert-allowed-hostname`):
+    /// the common name, or the host name, every peer certificate must carry
+    /// (`PeerCertificateRule`); at most one of them.
+    public var allowedCN = ""
+    public var allowedHostname = ""
 
     public init() {}
 
