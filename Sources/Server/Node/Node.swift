@@ -534,6 +534,11 @@ public final class Node: @unchecked Sendable {
             start += chunk.count
             do throws(ProposeError) {
                 try core.propose(chunk.map(\.command))
+            } catch .notLeader {
+                // Never appended: this member stopped leading between the
+                // request's arrival and this turn. It goes to the leader
+                // there is now, as a request that arrives without one waits.
+                for item in chunk { reroute(item.id, item.command, refusedIn: core.term) }
             } catch {
                 let failure: EtcdError = switch error {
                 case .notLeader, .transferInProgress: .noLeader
@@ -714,6 +719,41 @@ public final class Node: @unchecked Sendable {
         status.voters = core.membership.voters.union(core.membership.outgoingVoters)
         status.learners = core.membership.learners
         return status
+    }
+
+    /// A proposal the core refused because this member no longer leads
+    /// (`ProposeError.notLeader`: nothing was appended) goes where the
+    /// leader is now, or waits for one, up to the request's deadline; its
+    /// caller gets that leader's answer. Without this, a write that raced a
+    /// leader change failed with "no leader" though no leader was missing
+    /// for long (seen under load: 300 concurrent puts across an election).
+    private func reroute(_ requestID: UInt64, _ bytes: [UInt8], refusedIn term: Term) {
+        condition.lock()
+        let pending = proposals.removeValue(forKey: requestID)
+        condition.unlock()
+        guard let pending else { return }
+        Task { [self] in
+            do {
+                let command = try Ballotpb_Command(serializedBytes: bytes)
+                // The status this member published may still name it the
+                // leader of the term it just lost: wait for the next.
+                while true {
+                    let now = status
+                    if let leader = now.leader, leader != id || now.term > term { break }
+                    if Date() >= pending.deadline { throw EtcdError.noLeader }
+                    try await Task.sleep(for: .seconds(Self.leaderPollSeconds))
+                }
+                let leader = status.leader ?? id
+                let remaining = max(0.001, pending.deadline.timeIntervalSinceNow)
+                let result = leader == id
+                    ? try await proposeLocally(command)
+                    : try await transport.forward(command, to: leader, timeout: remaining)
+                pending.resume(.success(result))
+            } catch {
+                metrics.proposalsFailed.increment()
+                pending.resume(.failure(error))
+            }
+        }
     }
 
     private func finishProposal(_ requestID: UInt64, _ result: Result<Ballotpb_CommandResult, any Error>) {
