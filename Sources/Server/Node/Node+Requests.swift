@@ -39,11 +39,13 @@ extension Node {
         try await waitApplied(index)
     }
 
-    /// The current leader, waiting up to the request timeout for one.
-    func awaitLeader() async throws -> NodeID {
-        let deadline = Date().addingTimeInterval(requestTimeout)
+    /// The current leader, waiting until `deadline` (the request timeout
+    /// from now) for one whose status `acceptable` takes.
+    func awaitLeader(until deadline: Date? = nil, where acceptable: (Status) -> Bool = { _ in true }) async throws -> NodeID {
+        let deadline = deadline ?? Date().addingTimeInterval(requestTimeout)
         while true {
-            if let leader = status.leader { return leader }
+            let now = status
+            if let leader = now.leader, acceptable(now) { return leader }
             if Date() >= deadline { throw EtcdError.noLeader }
             try await Task.sleep(for: .seconds(Self.leaderPollSeconds))
         }

@@ -737,13 +737,7 @@ public final class Node: @unchecked Sendable {
                 let command = try Ballotpb_Command(serializedBytes: bytes)
                 // The status this member published may still name it the
                 // leader of the term it just lost: wait for the next.
-                while true {
-                    let now = status
-                    if let leader = now.leader, leader != id || now.term > term { break }
-                    if Date() >= pending.deadline { throw EtcdError.noLeader }
-                    try await Task.sleep(for: .seconds(Self.leaderPollSeconds))
-                }
-                let leader = status.leader ?? id
+                let leader = try await awaitLeader(until: pending.deadline) { $0.leader != id || $0.term > term }
                 let remaining = max(0.001, pending.deadline.timeIntervalSinceNow)
                 let result = leader == id
                     ? try await proposeLocally(command)

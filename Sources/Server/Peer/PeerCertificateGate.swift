@@ -130,17 +130,14 @@ final class PeerCertificateGate: ChannelDuplexHandler, @unchecked Sendable {
     /// The other side's refused frame, if it sent one: logged, then close.
     private func readOtherSidesRefusal(context: ChannelHandlerContext) {
         guard var bytes = unread else { return }
-        guard bytes.readableBytes <= Self.refusalReadBytesMax else {
-            context.close(promise: nil)
-            return
+        let first: PeerFrame?
+        do {
+            first = try PeerFrameDecoder.frame(from: &bytes, limit: Self.refusalReadBytesMax)
+            if first == nil && bytes.readableBytes <= Self.refusalReadBytesMax { return }  // more to come
+        } catch {
+            first = nil  // too large or malformed: not a refusal
         }
-        guard let length = bytes.readInteger(as: UInt32.self) else { return }
-        guard Int(length) <= Self.refusalReadBytesMax else {
-            context.close(promise: nil)
-            return
-        }
-        guard var body = bytes.readSlice(length: Int(length)) else { return }
-        if case .refused(_, let message)? = try? PeerFrame(body: &body) {
+        if case .refused(_, let message)? = first {
             logger.warning("a peer refused this member's certificate", metadata: [
                 "remote": "\(remote(context))", "side": "\(side)", "error": "\(message)",
             ])

@@ -236,15 +236,21 @@ struct PeerFrameDecoder: ByteToMessageDecoder {
     }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
-        guard Int(length) <= limit else { throw PeerFrameError.tooLarge(bytes: Int(length)) }
-        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
-        buffer.moveReaderIndex(forwardBy: 4)
-        var body = buffer.readSlice(length: Int(length))!
-        let frame = try PeerFrame(body: &body)
+        guard let frame = try Self.frame(from: &buffer, limit: limit) else { return .needMoreData }
         limit = PeerFrame.bytesMax
         context.fireChannelRead(wrapInboundOut(frame))
         return .continue
+    }
+
+    /// The next whole frame in `buffer` (consumed), nil until all of it
+    /// arrived; a length past `limit` throws before anything is buffered.
+    static func frame(from buffer: inout ByteBuffer, limit: Int) throws -> PeerFrame? {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return nil }
+        guard Int(length) <= limit else { throw PeerFrameError.tooLarge(bytes: Int(length)) }
+        guard buffer.readableBytes >= 4 + Int(length) else { return nil }
+        buffer.moveReaderIndex(forwardBy: 4)
+        var body = buffer.readSlice(length: Int(length))!
+        return try PeerFrame(body: &body)
     }
 
     mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
