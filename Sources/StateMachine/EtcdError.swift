@@ -112,7 +112,7 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
         case .txnTooDeep: .invalid("etcdserver: " + error.description)
         case .leaseNotFound: .leaseNotFound
         case .leaseExists: .leaseExists
-        case .lmdb, .io, .corrupt, .wrongDataDirectory: .internal(error.description)
+        case .lmdb, .io, .corrupt, .wrongDataDirectory, .olderLayout: .internal(error.description)
         }
     }
 

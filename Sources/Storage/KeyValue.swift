@@ -65,6 +65,12 @@ public struct RangeRequest: Sendable, Equatable {
         return candidate.lexicographicallyPrecedes(rangeEnd)
     }
 
+    /// Whether a match may be dropped for its revisions (etcd's min/max
+    /// mod and create revision filters), which the key index cannot tell.
+    var filtersRevisions: Bool {
+        minModRevision != nil || maxModRevision != nil || minCreateRevision != nil || maxCreateRevision != nil
+    }
+
     /// True once keys at or past `candidate` can no longer match.
     func isPastEnd(_ candidate: [UInt8]) -> Bool {
         if rangeEnd.isEmpty { return key.lexicographicallyPrecedes(candidate) }

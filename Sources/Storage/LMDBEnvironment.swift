@@ -102,29 +102,13 @@ final class LMDBEnvironment: @unchecked Sendable {
     /// The outer write transaction of a batch, while one is open.
     private var batchTransaction: OpaquePointer?
 
-    /// Run `body` with every write inside one outer transaction, committed
-    /// (and synced) once at the end: many small writes, one fsync. Each
-    /// `write` inside runs as a child transaction, so one that throws rolls
-    /// back alone; every `read` inside sees the batch so far. Only the
-    /// thread that opened the batch may use the environment until it ends.
-    func batch<T>(_ body: () throws(StorageError) -> T) throws(StorageError) -> T {
-        try openBatch()
-        do {
-            let result = try body()
-            try commitBatch()
-            return result
-        } catch {
-            abortBatch()
-            throw error
-        }
-    }
-
     /// Whether a batch is open (`openBatch` to `commitBatch`).
     var batchIsOpen: Bool { batchTransaction != nil }
 
-    /// Begin a batch that stays open across calls until `commitBatch` (or
-    /// `abortBatch`), on this thread: what `batch` does around one closure,
-    /// for a writer that commits on its own schedule. LMDB's writer lock is
+    /// Begin a batch: one outer write transaction, open across calls until
+    /// `commitBatch` (or `abortBatch`), on this thread. Each `write` inside
+    /// runs as a child transaction, so one that throws rolls back alone;
+    /// every `read` inside sees the batch so far. LMDB's writer lock is
     /// held meanwhile, so other writers (a checkpoint's pin) wait for it.
     func openBatch() throws(StorageError) {
         precondition(batchTransaction == nil, "batches do not nest")

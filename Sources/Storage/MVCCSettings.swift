@@ -20,7 +20,8 @@ public struct MVCCSettings: Sendable, Equatable {
     public var quotaBytes = quotaBytesDefault
 
     public static let compactionBatchKeysDefault = 1_000
-    /// Keys compacted per LMDB transaction, so a big compaction does not stall writes.
+    /// Versions examined per LMDB transaction of a compaction (etcd's
+    /// --experimental-compaction-batch-limit), so a big compaction does not stall writes.
     public var compactionBatchKeys = compactionBatchKeysDefault
 
     public static let requestBytesMaxDefault = 3 << 19

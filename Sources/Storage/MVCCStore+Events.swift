@@ -25,21 +25,15 @@ extension MVCCStore {
         if from <= compactedRevision && from > 0 && compactedRevision > 0 {
             throw .compacted(requested: from, compacted: compactedRevision)
         }
-        let path = environment.path
+        let file = directory + "/data.mdb"
         return try environment.read { txn throws(StorageError) in
             var events: [WatchEvent] = []
-            try txn.scan(revisionsDB, from: KeyEncoding.revision(main: max(from, 1), sub: 0)) { _, composite throws(StorageError) in
-                guard let version = KeyEncoding.parse(composite) else {
-                    throw .corrupt(path: path, detail: "undecodable revision index entry")
-                }
-                // A short slot names its key: skip keys out of range unread.
-                if case .short(let key) = version.kind, !range.contains(key) { return true }
-                guard let bytes = try txn.get(keysDB, composite), let record = KeyEncoding.decode(composite: composite, record: bytes) else {
-                    throw .corrupt(path: path, detail: "revision index names a missing version at revision \(version.main)")
+            try txn.scan(revisionsDB, from: KeyEncoding.revision(main: max(from, 1), sub: 0)) { revision, bytes throws(StorageError) in
+                guard let record = KeyEncoding.decode(revision: revision, record: bytes) else {
+                    throw .corrupt(path: file, detail: "a version record fails its checksum")
                 }
                 guard range.contains(record.key) else { return true }
-                let kv = record.keyValue
-                events.append(WatchEvent(kind: record.tombstone ? .delete : .put, kv: kv))
+                events.append(WatchEvent(kind: record.tombstone ? .delete : .put, kv: record.keyValue))
                 return events.count < limit
             }
             return events
@@ -54,17 +48,14 @@ extension MVCCStore {
         let at = revision ?? currentRevision
         if at < compactedRevision { throw .compacted(requested: at, compacted: compactedRevision) }
         if at > currentRevision { throw .futureRevision(requested: at, current: currentRevision) }
-        let path = environment.path
+        // Every version at or before `at`, in revision order (etcd hashes
+        // its key bucket, also keyed by revision, in that order).
         let hash = try environment.read { txn throws(StorageError) -> UInt32 in
             var crc: UInt32 = 0
-            try txn.scan(keysDB, from: []) { composite, record throws(StorageError) in
-                guard let version = KeyEncoding.parse(composite) else {
-                    throw .corrupt(path: path, detail: "undecodable version key")
-                }
-                if version.main <= at {
-                    crc = CRC32C.checksum(composite, seed: crc)
-                    crc = CRC32C.checksum(record, seed: crc)
-                }
+            try txn.scan(revisionsDB, from: []) { revision, record throws(StorageError) in
+                guard KeyEncoding.int64(revision, at: 0) <= at else { return false }
+                crc = CRC32C.checksum(revision, seed: crc)
+                crc = CRC32C.checksum(record, seed: crc)
                 return true
             }
             return crc

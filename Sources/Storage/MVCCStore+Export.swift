@@ -27,15 +27,13 @@ extension MVCCStore {
     /// go on. Call it from a thread that is not applying.
     public func export(_ visit: (ExportedVersion) throws(StorageError) -> Void) throws(StorageError) -> StoreExport {
         let path = environment.path
-        let (keysDB, revisionsDB, metaDB) = (self.keysDB, self.revisionsDB, self.metaDB)
+        let (revisionsDB, metaDB) = (self.revisionsDB, self.metaDB)
         return try environment.readIsolated { txn throws(StorageError) -> StoreExport in
-            try txn.scan(revisionsDB, from: []) { _, composite throws(StorageError) in
-                guard let version = KeyEncoding.parse(composite), let bytes = try txn.get(keysDB, composite),
-                      let record = KeyEncoding.decode(composite: composite, record: bytes)
-                else {
-                    throw .corrupt(path: path, detail: "the revision index names a version that is missing or damaged")
+            try txn.scan(revisionsDB, from: []) { revision, bytes throws(StorageError) in
+                guard let record = KeyEncoding.decode(revision: revision, record: bytes) else {
+                    throw .corrupt(path: path, detail: "a version record fails its checksum")
                 }
-                try visit(ExportedVersion(main: version.main, sub: version.sub, tombstone: record.tombstone, kv: record.keyValue))
+                try visit(ExportedVersion(main: record.modRevision, sub: record.sub, tombstone: record.tombstone, kv: record.keyValue))
                 return true
             }
             return StoreExport(

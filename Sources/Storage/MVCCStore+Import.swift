@@ -15,20 +15,18 @@ extension MVCCStore {
             throw .corrupt(path: directory, detail: "an imported version at revision \(first.main) is not after the store's \(currentRevision)")
         }
         var last = (main: Int64.min, sub: Int64.min)
-        let newest = try environment.write { txn throws(StorageError) -> Int64 in
+        let newest = try writeVersions { txn throws(StorageError) -> Int64 in
             for version in versions {
                 guard (version.main, version.sub) > last, version.main >= Self.firstRevision, version.sub >= 0 else {
                     throw .corrupt(path: directory, detail: "imported versions out of revision order at \(version.main)_\(version.sub)")
                 }
                 last = (version.main, version.sub)
                 try checkKey(version.kv.key)
-                try write(txn, version.kv.key, main: version.main, sub: version.sub) { composite in
-                    KeyEncoding.record(
-                        key: version.kv.key, composite: composite, tombstone: version.tombstone,
-                        createRevision: version.tombstone ? 0 : version.kv.createRevision,
-                        version: version.tombstone ? 0 : version.kv.version,
-                        lease: version.tombstone ? 0 : version.kv.lease, value: version.tombstone ? [] : version.kv.value)
-                }
+                try write(
+                    txn, version.kv.key, main: version.main, sub: version.sub, tombstone: version.tombstone,
+                    createRevision: version.tombstone ? 0 : version.kv.createRevision,
+                    version: version.tombstone ? 0 : version.kv.version,
+                    lease: version.tombstone ? 0 : version.kv.lease, value: version.tombstone ? [] : version.kv.value)
             }
             try txn.put(metaDB, Self.currentKey, KeyEncoding.bigEndian(last.main))
             return last.main

@@ -34,8 +34,8 @@ extension MVCCStore {
     public func revokeLease(_ id: Int64, index: LogIndex? = nil) throws(StorageError) -> [KeyValue] {
         if try lease(id) == nil { throw .leaseNotFound }
         let main = currentRevision + 1
-        let (revision, deleted) = try environment.write { txn throws(StorageError) -> (Int64, [KeyValue]) in
-            let attached = try liveKeys(txn, RangeRequest(key: [0], rangeEnd: [0]), atOrBefore: main, environment.path)
+        let (revision, deleted) = try writeVersions { txn throws(StorageError) -> (Int64, [KeyValue]) in
+            let attached = try liveKeys(txn, RangeRequest(key: [0], rangeEnd: [0]), atOrBefore: main)
                 .filter { $0.lease == id }
             var sub: Int64 = 0
             var deleted: [KeyValue] = []
@@ -86,7 +86,7 @@ extension MVCCStore {
     public func keys(attachedTo id: Int64) throws(StorageError) -> [[UInt8]] {
         let main = currentRevision
         return try environment.read { txn throws(StorageError) in
-            try liveKeys(txn, RangeRequest(key: [0], rangeEnd: [0]), atOrBefore: main, environment.path)
+            try liveKeys(txn, RangeRequest(key: [0], rangeEnd: [0]), atOrBefore: main)
                 .filter { $0.lease == id }.map(\.key)
         }
     }

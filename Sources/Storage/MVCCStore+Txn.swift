@@ -13,10 +13,9 @@ extension MVCCStore {
         if bytes > settings.requestBytesMax { throw .requestTooLarge(bytes: bytes, limit: settings.requestBytesMax) }
         if Self.containsPut(request) { try checkSpace() }
         let main = currentRevision + 1
-        let path = environment.path
-        let result = try environment.write(inPlace: Self.refusesOnlyBeforeWriting(request)) { txn throws(StorageError) -> TxnResponse in
+        let result = try writeVersions(inPlace: Self.refusesOnlyBeforeWriting(request)) { txn throws(StorageError) -> TxnResponse in
             var sub: Int64 = 0
-            let path_ = try decide(request, txn, atOrBefore: main - 1, path)
+            let path_ = try decide(request, txn, atOrBefore: main - 1)
             var cursor = 0
             let (succeeded, responses) = try execute(request, txn, main: main, sub: &sub, path: path_, cursor: &cursor)
             let revision = sub > 0 ? main : main - 1
@@ -89,7 +88,7 @@ extension MVCCStore {
 
     /// The outcome of every comparison in the tree, in execution order,
     /// decided before anything is written.
-    func decide(_ request: TxnRequest, _ txn: LMDBTransaction, atOrBefore main: Int64, _ path: String) throws(StorageError) -> [Bool] {
+    func decide(_ request: TxnRequest, _ txn: LMDBTransaction, atOrBefore main: Int64) throws(StorageError) -> [Bool] {
         var outcomes: [Bool] = []
         var stack: [TxnRequest] = [request]
         // Pre-order walk of the taken branches, iteratively.
@@ -97,7 +96,7 @@ extension MVCCStore {
             var holds = true
             for comparison in next.compare where holds {
                 let request = RangeRequest(key: comparison.key, rangeEnd: comparison.rangeEnd)
-                let matches = try liveKeys(txn, request, atOrBefore: main, path)
+                let matches = try liveKeys(txn, request, atOrBefore: main)
                 if comparison.rangeEnd.isEmpty {
                     holds = comparison.holds(for: matches.first)
                 } else {
@@ -129,7 +128,7 @@ extension MVCCStore {
                 let at = r.revision ?? view
                 if at < compactedRevision { throw .compacted(requested: at, compacted: compactedRevision) }
                 if at > view { throw .futureRevision(requested: at, current: view) }
-                responses.append(.range(shape(r, try liveKeys(txn, r, atOrBefore: at, environment.path), revision: 0)))
+                responses.append(.range(shape(r, try liveKeys(txn, r, atOrBefore: at), revision: 0)))
             case .txn(let nested):
                 let (ok, inner) = try execute(nested, txn, main: main, sub: &sub, path: outcomes, cursor: &cursor)
                 responses.append(.txn(TxnResponse(succeeded: ok, responses: inner, revision: 0)))

@@ -12,16 +12,24 @@ import Glibc
 /// as the batch, so after a crash the store is either before or after the
 /// whole entry: never applied twice, never skipped.
 ///
-/// Layout: `keys` maps escaped user key + revision to a version record;
-/// `revisions` maps revision to the composite key (the event feed, in
-/// revision order); `meta` holds the current and compacted revisions and
-/// the applied consensus index.
+/// Layout, etcd's: `revisions` maps each revision to the version it wrote
+/// (key, value, create revision, version, lease; see `KeyEncoding`), so a
+/// commit's records append; `meta` holds the current and compacted
+/// revisions, the applied consensus index, leases and members. Which
+/// revisions hold a key is `index`'s business, in memory, rebuilt from the
+/// records at open (etcd's treeIndex).
 public final class MVCCStore: @unchecked Sendable {
     public let settings: MVCCSettings
     var environment: LMDBEnvironment
-    var keysDB: MDB_dbi
     var revisionsDB: MDB_dbi
     var metaDB: MDB_dbi
+    /// Every key's versions, in key order.
+    var index = KeyIndex()
+    /// The index changes of writes not yet committed, oldest first: a write
+    /// that throws, or a batch aborted, takes its changes back from here.
+    var indexUndo: [(key: [UInt8], version: IndexedVersion)] = []
+    /// The counters when the open batch began, restored if it aborts.
+    private var batchStart: (revision: Int64, applied: LogIndex)?
     public let directory: String
     /// Raised when the database reached its quota; persisted, cleared by `disarmNoSpace()`.
     public internal(set) var noSpaceAlarm = false
@@ -37,6 +45,11 @@ public final class MVCCStore: @unchecked Sendable {
     static let compactedKey = Array("compacted_revision".utf8)
     static let appliedKey = Array("applied_index".utf8)
     static let alarmKey = Array("alarm_nospace".utf8)
+    /// Which layout the store's file holds; absent in stores of layout 1
+    /// (versions under their keys in a `keys` database), which this code
+    /// refuses (`StorageError.olderLayout`).
+    static let layoutKey = Array("layout".utf8)
+    static let layout: UInt8 = 2
 
     /// Opens (or creates) the store in `directory`, which must exist.
     public init(directory: String, settings: MVCCSettings = MVCCSettings()) throws(StorageError) {
@@ -44,7 +57,7 @@ public final class MVCCStore: @unchecked Sendable {
         precondition(MVCCSettings.checkpointIntervalRange.contains(settings.checkpointInterval), "checkpoint interval out of range")
         self.settings = settings
         self.directory = directory
-        (environment, keysDB, revisionsDB, metaDB) = try Self.openEnvironment(directory, settings)
+        (environment, revisionsDB, metaDB) = try Self.openEnvironment(directory, settings)
         try loadState(verifying: settings.verifyOnOpen)
         if settings.keepsPowerCutImage { try sync() }
     }
@@ -53,30 +66,70 @@ public final class MVCCStore: @unchecked Sendable {
     /// the store afterwards is a bug.
     public func close() { environment.close() }
 
-    /// Read the counters the meta database holds, finishing an interrupted
-    /// compaction first; at open and after the file was replaced. With
-    /// `verifying`, check every record's checksum first.
+    /// Read the counters the meta database holds and rebuild the key index
+    /// from the records, finishing an interrupted compaction; at open and
+    /// after the file was replaced. With `verifying`, check every record's
+    /// checksum on the way.
     private func loadState(verifying: Bool) throws(StorageError) {
+        try checkLayout()
         let (current, compacted, applied) = try environment.read { txn throws(StorageError) in
             (try Self.readInt(txn, metaDB, Self.currentKey, directory),
              try Self.readInt(txn, metaDB, Self.compactedKey, directory),
              try Self.readInt(txn, metaDB, Self.appliedKey, directory))
         }
-        noSpaceAlarm = try environment.read { txn throws(StorageError) in try txn.get(metaDB, Self.alarmKey) != nil }
-        if verifying { try verifyAll() }
-        compactionCursor = nil
-        if try environment.read({ txn throws(StorageError) in try txn.get(metaDB, Self.compactionPendingKey) != nil }) {
-            // A compaction was cut short by a crash: finish it.
-            compactionCursor = []
-            while try compactionStep() {}
+        guard compacted <= current else {
+            throw .corrupt(path: directory, detail: "compacted revision \(compacted) is past current revision \(current)")
         }
+        noSpaceAlarm = try environment.read { txn throws(StorageError) in try txn.get(metaDB, Self.alarmKey) != nil }
         // etcd's history starts at revision 1: a fresh store is there, and
         // its first write makes revision 2.
         currentRevision = max(current, Self.firstRevision)
         compactedRevision = compacted
         appliedIndex = LogIndex(UInt64(applied))
-        guard compacted <= current else {
-            throw .corrupt(path: directory, detail: "compacted revision \(compacted) is past current revision \(current)")
+        indexUndo = []
+        index = try rebuildIndex(checking: verifying)
+        compactionCursor = nil
+        if try environment.read({ txn throws(StorageError) in try txn.get(metaDB, Self.compactionPendingKey) != nil }) {
+            // A compaction was cut short by a crash: finish it.
+            index.compact(to: compacted)
+            compactionCursor = []
+            while try compactionStep() {}
+        }
+    }
+
+    /// Refuse a file of another layout; mark a new one as this layout's.
+    private func checkLayout() throws(StorageError) {
+        let path = directory + "/data.mdb"
+        let (marked, current, consensus) = try environment.read { txn throws(StorageError) in
+            (try txn.get(metaDB, Self.layoutKey), try txn.get(metaDB, Self.currentKey), try txn.get(metaDB, Self.consensusKey))
+        }
+        let empty = current == nil && consensus == nil
+        switch marked {
+        case [Self.layout]?:
+            return
+        case nil where empty:
+            try environment.write { txn throws(StorageError) in try txn.put(metaDB, Self.layoutKey, [Self.layout]) }
+        case nil:
+            throw .olderLayout(path: path, found: 1, expected: Int(Self.layout))
+        case let other?:
+            throw .olderLayout(path: path, found: Int(other.first ?? 0), expected: Int(Self.layout))
+        }
+    }
+
+    /// The key index of every stored version: one scan of the records in
+    /// revision order.
+    private func rebuildIndex(checking: Bool) throws(StorageError) -> KeyIndex {
+        let file = directory + "/data.mdb"
+        return try environment.read { txn throws(StorageError) -> KeyIndex in
+            var rebuilt = KeyIndex()
+            try txn.scan(revisionsDB, from: []) { revision, bytes throws(StorageError) in
+                guard let record = KeyEncoding.decode(revision: revision, record: bytes, checked: checking) else {
+                    throw .corrupt(path: file, detail: checking ? "a version record fails its checksum" : "undecodable version record")
+                }
+                rebuilt.append(record.key, IndexedVersion(main: record.modRevision, sub: record.sub, tombstone: record.tombstone))
+                return true
+            }
+            return rebuilt
         }
     }
 
@@ -86,7 +139,7 @@ public final class MVCCStore: @unchecked Sendable {
     public func replace(with info: SnapshotInfo, from snapshots: SnapshotStore, progress: (Int, Int) -> Void = { _, _ in }) throws(StorageError) {
         environment.close()
         try snapshots.restore(info, into: directory, progress: progress)
-        (environment, keysDB, revisionsDB, metaDB) = try Self.openEnvironment(directory, settings)
+        (environment, revisionsDB, metaDB) = try Self.openEnvironment(directory, settings)
         // No record-by-record check: the restore wrote exactly the bytes the
         // snapshot's checksum covers, and verified them as it wrote.
         try loadState(verifying: false)
@@ -105,15 +158,76 @@ public final class MVCCStore: @unchecked Sendable {
     /// atomic on its own: a write that throws inside rolls back alone. The
     /// node applies every committed entry of a `Ready` this way.
     public func batch<T>(_ body: () throws(StorageError) -> T) throws(StorageError) -> T {
-        try environment.batch(body)
+        try openBatch()
+        do {
+            let result = try body()
+            try commitBatch()
+            return result
+        } catch {
+            abortBatch()
+            throw error
+        }
     }
 
     /// `batch` across calls: writes from `openBatch` to `commitBatch` are
     /// one LMDB commit. Only the thread that opened it may use the store
     /// until it commits; reads see the batch so far.
-    public func openBatch() throws(StorageError) { try environment.openBatch() }
-    public func commitBatch() throws(StorageError) { try environment.commitBatch() }
+    public func openBatch() throws(StorageError) {
+        precondition(indexUndo.isEmpty, "index changes outside a batch were left uncommitted")
+        try environment.openBatch()
+        batchStart = (currentRevision, appliedIndex)
+    }
+
+    public func commitBatch() throws(StorageError) {
+        do {
+            try environment.commitBatch()
+        } catch {
+            undoIndex(to: 0)
+            restoreBatchStart()
+            throw error
+        }
+        indexUndo.removeAll(keepingCapacity: true)
+        batchStart = nil
+    }
+
+    /// Drop the open batch's writes, the key index's and the counters' too.
+    public func abortBatch() {
+        environment.abortBatch()
+        undoIndex(to: 0)
+        restoreBatchStart()
+    }
+
+    private func restoreBatchStart() {
+        if let (revision, applied) = batchStart {
+            currentRevision = revision
+            appliedIndex = applied
+        }
+        batchStart = nil
+    }
+
     public var batchIsOpen: Bool { environment.batchIsOpen }
+
+    /// `environment.write` for writes that change the key index: if `body`
+    /// throws, its index changes are taken back with its LMDB writes; once
+    /// committed outside a batch, they are final.
+    func writeVersions<T>(inPlace: Bool = false, _ body: (LMDBTransaction) throws(StorageError) -> T) throws(StorageError) -> T {
+        let mark = indexUndo.count
+        do {
+            let result = try environment.write(inPlace: inPlace, body)
+            if !environment.batchIsOpen { indexUndo.removeAll(keepingCapacity: true) }
+            return result
+        } catch {
+            undoIndex(to: mark)
+            throw error
+        }
+    }
+
+    private func undoIndex(to mark: Int) {
+        while indexUndo.count > mark {
+            let (key, version) = indexUndo.removeLast()
+            index.removeNewest(key, version)
+        }
+    }
 
     /// Apply `operations` atomically as one revision (if any of them changes
     /// anything), recording `index` as applied in the same transaction.
@@ -141,7 +255,7 @@ public final class MVCCStore: @unchecked Sendable {
         let main = currentRevision + 1
         // One operation refuses only before it writes (`putVersion` checks
         // first); a later one could refuse after an earlier one wrote.
-        let result = try environment.write(inPlace: operations.count <= 1) { txn throws(StorageError) -> (Int64, [WriteOutcome]) in
+        let result = try writeVersions(inPlace: operations.count <= 1) { txn throws(StorageError) -> (Int64, [WriteOutcome]) in
             var sub: Int64 = 0
             var outcomes: [WriteOutcome] = []
             for operation in operations {
@@ -172,22 +286,17 @@ public final class MVCCStore: @unchecked Sendable {
         if settings.leasesMustExist && lease != 0 && !options.contains(.ignoreLease) {
             if try txn.get(metaDB, Self.leaseKey(lease)) == nil { throw .leaseNotFound }
         }
-        try write(txn, key, main: main, sub: sub) { composite in
-            KeyEncoding.record(
-                key: key, composite: composite, tombstone: false, createRevision: alive?.kv.createRevision ?? main,
-                version: (alive?.kv.version ?? 0) + 1, lease: lease, value: value)
-        }
+        try write(txn, key, main: main, sub: sub, tombstone: false, createRevision: alive?.kv.createRevision ?? main,
+                  version: (alive?.kv.version ?? 0) + 1, lease: lease, value: value)
         sub += 1
         return alive?.kv
     }
 
     /// Tombstone every live key in the range; returns what was deleted.
     func deleteVersions(_ txn: LMDBTransaction, _ key: [UInt8], _ rangeEnd: [UInt8], main: Int64, sub: inout Int64) throws(StorageError) -> [KeyValue] {
-        let live = try liveKeys(txn, RangeRequest(key: key, rangeEnd: rangeEnd), atOrBefore: main, environment.path)
+        let live = try liveKeys(txn, RangeRequest(key: key, rangeEnd: rangeEnd), atOrBefore: main)
         for kv in live {
-            try write(txn, kv.key, main: main, sub: sub) { composite in
-                KeyEncoding.record(key: kv.key, composite: composite, tombstone: true, createRevision: 0, version: 0, lease: 0, value: [])
-            }
+            try write(txn, kv.key, main: main, sub: sub, tombstone: true, createRevision: 0, version: 0, lease: 0, value: [])
             sub += 1
         }
         return live
@@ -228,31 +337,11 @@ public final class MVCCStore: @unchecked Sendable {
         noSpaceAlarm = false
     }
 
-    /// Check every stored version against its checksum and the revision
-    /// index against the versions; refuse, naming the file, on any damage.
+    /// Check every stored version against its checksum, and that each
+    /// revision holds at most one version of a key; refuse, naming the
+    /// file, on any damage.
     public func verifyAll() throws(StorageError) {
-        let file = directory + "/data.mdb"
-        try environment.read { txn throws(StorageError) in
-            var versions = 0
-            try txn.scan(keysDB, from: []) { composite, bytes throws(StorageError) in
-                guard KeyEncoding.decode(composite: composite, record: bytes) != nil else {
-                    throw .corrupt(path: file, detail: "a version record fails its checksum")
-                }
-                versions += 1
-                return true
-            }
-            var indexed = 0
-            try txn.scan(revisionsDB, from: []) { _, composite throws(StorageError) in
-                guard try txn.get(keysDB, composite) != nil else {
-                    throw .corrupt(path: file, detail: "the revision index names a missing version")
-                }
-                indexed += 1
-                return true
-            }
-            if indexed != versions {
-                throw .corrupt(path: file, detail: "\(versions) versions but \(indexed) revision index entries")
-            }
-        }
+        _ = try rebuildIndex(checking: true)
     }
 
     /// Bytes the database file uses (etcd_mvcc_db_total_size_in_use_in_bytes).
@@ -302,15 +391,15 @@ public final class MVCCStore: @unchecked Sendable {
         environment.close()
         if rename(temp, file) != 0 { throw .io(errno: errno, operation: "rename", path: file) }
         try WriteAheadLog.syncDirectory(directory)
-        (environment, keysDB, revisionsDB, metaDB) = try Self.openEnvironment(directory, settings)
+        (environment, revisionsDB, metaDB) = try Self.openEnvironment(directory, settings)
         if settings.keepsPowerCutImage { try keepPowerCutImage() }
     }
 
-    static func openEnvironment(_ directory: String, _ settings: MVCCSettings) throws(StorageError) -> (LMDBEnvironment, MDB_dbi, MDB_dbi, MDB_dbi) {
+    static func openEnvironment(_ directory: String, _ settings: MVCCSettings) throws(StorageError) -> (LMDBEnvironment, MDB_dbi, MDB_dbi) {
         let environment = try LMDBEnvironment(
-            directory: directory, mapSizeBytes: settings.mapSizeBytes, databaseNames: ["keys", "revisions", "meta"],
+            directory: directory, mapSizeBytes: settings.mapSizeBytes, databaseNames: ["revisions", "meta"],
             durability: settings.commitDurability, pinsCheckpoints: !settings.checkpointsForgetToPin)
-        return (environment, environment.databases["keys"]!, environment.databases["revisions"]!, environment.databases["meta"]!)
+        return (environment, environment.databases["revisions"]!, environment.databases["meta"]!)
     }
 
     func checkKey(_ key: [UInt8]) throws(StorageError) {
@@ -318,10 +407,17 @@ public final class MVCCStore: @unchecked Sendable {
         if key.count > settings.keyBytesMax { throw .keyTooLarge(bytes: key.count, limit: settings.keyBytesMax) }
     }
 
-    func write(_ txn: LMDBTransaction, _ key: [UInt8], main: Int64, sub: Int64, _ record: ([UInt8]) -> [UInt8]) throws(StorageError) {
-        let composite = KeyEncoding.composite(key, main: main, sub: sub)
-        try txn.put(keysDB, composite, record(composite))
-        try txn.put(revisionsDB, KeyEncoding.revision(main: main, sub: sub), composite)
+    /// Store a version (its record under its revision) and index it.
+    func write(
+        _ txn: LMDBTransaction, _ key: [UInt8], main: Int64, sub: Int64, tombstone: Bool,
+        createRevision: Int64, version: Int64, lease: Int64, value: [UInt8]
+    ) throws(StorageError) {
+        let revision = KeyEncoding.revision(main: main, sub: sub)
+        try txn.put(revisionsDB, revision, KeyEncoding.record(
+            key: key, revision: revision, tombstone: tombstone, createRevision: createRevision, version: version, lease: lease, value: value))
+        let indexed = IndexedVersion(main: main, sub: sub, tombstone: tombstone)
+        index.append(key, indexed)
+        indexUndo.append((key, indexed))
     }
 
     // MARK: Reads
@@ -336,10 +432,15 @@ public final class MVCCStore: @unchecked Sendable {
         let at = request.revision ?? currentRevision
         if at < compactedRevision { throw .compacted(requested: at, compacted: compactedRevision) }
         if at > currentRevision { throw .futureRevision(requested: at, current: currentRevision) }
-        let path = environment.path
         let current = currentRevision
+        if request.countOnly && !request.filtersRevisions {
+            // etcd's count comes from its index alone; so does this one.
+            let count = try liveVersions(request, atOrBefore: at).count
+            let more = request.limit.map { count > $0 } ?? false
+            return RangeResult(kvs: [], count: count, more: more, revision: current)
+        }
         return try environment.read { txn throws(StorageError) in
-            shape(request, try liveKeys(txn, request, atOrBefore: at, path), revision: current)
+            shape(request, try liveKeys(txn, request, atOrBefore: at), revision: current)
         }
     }
 
@@ -381,79 +482,49 @@ public final class MVCCStore: @unchecked Sendable {
 
     /// The newest version of `key` at or before revision `main`, if any.
     func latest(_ txn: LMDBTransaction, _ key: [UInt8], atOrBefore main: Int64) throws(StorageError) -> (kv: KeyValue, tombstone: Bool)? {
-        let path = environment.path
-        return try txn.withCursor(keysDB) { cursor throws(StorageError) in
-            try Self.newest(cursor, key, atOrBefore: main, path)
-        }
-    }
-
-    /// Seek to the last version of `key` not after `main`: position at the
-    /// first version after it, then step back one.
-    static func newest(_ cursor: LMDBCursor, _ key: [UInt8], atOrBefore main: Int64, _ path: String) throws(StorageError) -> (kv: KeyValue, tombstone: Bool)? {
-        let slot = KeyEncoding.slot(key)
-        let hit = try cursor.seek(atLeast: KeyEncoding.composite(slot: slot, main: main, sub: .max))
-        guard let (composite, bytes) = try cursor.previous(afterMiss: hit == nil) else { return nil }
-        // No slot is a prefix of another (see KeyEncoding), so this is `key`'s.
-        guard composite.count == slot.count + KeyEncoding.revisionBytes, composite.starts(with: slot) else { return nil }
-        guard let record = KeyEncoding.decode(composite: composite, record: bytes) else {
-            throw .corrupt(path: path + "/data.mdb", detail: "a version record fails its checksum")
-        }
-        precondition(record.key == key, "slot of one key holds another")
+        guard let version = index.newest(key, atOrBefore: main) else { return nil }
+        let record = try self.record(txn, key, version)
         return (record.keyValue, record.tombstone)
     }
 
-    /// Live keys in `request`'s range as of revision `main`, in key order.
-    /// Per key: one seek to its newest version at `main`, one past its
-    /// versions to the next key; never decoding the history between. A
-    /// group of long keys (see `KeyEncoding`) is read whole and sorted.
-    func liveKeys(_ txn: LMDBTransaction, _ request: RangeRequest, atOrBefore main: Int64, _ path: String) throws(StorageError) -> [KeyValue] {
-        try txn.withCursor(keysDB) { cursor throws(StorageError) in
-            if request.rangeEnd.isEmpty {
-                guard let (kv, tombstone) = try Self.newest(cursor, request.key, atOrBefore: main, path), !tombstone else { return [] }
-                return [kv]
-            }
-            var result: [KeyValue] = []
-            var position = KeyEncoding.rangeStart(request.key)
-            walk: while let (composite, bytes) = try cursor.seek(atLeast: position) {
-                guard let version = KeyEncoding.parse(composite) else {
-                    throw .corrupt(path: path + "/data.mdb", detail: "undecodable version key")
-                }
-                let keys: [[UInt8]]
-                switch version.kind {
-                case .short(let key):
-                    keys = [key]
-                    position = KeyEncoding.composite(slot: version.slot, main: .max, sub: .max)
-                case .long(let groupBytes):
-                    let group = version.slot.prefix(groupBytes)
-                    keys = try Self.groupKeys(cursor, group, firstRecord: bytes, of: composite, path)
-                    position = KeyEncoding.pastGroup(group)
-                }
-                for key in keys {
-                    if request.isPastEnd(key) { break walk }
-                    if request.contains(key), let (kv, tombstone) = try Self.newest(cursor, key, atOrBefore: main, path), !tombstone {
-                        result.append(kv)
-                    }
-                }
-            }
-            return result
+    /// The record of `key`'s `version`, which the index names.
+    func record(_ txn: LMDBTransaction, _ key: [UInt8], _ version: IndexedVersion) throws(StorageError) -> KeyEncoding.Record {
+        let revision = KeyEncoding.revision(main: version.main, sub: version.sub)
+        guard let bytes = try txn.get(revisionsDB, revision) else {
+            throw .corrupt(path: directory + "/data.mdb", detail: "revision \(version.main)_\(version.sub) is indexed but not stored")
         }
+        guard let record = KeyEncoding.decode(revision: revision, record: bytes) else {
+            throw .corrupt(path: directory + "/data.mdb", detail: "a version record fails its checksum")
+        }
+        guard record.key == key, record.tombstone == version.tombstone else {
+            throw .corrupt(path: directory + "/data.mdb", detail: "revision \(version.main)_\(version.sub) holds another key than the index says")
+        }
+        return record
     }
 
-    /// Every key of a group of long keys, in key order. The cursor stands
-    /// on the group's first version (`first`, whose record is `firstRecord`).
-    static func groupKeys(_ cursor: LMDBCursor, _ group: ArraySlice<UInt8>, firstRecord: [UInt8], of first: [UInt8], _ path: String) throws(StorageError) -> [[UInt8]] {
-        var keys: [[UInt8]] = []
-        var entry: (key: [UInt8], value: [UInt8])? = (first, firstRecord)
-        while let (composite, bytes) = entry, composite.starts(with: group) {
-            guard let record = KeyEncoding.decode(composite: composite, record: bytes) else {
-                throw .corrupt(path: path + "/data.mdb", detail: "a version record fails its checksum")
-            }
-            keys.append(record.key)
-            entry = try cursor.seek(atLeast: KeyEncoding.composite(slot: record.slot, main: .max, sub: .max))
+    /// The live keys in `request`'s range at revision `main`, and their
+    /// versions, in key order, from the index alone.
+    func liveVersions(_ request: RangeRequest, atOrBefore main: Int64) throws(StorageError) -> [(key: [UInt8], version: IndexedVersion)] {
+        if request.rangeEnd.isEmpty {
+            guard let version = index.newest(request.key, atOrBefore: main), !version.tombstone else { return [] }
+            return [(request.key, version)]
         }
-        precondition(!keys.isEmpty, "a group with no keys")
-        keys.sort { $0.lexicographicallyPrecedes($1) }
-        return keys
+        var found: [(key: [UInt8], version: IndexedVersion)] = []
+        try index.forEach(from: request.key) { key, versions throws(StorageError) in
+            if request.isPastEnd(key) { return false }
+            if let version = KeyIndex.newest(versions, atOrBefore: main), !version.tombstone { found.append((key, version)) }
+            return true
+        }
+        return found
+    }
+
+    /// Live keys in `request`'s range as of revision `main`, in key order.
+    func liveKeys(_ txn: LMDBTransaction, _ request: RangeRequest, atOrBefore main: Int64) throws(StorageError) -> [KeyValue] {
+        var result: [KeyValue] = []
+        for (key, version) in try liveVersions(request, atOrBefore: main) {
+            result.append(try record(txn, key, version).keyValue)
+        }
+        return result
     }
 
     // MARK: Compaction
@@ -470,7 +541,8 @@ public final class MVCCStore: @unchecked Sendable {
     }
 
     /// Record the compaction target durably first: reads below it fail at
-    /// once, and a crash part-way resumes it on open.
+    /// once, and a crash part-way resumes it on open. The key index forgets
+    /// the doomed versions now; the records go in `compactionStep`s.
     public func beginCompaction(to revision: Int64) throws(StorageError) {
         if revision <= compactedRevision { throw .compacted(requested: revision, compacted: compactedRevision) }
         if revision > currentRevision { throw .futureRevision(requested: revision, current: currentRevision) }
@@ -479,49 +551,38 @@ public final class MVCCStore: @unchecked Sendable {
             try txn.put(metaDB, Self.compactionPendingKey, [])
         }
         compactedRevision = revision
+        // Not undone if an open batch aborts: that stops the member, and
+        // the next open rebuilds the index from the file.
+        index.compact(to: revision)
         compactionCursor = []
     }
 
-    /// Compact the next batch of keys in one LMDB transaction; false when done.
+    /// Delete the next `settings.compactionBatchKeys` records at or before
+    /// the compacted revision that the key index no longer names (etcd's
+    /// compaction batch), in one LMDB transaction; false when done.
     public func compactionStep() throws(StorageError) -> Bool {
         guard let start = compactionCursor else { return false }
         let revision = compactedRevision
-        let batchKeys = settings.compactionBatchKeys
+        let batch = settings.compactionBatchKeys
         let file = directory + "/data.mdb"
         let next = try environment.write { txn throws(StorageError) -> [UInt8]? in
-            var doomed: [(composite: [UInt8], main: Int64, sub: Int64)] = []
-            var groupSlot: ArraySlice<UInt8>?
-            var keys = 0
+            var doomed: [[UInt8]] = []
+            var seen = 0
             var resume: [UInt8]?
-            var keep: (composite: [UInt8], main: Int64, sub: Int64, tombstone: Bool)?
-            func closeGroup() {
-                if let k = keep, k.tombstone { doomed.append((k.composite, k.main, k.sub)) }
-                keep = nil
-            }
-            try txn.scan(keysDB, from: start) { composite, bytes throws(StorageError) in
-                guard let record = KeyEncoding.decode(composite: composite, record: bytes) else {
-                    throw .corrupt(path: file, detail: "a version record fails its checksum")
+            try txn.scan(revisionsDB, from: start) { key, bytes throws(StorageError) in
+                guard KeyEncoding.int64(key, at: 0) <= revision else { return false }
+                if seen == batch {
+                    resume = key
+                    return false
                 }
-                if record.slot != groupSlot {
-                    closeGroup()
-                    if keys == batchKeys {
-                        resume = Array(record.slot)
-                        return false
-                    }
-                    groupSlot = record.slot
-                    keys += 1
+                seen += 1
+                guard let record = KeyEncoding.decode(revision: key, record: bytes, checked: false) else {
+                    throw .corrupt(path: file, detail: "undecodable version record")
                 }
-                let (main, sub) = (record.modRevision, record.sub)
-                guard main <= revision else { return true }
-                if let k = keep { doomed.append((k.composite, k.main, k.sub)) }
-                keep = (composite, main, sub, record.tombstone)
+                if !index.contains(record.key, main: record.modRevision, sub: record.sub) { doomed.append(key) }
                 return true
             }
-            if resume == nil { closeGroup() }
-            for d in doomed {
-                try txn.delete(keysDB, d.composite)
-                try txn.delete(revisionsDB, KeyEncoding.revision(main: d.main, sub: d.sub))
-            }
+            for key in doomed { try txn.delete(revisionsDB, key) }
             if resume == nil { try txn.delete(metaDB, Self.compactionPendingKey) }
             return resume
         }

@@ -21,6 +21,8 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
     case emptyKey
     /// The data directory belongs to another cluster or format.
     case wrongDataDirectory(path: String, found: String, expected: String)
+    /// The store's file holds an older layout than this code reads.
+    case olderLayout(path: String, found: Int, expected: Int)
     /// The database reached its quota; only reads, deletes and compaction work.
     case noSpace(usedBytes: Int, quotaBytes: Int)
     case requestTooLarge(bytes: Int, limit: Int)
@@ -48,6 +50,10 @@ public enum StorageError: Error, Sendable, Equatable, CustomStringConvertible {
         case .emptyKey: "etcdserver: key is not provided"
         case .wrongDataDirectory(let path, let found, let expected):
             "\(path) says '\(found)' but this member expects '\(expected)': point --data-dir at this cluster's directory"
+        case .olderLayout(let path, let found, let expected):
+            "\(path) holds a store of layout \(found), which this version of Ballot (layout \(expected)) does not read: "
+                + "save a snapshot with the version that wrote it (etcdctl snapshot save) and restore it into a new data directory "
+                + "(ballot snapshot restore, or etcdctl snapshot restore)"
         case .noSpace: "etcdserver: mvcc: database space exceeded"
         case .requestTooLarge: "etcdserver: request is too large"
         case .keyNotFound: "etcdserver: key not found"
