@@ -35,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        // bcrypt for etcd's user passwords (its HummingbirdBcrypt target builds OpenBSD's C code alone).
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
     ],
     targets: [
         // Pure: shared consensus vocabulary. Imports only the standard library.
@@ -105,6 +107,7 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 // etcd's YAML --config-file.
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
             ]
         ),
         .executableTarget(
@@ -139,6 +142,7 @@ let package = Package(
         .testTarget(name: "RaftTests", dependencies: ["Consensus", "Raft"], exclude: ["testdata"]),
         .testTarget(name: "SimulationTests", dependencies: ["Consensus", "Raft", "Replica", "Simulation", "StateMachine"]),
         .testTarget(name: "StorageTests", dependencies: ["Consensus", "Storage"]),
+        .testTarget(name: "StateMachineTests", dependencies: ["Consensus", "Storage", "StateMachine", "EtcdAPI"]),
         // End to end: real `ballot` processes driven by etcdctl and the PyPI etcd3 client.
         .testTarget(
             name: "ServerTests",

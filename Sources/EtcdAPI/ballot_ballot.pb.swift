@@ -41,6 +41,18 @@ public nonisolated struct Ballotpb_Command: Sendable {
   /// The member that proposed it (0 when proposed by the leader for itself).
   public var origin: UInt64 = 0
 
+  /// Who asked, as the proposer authenticated them (etcd's RequestHeader
+  /// username and auth_revision): with auth enabled, every member checks
+  /// the request's permissions against this when it applies it.
+  public var authHeader: Ballotpb_AuthHeader {
+    get {_authHeader ?? Ballotpb_AuthHeader()}
+    set {_authHeader = newValue}
+  }
+  /// Returns true if `authHeader` has been explicitly set.
+  public var hasAuthHeader: Bool {self._authHeader != nil}
+  /// Clears the value of `authHeader`. Subsequent reads from it will return its default value.
+  public mutating func clearAuthHeader() {self._authHeader = nil}
+
   public var request: Ballotpb_Command.OneOf_Request? = nil
 
   public var put: Etcdserverpb_PutRequest {
@@ -117,6 +129,15 @@ public nonisolated struct Ballotpb_Command: Sendable {
     set {request = .memberRemoved(newValue)}
   }
 
+  /// etcd's Auth service: users, roles, permissions, enable, tokens.
+  public var auth: Ballotpb_AuthCommand {
+    get {
+      if case .auth(let v)? = request {return v}
+      return Ballotpb_AuthCommand()
+    }
+    set {request = .auth(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Request: Equatable, Sendable {
@@ -131,6 +152,201 @@ public nonisolated struct Ballotpb_Command: Sendable {
     case memberAttributes(Etcdserverpb_Member)
     /// Forget a removed member's attributes.
     case memberRemoved(UInt64)
+    /// etcd's Auth service: users, roles, permissions, enable, tokens.
+    case auth(Ballotpb_AuthCommand)
+
+  }
+
+  public init() {}
+
+  fileprivate var _authHeader: Ballotpb_AuthHeader? = nil
+}
+
+public nonisolated struct Ballotpb_AuthHeader: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var username: String = String()
+
+  public var authRevision: UInt64 = 0
+
+  /// Proposed by a member for itself (revoking an expired lease): etcd's
+  /// internal root credential, which no permission check refuses.
+  public var memberInternal: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One request of etcd's Auth service as the log holds it. Passwords never
+/// enter the log: the proposer hashes them (bcrypt) and clears the request's
+/// password, and Authenticate carries the user's name alone.
+public nonisolated struct Ballotpb_AuthCommand: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var request: Ballotpb_AuthCommand.OneOf_Request? = nil
+
+  public var enable: Etcdserverpb_AuthEnableRequest {
+    get {
+      if case .enable(let v)? = request {return v}
+      return Etcdserverpb_AuthEnableRequest()
+    }
+    set {request = .enable(newValue)}
+  }
+
+  public var disable: Etcdserverpb_AuthDisableRequest {
+    get {
+      if case .disable(let v)? = request {return v}
+      return Etcdserverpb_AuthDisableRequest()
+    }
+    set {request = .disable(newValue)}
+  }
+
+  /// The password was checked by the proposer.
+  public var authenticate: Etcdserverpb_AuthenticateRequest {
+    get {
+      if case .authenticate(let v)? = request {return v}
+      return Etcdserverpb_AuthenticateRequest()
+    }
+    set {request = .authenticate(newValue)}
+  }
+
+  public var userAdd: Etcdserverpb_AuthUserAddRequest {
+    get {
+      if case .userAdd(let v)? = request {return v}
+      return Etcdserverpb_AuthUserAddRequest()
+    }
+    set {request = .userAdd(newValue)}
+  }
+
+  public var userGet: Etcdserverpb_AuthUserGetRequest {
+    get {
+      if case .userGet(let v)? = request {return v}
+      return Etcdserverpb_AuthUserGetRequest()
+    }
+    set {request = .userGet(newValue)}
+  }
+
+  public var userList: Etcdserverpb_AuthUserListRequest {
+    get {
+      if case .userList(let v)? = request {return v}
+      return Etcdserverpb_AuthUserListRequest()
+    }
+    set {request = .userList(newValue)}
+  }
+
+  public var userDelete: Etcdserverpb_AuthUserDeleteRequest {
+    get {
+      if case .userDelete(let v)? = request {return v}
+      return Etcdserverpb_AuthUserDeleteRequest()
+    }
+    set {request = .userDelete(newValue)}
+  }
+
+  public var userChangePassword: Etcdserverpb_AuthUserChangePasswordRequest {
+    get {
+      if case .userChangePassword(let v)? = request {return v}
+      return Etcdserverpb_AuthUserChangePasswordRequest()
+    }
+    set {request = .userChangePassword(newValue)}
+  }
+
+  public var userGrantRole: Etcdserverpb_AuthUserGrantRoleRequest {
+    get {
+      if case .userGrantRole(let v)? = request {return v}
+      return Etcdserverpb_AuthUserGrantRoleRequest()
+    }
+    set {request = .userGrantRole(newValue)}
+  }
+
+  public var userRevokeRole: Etcdserverpb_AuthUserRevokeRoleRequest {
+    get {
+      if case .userRevokeRole(let v)? = request {return v}
+      return Etcdserverpb_AuthUserRevokeRoleRequest()
+    }
+    set {request = .userRevokeRole(newValue)}
+  }
+
+  public var roleAdd: Etcdserverpb_AuthRoleAddRequest {
+    get {
+      if case .roleAdd(let v)? = request {return v}
+      return Etcdserverpb_AuthRoleAddRequest()
+    }
+    set {request = .roleAdd(newValue)}
+  }
+
+  public var roleGet: Etcdserverpb_AuthRoleGetRequest {
+    get {
+      if case .roleGet(let v)? = request {return v}
+      return Etcdserverpb_AuthRoleGetRequest()
+    }
+    set {request = .roleGet(newValue)}
+  }
+
+  public var roleList: Etcdserverpb_AuthRoleListRequest {
+    get {
+      if case .roleList(let v)? = request {return v}
+      return Etcdserverpb_AuthRoleListRequest()
+    }
+    set {request = .roleList(newValue)}
+  }
+
+  public var roleDelete: Etcdserverpb_AuthRoleDeleteRequest {
+    get {
+      if case .roleDelete(let v)? = request {return v}
+      return Etcdserverpb_AuthRoleDeleteRequest()
+    }
+    set {request = .roleDelete(newValue)}
+  }
+
+  public var roleGrantPermission: Etcdserverpb_AuthRoleGrantPermissionRequest {
+    get {
+      if case .roleGrantPermission(let v)? = request {return v}
+      return Etcdserverpb_AuthRoleGrantPermissionRequest()
+    }
+    set {request = .roleGrantPermission(newValue)}
+  }
+
+  public var roleRevokePermission: Etcdserverpb_AuthRoleRevokePermissionRequest {
+    get {
+      if case .roleRevokePermission(let v)? = request {return v}
+      return Etcdserverpb_AuthRoleRevokePermissionRequest()
+    }
+    set {request = .roleRevokePermission(newValue)}
+  }
+
+  /// For user_add and user_change_password: the password's bcrypt hash
+  /// (empty for a user without a password).
+  public var hashedPassword: String = String()
+
+  /// For authenticate: the simple token's random part, chosen by the
+  /// proposer; every member completes it with the entry's index.
+  public var simpleTokenPrefix: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Request: Equatable, Sendable {
+    case enable(Etcdserverpb_AuthEnableRequest)
+    case disable(Etcdserverpb_AuthDisableRequest)
+    /// The password was checked by the proposer.
+    case authenticate(Etcdserverpb_AuthenticateRequest)
+    case userAdd(Etcdserverpb_AuthUserAddRequest)
+    case userGet(Etcdserverpb_AuthUserGetRequest)
+    case userList(Etcdserverpb_AuthUserListRequest)
+    case userDelete(Etcdserverpb_AuthUserDeleteRequest)
+    case userChangePassword(Etcdserverpb_AuthUserChangePasswordRequest)
+    case userGrantRole(Etcdserverpb_AuthUserGrantRoleRequest)
+    case userRevokeRole(Etcdserverpb_AuthUserRevokeRoleRequest)
+    case roleAdd(Etcdserverpb_AuthRoleAddRequest)
+    case roleGet(Etcdserverpb_AuthRoleGetRequest)
+    case roleList(Etcdserverpb_AuthRoleListRequest)
+    case roleDelete(Etcdserverpb_AuthRoleDeleteRequest)
+    case roleGrantPermission(Etcdserverpb_AuthRoleGrantPermissionRequest)
+    case roleRevokePermission(Etcdserverpb_AuthRoleRevokePermissionRequest)
 
   }
 
@@ -201,6 +417,15 @@ public nonisolated struct Ballotpb_CommandResult: Sendable {
     set {response = .alarm(newValue)}
   }
 
+  /// The Auth service's response message for the request's kind, encoded.
+  public var auth: Data {
+    get {
+      if case .auth(let v)? = response {return v}
+      return Data()
+    }
+    set {response = .auth(newValue)}
+  }
+
   /// Set instead of a response when applying failed: gRPC status code and
   /// etcd's message, so a forwarded request fails exactly as a local one.
   public var errorCode: UInt32 = 0
@@ -217,6 +442,8 @@ public nonisolated struct Ballotpb_CommandResult: Sendable {
     case leaseGrant(Etcdserverpb_LeaseGrantResponse)
     case leaseRevoke(Etcdserverpb_LeaseRevokeResponse)
     case alarm(Etcdserverpb_AlarmResponse)
+    /// The Auth service's response message for the request's kind, encoded.
+    case auth(Data)
 
   }
 
@@ -424,7 +651,7 @@ fileprivate nonisolated let _protobuf_package = "ballotpb"
 
 nonisolated extension Ballotpb_Command: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Command"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}origin\0\u{2}\u{8}put\0\u{3}delete_range\0\u{1}txn\0\u{1}compaction\0\u{3}lease_grant\0\u{3}lease_revoke\0\u{1}alarm\0\u{3}member_attributes\0\u{3}member_removed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}origin\0\u{3}auth_header\0\u{2}\u{7}put\0\u{3}delete_range\0\u{1}txn\0\u{1}compaction\0\u{3}lease_grant\0\u{3}lease_revoke\0\u{1}alarm\0\u{3}member_attributes\0\u{3}member_removed\0\u{1}auth\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -434,6 +661,7 @@ nonisolated extension Ballotpb_Command: SwiftProtobuf.Message, SwiftProtobuf._Me
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.id) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.origin) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._authHeader) }()
       case 10: try {
         var v: Etcdserverpb_PutRequest?
         var hadOneofValue = false
@@ -546,6 +774,19 @@ nonisolated extension Ballotpb_Command: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.request = .memberRemoved(v)
         }
       }()
+      case 19: try {
+        var v: Ballotpb_AuthCommand?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .auth(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .auth(v)
+        }
+      }()
       default: break
       }
     }
@@ -562,6 +803,9 @@ nonisolated extension Ballotpb_Command: SwiftProtobuf.Message, SwiftProtobuf._Me
     if self.origin != 0 {
       try visitor.visitSingularUInt64Field(value: self.origin, fieldNumber: 2)
     }
+    try { if let v = self._authHeader {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
     switch self.request {
     case .put?: try {
       guard case .put(let v)? = self.request else { preconditionFailure() }
@@ -599,6 +843,10 @@ nonisolated extension Ballotpb_Command: SwiftProtobuf.Message, SwiftProtobuf._Me
       guard case .memberRemoved(let v)? = self.request else { preconditionFailure() }
       try visitor.visitSingularUInt64Field(value: v, fieldNumber: 18)
     }()
+    case .auth?: try {
+      guard case .auth(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 19)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -607,7 +855,363 @@ nonisolated extension Ballotpb_Command: SwiftProtobuf.Message, SwiftProtobuf._Me
   public static func ==(lhs: Ballotpb_Command, rhs: Ballotpb_Command) -> Bool {
     if lhs.id != rhs.id {return false}
     if lhs.origin != rhs.origin {return false}
+    if lhs._authHeader != rhs._authHeader {return false}
     if lhs.request != rhs.request {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballotpb_AuthHeader: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AuthHeader"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}username\0\u{3}auth_revision\0\u{3}member_internal\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.username) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.authRevision) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.memberInternal) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.username.isEmpty {
+      try visitor.visitSingularStringField(value: self.username, fieldNumber: 1)
+    }
+    if self.authRevision != 0 {
+      try visitor.visitSingularUInt64Field(value: self.authRevision, fieldNumber: 2)
+    }
+    if self.memberInternal != false {
+      try visitor.visitSingularBoolField(value: self.memberInternal, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballotpb_AuthHeader, rhs: Ballotpb_AuthHeader) -> Bool {
+    if lhs.username != rhs.username {return false}
+    if lhs.authRevision != rhs.authRevision {return false}
+    if lhs.memberInternal != rhs.memberInternal {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Ballotpb_AuthCommand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AuthCommand"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}enable\0\u{1}disable\0\u{1}authenticate\0\u{3}user_add\0\u{3}user_get\0\u{3}user_list\0\u{3}user_delete\0\u{3}user_change_password\0\u{3}user_grant_role\0\u{3}user_revoke_role\0\u{3}role_add\0\u{3}role_get\0\u{3}role_list\0\u{3}role_delete\0\u{3}role_grant_permission\0\u{3}role_revoke_permission\0\u{4}\u{4}hashed_password\0\u{3}simple_token_prefix\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Etcdserverpb_AuthEnableRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .enable(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .enable(v)
+        }
+      }()
+      case 2: try {
+        var v: Etcdserverpb_AuthDisableRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .disable(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .disable(v)
+        }
+      }()
+      case 3: try {
+        var v: Etcdserverpb_AuthenticateRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .authenticate(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .authenticate(v)
+        }
+      }()
+      case 4: try {
+        var v: Etcdserverpb_AuthUserAddRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .userAdd(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .userAdd(v)
+        }
+      }()
+      case 5: try {
+        var v: Etcdserverpb_AuthUserGetRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .userGet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .userGet(v)
+        }
+      }()
+      case 6: try {
+        var v: Etcdserverpb_AuthUserListRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .userList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .userList(v)
+        }
+      }()
+      case 7: try {
+        var v: Etcdserverpb_AuthUserDeleteRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .userDelete(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .userDelete(v)
+        }
+      }()
+      case 8: try {
+        var v: Etcdserverpb_AuthUserChangePasswordRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .userChangePassword(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .userChangePassword(v)
+        }
+      }()
+      case 9: try {
+        var v: Etcdserverpb_AuthUserGrantRoleRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .userGrantRole(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .userGrantRole(v)
+        }
+      }()
+      case 10: try {
+        var v: Etcdserverpb_AuthUserRevokeRoleRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .userRevokeRole(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .userRevokeRole(v)
+        }
+      }()
+      case 11: try {
+        var v: Etcdserverpb_AuthRoleAddRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .roleAdd(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .roleAdd(v)
+        }
+      }()
+      case 12: try {
+        var v: Etcdserverpb_AuthRoleGetRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .roleGet(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .roleGet(v)
+        }
+      }()
+      case 13: try {
+        var v: Etcdserverpb_AuthRoleListRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .roleList(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .roleList(v)
+        }
+      }()
+      case 14: try {
+        var v: Etcdserverpb_AuthRoleDeleteRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .roleDelete(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .roleDelete(v)
+        }
+      }()
+      case 15: try {
+        var v: Etcdserverpb_AuthRoleGrantPermissionRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .roleGrantPermission(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .roleGrantPermission(v)
+        }
+      }()
+      case 16: try {
+        var v: Etcdserverpb_AuthRoleRevokePermissionRequest?
+        var hadOneofValue = false
+        if let current = self.request {
+          hadOneofValue = true
+          if case .roleRevokePermission(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.request = .roleRevokePermission(v)
+        }
+      }()
+      case 20: try { try decoder.decodeSingularStringField(value: &self.hashedPassword) }()
+      case 21: try { try decoder.decodeSingularStringField(value: &self.simpleTokenPrefix) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.request {
+    case .enable?: try {
+      guard case .enable(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    }()
+    case .disable?: try {
+      guard case .disable(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .authenticate?: try {
+      guard case .authenticate(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .userAdd?: try {
+      guard case .userAdd(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .userGet?: try {
+      guard case .userGet(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case .userList?: try {
+      guard case .userList(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .userDelete?: try {
+      guard case .userDelete(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    case .userChangePassword?: try {
+      guard case .userChangePassword(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
+    case .userGrantRole?: try {
+      guard case .userGrantRole(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    }()
+    case .userRevokeRole?: try {
+      guard case .userRevokeRole(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .roleAdd?: try {
+      guard case .roleAdd(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .roleGet?: try {
+      guard case .roleGet(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .roleList?: try {
+      guard case .roleList(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
+    case .roleDelete?: try {
+      guard case .roleDelete(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
+    case .roleGrantPermission?: try {
+      guard case .roleGrantPermission(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
+    case .roleRevokePermission?: try {
+      guard case .roleRevokePermission(let v)? = self.request else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case nil: break
+    }
+    if !self.hashedPassword.isEmpty {
+      try visitor.visitSingularStringField(value: self.hashedPassword, fieldNumber: 20)
+    }
+    if !self.simpleTokenPrefix.isEmpty {
+      try visitor.visitSingularStringField(value: self.simpleTokenPrefix, fieldNumber: 21)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Ballotpb_AuthCommand, rhs: Ballotpb_AuthCommand) -> Bool {
+    if lhs.request != rhs.request {return false}
+    if lhs.hashedPassword != rhs.hashedPassword {return false}
+    if lhs.simpleTokenPrefix != rhs.simpleTokenPrefix {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -615,7 +1219,7 @@ nonisolated extension Ballotpb_Command: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Ballotpb_CommandResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CommandResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\u{a}put\0\u{3}delete_range\0\u{1}txn\0\u{1}compaction\0\u{3}lease_grant\0\u{3}lease_revoke\0\u{1}alarm\0\u{4}\u{4}error_code\0\u{3}error_message\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\u{a}put\0\u{3}delete_range\0\u{1}txn\0\u{1}compaction\0\u{3}lease_grant\0\u{3}lease_revoke\0\u{1}alarm\0\u{2}\u{3}auth\0\u{3}error_code\0\u{3}error_message\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -714,6 +1318,14 @@ nonisolated extension Ballotpb_CommandResult: SwiftProtobuf.Message, SwiftProtob
           self.response = .alarm(v)
         }
       }()
+      case 19: try {
+        var v: Data?
+        try decoder.decodeSingularBytesField(value: &v)
+        if let v = v {
+          if self.response != nil {try decoder.handleConflictingOneOf()}
+          self.response = .auth(v)
+        }
+      }()
       case 20: try { try decoder.decodeSingularUInt32Field(value: &self.errorCode) }()
       case 21: try { try decoder.decodeSingularStringField(value: &self.errorMessage) }()
       default: break
@@ -754,6 +1366,10 @@ nonisolated extension Ballotpb_CommandResult: SwiftProtobuf.Message, SwiftProtob
     case .alarm?: try {
       guard case .alarm(let v)? = self.response else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+    }()
+    case .auth?: try {
+      guard case .auth(let v)? = self.response else { preconditionFailure() }
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 19)
     }()
     case nil: break
     }

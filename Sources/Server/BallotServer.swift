@@ -6,6 +6,7 @@ import Logging
 import NIOPosix
 import NIOSSL
 import Raft
+import StateMachine
 @_spi(FaultInjection) import Storage
 
 /// One running member: storage opened and recovered, the node's event loop, the
@@ -147,8 +148,11 @@ public final class BallotServer: Sendable {
         let transport = PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses,
                                       tls: dialling, certificateRule: peerTLS?.certificateRule, logger: logger,
                                       traffic: metrics.peerTraffic, loop: nodeLoop.next())
+        let auth = AuthStore()
+        try auth.load(from: store)
         self.node = Node(id: id, clusterID: clusterID, core: core, wal: wal, store: store, snapshots: snapshots, transport: transport,
-                         leases: leases, members: members, metrics: metrics, config: config, loop: nodeLoop.next(), logger: logger)
+                         leases: leases, members: members, metrics: metrics, config: config, loop: nodeLoop.next(), logger: logger,
+                         auth: auth)
     }
 
     /// The store's settings from the member's flags.
@@ -253,10 +257,13 @@ public final class BallotServer: Sendable {
             ClusterService(node: node),
             WatchService(node: node),
             LeaseService(node: node),
+            AuthService(node: node),
             LockService(client: local),
             ElectionService(client: local),
         ]
-        let interceptors: [any ServerInterceptor] = [MetricsInterceptor(metrics: metrics), RequireLeaderInterceptor(node: node)]
+        let interceptors: [any ServerInterceptor] = [
+            MetricsInterceptor(metrics: metrics), RequireLeaderInterceptor(node: node), CredentialsInterceptor(),
+        ]
         let wire = GRPCWireSettings(maxRequestMessageBytes: config.maxRequestBytes + Self.grpcOverheadBytes,
                                     maxConcurrentStreams: config.maxConcurrentStreams)
         let gatewayServer = GRPCServer(transport: inProcess.server, services: services, interceptors: interceptors)

@@ -15,14 +15,18 @@ import SwiftProtobuf
 /// the member directory, peer connections) goes to `effects`.
 public struct Applier {
     public let store: MVCCStore
+    /// etcd's users, roles and permissions, changed by applying auth
+    /// commands and consulted by every write (`AuthStore`).
+    public let auth: AuthStore
     let effects: any ApplyEffects
     let metrics: any ApplyMetrics
     let logger: Logger
     /// Test-only: a state machine bug the simulator must catch.
     @_spi(BugInjection) public var injectedBug: StateMachineBug?
 
-    public init(store: MVCCStore, effects: any ApplyEffects, metrics: any ApplyMetrics, logger: Logger) {
+    public init(store: MVCCStore, effects: any ApplyEffects, metrics: any ApplyMetrics, logger: Logger, auth: AuthStore = AuthStore()) {
         self.store = store
+        self.auth = auth
         self.effects = effects
         self.metrics = metrics
         self.logger = logger
@@ -64,6 +68,12 @@ public struct Applier {
             return Outcome(id: 0, origin: 0, result: failure(.internal("undecodable command at index \(entry.index)")))
         }
         var result = Ballotpb_CommandResult()
+        if let refusal = permissionRefusal(command) {
+            // etcd checks each request against the auth store as it applies
+            // it, with the user and auth revision the proposer found.
+            record(entry.index)
+            return Outcome(id: command.id, origin: command.origin, result: failure(.auth(refusal)))
+        }
         do throws(StorageError) {
             switch command.request {
             case .put(let p):
@@ -129,6 +139,15 @@ public struct Applier {
                 var response = Etcdserverpb_AlarmResponse()
                 response.header.revision = store.currentRevision
                 result.alarm = response
+            case .auth(let request):
+                var tokens: [AuthStore.TokenEffect] = []
+                switch try auth.apply(request, caller: caller(command), index: entry.index, store: store, tokens: &tokens) {
+                case .success(let bytes):
+                    result.auth = Data(bytes)
+                case .failure(let refusal):
+                    result = failure(.auth(refusal))
+                }
+                if !tokens.isEmpty { effects.authTokens(tokens) }
             case .alarm, nil:
                 record(entry.index)
                 result = failure(.unimplemented("this request"))
@@ -145,6 +164,63 @@ public struct Applier {
             }
         }
         return Outcome(id: command.id, origin: command.origin, result: result)
+    }
+
+    private func caller(_ command: Ballotpb_Command) -> AuthStore.Caller {
+        command.hasAuthHeader ? AuthStore.Caller(username: command.authHeader.username, revision: command.authHeader.authRevision) : .nobody
+    }
+
+    /// Why the auth store refuses `command` to its caller, if it does
+    /// (etcd's apply_auth.go; nested transactions checked too, as etcd does
+    /// since 3.4.42). Auth commands check themselves as they apply.
+    private func permissionRefusal(_ command: Ballotpb_Command) -> AuthFailure? {
+        guard auth.enabled, !command.authHeader.memberInternal else { return nil }
+        let caller = caller(command)
+        func check(_ key: Data, _ rangeEnd: Data, writing: Bool) -> AuthFailure? {
+            auth.check(caller, key: [UInt8](key), rangeEnd: [UInt8](rangeEnd), writing: writing)
+        }
+        func attachedKeys(_ lease: Int64) -> AuthFailure? {
+            guard lease != 0, (try? store.lease(lease)) != nil else { return nil }
+            for key in (try? store.keys(attachedTo: lease)) ?? [] {
+                if let refusal = auth.check(caller, key: key, rangeEnd: [], writing: true) { return refusal }
+            }
+            return nil
+        }
+        func txn(_ t: Etcdserverpb_TxnRequest) -> AuthFailure? {
+            for compare in t.compare {
+                if let refusal = check(compare.key, compare.rangeEnd, writing: false) { return refusal }
+            }
+            for op in t.success + t.failure {
+                let refusal: AuthFailure?
+                switch op.request {
+                case .requestRange(let r): refusal = check(r.key, r.rangeEnd, writing: false)
+                case .requestPut(let p):
+                    refusal = check(p.key, Data(), writing: true) ?? (p.prevKv ? check(p.key, Data(), writing: false) : nil)
+                        ?? attachedKeys(p.lease)
+                case .requestDeleteRange(let d):
+                    refusal = (d.prevKv ? check(d.key, d.rangeEnd, writing: false) : nil) ?? check(d.key, d.rangeEnd, writing: true)
+                case .requestTxn(let nested): refusal = txn(nested)
+                case nil: refusal = nil
+                }
+                if let refusal { return refusal }
+            }
+            return nil
+        }
+        switch command.request {
+        case .put(let p):
+            return check(p.key, Data(), writing: true) ?? attachedKeys(p.lease) ?? (p.prevKv ? check(p.key, Data(), writing: false) : nil)
+        case .deleteRange(let d):
+            return check(d.key, d.rangeEnd, writing: true) ?? (d.prevKv ? check(d.key, d.rangeEnd, writing: false) : nil)
+        case .txn(let t):
+            return txn(t)
+        case .leaseRevoke(let r):
+            for key in (try? store.keys(attachedTo: r.id)) ?? [] {
+                if let refusal = auth.check(caller, key: key, rangeEnd: [], writing: true) { return refusal }
+            }
+            return nil
+        default:
+            return nil
+        }
     }
 
     /// Mark `index` applied without changing any key.
@@ -174,6 +250,12 @@ public protocol ApplyEffects {
     /// A member the log added or updated (its name and URLs).
     func memberLearned(_ member: Etcdserverpb_Member)
     func memberRemoved(_ id: NodeID)
+    /// Simple tokens the auth store assigned or invalidated.
+    func authTokens(_ effects: [AuthStore.TokenEffect])
+}
+
+extension ApplyEffects {
+    public func authTokens(_ effects: [AuthStore.TokenEffect]) {}
 }
 
 /// etcd's MVCC counters as the applier moves them (the server's

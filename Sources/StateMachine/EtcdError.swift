@@ -33,6 +33,8 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
     case stopped
     case notCapable
     case tooManyRequests
+    /// etcd's auth store refused (users, roles, tokens, permissions).
+    case auth(AuthFailure)
     /// A request etcd would accept but Ballot does not serve yet.
     case unimplemented(String)
     case invalid(String)
@@ -54,6 +56,7 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unhealthy: .unavailable
         case .notCapable: .unavailable
         case .tooManyRequests: .resourceExhausted
+        case .auth(let failure): failure.code
         case .unimplemented: .unimplemented
         case .internal: .internalError
         }
@@ -87,6 +90,7 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
         case .stopped: "etcdserver: server stopped"
         case .notCapable: "etcdserver: not capable"
         case .tooManyRequests: "etcdserver: too many requests"
+        case .auth(let failure): failure.description
         case .unimplemented(let what): "ballot: \(what) is not implemented yet"
         case .invalid(let message): message
         case .internal(let message): "ballot: internal error: \(message)"
@@ -123,13 +127,77 @@ public enum EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
             .emptyKey, .keyNotFound, .valueProvided, .leaseProvided, .leaseNotFound, .leaseExists, .leaseTTLTooLarge,
             .noSpace, .memberExists, .peerURLExists, .memberNotFound, .memberNotLearner, .learnerNotReady, .unhealthy,
             .stopped, .notCapable, .tooManyRequests,
-        ]
+        ] + AuthFailure.allCases.map { .auth($0) }
         if let match = known.first(where: { $0.description == message }) {
             self = match
         } else if code == UInt32(RPCError.Code.invalidArgument.rawValue) {
             self = .invalid(message)
         } else {
             self = .internal(message)
+        }
+    }
+}
+
+/// etcd's auth errors (auth/store.go), with the gRPC codes and messages
+/// clients see (rpctypes): clients match these strings to decide whether to
+/// authenticate again, so they are etcd's byte for byte.
+public enum AuthFailure: String, Error, Sendable, Equatable, CaseIterable, CustomStringConvertible {
+    case rootUserNotExist = "etcdserver: root user does not exist"
+    case rootRoleNotExist = "etcdserver: root user does not have root role"
+    case userAlreadyExist = "etcdserver: user name already exists"
+    case userEmpty = "etcdserver: user name is empty"
+    case userNotFound = "etcdserver: user name not found"
+    case roleAlreadyExist = "etcdserver: role name already exists"
+    case roleNotFound = "etcdserver: role name not found"
+    case roleEmpty = "etcdserver: role name is empty"
+    case authFailed = "etcdserver: authentication failed, invalid user ID or password"
+    case permissionDenied = "etcdserver: permission denied"
+    case roleNotGranted = "etcdserver: role is not granted to the user"
+    case permissionNotGranted = "etcdserver: permission is not granted to the role"
+    case authNotEnabled = "etcdserver: authentication is not enabled"
+    case invalidAuthToken = "etcdserver: invalid auth token"
+    case invalidAuthManagement = "etcdserver: invalid auth management"
+    case authOldRevision = "etcdserver: revision of auth store is old"
+    case permissionNotGiven = "etcdserver: permission not given"
+    case noPasswordUser = "auth: authentication failed, password was given for no password user"
+
+    public var description: String { rawValue }
+
+    public var code: RPCError.Code {
+        switch self {
+        case .rootUserNotExist, .rootRoleNotExist, .userAlreadyExist, .userNotFound, .roleAlreadyExist, .roleNotFound,
+             .roleNotGranted, .permissionNotGranted, .authNotEnabled:
+            .failedPrecondition
+        case .userEmpty, .roleEmpty, .authFailed, .invalidAuthManagement, .authOldRevision, .permissionNotGiven: .invalidArgument
+        case .permissionDenied: .permissionDenied
+        case .invalidAuthToken: .unauthenticated
+        // etcd 3.4 maps this one to no gRPC error: grpc-go sends it as Unknown.
+        case .noPasswordUser: .unknown
+        }
+    }
+
+    /// etcd's internal text for the same failure ("auth: ..."), which its
+    /// Maintenance admin calls return unconverted (as gRPC's Unknown).
+    public var internalText: String {
+        switch self {
+        case .rootUserNotExist: "auth: root user does not exist"
+        case .rootRoleNotExist: "auth: root user does not have root role"
+        case .userAlreadyExist: "auth: user already exists"
+        case .userEmpty: "auth: user name is empty"
+        case .userNotFound: "auth: user not found"
+        case .roleAlreadyExist: "auth: role already exists"
+        case .roleNotFound: "auth: role not found"
+        case .roleEmpty: "auth: role name is empty"
+        case .authFailed: "auth: authentication failed, invalid user ID or password"
+        case .permissionDenied: "auth: permission denied"
+        case .roleNotGranted: "auth: role is not granted to the user"
+        case .permissionNotGranted: "auth: permission is not granted to the role"
+        case .authNotEnabled: "auth: authentication is not enabled"
+        case .invalidAuthToken: "auth: invalid auth token"
+        case .invalidAuthManagement: "auth: invalid auth management"
+        case .authOldRevision: "auth: revision in header is old"
+        case .permissionNotGiven: "auth: permission not given"
+        case .noPasswordUser: rawValue
         }
     }
 }

@@ -39,6 +39,7 @@ struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
 
     func memberAdd(request: Etcdserverpb_MemberAddRequest, context: ServerContext) async throws -> Etcdserverpb_MemberAddResponse {
         try await rpc {
+            try node.checkAdmin(try await node.caller())
             let (member, header) = try await change { $0.add = request }
             var response = Etcdserverpb_MemberAddResponse()
             response.header = header
@@ -50,6 +51,7 @@ struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
 
     func memberRemove(request: Etcdserverpb_MemberRemoveRequest, context: ServerContext) async throws -> Etcdserverpb_MemberRemoveResponse {
         try await rpc {
+            try node.checkAdmin(try await node.caller())
             let (_, header) = try await change { $0.remove = request }
             var response = Etcdserverpb_MemberRemoveResponse()
             response.header = header
@@ -60,6 +62,7 @@ struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
 
     func memberUpdate(request: Etcdserverpb_MemberUpdateRequest, context: ServerContext) async throws -> Etcdserverpb_MemberUpdateResponse {
         try await rpc {
+            try node.checkAdmin(try await node.caller())
             let (_, header) = try await change { $0.update = request }
             var response = Etcdserverpb_MemberUpdateResponse()
             response.header = header
@@ -70,6 +73,7 @@ struct ClusterService: Etcdserverpb_Cluster.SimpleServiceProtocol {
 
     func memberPromote(request: Etcdserverpb_MemberPromoteRequest, context: ServerContext) async throws -> Etcdserverpb_MemberPromoteResponse {
         try await rpc {
+            try node.checkAdmin(try await node.caller())
             let (_, header) = try await change { $0.promote = request }
             var response = Etcdserverpb_MemberPromoteResponse()
             response.header = header

@@ -18,7 +18,9 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
     func range(_ request: Etcdserverpb_RangeRequest) async throws -> Etcdserverpb_RangeResponse {
         try await rpc {
             try RequestChecks.range(request)
+            let caller = try await node.caller()
             if !request.serializable { try await node.linearizableBarrier() }
+            if node.auth.isEnabled { try node.checkRead(caller, key: [UInt8](request.key), rangeEnd: [UInt8](request.rangeEnd)) }
             return try readRange(request)
         }
     }
@@ -52,7 +54,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
         try await rpc {
             try RequestChecks.put(request)
             try await node.checkQuota()
-            var command = Ballotpb_Command()
+            var command = try await authenticated()
             command.put = request
             return stamped(try await node.propose(command).put)
         }
@@ -65,7 +67,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
     func deleteRange(_ request: Etcdserverpb_DeleteRangeRequest) async throws -> Etcdserverpb_DeleteRangeResponse {
         try await rpc {
             try RequestChecks.deleteRange(request)
-            var command = Ballotpb_Command()
+            var command = try await authenticated()
             command.deleteRange = request
             return stamped(try await node.propose(command).deleteRange)
         }
@@ -79,7 +81,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
         try await rpc {
             try RequestChecks.txn(request, maxOperations: node.maxTxnOperations)
             if Self.writes(request) { try await node.checkQuota() }
-            var command = Ballotpb_Command()
+            var command = try await authenticated()
             command.txn = request
             return stamped(try await node.propose(command).txn)
         }
@@ -91,10 +93,17 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
 
     func compact(_ request: Etcdserverpb_CompactionRequest) async throws -> Etcdserverpb_CompactionResponse {
         try await rpc {
-            var command = Ballotpb_Command()
+            var command = try await authenticated()
             command.compaction = request
             return stamped(try await node.propose(command).compaction)
         }
+    }
+
+    /// A command carrying its caller, for every member's permission check.
+    private func authenticated() async throws -> Ballotpb_Command {
+        var command = Ballotpb_Command()
+        if let header = try await node.authHeader() { command.authHeader = header }
+        return command
     }
 
     // MARK: Answered by callback on the leader (`UnaryCalls`)

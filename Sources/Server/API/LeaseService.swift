@@ -18,6 +18,8 @@ struct LeaseService: Etcdserverpb_Lease.SimpleServiceProtocol {
             grant.ttl = max(request.ttl, node.lessor.minimumTTL)
             if grant.id == 0 { grant.id = Self.newLeaseID(member: node.id) }
             guard grant.id > 0 else { throw EtcdError.invalid("etcdserver: lease ID must be positive") }
+            // etcd grants to anyone, but judges a token that comes along.
+            _ = try await node.caller()
             var command = Ballotpb_Command()
             command.leaseGrant = grant
             var response = try await node.propose(command).leaseGrant
@@ -29,6 +31,8 @@ struct LeaseService: Etcdserverpb_Lease.SimpleServiceProtocol {
     func leaseRevoke(request: Etcdserverpb_LeaseRevokeRequest, context: ServerContext) async throws -> Etcdserverpb_LeaseRevokeResponse {
         try await rpc {
             var command = Ballotpb_Command()
+            // Every member checks the caller may write each key the lease holds.
+            if let header = try await node.authHeader() { command.authHeader = header }
             command.leaseRevoke = request
             var response = try await node.propose(command).leaseRevoke
             response.header = node.header(revision: response.header.revision)

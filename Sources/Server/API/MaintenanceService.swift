@@ -43,8 +43,20 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
         }
     }
 
+    /// etcd's admin check for Hash, HashKV, Defragment and Snapshot, whose
+    /// refusals it returns unconverted: gRPC's Unknown with the auth
+    /// store's own text ("auth: permission denied").
+    private func checkAdmin() async throws {
+        do {
+            try node.checkAdmin(try await node.caller())
+        } catch EtcdError.auth(let refusal) {
+            throw RPCError(code: .unknown, message: refusal.internalText)
+        }
+    }
+
     func hashKV(request: Etcdserverpb_HashKVRequest, context: ServerContext) async throws -> Etcdserverpb_HashKVResponse {
-        try await rpc {
+        try await checkAdmin()
+        return try await rpc {
             let (hash, compacted, revision) = try node.read { store in
                 let (hash, compacted) = try store.hashKV(at: request.revision > 0 ? request.revision : nil)
                 return (hash, compacted, store.currentRevision)
@@ -61,7 +73,8 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
         // etcd hashes its whole backend file; Ballot's LMDB pages differ
         // between members even with equal contents, so this hashes every
         // stored version (HashKV at the current revision) instead.
-        try await rpc {
+        try await checkAdmin()
+        return try await rpc {
             let (hash, revision) = try node.read { store in (try store.hashKV(at: nil).hash, store.currentRevision) }
             var response = Etcdserverpb_HashResponse()
             response.header = node.header(revision: revision)
@@ -71,7 +84,8 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
     }
 
     func defragment(request: Etcdserverpb_DefragmentRequest, context: ServerContext) async throws -> Etcdserverpb_DefragmentResponse {
-        try await rpc {
+        try await checkAdmin()
+        return try await rpc {
             try node.withStoreExclusive { store in try store.defragment() }
             // etcd answers a defragmentation with no header at all.
             return Etcdserverpb_DefragmentResponse()
@@ -118,6 +132,7 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
     /// by a message holding the SHA-256 of everything before it, so that
     /// `etcdctl snapshot save`, `status` and `restore` take it.
     func snapshot(request: Etcdserverpb_SnapshotRequest, response: RPCWriter<Etcdserverpb_SnapshotResponse>, context: ServerContext) async throws {
+        try await checkAdmin()
         let scratch = dataDirectory + "/snap/client-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }

@@ -99,24 +99,29 @@ struct UnaryRoute: Sendable {
             } catch {
                 return finished(.failure(RPCError(code: .internalError, message: "grpc: error unmarshalling request: \(error)")))
             }
-            do {
-                if let response = try now(request) { return finished(.success(response)) }
-                let answered = try here(request) { result in
-                    switch result {
-                    case .success(let make): reply { finished(Result { try make() }) }
-                    case .failure(let error): reply { finished(.failure(error)) }
+            // Credentials are judged on the task's way only, where the
+            // token may wait for the entry that assigned it.
+            let token = RequestCredentials.token(in: headers)
+            if !node.needsCredentials(token: token) {
+                do {
+                    if let response = try now(request) { return finished(.success(response)) }
+                    let answered = try here(request) { result in
+                        switch result {
+                        case .success(let make): reply { finished(Result { try make() }) }
+                        case .failure(let error): reply { finished(.failure(error)) }
+                        }
                     }
+                    if answered { return nil }
+                } catch {
+                    return finished(.failure(error))
                 }
-                if answered { return nil }
-            } catch {
-                return finished(.failure(error))
             }
             Task {
                 // Encoded here, not in `reply`: a span's answer may be large,
                 // and the connection's event loop is the node's.
                 let encoded: Result<[UInt8], RPCError>
                 do {
-                    encoded = finished(.success(try await later(request)))
+                    encoded = finished(.success(try await RequestCredentials.$token.withValue(token) { try await later(request) }))
                 } catch {
                     encoded = finished(.failure(error))
                 }

@@ -77,6 +77,16 @@ struct WatchStream {
             try await response.write(reply)
             return
         }
+        if let refusal = try await permissionRefusal(create) {
+            // etcd's answer: created and canceled at once, the reason as a
+            // gRPC status reads, the stream still open.
+            reply.watchID = -1
+            reply.created = true
+            reply.canceled = true
+            reply.cancelReason = "rpc error: code = \(Self.goCodeName(refusal.code)) desc = \(refusal.description)"
+            try await response.write(reply)
+            return
+        }
         var range = RangeRequest(key: [UInt8](create.key), rangeEnd: [UInt8](create.rangeEnd))
         range.revision = nil
         watchers[id] = Watcher(
@@ -86,6 +96,37 @@ struct WatchStream {
         catchingUp.insert(id)
         reply.created = true
         try await response.write(reply)
+    }
+
+    /// Why the caller may not watch what `create` names (etcd checks read
+    /// permission once, at creation; a key from which every key is watched
+    /// is checked as that whole span, where etcd 3.4 checked its first key).
+    private func permissionRefusal(_ create: Etcdserverpb_WatchCreateRequest) async throws -> AuthFailure? {
+        let caller: AuthStore.Caller?
+        do {
+            caller = try await node.caller()
+        } catch EtcdError.auth(let refusal) {
+            return refusal
+        }
+        guard node.auth.isEnabled else { return nil }
+        let key = create.key.isEmpty ? [0] : [UInt8](create.key)
+        do {
+            try node.checkRead(caller, key: key, rangeEnd: [UInt8](create.rangeEnd))
+            return nil
+        } catch EtcdError.auth(let refusal) {
+            return refusal
+        }
+    }
+
+    /// Go's name of a gRPC code, as grpc-go's status strings read.
+    static func goCodeName(_ code: RPCError.Code) -> String {
+        switch code {
+        case .unauthenticated: "Unauthenticated"
+        case .invalidArgument: "InvalidArgument"
+        case .permissionDenied: "PermissionDenied"
+        case .failedPrecondition: "FailedPrecondition"
+        default: "Unknown"
+        }
     }
 
     mutating func cancel(_ id: Int64, _ response: RPCWriter<Etcdserverpb_WatchResponse>) async throws {

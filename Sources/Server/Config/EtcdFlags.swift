@@ -5,7 +5,6 @@ extension EtcdFlag {
     static let noV2 = "Ballot serves etcd's v3 API only (etcd 3.4 has v2 off by default too); move v2 clients to v3"
     static let noProxy = "Ballot has no v2 proxy mode; point clients at the members' client URLs"
     static let noDiscovery = "discovery is not supported; list the members with --initial-cluster"
-    static let noAuth = "users, roles and tokens are not implemented yet"
 
     public static let all: [EtcdFlag] = [
         // Member
@@ -65,9 +64,9 @@ extension EtcdFlag {
         EtcdFlag("cors", .string, "*", .used, "Comma-separated whitelist of origins for CORS (empty or * means allow all)."),
         EtcdFlag("host-whitelist", .string, "*", .noEffect("HTTP requests are not filtered by host"), "Acceptable hostnames from HTTP client requests, if server is not secure (empty or * means allow all)."),
         // Auth
-        EtcdFlag("auth-token", .string, "simple", .noEffect(noAuth), "Specify a v3 authentication token type and its options ('simple' or 'jwt')."),
-        EtcdFlag("bcrypt-cost", .integer, "10", .noEffect(noAuth), "Specify the cost / strength of the bcrypt algorithm for hashing auth passwords."),
-        EtcdFlag("auth-token-ttl", .integer, "300", .noEffect(noAuth), "Time (in seconds) of the auth-token-ttl."),
+        EtcdFlag("auth-token", .string, "simple", .used, "Specify a v3 authentication token type and its options ('simple' or 'jwt')."),
+        EtcdFlag("bcrypt-cost", .integer, "10", .used, "Specify the cost / strength of the bcrypt algorithm for hashing auth passwords."),
+        EtcdFlag("auth-token-ttl", .integer, "300", .used, "Time (in seconds) of the auth-token-ttl."),
         // Profiling and monitoring
         EtcdFlag("enable-pprof", .bool, "false", .noEffect("Go's pprof does not exist in a Swift server; use perf"), "Enable runtime profiling data via HTTP server."),
         EtcdFlag("metrics", .string, "basic", .noEffect("Ballot always exports the same metrics"), "Set level of detail for exported metrics, specify 'extensive' to include histogram metrics."),

@@ -52,6 +52,15 @@ extension ServerConfig {
         let cors = flags.list("cors")
         self.corsOrigins = cors.isEmpty ? ["*"] : cors
         self.compactionBatchKeys = try flags.integer("experimental-compaction-batch-limit")
+        // etcd replaces a cost out of bcrypt's range, and a TTL of 0 or less, by the default.
+        let cost = try flags.integer("bcrypt-cost")
+        self.bcryptCost = Self.bcryptCostRange.contains(cost) ? cost : Self.bcryptCostDefault
+        let ttl = try flags.integer("auth-token-ttl")
+        self.authTokenTTLSeconds = ttl <= 0 ? Self.authTokenTTLSecondsDefault : min(ttl, Self.authTokenTTLSecondsRange.upperBound)
+        let tokenType = flags.string("auth-token").split(separator: ",", omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        guard tokenType == "simple" else {
+            throw .invalid("--auth-token \(tokenType): only simple tokens are supported (JWT tokens are not yet)")
+        }
         let snapshotCount = try flags.integer("snapshot-count")
         guard snapshotCount >= 0 else { throw .invalid("--snapshot-count must not be negative") }
         self.snapshotCount = UInt64(snapshotCount)

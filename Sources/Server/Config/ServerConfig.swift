@@ -62,6 +62,17 @@ public struct ServerConfig: Sendable {
     /// Operations in one transaction (etcd's --max-txn-ops).
     public var maxTxnOperations = maxTxnOperationsDefault
 
+    /// bcrypt's cost for passwords (etcd's --bcrypt-cost); out of range, etcd
+    /// warns and uses the default, and so does Ballot.
+    public static let bcryptCostDefault = 10
+    public static let bcryptCostRange = 4...31
+    public var bcryptCost = bcryptCostDefault
+
+    /// How long a simple token lives unused (etcd's --auth-token-ttl, seconds).
+    public static let authTokenTTLSecondsDefault = 300
+    public static let authTokenTTLSecondsRange = 1...86_400
+    public var authTokenTTLSeconds = authTokenTTLSecondsDefault
+
     public static let compactionBatchKeysDefault = MVCCSettings.compactionBatchKeysDefault
     public static let compactionBatchKeysRange = 1...1_000_000
     /// Keys compacted per store transaction (etcd's
@@ -140,6 +151,10 @@ public struct ServerConfig: Sendable {
         }
         guard Self.maxTxnOperationsRange.contains(maxTxnOperations) else {
             throw .invalid("--max-txn-ops must be in \(Self.maxTxnOperationsRange)")
+        }
+        guard Self.bcryptCostRange.contains(bcryptCost) else { throw .invalid("--bcrypt-cost must be in \(Self.bcryptCostRange)") }
+        guard Self.authTokenTTLSecondsRange.contains(authTokenTTLSeconds) else {
+            throw .invalid("--auth-token-ttl must be in \(Self.authTokenTTLSecondsRange)")
         }
         guard Self.compactionBatchKeysRange.contains(compactionBatchKeys) else {
             throw .invalid("--experimental-compaction-batch-limit must be in \(Self.compactionBatchKeysRange)")

@@ -163,6 +163,8 @@ extension Node {
             precondition(store.appliedIndex == metadata.index, "snapshot \(metadata.index) holds applied index \(store.appliedIndex)")
             recordUsage()
             lessor.reset(records: try store.leases())
+            try auth.load(from: store)
+            tokens.apply([.forgetAll])
             metrics.mvcc.setKeys(try store.liveKeyCount())
             for (_, attributes) in try store.members() {
                 guard let member = try? Etcdserverpb_Member(serializedBytes: attributes) else { continue }

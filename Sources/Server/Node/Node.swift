@@ -92,6 +92,12 @@ public final class Node: @unchecked Sendable {
     /// Members a snapshot is being sent to now (one at a time each).
     var shipping: Set<NodeID> = []
     let applier: Applier
+    /// etcd's users, roles and permissions (the applier's; read under `storeLock`).
+    var auth: AuthStore { applier.auth }
+    /// Simple tokens, assigned as Authenticate entries apply.
+    let tokens: SimpleTokens
+    /// bcrypt's cost for the passwords this member hashes (`--bcrypt-cost`).
+    let bcryptCost: Int
     /// The applier's effects outside the store (also run for the members a snapshot brings).
     let applyEffects: ServerApplyEffects
     /// Committed entries wait here for the apply thread.
@@ -162,7 +168,7 @@ public final class Node: @unchecked Sendable {
 
     init(id: NodeID, clusterID: UInt64, core: RaftCore, wal: WriteAheadLog, store: MVCCStore, snapshots: SnapshotStore,
          transport: PeerTransport, leases: [LeaseRecord], members: MemberDirectory, metrics: ServerMetrics, config: ServerConfig,
-         loop: any EventLoop, logger: Logger) {
+         loop: any EventLoop, logger: Logger, auth: AuthStore = AuthStore()) {
         self.id = id
         self.loop = loop
         self.clusterID = clusterID
@@ -178,8 +184,10 @@ public final class Node: @unchecked Sendable {
         self.quotaBytes = config.quotaBackendBytes
         self.maxTxnOperations = config.maxTxnOperations
         self.maxRequestBytes = config.maxRequestBytes
-        self.applyEffects = ServerApplyEffects(lessor: lessor, members: members, transport: transport, logger: logger)
-        self.applier = Applier(store: store, effects: applyEffects, metrics: metrics.mvcc, logger: logger)
+        self.tokens = SimpleTokens(ttl: .seconds(config.authTokenTTLSeconds))
+        self.bcryptCost = config.bcryptCost
+        self.applyEffects = ServerApplyEffects(lessor: lessor, members: members, transport: transport, tokens: tokens, logger: logger)
+        self.applier = Applier(store: store, effects: applyEffects, metrics: metrics.mvcc, logger: logger, auth: auth)
         self.applyQueue = ApplyQueue()
         // A store that cannot be read fails at the node's first read, with its error.
         if let keys = try? store.liveKeyCount() { metrics.mvcc.setKeys(keys) }
@@ -559,6 +567,7 @@ public final class Node: @unchecked Sendable {
         for id in expired {
             var command = Ballotpb_Command()
             command.leaseRevoke.id = id
+            command.authHeader.memberInternal = true
             if let bytes = try? command.serializedBytes() as [UInt8] { commands.append(bytes) }
         }
         do throws(ProposeError) {

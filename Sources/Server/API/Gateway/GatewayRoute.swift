@@ -106,8 +106,8 @@ struct GatewayRoute: Sendable {
         "/v3/election/leader": .init(Election.Leader.descriptor, V3electionpb_LeaderRequest.self, V3electionpb_LeaderResponse.self),
         "/v3/election/observe": .init(Election.Observe.descriptor, V3electionpb_LeaderRequest.self, V3electionpb_LeaderResponse.self, .serverStream),
         "/v3/election/resign": .init(Election.Resign.descriptor, V3electionpb_ResignRequest.self, V3electionpb_ResignResponse.self),
-        // etcd's Auth service is the security issue's; until it is served these
-        // answer gRPC's Unimplemented, as any method the server lacks.
+        // etcd's Auth service (`AuthService`); a token comes in the HTTP
+        // `Authorization` header (`ClientHTTPHandler.metadata`).
         "/v3/auth/enable": .init(Auth.AuthEnable.descriptor, Etcdserverpb_AuthEnableRequest.self, Etcdserverpb_AuthEnableResponse.self),
         "/v3/auth/disable": .init(Auth.AuthDisable.descriptor, Etcdserverpb_AuthDisableRequest.self, Etcdserverpb_AuthDisableResponse.self),
         "/v3/auth/authenticate": .init(Auth.Authenticate.descriptor, Etcdserverpb_AuthenticateRequest.self, Etcdserverpb_AuthenticateResponse.self),

@@ -1,0 +1,53 @@
+import Consensus
+import EtcdAPI
+import StateMachine
+
+/// Who is calling, as etcd's AuthInfoFromCtx finds out: the request's
+/// token (`RequestCredentials`), which must name a live simple token; no
+/// token, nobody (refused by every check while auth is enabled).
+extension Node {
+    /// The caller of the request this task serves; nil without credentials.
+    /// A token is judged once the entry that assigned it is applied here.
+    func caller() async throws -> AuthStore.Caller? {
+        guard let token = RequestCredentials.token else { return nil }
+        if let caller = try known(token) { return caller }
+        if let index = SimpleTokens.index(of: token), LogIndex(index) > status.appliedIndex {
+            try await waitApplied(LogIndex(index))
+            if let caller = try known(token) { return caller }
+        }
+        throw EtcdError.auth(.invalidAuthToken)
+    }
+
+    private func known(_ token: String) throws -> AuthStore.Caller? {
+        guard let username = tokens.user(of: token) else { return nil }
+        // Simple tokens carry no revision: the auth store's, now.
+        return try read { _ in AuthStore.Caller(username: username, revision: auth.revision) }
+    }
+
+    /// The caller, as a proposed command carries it for every member's check.
+    func authHeader() async throws -> Ballotpb_AuthHeader? {
+        guard let caller = try await caller() else { return nil }
+        var header = Ballotpb_AuthHeader()
+        header.username = caller.username
+        header.authRevision = caller.revision
+        return header
+    }
+
+    /// Refuse a read of `[key, rangeEnd)` the caller may not make.
+    func checkRead(_ caller: AuthStore.Caller?, key: [UInt8], rangeEnd: [UInt8]) throws {
+        let refusal = try read { _ in auth.check(caller ?? .nobody, key: key, rangeEnd: rangeEnd, writing: false) }
+        if let refusal { throw EtcdError.auth(refusal) }
+    }
+
+    /// Refuse the caller unless it holds the root role (or auth is off).
+    func checkAdmin(_ caller: AuthStore.Caller?) throws {
+        let refusal = try read { _ in auth.checkAdmin(caller ?? .nobody) }
+        if let refusal { throw EtcdError.auth(refusal) }
+    }
+
+    /// Whether a request must go the way that judges credentials: auth is
+    /// enabled, or it carries a token (which etcd judges even with auth off).
+    func needsCredentials(token: String?) -> Bool {
+        token != nil || auth.isEnabled
+    }
+}
