@@ -264,8 +264,9 @@ public final class BallotServer: Sendable {
         let interceptors: [any ServerInterceptor] = [
             MetricsInterceptor(metrics: metrics), RequireLeaderInterceptor(node: node), CredentialsInterceptor(),
         ]
-        let wire = GRPCWireSettings(maxRequestMessageBytes: config.maxRequestBytes + Self.grpcOverheadBytes,
+        var wire = GRPCWireSettings(maxRequestMessageBytes: config.maxRequestBytes + Self.grpcOverheadBytes,
                                     maxConcurrentStreams: config.maxConcurrentStreams)
+        wire.clientCertificateUsers = config.clientTLS.clientCertAuth
         let gatewayServer = GRPCServer(transport: inProcess.server, services: services, interceptors: interceptors)
         let gateway = JSONGateway(client: localClient,
                                   maxRequestBytes: config.maxRequestBytes, overheadBytes: Self.grpcOverheadBytes)

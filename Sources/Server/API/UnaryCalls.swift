@@ -121,7 +121,8 @@ struct UnaryRoute: Sendable {
                 // and the connection's event loop is the node's.
                 let encoded: Result<[UInt8], RPCError>
                 do {
-                    encoded = finished(.success(try await RequestCredentials.$token.withValue(token) { try await later(request) }))
+                    let commonName = RequestCredentials.commonName(in: headers)
+                    encoded = finished(.success(try await RequestCredentials.with(token: token, commonName: commonName) { try await later(request) }))
                 } catch {
                     encoded = finished(.failure(error))
                 }

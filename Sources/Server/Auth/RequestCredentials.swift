@@ -9,6 +9,14 @@ import NIOHPACK
 /// is calling (`Node.caller()`).
 enum RequestCredentials {
     @TaskLocal static var token: String?
+    /// The common name of the client's verified TLS certificate, when
+    /// `--client-cert-auth` makes it the user of calls without a token.
+    @TaskLocal static var commonName: String?
+
+    /// Where the client port's HTTP/2 handler passes the verified common
+    /// name along with a call's headers; never taken from a client (the
+    /// handler and the JSON gateway drop any client header of this name).
+    static let commonNameKey = "ballot-verified-client-cn"
 
     static let tokenKey = "token"
     static let authorizationKey = "authorization"
@@ -23,6 +31,19 @@ enum RequestCredentials {
     static func token(in headers: HPACKHeaders) -> String? {
         headers.first(name: tokenKey) ?? headers.first(name: authorizationKey)
     }
+
+    static func commonName(in metadata: Metadata) -> String? {
+        metadata[stringValues: commonNameKey].first(where: { _ in true })
+    }
+
+    static func commonName(in headers: HPACKHeaders) -> String? {
+        headers.first(name: commonNameKey)
+    }
+
+    /// Run `body` with a call's credentials as the task's.
+    static func with<T>(token: String?, commonName: String?, _ body: () async throws -> T) async rethrows -> T {
+        try await $token.withValue(token) { try await $commonName.withValue(commonName) { try await body() } }
+    }
 }
 
 /// Makes a call's token the handling task's `RequestCredentials.token`.
@@ -31,13 +52,17 @@ struct CredentialsInterceptor: ServerInterceptor {
         request: StreamingServerRequest<Input>, context: ServerContext,
         next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async throws -> StreamingServerResponse<Output> {
-        guard let token = RequestCredentials.token(in: request.metadata) else { return try await next(request, context) }
-        var response = try await RequestCredentials.$token.withValue(token) { try await next(request, context) }
+        let token = RequestCredentials.token(in: request.metadata)
+        let commonName = RequestCredentials.commonName(in: request.metadata)
+        guard token != nil || commonName != nil else { return try await next(request, context) }
+        var response = try await RequestCredentials.with(token: token, commonName: commonName) { try await next(request, context) }
         // A streaming call (Watch) runs its handler in the response's
         // producer, after this returns: give it the token too.
         if case .success(var contents) = response.accepted {
             let producer = contents.producer
-            contents.producer = { writer in try await RequestCredentials.$token.withValue(token) { try await producer(writer) } }
+            contents.producer = { writer in
+                try await RequestCredentials.with(token: token, commonName: commonName) { try await producer(writer) }
+            }
             response.accepted = .success(contents)
         }
         return response

@@ -4,12 +4,19 @@ import StateMachine
 
 /// Who is calling, as etcd's AuthInfoFromCtx finds out: the request's
 /// token (`RequestCredentials`), which must name a live simple token; no
-/// token, nobody (refused by every check while auth is enabled).
+/// token, the common name of the client's verified certificate under
+/// `--client-cert-auth`; neither, nobody (refused by every check while auth
+/// is enabled).
 extension Node {
     /// The caller of the request this task serves; nil without credentials.
     /// A token is judged once the entry that assigned it is applied here.
     func caller() async throws -> AuthStore.Caller? {
-        guard let token = RequestCredentials.token else { return nil }
+        guard let token = RequestCredentials.token else {
+            // etcd's --client-cert-auth: the verified certificate's common
+            // name is the user of a call without a token.
+            guard let name = RequestCredentials.commonName else { return nil }
+            return try read { _ in AuthStore.Caller(username: name, revision: auth.revision) }
+        }
         if let caller = try known(token) { return caller }
         if let index = SimpleTokens.index(of: token), LogIndex(index) > status.appliedIndex {
             try await waitApplied(LogIndex(index))

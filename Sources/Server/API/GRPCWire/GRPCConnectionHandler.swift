@@ -2,6 +2,8 @@ import GRPCCore
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
+import NIOSSL
+import X509
 
 /// One client connection's gRPC calls, read straight from its HTTP/2
 /// frames on the connection's event loop (HTTP/2 in frame mode: no channel
@@ -107,6 +109,26 @@ final class GRPCConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         raiseConnectionWindow(context: context)
     }
 
+    /// The common name of the client's verified certificate (`--client-cert-auth`),
+    /// read once per connection; "" when there is none.
+    private var verifiedCommonName: String?
+
+    /// `headers` with the connection's verified common name under
+    /// `RequestCredentials.commonNameKey`, which only this handler sets: a
+    /// client's own header of that name is dropped.
+    private func withVerifiedCommonName(_ headers: HPACKHeaders) -> HPACKHeaders {
+        var headers = headers
+        headers.remove(name: RequestCredentials.commonNameKey)
+        guard settings.clientCertificateUsers, let context else { return headers }
+        if verifiedCommonName == nil {
+            let certificate = (try? context.pipeline.syncOperations.handler(type: NIOSSLHandler.self))?.peerCertificate
+            let parsed = certificate.flatMap { try? Certificate(derEncoded: $0.toDERBytes()) }
+            verifiedCommonName = parsed.flatMap { PeerCertificateRule.commonName(of: $0) } ?? ""
+        }
+        if let name = verifiedCommonName, !name.isEmpty { headers.add(name: RequestCredentials.commonNameKey, value: name) }
+        return headers
+    }
+
     private var connectionWindowRaised = false
 
     /// HTTP/2 opens every connection with a 64 KiB window; raise it at once.
@@ -183,6 +205,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             if endStream { requestEnded(id) }
             return
         }
+        let headers = withVerifiedCommonName(headers)
         highestStreamID = max(highestStreamID, id)
         guard !goingAway else {
             write(id, .rstStream(.refusedStream))

@@ -11,6 +11,9 @@ struct GRPCWireSettings: Sendable {
     var maxRequestMessageBytes: Int
     /// HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS (etcd's --max-concurrent-streams).
     var maxConcurrentStreams: Int
+    /// Whether a TLS client's verified certificate names its user, by its
+    /// common name, for calls without a token (etcd's --client-cert-auth).
+    var clientCertificateUsers = false
     /// Each stream's receive window, advertised in SETTINGS_INITIAL_WINDOW_SIZE.
     var streamWindowBytes = Self.defaultStreamWindowBytes
     /// The connection's receive window, raised from HTTP/2's 64 KiB at start.

@@ -125,7 +125,11 @@ final class ClientHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
         for (name, value) in headers {
             let lowered = name.lowercased()
             if lowered.hasPrefix(prefix), lowered.count > prefix.count {
-                metadata.addString(value, forKey: String(lowered.dropFirst(prefix.count)))
+                let key = String(lowered.dropFirst(prefix.count))
+                // Only the client port's HTTP/2 handler names a verified certificate's
+                // user; etcd's gateway ignores client certificates.
+                guard key != RequestCredentials.commonNameKey else { continue }
+                metadata.addString(value, forKey: key)
             } else if lowered == "authorization" {
                 metadata.addString(value, forKey: "authorization")
             }
