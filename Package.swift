@@ -37,6 +37,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         // bcrypt for etcd's user passwords (its HummingbirdBcrypt target builds OpenBSD's C code alone).
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        // etcd's JWT auth tokens (--auth-token jwt,...).
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
     ],
     targets: [
         // Pure: shared consensus vocabulary. Imports only the standard library.
@@ -108,6 +110,7 @@ let package = Package(
                 // etcd's YAML --config-file.
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),
         .executableTarget(

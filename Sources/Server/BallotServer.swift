@@ -244,6 +244,14 @@ public final class BallotServer: Sendable {
     /// Serve until the task is cancelled, then stop cleanly: gRPC servers
     /// drain, the node loop stops, the log is closed.
     public func run() async throws {
+        // JWT keys load first: options etcd refuses stop the start here.
+        if let jwt = node.jwt {
+            do {
+                _ = try await jwt.value
+            } catch {
+                throw ConfigError.invalid("--auth-token \(config.authToken): \(error)")
+            }
+        }
         // The JSON gateway and the Lock and Election services reach the
         // member's services through a gRPC server of their own, in process
         // (etcd's gateway dials its own gRPC server; its lock and election

@@ -220,6 +220,12 @@ final class TestCluster: @unchecked Sendable {
     /// Runs Debian's etcdctl (v3 API) against the cluster or `endpoints`.
     @discardableResult
     func etcdctl(_ arguments: String..., endpoints: String? = nil, input: String? = nil, timeout: Double = 15) throws -> Output {
+        try run(etcdctl: arguments, endpoints: endpoints, input: input, timeout: timeout)
+    }
+
+    /// `etcdctl` with its arguments as a list.
+    @discardableResult
+    func run(etcdctl arguments: [String], endpoints: String? = nil, input: String? = nil, timeout: Double = 15) throws -> Output {
         try Self.run("/usr/bin/etcdctl", ["--endpoints=\(endpoints ?? self.endpoints)", "--dial-timeout=3s", "--command-timeout=10s"] + ctlArguments + arguments,
                      environment: ["ETCDCTL_API": "3"], input: input, timeout: timeout)
     }

@@ -61,11 +61,21 @@ struct AuthService: Etcdserverpb_Auth.SimpleServiceProtocol {
                 guard !hash.isEmpty, Bcrypt.verify(request.password, hash: hash) else { throw EtcdError.auth(.authFailed) }
                 var named = Etcdserverpb_AuthenticateRequest()
                 named.name = request.name
-                let response: Etcdserverpb_AuthenticateResponse = try await propose { command in
+                var response: Etcdserverpb_AuthenticateResponse = try await propose { command in
                     command.authenticate = named
-                    command.simpleTokenPrefix = SimpleTokens.randomPrefix()
+                    command.simpleTokenPrefix = node.jwt == nil ? SimpleTokens.randomPrefix() : ""
                 }
-                if try node.read({ _ in node.auth.revision }) == revision { return response }
+                let now = try node.read { _ in node.auth.revision }
+                guard now == revision else { continue }
+                if let jwt = node.jwt {
+                    // etcd signs the JWT where the Authenticate entry applied; the
+                    // member answering signs it here, at the revision now.
+                    guard let token = try await jwt.value.issue(username: request.name, revision: now) else {
+                        throw RPCError(code: .unknown, message: "auth: token signing attempted with verify-only key")
+                    }
+                    response.token = token
+                }
+                return response
             }
         }
     }

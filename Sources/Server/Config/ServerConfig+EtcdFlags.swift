@@ -57,9 +57,10 @@ extension ServerConfig {
         self.bcryptCost = Self.bcryptCostRange.contains(cost) ? cost : Self.bcryptCostDefault
         let ttl = try flags.integer("auth-token-ttl")
         self.authTokenTTLSeconds = ttl <= 0 ? Self.authTokenTTLSecondsDefault : min(ttl, Self.authTokenTTLSecondsRange.upperBound)
-        let tokenType = flags.string("auth-token").split(separator: ",", omittingEmptySubsequences: false).first.map(String.init) ?? ""
-        guard tokenType == "simple" else {
-            throw .invalid("--auth-token \(tokenType): only simple tokens are supported (JWT tokens are not yet)")
+        self.authToken = flags.string("auth-token")
+        let tokenType = authToken.split(separator: ",", omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        guard tokenType == "simple" || tokenType == "jwt" else {
+            throw .invalid("--auth-token \(tokenType): the token type is 'simple' or 'jwt'")
         }
         let snapshotCount = try flags.integer("snapshot-count")
         guard snapshotCount >= 0 else { throw .invalid("--snapshot-count must not be negative") }

@@ -68,6 +68,9 @@ public struct ServerConfig: Sendable {
     public static let bcryptCostRange = 4...31
     public var bcryptCost = bcryptCostDefault
 
+    /// etcd's --auth-token: `simple`, or `jwt,` and its options (`JWTTokens`).
+    public var authToken = "simple"
+
     /// How long a simple token lives unused (etcd's --auth-token-ttl, seconds).
     public static let authTokenTTLSecondsDefault = 300
     public static let authTokenTTLSecondsRange = 1...86_400

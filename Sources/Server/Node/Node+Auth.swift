@@ -17,6 +17,11 @@ extension Node {
             guard let name = RequestCredentials.commonName else { return nil }
             return try read { _ in AuthStore.Caller(username: name, revision: auth.revision) }
         }
+        if let jwt {
+            // A JWT carries the revision it was issued at.
+            guard let claims = await (try await jwt.value).claims(of: token) else { throw EtcdError.auth(.invalidAuthToken) }
+            return AuthStore.Caller(username: claims.username, revision: claims.revision)
+        }
         if let caller = try known(token) { return caller }
         if let index = SimpleTokens.index(of: token), LogIndex(index) > status.appliedIndex {
             try await waitApplied(LogIndex(index))

@@ -96,6 +96,9 @@ public final class Node: @unchecked Sendable {
     var auth: AuthStore { applier.auth }
     /// Simple tokens, assigned as Authenticate entries apply.
     let tokens: SimpleTokens
+    /// JWT tokens instead, with `--auth-token jwt,...`: their keys, loaded
+    /// once (`BallotServer.run` awaits them first, so bad options stop the start).
+    let jwt: Task<JWTTokens, any Error>?
     /// bcrypt's cost for the passwords this member hashes (`--bcrypt-cost`).
     let bcryptCost: Int
     /// The applier's effects outside the store (also run for the members a snapshot brings).
@@ -185,8 +188,10 @@ public final class Node: @unchecked Sendable {
         self.maxTxnOperations = config.maxTxnOperations
         self.maxRequestBytes = config.maxRequestBytes
         self.tokens = SimpleTokens(ttl: .seconds(config.authTokenTTLSeconds))
+        let tokenOptions = config.authToken
+        self.jwt = tokenOptions.hasPrefix("jwt") ? Task { try await JWTTokens.make(tokenOptions) } : nil
         self.bcryptCost = config.bcryptCost
-        self.applyEffects = ServerApplyEffects(lessor: lessor, members: members, transport: transport, tokens: tokens, logger: logger)
+        self.applyEffects = ServerApplyEffects(lessor: lessor, members: members, transport: transport, tokens: jwt == nil ? tokens : nil, logger: logger)
         self.applier = Applier(store: store, effects: applyEffects, metrics: metrics.mvcc, logger: logger, auth: auth)
         self.applyQueue = ApplyQueue()
         // A store that cannot be read fails at the node's first read, with its error.

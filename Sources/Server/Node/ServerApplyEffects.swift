@@ -11,10 +11,11 @@ struct ServerApplyEffects: ApplyEffects {
     let lessor: Lessor
     let members: MemberDirectory
     let transport: PeerTransport
-    let tokens: SimpleTokens
+    /// nil with JWT tokens, which no member keeps.
+    let tokens: SimpleTokens?
     let logger: Logger
 
-    func authTokens(_ effects: [AuthStore.TokenEffect]) { tokens.apply(effects) }
+    func authTokens(_ effects: [AuthStore.TokenEffect]) { tokens?.apply(effects) }
 
     func leaseGranted(_ id: Int64, ttl: Int64) { lessor.granted(id, ttl: ttl) }
 
