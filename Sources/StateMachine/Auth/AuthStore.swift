@@ -48,20 +48,37 @@ public final class AuthStore: @unchecked Sendable {
         revision = 1
         users = [:]
         roles = [:]
-        for (name, record) in try store.authRecords() {
+        if let bad = take(try store.authRecords().map { ($0.name, $0.record) }) {
+            throw .corrupt(path: store.directory, detail: "undecodable auth record \(String(decoding: bad, as: UTF8.self))")
+        }
+    }
+
+    /// Records written (nil: removed) into the in-memory form, the
+    /// permissions rebuilt; the name of the first record that does not
+    /// decode, if one does not.
+    private func take(_ changes: [(name: [UInt8], record: [UInt8]?)]) -> [UInt8]? {
+        defer { rebuildPermissions() }
+        for (name, record) in changes {
             if name == Self.enabledName {
                 enabled = record == [1]
-            } else if name == Self.revisionName, record.count == 8 {
+            } else if name == Self.revisionName {
+                guard let record, record.count == 8 else { return name }
                 revision = UInt64(bitPattern: record.reduce(Int64(0)) { $0 << 8 | Int64($1) })
-            } else if name.starts(with: Self.userPrefix), let user = try? Authpb_User(serializedBytes: record) {
-                users[String(decoding: user.name, as: UTF8.self)] = user
-            } else if name.starts(with: Self.rolePrefix), let role = try? Authpb_Role(serializedBytes: record) {
-                roles[String(decoding: role.name, as: UTF8.self)] = role
+            } else if name.starts(with: Self.userPrefix) {
+                let key = String(decoding: name.dropFirst(Self.userPrefix.count), as: UTF8.self)
+                guard let record else { users[key] = nil; continue }
+                guard let user = try? Authpb_User(serializedBytes: record) else { return name }
+                users[key] = user
+            } else if name.starts(with: Self.rolePrefix) {
+                let key = String(decoding: name.dropFirst(Self.rolePrefix.count), as: UTF8.self)
+                guard let record else { roles[key] = nil; continue }
+                guard let role = try? Authpb_Role(serializedBytes: record) else { return name }
+                roles[key] = role
             } else {
-                throw .corrupt(path: store.directory, detail: "undecodable auth record \(String(decoding: name, as: UTF8.self))")
+                return name
             }
         }
-        rebuildPermissions()
+        return nil
     }
 
     private func rebuildPermissions() {
@@ -174,28 +191,11 @@ public final class AuthStore: @unchecked Sendable {
             return .failure(failure)
         case .success(let (response, changes)):
             try store.writeAuth(changes, index: index)
-            try? load(changes)
+            let undecodable = take(changes)
+            precondition(undecodable == nil, "an auth record this store encoded does not decode")
             let bytes: [UInt8] = (try? response.serializedBytes()) ?? []
             return .success(bytes)
         }
-    }
-
-    /// Apply written records to the in-memory form (what `load` would read).
-    private func load(_ changes: [(name: [UInt8], record: [UInt8]?)]) throws {
-        for (name, record) in changes {
-            if name == Self.enabledName {
-                enabled = record == [1]
-            } else if name == Self.revisionName, let record {
-                revision = UInt64(bitPattern: record.reduce(Int64(0)) { $0 << 8 | Int64($1) })
-            } else if name.starts(with: Self.userPrefix) {
-                let key = String(decoding: name.dropFirst(Self.userPrefix.count), as: UTF8.self)
-                users[key] = try record.map { try Authpb_User(serializedBytes: $0) }
-            } else if name.starts(with: Self.rolePrefix) {
-                let key = String(decoding: name.dropFirst(Self.rolePrefix.count), as: UTF8.self)
-                roles[key] = try record.map { try Authpb_Role(serializedBytes: $0) }
-            }
-        }
-        if changes.contains(where: { !$0.name.starts(with: Self.enabledName) }) { rebuildPermissions() }
     }
 
     private typealias Change = Result<(any SwiftProtobuf.Message, [RecordChange]), AuthFailure>
