@@ -280,7 +280,7 @@ public final class BallotServer: Sendable {
                                   maxRequestBytes: config.maxRequestBytes, overheadBytes: Self.grpcOverheadBytes)
         // Each client URL serves gRPC and the HTTP endpoints on one port.
         let listeners = try await ClientListener.bind(
-            config.listenClient, tls: clientTLS?.server, route: { uri in self.operationsAnswer(uri) },
+            config.listenClient, tls: clientTLS?.server, revocations: clientTLS?.revocations, route: { uri in self.operationsAnswer(uri) },
             gateway: gateway, gatewayStreamsMax: config.maxConcurrentStreams, corsOrigins: config.corsOrigins,
             unary: UnaryCalls(kv: KVService(node: node), metrics: metrics), wire: wire,
             connectionLoop: nodeLoop.next())
@@ -289,6 +289,7 @@ public final class BallotServer: Sendable {
         }
         let peerListeners = config.listenPeer.map {
             PeerListener(node: node, members: members, address: $0, tls: peerTLS?.server, certificateRule: peerTLS?.certificateRule,
+                         revocations: peerTLS?.revocations,
                          traffic: metrics.peerTraffic)
         }
         node.start()

@@ -36,7 +36,7 @@ import Testing
             arguments: ["--enable-pprof", "--logger=zap", "--experimental-initial-corrupt-check=true"], environment: [:])
         #expect(flags.notices.count == 3)
         #expect(flags.notices.contains { $0.hasPrefix("--enable-pprof has no effect") })
-        #expect(throws: ConfigError.self) { try EtcdCommandLine(arguments: ["--peer-crl-file", "revoked.crl"], environment: [:]) }
+        #expect(throws: ConfigError.self) { try EtcdCommandLine(arguments: ["--client-cert-allowed-hostname", "example.com"], environment: [:]) }
         #expect(throws: ConfigError.self) { try EtcdCommandLine(arguments: ["--discovery", "https://x"], environment: [:]) }
         // v2 is not served; etcd's own sample configuration turns it on, so it is accepted and said to do nothing.
         #expect(try EtcdCommandLine(arguments: ["--enable-v2"], environment: [:]).notices.contains { $0.hasPrefix("--enable-v2 has no effect") })

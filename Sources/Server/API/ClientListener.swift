@@ -49,7 +49,7 @@ final class ClientListener: Sendable {
     /// The bound socket, not accepting until the transport listens.
     private let server: any Channel
 
-    private init(address: HostPort, plaintext: Bool, tls: NIOSSLContext?, http: ClientHTTP,
+    private init(address: HostPort, plaintext: Bool, tls: NIOSSLContext?, revocations: CertificateRevocationList?, http: ClientHTTP,
                  unary: UnaryCalls, wire: GRPCWireSettings, connectionLoop: any EventLoop) async throws {
         self.address = address
         self.plaintext = plaintext
@@ -70,7 +70,7 @@ final class ClientListener: Sendable {
                     }
                     try channel.pipeline.syncOperations.addHandler(
                         ProtocolSniffer(grpc: GRPCPipeline(unary: unary, transport: transport, wire: wire), http: http,
-                                        plaintext: plaintext, tls: tls, decrypted: false))
+                                        plaintext: plaintext, tls: tls, revocations: revocations, decrypted: false))
                 }
             }
         let server = try await bootstrap.bind(to: address)
@@ -88,7 +88,7 @@ final class ClientListener: Sendable {
 
     /// The listeners for a member's client URLs, bound: one per host and
     /// port, serving each scheme a URL names there.
-    static func bind(_ urls: [HostPort], tls: NIOSSLContext?, route: @escaping @Sendable (String) -> OperationsHTTPServer.Answer,
+    static func bind(_ urls: [HostPort], tls: NIOSSLContext?, revocations: CertificateRevocationList? = nil, route: @escaping @Sendable (String) -> OperationsHTTPServer.Answer,
                      gateway: JSONGateway, gatewayStreamsMax: Int, corsOrigins: [String],
                      unary: UnaryCalls, wire: GRPCWireSettings, connectionLoop: any EventLoop) async throws -> [ClientListener] {
         var order: [HostPort] = []
@@ -108,7 +108,8 @@ final class ClientListener: Sendable {
                 // Each URL's gateway has its own stream limit, as each of etcd's
                 // reaches gRPC through a connection of its own.
                 let http = ClientHTTP(route: route, gateway: gateway, limit: GatewayStreamLimit(limit: gatewayStreamsMax), corsOrigins: corsOrigins)
-                listeners.append(try await ClientListener(address: key, plaintext: seen.plain, tls: seen.secure ? tls : nil, http: http,
+                listeners.append(try await ClientListener(address: key, plaintext: seen.plain, tls: seen.secure ? tls : nil,
+                                                          revocations: revocations, http: http,
                                                           unary: unary, wire: wire, connectionLoop: connectionLoop))
             }
         } catch {
@@ -146,6 +147,8 @@ final class ClientListener: Sendable {
         let plaintext: Bool
         /// The context for connections that start TLS; nil refuses them.
         let tls: NIOSSLContext?
+        /// `--client-crl-file`: certificates whose connections are closed after their handshake.
+        let revocations: CertificateRevocationList?
         /// Whether this sniffer reads what a TLS handler decrypted.
         let decrypted: Bool
         private var buffered: ByteBuffer?
@@ -156,13 +159,15 @@ final class ClientListener: Sendable {
         /// speaks; gRPC and HTTP clients speak at once.
         static let firstBytesTimeout = TimeAmount.seconds(30)
 
-        init(grpc: GRPCPipeline, http: ClientHTTP, plaintext: Bool, tls: NIOSSLContext?, decrypted: Bool) {
+        init(grpc: GRPCPipeline, http: ClientHTTP, plaintext: Bool, tls: NIOSSLContext?, revocations: CertificateRevocationList? = nil,
+             decrypted: Bool) {
             precondition(plaintext || tls != nil, "a listener serves at least one of plaintext and TLS")
             precondition(!decrypted || tls == nil, "no TLS inside TLS")
             self.grpc = grpc
             self.http = http
             self.plaintext = plaintext
             self.tls = tls
+            self.revocations = revocations
             self.decrypted = decrypted
         }
 
@@ -196,6 +201,7 @@ final class ClientListener: Sendable {
                     // TLS handler, whose plaintext the second sniffer sorts.
                     let pipeline = context.pipeline.syncOperations
                     try pipeline.addHandler(NIOSSLServerHandler(context: tls))
+                    if let revocations { try pipeline.addHandler(CertificateRevocationGate(list: revocations)) }
                     try pipeline.addHandler(ProtocolSniffer(grpc: grpc, http: http, plaintext: true, tls: nil, decrypted: true))
                     context.fireChannelRead(NIOAny(bytes))
                     pipeline.removeHandler(context: context, promise: nil)

@@ -1,7 +1,7 @@
 /// Every flag of etcd 3.4 (`etcd --help`, in its order), with what Ballot
 /// does with each.
 extension EtcdFlag {
-    static let noCertificateRules = "certificate revocation lists, cipher suite lists and client allowed hostnames are not implemented yet; leave this flag unset (the certificate's chain is still verified against --trusted-ca-file / --peer-trusted-ca-file)"
+    static let noCertificateRules = "client allowed hostnames are not implemented yet; leave this flag unset (the certificate's chain is still verified against --trusted-ca-file)"
     static let noV2 = "Ballot serves etcd's v3 API only (etcd 3.4 has v2 off by default too); move v2 clients to v3"
     static let noProxy = "Ballot has no v2 proxy mode; point clients at the members' client URLs"
     static let noDiscovery = "discovery is not supported; list the members with --initial-cluster"
@@ -48,7 +48,7 @@ extension EtcdFlag {
         EtcdFlag("cert-file", .string, "", .used, "Path to the client server TLS cert file."),
         EtcdFlag("key-file", .string, "", .used, "Path to the client server TLS key file."),
         EtcdFlag("client-cert-auth", .bool, "false", .used, "Enable client cert authentication."),
-        EtcdFlag("client-crl-file", .string, "", .refused(noCertificateRules), "Path to the client certificate revocation list file."),
+        EtcdFlag("client-crl-file", .string, "", .used, "Path to the client certificate revocation list file."),
         EtcdFlag("client-cert-allowed-hostname", .string, "", .refused(noCertificateRules), "Allowed TLS hostname for client cert authentication."),
         EtcdFlag("trusted-ca-file", .string, "", .used, "Path to the client server TLS trusted CA cert file."),
         EtcdFlag("auto-tls", .bool, "false", .used, "Client TLS using generated certificates."),
@@ -59,8 +59,8 @@ extension EtcdFlag {
         EtcdFlag("peer-cert-allowed-cn", .string, "", .used, "Required CN for client certs connecting to the peer endpoint."),
         EtcdFlag("peer-cert-allowed-hostname", .string, "", .used, "Allowed TLS hostname for inter peer authentication."),
         EtcdFlag("peer-auto-tls", .bool, "false", .used, "Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided."),
-        EtcdFlag("peer-crl-file", .string, "", .refused(noCertificateRules), "Path to the peer certificate revocation list file."),
-        EtcdFlag("cipher-suites", .string, "", .refused(noCertificateRules), "Comma-separated list of supported TLS cipher suites between client/server and peers."),
+        EtcdFlag("peer-crl-file", .string, "", .used, "Path to the peer certificate revocation list file."),
+        EtcdFlag("cipher-suites", .string, "", .used, "Comma-separated list of supported TLS cipher suites between client/server and peers."),
         EtcdFlag("cors", .string, "*", .used, "Comma-separated whitelist of origins for CORS (empty or * means allow all)."),
         EtcdFlag("host-whitelist", .string, "*", .noEffect("HTTP requests are not filtered by host"), "Acceptable hostnames from HTTP client requests, if server is not secure (empty or * means allow all)."),
         // Auth

@@ -74,6 +74,10 @@ extension ServerConfig {
         self.logToStandardOutput = outputs == ["stdout"]
         self.clientTLS = Self.tls(flags, prefix: "")
         self.peerTLS = Self.tls(flags, prefix: "peer-")
+        // etcd applies one list to both sides.
+        let suites = try CipherSuites.parse(flags.string("cipher-suites"))
+        self.clientTLS.cipherSuites = suites
+        self.peerTLS.cipherSuites = suites
     }
 
     /// `--cert-file --key-file --trusted-ca-file --client-cert-auth
@@ -85,6 +89,7 @@ extension ServerConfig {
         settings.trustedCAFile = flags.string(prefix + "trusted-ca-file")
         settings.clientCertAuth = flags.bool(prefix + "client-cert-auth")
         settings.autoTLS = flags.bool(prefix + "auto-tls")
+        settings.crlFile = flags.string(prefix.isEmpty ? "client-crl-file" : prefix + "crl-file")
         if prefix == "peer-" {
             settings.allowedCN = flags.string("peer-cert-allowed-cn")
             settings.allowedHostname = flags.string("peer-cert-allowed-hostname")

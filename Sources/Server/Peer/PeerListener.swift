@@ -28,9 +28,12 @@ final class PeerListener: Sendable {
     let tls: NIOSSLContext?
     /// What a connecting peer's certificate must also meet (`--peer-cert-allowed-*`).
     let certificateRule: PeerCertificateRule?
+    /// `--peer-crl-file`: certificates whose connections are closed after their handshake.
+    let revocations: CertificateRevocationList?
 
     init(node: Node, members: MemberDirectory, address: HostPort, tls: NIOSSLContext?, certificateRule: PeerCertificateRule? = nil,
-         traffic: PeerTraffic = PeerTraffic()) {
+         revocations: CertificateRevocationList? = nil, traffic: PeerTraffic = PeerTraffic()) {
+        self.revocations = revocations
         precondition(!address.secure || tls != nil, "an https peer URL needs a TLS context (ServerConfig.validated checks)")
         self.tls = tls
         self.certificateRule = certificateRule
@@ -49,11 +52,12 @@ final class PeerListener: Sendable {
     /// Serve until the task is cancelled.
     func run() async throws {
         let tls = address.secure ? tls : nil
-        let (rule, logger) = (certificateRule, logger)
+        let (rule, revocations, logger) = (certificateRule, revocations, logger)
         let initializer: @Sendable (any Channel) -> EventLoopFuture<PeerFrame.Connection> = { channel in
             channel.eventLoop.makeCompletedFuture {
                 guard let tls else { return }
                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                if let revocations { try channel.pipeline.syncOperations.addHandler(CertificateRevocationGate(list: revocations)) }
                 if let rule { try channel.pipeline.syncOperations.addHandler(PeerCertificateGate(rule: rule, side: .listener, logger: logger)) }
             }.flatMap { PeerFrame.wrapAccepted(channel, tap: self.messageTap()) }
         }

@@ -8,6 +8,8 @@ struct TLSContexts: Sendable {
     let client: NIOSSLContext
     /// Peers: what the other side's certificate must also meet, both ways.
     var certificateRule: PeerCertificateRule?
+    /// Certificates refused once their connection's handshake is done.
+    var revocations: CertificateRevocationList?
 
     /// The certificate `settings` name, or the self-signed one `generated`
     /// when only auto-TLS was asked for.
@@ -38,6 +40,11 @@ struct TLSContexts: Sendable {
         if !settings.trustedCAFile.isEmpty { server.trustRoots = .file(settings.trustedCAFile) }
         // etcd verifies client certificates only when told to; then a client without one is refused.
         server.certificateVerification = settings.clientCertAuth ? .noHostnameVerification : .none
+        if !settings.cipherSuites.isEmpty {
+            // Only TLS 1.2's suites can be chosen (as in etcd): serve TLS 1.2 alone.
+            server.cipherSuites = settings.cipherSuites.joined(separator: ":")
+            server.maximumTLSVersion = .tlsv12
+        }
 
         var client = TLSConfiguration.makeClientConfiguration()
         client.minimumTLSVersion = minimumVersion
@@ -45,8 +52,13 @@ struct TLSContexts: Sendable {
         client.privateKey = key
         if !settings.trustedCAFile.isEmpty { client.trustRoots = .file(settings.trustedCAFile) }
         client.certificateVerification = identity.selfSigned ? .none : .fullVerification
+        if !settings.cipherSuites.isEmpty {
+            client.cipherSuites = settings.cipherSuites.joined(separator: ":")
+            client.maximumTLSVersion = .tlsv12
+        }
         return TLSContexts(server: try NIOSSLContext(configuration: server), client: try NIOSSLContext(configuration: client),
-                           certificateRule: try PeerCertificateRule.from(allowedCN: settings.allowedCN, allowedHostname: settings.allowedHostname))
+                           certificateRule: try PeerCertificateRule.from(allowedCN: settings.allowedCN, allowedHostname: settings.allowedHostname),
+                           revocations: settings.crlFile.isEmpty ? nil : try CertificateRevocationList(file: settings.crlFile))
     }
 
     /// What a member without peer TLS settings dials an `https` peer with:

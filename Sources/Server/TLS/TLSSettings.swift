@@ -20,6 +20,12 @@ public struct TLSSettings: Sendable, Equatable {
     /// (`PeerCertificateRule`); at most one of them.
     public var allowedCN = ""
     public var allowedHostname = ""
+    /// etcd's `--client-crl-file` / `--peer-crl-file`: a revocation list
+    /// (PEM or DER) whose certificates are refused (`CertificateRevocationList`).
+    public var crlFile = ""
+    /// etcd's `--cipher-suites`, as OpenSSL names them (`CipherSuites`);
+    /// empty: the TLS library's defaults, TLS 1.3 included.
+    public var cipherSuites: [String] = []
 
     public init() {}
 
