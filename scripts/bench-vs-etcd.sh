@@ -17,6 +17,8 @@
 #   a stopped member catches up by a snapshot of a database of that many keys;
 #   database MB over its catch-up time, beside the disk's write rate (dd)
 #   SWIFT_BUILD_FLAGS="" (extra release-build flags, for build experiments)
+#   AUTH=1: auth enabled on both clusters, the load run as a user whose role
+#   may read and write every key (etcd's permission check on every request)
 #   PERF_WORKLOAD=put-100 (also record the members with `perf record -g` during
 #   that workload; reports land in the work directory, printed at the end)
 # Each etcd-benchmark line also gives CPU time per request: all three members
@@ -129,6 +131,18 @@ for round in $(seq "$ROUNDS"); do
             base=$([ "$kind" = etcd ] && echo 21000 || echo 22000)
             start_cluster "$kind" "$base"   # a fresh cluster per workload: no carried-over state
             ETCDCTL_API=3 etcdctl --endpoints="$endpoints" put KEY "$(head -c 256 /dev/zero | tr '\0' v)" >/dev/null
+            user_args=()
+            if [ "${AUTH:-0}" = 1 ]; then
+                ctl() { ETCDCTL_API=3 etcdctl --endpoints="$endpoints" "$@" >/dev/null; }
+                echo root | ctl user add root --interactive=false
+                ctl user grant-role root root
+                ctl role add bench
+                ctl role grant-permission bench readwrite --from-key ""
+                echo bench | ctl user add bench --interactive=false
+                ctl user grant-role bench bench
+                ctl auth enable
+                user_args=(--user bench:bench)
+            fi
             if [ "$workload" = scale ]; then
                 # SCALE_KEYS distinct keys (256-byte values), then each
                 # member's resident memory, the database size, and the time
@@ -194,7 +208,7 @@ for round in $(seq "$ROUNDS"); do
                 fi
                 # shellcheck disable=SC2046
                 /usr/bin/time -f "%U %S" -o "$work/client-cpu.txt" \
-                    $benchmark --precise --endpoints "$endpoints" $(args_for "$workload") >"$out" 2>&1 || { cat "$out"; exit 1; }
+                    $benchmark --precise "${user_args[@]}" --endpoints "$endpoints" $(args_for "$workload") >"$out" 2>&1 || { cat "$out"; exit 1; }
                 if [ -n "$perf_pid" ]; then
                     kill -INT "$perf_pid"; wait "$perf_pid" || true
                     report=$work/perf-$kind-$workload-$round.txt
@@ -218,7 +232,7 @@ for round in $(seq "$ROUNDS"); do
                     printf "cpu_members_us=%.0f cpu_busiest_us=%.0f cpu_client_us=%.0f", m / hz * 1e6 / n, b / hz * 1e6 / n, ($1 + $2) * 1e6 / n }' "$work/client-cpu.txt")
                 cpu+=$(awk -v s="$member_switches" -v n="$requests" 'BEGIN { printf " switches_members=%.1f", s / n }')
                 cpu+=" first_endpoint_leads=$first_leads"
-                echo "RESULT round=$round label=$kind workload=$workload ops_per_s=$rate p50_s=$p50 p99_s=$p99 requests=$requests $cpu" | tee -a "$results"
+                echo "RESULT round=$round label=$kind workload=$workload ops_per_s=$rate p50_s=$p50 p99_s=$p99 requests=$requests $cpu auth=${AUTH:-0}" | tee -a "$results"
             fi
             stop_cluster
             rm -rf "$work"/"$kind"-m*

@@ -32,8 +32,12 @@ final class LMDBEnvironment: @unchecked Sendable {
     static let databasesMax: UInt32 = 16
 
     /// `pinsCheckpoints` false is a test-only bug (`MVCCSettings.checkpointsForgetToPin`).
+    /// `whenNew` writes a new file's first records, in the transaction
+    /// that creates its databases (no commit of its own: a store's size at
+    /// birth is what etcd's smallest quotas expect).
     init(directory: String, mapSizeBytes: Int, databaseNames: [String], durability: CommitDurability = .full,
-         pinsCheckpoints: Bool = true) throws(StorageError) {
+         pinsCheckpoints: Bool = true,
+         whenNew: (LMDBTransaction, [String: MDB_dbi]) throws(StorageError) -> Void = { _, _ in }) throws(StorageError) {
         precondition(databaseNames.count <= Int(Self.databasesMax), "raise databasesMax")
         path = directory
         self.durability = durability
@@ -59,11 +63,17 @@ final class LMDBEnvironment: @unchecked Sendable {
             try Self.check(openCode, "env_open", directory)
             var opened: [String: MDB_dbi] = [:]
             try write { txn throws(StorageError) in
+                // A new file's main database names no database yet.
+                var main: MDB_dbi = 0
+                var stat = MDB_stat()
+                try Self.check(mdb_dbi_open(txn.handle, nil, 0, &main), "dbi_open main", directory)
+                try Self.check(mdb_stat(txn.handle, main, &stat), "stat main", directory)
                 for name in databaseNames {
                     var dbi: MDB_dbi = 0
                     try Self.check(mdb_dbi_open(txn.handle, name, UInt32(MDB_CREATE), &dbi), "dbi_open \(name)", directory)
                     opened[name] = dbi
                 }
+                if stat.ms_entries == 0 { try whenNew(txn, opened) }
             }
             databases = opened
             if durability == .checkpointed {
@@ -283,7 +293,29 @@ final class LMDBEnvironment: @unchecked Sendable {
         return true
     }
 
-    /// Bytes of the data file in use.
+    /// Bytes of the data file's pages that hold data now: `usedBytes`
+    /// less the free pages LMDB reuses (its free list, read whole: for
+    /// decisions near the quota, not for every commit).
+    func inUseBytes() throws(StorageError) -> Int {
+        let used = try usedBytes()
+        var stat = MDB_stat()
+        try Self.check(mdb_env_stat(handle, &stat), "env_stat", path)
+        var free = 0
+        try read { txn throws(StorageError) in
+            var cursor: OpaquePointer?
+            // Database 0 is LMDB's free list: transaction ID → [count, page numbers...].
+            try Self.check(mdb_cursor_open(txn.handle, 0, &cursor), "cursor_open(free list)", path)
+            defer { mdb_cursor_close(cursor) }
+            var key = MDB_val(), value = MDB_val()
+            while mdb_cursor_get(cursor, &key, &value, MDB_NEXT) == 0 {
+                guard value.mv_size >= MemoryLayout<Int>.size, let base = value.mv_data else { continue }
+                free += base.loadUnaligned(as: Int.self)
+            }
+        }
+        return max(0, used - free * Int(stat.ms_psize))
+    }
+
+    /// Bytes of the data file up to its last page (LMDB's high-water mark).
     func usedBytes() throws(StorageError) -> Int {
         var info = MDB_envinfo()
         var stat = MDB_stat()

@@ -97,18 +97,14 @@ public final class MVCCStore: @unchecked Sendable {
         }
     }
 
-    /// Refuse a file of another layout; mark a new one as this layout's.
+    /// Refuse a file of another layout (a new file was marked as this
+    /// layout's where its databases were created: `openEnvironment`).
     private func checkLayout() throws(StorageError) {
         let path = directory + "/data.mdb"
-        let (marked, current, consensus) = try environment.read { txn throws(StorageError) in
-            (try txn.get(metaDB, Self.layoutKey), try txn.get(metaDB, Self.currentKey), try txn.get(metaDB, Self.consensusKey))
-        }
-        let empty = current == nil && consensus == nil
+        let marked = try environment.read { txn throws(StorageError) in try txn.get(metaDB, Self.layoutKey) }
         switch marked {
         case [Self.layout]?:
             return
-        case nil where empty:
-            try environment.write { txn throws(StorageError) in try txn.put(metaDB, Self.layoutKey, [Self.layout]) }
         case nil:
             throw .olderLayout(path: path, found: 1, expected: Int(Self.layout))
         case let other?:
@@ -306,7 +302,7 @@ public final class MVCCStore: @unchecked Sendable {
     /// (persisted) alarm; deletes, reads and compaction still work, so an
     /// operator can free space, defragment and disarm, as with etcd.
     func checkSpace() throws(StorageError) {
-        let used = try environment.usedBytes()
+        let used = try quotaUsage(against: settings.quotaBytes)
         if noSpaceAlarm || used >= settings.quotaBytes {
             if !noSpaceAlarm {
                 try environment.write { txn throws(StorageError) in try txn.put(metaDB, Self.alarmKey, [1]) }
@@ -331,7 +327,7 @@ public final class MVCCStore: @unchecked Sendable {
     }
 
     public func disarmNoSpace() throws(StorageError) {
-        let used = try environment.usedBytes()
+        let used = try quotaUsage(against: settings.quotaBytes)
         if used >= settings.quotaBytes { throw .noSpace(usedBytes: used, quotaBytes: settings.quotaBytes) }
         try environment.write { txn throws(StorageError) in try txn.delete(metaDB, Self.alarmKey) }
         noSpaceAlarm = false
@@ -346,6 +342,18 @@ public final class MVCCStore: @unchecked Sendable {
 
     /// Bytes the database file uses (etcd_mvcc_db_total_size_in_use_in_bytes).
     public func usedBytes() throws(StorageError) -> Int { try environment.usedBytes() }
+
+    /// Bytes of the file's pages that hold data (etcd's dbSizeInUse).
+    public func inUseBytes() throws(StorageError) -> Int { try environment.inUseBytes() }
+
+    /// What counts against a quota of `quota` bytes: the file's pages up to
+    /// its last, or when that reaches the quota, the pages holding data
+    /// (LMDB reuses the free ones first; a checkpoint holds some free for
+    /// an instant, which a new member's first commits are made of).
+    public func quotaUsage(against quota: Int) throws(StorageError) -> Int {
+        let used = try environment.usedBytes()
+        return used < quota ? used : try environment.inUseBytes()
+    }
 
     /// Make every commit so far durable (the last one's meta page, under
     /// `CommitDurability.dataOnly`; a checkpoint under `.checkpointed`).
@@ -398,7 +406,11 @@ public final class MVCCStore: @unchecked Sendable {
     static func openEnvironment(_ directory: String, _ settings: MVCCSettings) throws(StorageError) -> (LMDBEnvironment, MDB_dbi, MDB_dbi) {
         let environment = try LMDBEnvironment(
             directory: directory, mapSizeBytes: settings.mapSizeBytes, databaseNames: ["revisions", "meta"],
-            durability: settings.commitDurability, pinsCheckpoints: !settings.checkpointsForgetToPin)
+            durability: settings.commitDurability, pinsCheckpoints: !settings.checkpointsForgetToPin
+        ) { txn, databases throws(StorageError) in
+            // A new file is born in this layout.
+            try txn.put(databases["meta"]!, layoutKey, [layout])
+        }
         return (environment, environment.databases["revisions"]!, environment.databases["meta"]!)
     }
 

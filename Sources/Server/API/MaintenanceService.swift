@@ -26,7 +26,7 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
         try await rpc {
             let status = node.status
             let (used, revision, alarm) = try node.read { store in
-                (try store.usedBytes(), store.currentRevision, store.noSpaceAlarm)
+                (try store.inUseBytes(), store.currentRevision, store.noSpaceAlarm)
             }
             var response = Etcdserverpb_StatusResponse()
             response.header = node.header(revision: revision)

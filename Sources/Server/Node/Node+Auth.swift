@@ -15,7 +15,7 @@ extension Node {
             // etcd's --client-cert-auth: the verified certificate's common
             // name is the user of a call without a token.
             guard let name = RequestCredentials.commonName else { return nil }
-            return try read { _ in AuthStore.Caller(username: name, revision: auth.revision) }
+            return AuthStore.Caller(username: name, revision: auth.currentRevision)
         }
         if let jwt {
             // A JWT carries the revision it was issued at.
@@ -33,7 +33,7 @@ extension Node {
     private func known(_ token: String) throws -> AuthStore.Caller? {
         guard let username = tokens.user(of: token) else { return nil }
         // Simple tokens carry no revision: the auth store's, now.
-        return try read { _ in AuthStore.Caller(username: username, revision: auth.revision) }
+        return AuthStore.Caller(username: username, revision: auth.currentRevision)
     }
 
     /// The caller, as a proposed command carries it for every member's check.

@@ -217,7 +217,7 @@ public final class Node: @unchecked Sendable {
     /// was replaced). A size that cannot be read counts as zero: the
     /// store's next write fails with the error instead.
     func recordUsage() {
-        let current = StoreUsage(usedBytes: (try? store.usedBytes()) ?? 0, noSpaceAlarm: store.noSpaceAlarm)
+        let current = StoreUsage(usedBytes: (try? store.quotaUsage(against: quotaBytes)) ?? 0, noSpaceAlarm: store.noSpaceAlarm)
         condition.withLock { usage = current }
     }
 

@@ -25,7 +25,14 @@ public final class AuthStore: @unchecked Sendable {
     public var isEnabled: Bool { enabledFlag.load(ordering: .acquiring) }
     /// etcd's auth revision: starts at 1, moves on every change of users,
     /// roles or permissions, and on disable.
-    public private(set) var revision: UInt64 = 1
+    public private(set) var revision: UInt64 = 1 {
+        didSet { revisionFlag.store(revision, ordering: .releasing) }
+    }
+    private let revisionFlag = Atomic<UInt64>(1)
+    /// `revision`, readable from any thread without the store's lock: what a
+    /// simple token or certificate is credited with when a request arrives
+    /// (every member judges the request again where it applies it).
+    public var currentRevision: UInt64 { revisionFlag.load(ordering: .acquiring) }
     private(set) var users: [String: Authpb_User] = [:]
     private(set) var roles: [String: Authpb_Role] = [:]
     /// Each user's permissions, merged over its roles; rebuilt on change.
