@@ -20,17 +20,24 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
             try RequestChecks.range(request)
             let caller = try await node.caller()
             if !request.serializable { try await node.linearizableBarrier() }
-            if node.auth.isEnabled { try node.checkRead(caller, key: [UInt8](request.key), rangeEnd: [UInt8](request.rangeEnd)) }
+            try checkRead(request, caller)
             return try readRange(request)
         }
     }
 
     /// A serializable range, answered at once from this member's store:
     /// it waits for nothing but the store's reader lock.
-    func serializableRange(_ request: Etcdserverpb_RangeRequest) throws -> Etcdserverpb_RangeResponse {
+    func serializableRange(_ request: Etcdserverpb_RangeRequest, caller: AuthStore.Caller? = nil) throws -> Etcdserverpb_RangeResponse {
         precondition(request.serializable, "only a serializable range is answered without a barrier")
         try rpcNow { try RequestChecks.range(request) }
+        try checkRead(request, caller)
         return try readRange(request)
+    }
+
+    /// With auth enabled, refuse a read the caller may not make.
+    private func checkRead(_ request: Etcdserverpb_RangeRequest, _ caller: AuthStore.Caller?) throws {
+        guard node.auth.isEnabled else { return }
+        try rpcNow { try node.checkRead(caller, key: [UInt8](request.key), rangeEnd: [UInt8](request.rangeEnd)) }
     }
 
     /// A checked range from this member's store as it is now.
@@ -101,9 +108,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
 
     /// A command carrying its caller, for every member's permission check.
     private func authenticated() async throws -> Ballotpb_Command {
-        var command = Ballotpb_Command()
-        if let header = try await node.authHeader() { command.authHeader = header }
-        return command
+        node.command(by: try await node.caller())
     }
 
     // MARK: Answered by callback on the leader (`UnaryCalls`)
@@ -118,32 +123,36 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
 
     typealias HereDone<Response> = @Sendable (Result<@Sendable () throws -> Response, any Error>) -> Void
 
-    func linearizableRangeHere(_ request: Etcdserverpb_RangeRequest, then done: @escaping HereDone<Etcdserverpb_RangeResponse>) throws -> Bool {
+    func linearizableRangeHere(
+        _ request: Etcdserverpb_RangeRequest, caller: AuthStore.Caller? = nil, then done: @escaping HereDone<Etcdserverpb_RangeResponse>
+    ) throws -> Bool {
         try rpcNow { try RequestChecks.range(request) }
         return node.linearizableBarrierHere { result in
-            done(result.map { { try readRange(request) } })
+            done(result.map { { try checkRead(request, caller); return try readRange(request) } })
         }
     }
 
-    func putHere(_ request: Etcdserverpb_PutRequest, then done: @escaping HereDone<Etcdserverpb_PutResponse>) throws -> Bool {
+    func putHere(_ request: Etcdserverpb_PutRequest, caller: AuthStore.Caller? = nil, then done: @escaping HereDone<Etcdserverpb_PutResponse>) throws -> Bool {
         try rpcNow { try RequestChecks.put(request) }
         guard quotaLeavesRoom else { return false }
-        var command = Ballotpb_Command()
+        var command = node.command(by: caller)
         command.put = request
         return proposeHere(command, \.put, done)
     }
 
-    func deleteRangeHere(_ request: Etcdserverpb_DeleteRangeRequest, then done: @escaping HereDone<Etcdserverpb_DeleteRangeResponse>) throws -> Bool {
+    func deleteRangeHere(
+        _ request: Etcdserverpb_DeleteRangeRequest, caller: AuthStore.Caller? = nil, then done: @escaping HereDone<Etcdserverpb_DeleteRangeResponse>
+    ) throws -> Bool {
         try rpcNow { try RequestChecks.deleteRange(request) }
-        var command = Ballotpb_Command()
+        var command = node.command(by: caller)
         command.deleteRange = request
         return proposeHere(command, \.deleteRange, done)
     }
 
-    func txnHere(_ request: Etcdserverpb_TxnRequest, then done: @escaping HereDone<Etcdserverpb_TxnResponse>) throws -> Bool {
+    func txnHere(_ request: Etcdserverpb_TxnRequest, caller: AuthStore.Caller? = nil, then done: @escaping HereDone<Etcdserverpb_TxnResponse>) throws -> Bool {
         try rpcNow { try RequestChecks.txn(request, maxOperations: node.maxTxnOperations) }
         guard !Self.writes(request) || quotaLeavesRoom else { return false }
-        var command = Ballotpb_Command()
+        var command = node.command(by: caller)
         command.txn = request
         return proposeHere(command, \.txn, done)
     }

@@ -21,17 +21,19 @@ struct UnaryCalls: Sendable {
                             // at once if serializable, by callback once its read
                             // index is applied on the leader. A span may read
                             // much, so it runs as a task, off the event loop.
-                            now: { $0.serializable && $0.rangeEnd.isEmpty ? try kv.serializableRange($0) : nil },
-                            here: { request, done in
-                                try !request.serializable && request.rangeEnd.isEmpty && kv.linearizableRangeHere(request, then: done)
+                            now: { request, caller in
+                                request.serializable && request.rangeEnd.isEmpty ? try kv.serializableRange(request, caller: caller) : nil
+                            },
+                            here: { request, caller, done in
+                                try !request.serializable && request.rangeEnd.isEmpty && kv.linearizableRangeHere(request, caller: caller, then: done)
                             },
                             later: { try await kv.range($0) }),
             UnaryRoute.make(Etcdserverpb_KV.Method.Put.descriptor, node: node, metrics: metrics,
-                            here: { try kv.putHere($0, then: $1) }, later: { try await kv.put($0) }),
+                            here: { try kv.putHere($0, caller: $1, then: $2) }, later: { try await kv.put($0) }),
             UnaryRoute.make(Etcdserverpb_KV.Method.DeleteRange.descriptor, node: node, metrics: metrics,
-                            here: { try kv.deleteRangeHere($0, then: $1) }, later: { try await kv.deleteRange($0) }),
+                            here: { try kv.deleteRangeHere($0, caller: $1, then: $2) }, later: { try await kv.deleteRange($0) }),
             UnaryRoute.make(Etcdserverpb_KV.Method.Txn.descriptor, node: node, metrics: metrics,
-                            here: { try kv.txnHere($0, then: $1) }, later: { try await kv.txn($0) }),
+                            here: { try kv.txnHere($0, caller: $1, then: $2) }, later: { try await kv.txn($0) }),
             UnaryRoute.make(Etcdserverpb_KV.Method.Compact.descriptor, node: node, metrics: metrics, later: { try await kv.compact($0) }),
         ]
         precondition(list.allSatisfy { $0.service == service }, "the unary routes are the KV service's")
@@ -63,8 +65,8 @@ struct UnaryRoute: Sendable {
 
     static func make<Request: SwiftProtobuf.Message & Sendable, Response: SwiftProtobuf.Message & Sendable>(
         _ descriptor: MethodDescriptor, node: Node, metrics: ServerMetrics,
-        now: @escaping @Sendable (Request) throws -> Response? = { _ in nil },
-        here: @escaping @Sendable (Request, @escaping KVService.HereDone<Response>) throws -> Bool = { _, _ in false },
+        now: @escaping @Sendable (Request, AuthStore.Caller?) throws -> Response? = { _, _ in nil },
+        here: @escaping @Sendable (Request, AuthStore.Caller?, @escaping KVService.HereDone<Response>) throws -> Bool = { _, _, _ in false },
         later: @escaping @Sendable (Request) async throws -> Response
     ) -> UnaryRoute {
         let service = descriptor.service.fullyQualifiedService
@@ -99,13 +101,15 @@ struct UnaryRoute: Sendable {
             } catch {
                 return finished(.failure(RPCError(code: .internalError, message: "grpc: error unmarshalling request: \(error)")))
             }
-            // Credentials are judged on the task's way only, where the
-            // token may wait for the entry that assigned it.
+            // Credentials known at once go the fast way; others the task's,
+            // where a token may wait for the entry that assigned it.
             let token = RequestCredentials.token(in: headers)
-            if !node.needsCredentials(token: token) {
+            let commonName = RequestCredentials.commonName(in: headers)
+            let immediate = node.needsCredentials(token: token) ? node.callerNow(token: token, commonName: commonName) : .known(nil)
+            if case .known(let caller) = immediate {
                 do {
-                    if let response = try now(request) { return finished(.success(response)) }
-                    let answered = try here(request) { result in
+                    if let response = try now(request, caller) { return finished(.success(response)) }
+                    let answered = try here(request, caller) { result in
                         switch result {
                         case .success(let make): reply { finished(Result { try make() }) }
                         case .failure(let error): reply { finished(.failure(error)) }
@@ -121,7 +125,6 @@ struct UnaryRoute: Sendable {
                 // and the connection's event loop is the node's.
                 let encoded: Result<[UInt8], RPCError>
                 do {
-                    let commonName = RequestCredentials.commonName(in: headers)
                     encoded = finished(.success(try await RequestCredentials.with(token: token, commonName: commonName) { try await later(request) }))
                 } catch {
                     encoded = finished(.failure(error))

@@ -38,11 +38,38 @@ extension Node {
 
     /// The caller, as a proposed command carries it for every member's check.
     func authHeader() async throws -> Ballotpb_AuthHeader? {
-        guard let caller = try await caller() else { return nil }
+        try await caller().map(Self.header)
+    }
+
+    static func header(_ caller: AuthStore.Caller) -> Ballotpb_AuthHeader {
         var header = Ballotpb_AuthHeader()
         header.username = caller.username
         header.authRevision = caller.revision
         return header
+    }
+
+    /// A command carrying `caller`, if any, for every member's permission check.
+    func command(by caller: AuthStore.Caller?) -> Ballotpb_Command {
+        var command = Ballotpb_Command()
+        if let caller { command.authHeader = Self.header(caller) }
+        return command
+    }
+
+    /// Who is calling, when that is known at once (no credentials, a
+    /// certificate, a simple token this member holds): the fast path's
+    /// `caller()`. Otherwise (a JWT, whose keys are an actor's; a token this
+    /// member may not have applied yet) the call takes the task's way.
+    enum ImmediateCaller {
+        case known(AuthStore.Caller?)
+        case undecided
+    }
+
+    func callerNow(token: String?, commonName: String?) -> ImmediateCaller {
+        guard let token else {
+            return .known(commonName.map { AuthStore.Caller(username: $0, revision: auth.currentRevision) })
+        }
+        guard jwt == nil, let username = tokens.user(of: token) else { return .undecided }
+        return .known(AuthStore.Caller(username: username, revision: auth.currentRevision))
     }
 
     /// Refuse a read of `[key, rangeEnd)` the caller may not make.
