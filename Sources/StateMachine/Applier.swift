@@ -140,14 +140,13 @@ public struct Applier {
                 response.header.revision = store.currentRevision
                 result.alarm = response
             case .auth(let request):
-                var tokens: [AuthStore.TokenEffect] = []
-                switch try auth.apply(request, caller: caller(command), index: entry.index, store: store, tokens: &tokens) {
+                let effects = self.effects
+                switch try auth.apply(request, caller: caller(command), index: entry.index, store: store, publish: { effects.authTokens($0) }) {
                 case .success(let bytes):
                     result.auth = Data(bytes)
                 case .failure(let refusal):
                     result = failure(.auth(refusal))
                 }
-                if !tokens.isEmpty { effects.authTokens(tokens) }
             case .alarm, nil:
                 record(entry.index)
                 result = failure(.unimplemented("this request"))

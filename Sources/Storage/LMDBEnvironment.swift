@@ -301,7 +301,9 @@ final class LMDBEnvironment: @unchecked Sendable {
         var stat = MDB_stat()
         try Self.check(mdb_env_stat(handle, &stat), "env_stat", path)
         var free = 0
-        try read { txn throws(StorageError) in
+        // A read-only transaction of its own: LMDB opens no cursor on its free
+        // list inside a write transaction (an open batch).
+        try readIsolated { txn throws(StorageError) in
             var cursor: OpaquePointer?
             // Database 0 is LMDB's free list: transaction ID → [count, page numbers...].
             try Self.check(mdb_cursor_open(txn.handle, 0, &cursor), "cursor_open(free list)", path)

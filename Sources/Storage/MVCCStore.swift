@@ -564,8 +564,10 @@ public final class MVCCStore: @unchecked Sendable {
         }
         compactedRevision = revision
         // Not undone if an open batch aborts: that stops the member, and
-        // the next open rebuilds the index from the file.
+        // the next open rebuilds the index from the file. The batch's undo
+        // log forgets the versions compaction took, so an abort undoes the rest.
         index.compact(to: revision)
+        indexUndo.removeAll { !index.contains($0.key, main: $0.version.main, sub: $0.version.sub) }
         compactionCursor = []
     }
 

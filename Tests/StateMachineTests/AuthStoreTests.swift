@@ -29,7 +29,7 @@ import Testing
             var command = Ballotpb_AuthCommand()
             fill(&command)
             index += 1
-            return try auth.apply(command, caller: caller, index: LogIndex(index), store: store, tokens: &tokens)
+            return try auth.apply(command, caller: caller, index: LogIndex(index), store: store) { self.tokens.append(contentsOf: $0) }
         }
 
         func caller(_ name: String) -> AuthStore.Caller { AuthStore.Caller(username: name, revision: auth.revision) }

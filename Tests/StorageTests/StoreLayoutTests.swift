@@ -78,3 +78,23 @@ import Testing
         #expect(reopened.compactionCursor == nil)
     }
 }
+
+/// A compaction inside a batch that then aborts (a member that then stops,
+/// its store reopened from the file): the undo log forgets the versions
+/// compaction took and takes back the rest, with no trap.
+@Suite struct BatchCompactionTests {
+    @Test func anAbortedBatchAfterACompactionUndoesWhatIsLeft() throws {
+        let directory = try TemporaryDirectory()
+        let store = try MVCCStore(directory: directory.path)
+        try store.apply([.put(key: [1], value: [1], lease: 0)])  // 2
+        try store.openBatch()
+        try store.apply([.put(key: [1], value: [2], lease: 0)])  // 3
+        try store.apply([.put(key: [2], value: [1], lease: 0)])  // 4
+        try store.beginCompaction(to: 3)
+        try store.apply([.put(key: [2], value: [2], lease: 0)])  // 5
+        store.abortBatch()
+        #expect(store.index.checkInvariants())
+        #expect(store.index.versions(of: [2]) == nil, "the batch's new key is gone")
+        #expect(store.currentRevision == 2)
+    }
+}

@@ -17,11 +17,11 @@ struct AuthService: Etcdserverpb_Auth.SimpleServiceProtocol {
     /// Propose `request` (set into an `AuthCommand` by `fill`) as the caller,
     /// and answer with the response its member produced.
     private func propose<Response: AuthResponse>(
-        _ fill: (inout Ballotpb_AuthCommand) -> Void, _ response: Response.Type = Response.self
+        carryingCaller: Bool = true, _ fill: (inout Ballotpb_AuthCommand) -> Void, _ response: Response.Type = Response.self
     ) async throws -> Response {
         try await rpc {
             var command = Ballotpb_Command()
-            if let header = try await node.authHeader() { command.authHeader = header }
+            if carryingCaller, let header = try await node.authHeader() { command.authHeader = header }
             var auth = Ballotpb_AuthCommand()
             fill(&auth)
             command.auth = auth
@@ -68,7 +68,9 @@ struct AuthService: Etcdserverpb_Auth.SimpleServiceProtocol {
                 guard !hash.isEmpty, try await verify(request.password, hash: hash) else { throw EtcdError.auth(.authFailed) }
                 var named = Etcdserverpb_AuthenticateRequest()
                 named.name = request.name
-                var response: Etcdserverpb_AuthenticateResponse = try await propose { command in
+                // Not judged by the token it may carry (an expired one would
+                // refuse every new login: etcd stopped judging it in 3.4.10).
+                var response: Etcdserverpb_AuthenticateResponse = try await propose(carryingCaller: false) { command in
                     command.authenticate = named
                     command.simpleTokenPrefix = node.jwt == nil ? SimpleTokens.randomPrefix() : ""
                 }

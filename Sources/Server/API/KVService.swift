@@ -20,8 +20,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
             try RequestChecks.range(request)
             let caller = try await node.caller()
             if !request.serializable { try await node.linearizableBarrier() }
-            try checkRead(request, caller)
-            return try readRange(request)
+            return try readRange(request, caller)
         }
     }
 
@@ -30,22 +29,20 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
     func serializableRange(_ request: Etcdserverpb_RangeRequest, caller: AuthStore.Caller? = nil) throws -> Etcdserverpb_RangeResponse {
         precondition(request.serializable, "only a serializable range is answered without a barrier")
         try rpcNow { try RequestChecks.range(request) }
-        try checkRead(request, caller)
-        return try readRange(request)
+        return try readRange(request, caller)
     }
 
-    /// With auth enabled, refuse a read the caller may not make.
-    private func checkRead(_ request: Etcdserverpb_RangeRequest, _ caller: AuthStore.Caller?) throws {
-        guard node.auth.isEnabled else { return }
-        try rpcNow { try node.checkRead(caller, key: [UInt8](request.key), rangeEnd: [UInt8](request.rangeEnd)) }
-    }
-
-    /// A checked range from this member's store as it is now.
-    private func readRange(_ request: Etcdserverpb_RangeRequest) throws -> Etcdserverpb_RangeResponse {
+    /// A checked range from this member's store as it is now, refused if
+    /// the caller may not make it: judged under the same store lock as the
+    /// read, so no permission taken back in between lets it through.
+    private func readRange(_ request: Etcdserverpb_RangeRequest, _ caller: AuthStore.Caller?) throws -> Etcdserverpb_RangeResponse {
         try rpcNow {
             node.metrics.mvcc.count(ranges: 1)
             let (result, revision) = try node.read { store in
-                (try store.range(Conversions.rangeRequest(request)), store.currentRevision)
+                if let refusal = node.auth.check(caller ?? .nobody, key: [UInt8](request.key), rangeEnd: [UInt8](request.rangeEnd), writing: false) {
+                    throw EtcdError.auth(refusal)
+                }
+                return (try store.range(Conversions.rangeRequest(request)), store.currentRevision)
             }
             var response = Conversions.rangeResponse(result, keysOnly: request.keysOnly)
             response.header = node.header(revision: revision)
@@ -128,7 +125,7 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
     ) throws -> Bool {
         try rpcNow { try RequestChecks.range(request) }
         return node.linearizableBarrierHere { result in
-            done(result.map { { try checkRead(request, caller); return try readRange(request) } })
+            done(result.map { { try readRange(request, caller) } })
         }
     }
 

@@ -49,7 +49,14 @@ struct LeaseService: Etcdserverpb_Lease.SimpleServiceProtocol {
     }
 
     func leaseTimeToLive(request: Etcdserverpb_LeaseTimeToLiveRequest, context: ServerContext) async throws -> Etcdserverpb_LeaseTimeToLiveResponse {
-        try await rpc { try await node.timeToLive(request) }
+        try await rpc {
+            let caller = try await node.caller()
+            let response = try await node.timeToLive(request)
+            // The lease's keys only to a caller who may read each (etcd
+            // 3.4.26's fix for CVE-2023-32082).
+            for key in response.keys { try node.checkRead(caller, key: [UInt8](key), rangeEnd: []) }
+            return response
+        }
     }
 
     func leaseLeases(request: Etcdserverpb_LeaseLeasesRequest, context: ServerContext) async throws -> Etcdserverpb_LeaseLeasesResponse {

@@ -83,7 +83,9 @@ struct WatchStream {
             reply.watchID = -1
             reply.created = true
             reply.canceled = true
-            reply.cancelReason = "rpc error: code = \(Self.goCodeName(refusal.code)) desc = \(refusal.description)"
+            // etcd 3.4 names these three; any other refusal is "permission denied".
+            let shown: AuthFailure = [.invalidAuthToken, .authOldRevision, .userEmpty].contains(refusal) ? refusal : .permissionDenied
+            reply.cancelReason = "rpc error: code = \(Self.goCodeName(shown.code)) desc = \(shown.description)"
             try await response.write(reply)
             return
         }
@@ -108,7 +110,6 @@ struct WatchStream {
         } catch EtcdError.auth(let refusal) {
             return refusal
         }
-        guard node.auth.isEnabled else { return nil }
         let key = create.key.isEmpty ? [0] : [UInt8](create.key)
         do {
             try node.checkRead(caller, key: key, rangeEnd: [UInt8](create.rangeEnd))

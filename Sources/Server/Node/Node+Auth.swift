@@ -31,9 +31,12 @@ extension Node {
     }
 
     private func known(_ token: String) throws -> AuthStore.Caller? {
+        // Simple tokens carry no revision: the auth store's, read before the
+        // token, as the applier forgets tokens before it moves the revision:
+        // a token forgotten meanwhile is either gone or judged old.
+        let revision = auth.currentRevision
         guard let username = tokens.user(of: token) else { return nil }
-        // Simple tokens carry no revision: the auth store's, now.
-        return AuthStore.Caller(username: username, revision: auth.currentRevision)
+        return AuthStore.Caller(username: username, revision: revision)
     }
 
     /// The caller, as a proposed command carries it for every member's check.
@@ -68,8 +71,9 @@ extension Node {
         guard let token else {
             return .known(commonName.map { AuthStore.Caller(username: $0, revision: auth.currentRevision) })
         }
+        let revision = auth.currentRevision
         guard jwt == nil, let username = tokens.user(of: token) else { return .undecided }
-        return .known(AuthStore.Caller(username: username, revision: auth.currentRevision))
+        return .known(AuthStore.Caller(username: username, revision: revision))
     }
 
     /// Refuse a read of `[key, rangeEnd)` the caller may not make.

@@ -76,6 +76,9 @@ final class CertificateRevocationGate: ChannelInboundHandler, RemovableChannelHa
 
     let list: CertificateRevocationList
     private var checked = false
+    /// Set once a revoked certificate was found: data TLS decrypted in the
+    /// same flight as the handshake still arrives, and must be dropped.
+    private var refused = false
 
     init(list: CertificateRevocationList) {
         self.list = list
@@ -83,13 +86,14 @@ final class CertificateRevocationGate: ChannelInboundHandler, RemovableChannelHa
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .handshakeCompleted? = event as? TLSUserEvent {
-            checked = true
             let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLHandler.self)
             let chain = handler?.peerValidatedCertificateChain.map { Array($0) } ?? handler?.peerCertificate.map { [$0] } ?? []
             let revoked = chain.contains { certificate in
                 (try? Certificate(derEncoded: certificate.toDERBytes())).map(list.revokes) ?? false
             }
+            checked = true
             if revoked {
+                refused = true
                 context.close(promise: nil)
                 return
             }
@@ -98,8 +102,8 @@ final class CertificateRevocationGate: ChannelInboundHandler, RemovableChannelHa
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard checked else {
-            // TLS hands over no data before its handshake is done.
+        guard checked, !refused else {
+            // Before its handshake TLS hands over no data; after a refusal, none is read.
             context.close(promise: nil)
             return
         }

@@ -159,9 +159,13 @@ public final class AuthStore: @unchecked Sendable {
     /// Apply `command`, asked by `caller`, as log entry `index`: its encoded
     /// response, or etcd's refusal. Changes reach the store with `index`
     /// applied in the same transaction; a refusal changes nothing.
+    /// `publish` gets the command's token effects before the new state is
+    /// published (a forgotten token must be gone before the revision moves).
     public func apply(
-        _ command: Ballotpb_AuthCommand, caller: Caller, index: LogIndex, store: MVCCStore, tokens: inout [TokenEffect]
+        _ command: Ballotpb_AuthCommand, caller: Caller, index: LogIndex, store: MVCCStore,
+        publish: ([TokenEffect]) -> Void = { _ in }
     ) throws(StorageError) -> Result<[UInt8], AuthFailure> {
+        var tokens: [TokenEffect] = []
         let outcome: Change
         switch command.request {
         case .enable: outcome = enable(caller)
@@ -198,6 +202,7 @@ public final class AuthStore: @unchecked Sendable {
             return .failure(failure)
         case .success(let (response, changes)):
             try store.writeAuth(changes, index: index)
+            if !tokens.isEmpty { publish(tokens) }
             let undecodable = take(changes)
             precondition(undecodable == nil, "an auth record this store encoded does not decode")
             let bytes: [UInt8] = (try? response.serializedBytes()) ?? []

@@ -23,9 +23,11 @@ public struct KeyPermissions: Sendable, Equatable {
                 switch permission.permType {
                 case .read: read.append(interval)
                 case .write: write.append(interval)
-                case .readwrite, .UNRECOGNIZED:
+                case .readwrite:
                     read.append(interval)
                     write.append(interval)
+                case .UNRECOGNIZED:
+                    continue  // etcd grants nothing for a type it does not know
                 }
             }
         }
