@@ -58,6 +58,11 @@ import Testing
         #expect(try ctl(root, "role", "revoke-permission", "foo-rw", "foo").stdout == "Permission of key foo is revoked from role foo-rw\n")
         #expect(try ctl(alice, "put", "foo", "again", member: 2).stderr.contains("permission denied"))
         #expect(try ctl(root, "role", "delete", "root").stderr.contains("etcdserver: invalid auth management"))
+        // A made-up simple token is refused at once, not waited for: its
+        // index is far past any this cluster has (the request timeout is 7 s).
+        let madeUp = try GatewayTests.post(cluster, 1, "/v3/kv/put", #"{"key":"Zm9v","value":"YmFy"}"#, seconds: 3,
+                                           headers: ["Authorization: abcdefghijklmnop.999999999"])
+        #expect(madeUp.body.contains("etcdserver: invalid auth token"), "\(madeUp.code) \(madeUp.body)")
 
         // Users, roles and the enabled flag are in the store's file: a
         // restart of every member keeps them.

@@ -11,6 +11,10 @@ final class SimpleTokens: Sendable {
     static let ttlDefault: Duration = .seconds(300)
     /// etcd refuses no TTL; one day bounds how long a token table can grow.
     static let ttlRange: ClosedRange<Duration> = .seconds(1) ... .seconds(86_400)
+    /// How far past this member's commit index a token's index may be and
+    /// still be waited for (its Authenticate entry committed elsewhere, not
+    /// yet known here); etcd's limit on applies lagging commits is 5,000.
+    static let indexLeadMax: UInt64 = 10_000
     /// Expired tokens are swept at most this often, when one is assigned.
     static let sweepInterval: Duration = .seconds(1)
 

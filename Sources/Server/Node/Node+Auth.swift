@@ -23,7 +23,12 @@ extension Node {
             return AuthStore.Caller(username: claims.username, revision: claims.revision)
         }
         if let caller = try known(token) { return caller }
-        if let index = SimpleTokens.index(of: token), LogIndex(index) > status.appliedIndex {
+        // Wait for the entry that assigned it only if it can exist: a made-up
+        // index far past the log would hold a waiter (and the store's commit
+        // batching) for the whole request timeout.
+        let now = status
+        if let index = SimpleTokens.index(of: token), LogIndex(index) > now.appliedIndex,
+           index <= now.commitIndex.rawValue + SimpleTokens.indexLeadMax {
             try await waitApplied(LogIndex(index))
             if let caller = try known(token) { return caller }
         }
