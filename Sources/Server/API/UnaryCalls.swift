@@ -104,8 +104,10 @@ struct UnaryRoute: Sendable {
             // Credentials known at once go the fast way; others the task's,
             // where a token may wait for the entry that assigned it.
             let token = RequestCredentials.token(in: headers)
-            let commonName = RequestCredentials.commonName(in: headers)
-            let immediate = node.needsCredentials(token: token) ? node.callerNow(token: token, commonName: commonName) : .known(nil)
+            let credentials = node.needsCredentials(token: token)
+            // Read only when credentials count: the common call pays one header lookup.
+            let commonName = credentials ? RequestCredentials.commonName(in: headers) : nil
+            let immediate = credentials ? node.callerNow(token: token, commonName: commonName) : .known(nil)
             if case .known(let caller) = immediate {
                 do {
                     if let response = try now(request, caller) { return finished(.success(response)) }

@@ -117,6 +117,8 @@ final class GRPCConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
     /// `RequestCredentials.commonNameKey`, which only this handler sets: a
     /// client's own header of that name is dropped.
     private func withVerifiedCommonName(_ headers: HPACKHeaders) -> HPACKHeaders {
+        // The common case (no certificate users, no such header) copies nothing.
+        guard settings.clientCertificateUsers || headers.contains(name: RequestCredentials.commonNameKey) else { return headers }
         var headers = headers
         headers.remove(name: RequestCredentials.commonNameKey)
         guard settings.clientCertificateUsers, let context else { return headers }
