@@ -2,7 +2,7 @@ import Consensus
 
 extension RaftCore {
     public mutating func step(_ m: Message) {
-        guard m.to == id, m.from != id else { return }
+        guard m.to == id, m.from != id, hears(m) else { return }
         if m.term > term {
             switch m.kind {
             case .preVote, .vote(_, _, transfer: false):
@@ -54,6 +54,30 @@ extension RaftCore {
         case .leader: stepLeader(m)
         case .candidate, .preCandidate: stepCandidate(m)
         case .follower: stepFollower(m)
+        }
+    }
+
+    /// Whether a message's sender may be heard at all: a member that knows
+    /// its configuration hears only members of it, and takes votes asked
+    /// only from voters, so a stranger (or a removed member) cannot raise
+    /// its term or start an election here. The exception is what a leader
+    /// sends (appends, heartbeats, snapshots, read index answers, and the
+    /// hand-over of a leader that removed itself): a member
+    /// lagging in applying the log may not know yet of a member added since
+    /// that became leader, and those messages are the only way it learns.
+    /// (The peer listener proves who sends what, `PeerHandshake`.)
+    func hears(_ m: Message) -> Bool {
+        if membership.allMembers.isEmpty { return true }  // a joiner before its first configuration
+        switch m.kind {
+        case .append, .heartbeat, .snapshot, .readIndexResponse:
+            return true
+        case .preVote, .vote:
+            return membership.isVoter(m.from)
+        case .timeoutNow:
+            // A leader that removed itself hands over its leadership last.
+            return membership.allMembers.contains(m.from) || m.from == leader
+        case .preVoteResponse, .voteResponse, .appendResponse, .heartbeatResponse, .readIndex:
+            return membership.allMembers.contains(m.from)
         }
     }
 

@@ -22,6 +22,8 @@ public final class BallotServer: Sendable {
     /// TLS for the client URLs and the peer URLs, if configured.
     let clientTLS: TLSContexts?
     let peerTLS: TLSContexts?
+    /// `--peer-secret-file`'s secret, which every peer connection proves.
+    let peerSecret: PeerSecret?
 
     /// A member as `ballot` starts one: its TLS made once, an etcd data
     /// directory imported, the cluster it belongs to and its own ID found
@@ -54,6 +56,10 @@ public final class BallotServer: Sendable {
         let directory = try DataDirectory.open(config.dataDirectory, clusterID: clusterID, memberID: id.rawValue)
         self.clientTLS = clientTLS
         self.peerTLS = peerTLS
+        self.peerSecret = config.peerSecretFile.isEmpty ? nil : try PeerSecret.load(path: config.peerSecretFile)
+        for url in config.listenClient + config.listenPeer where url.isPlaintextOnNetwork {
+            logger.warning("a listener is open to the network in plaintext: anyone who can reach it can read what it carries", metadata: ["url": "\(url.url)"])
+        }
         let (wal, recovery) = try WriteAheadLog.open(directory: directory.walPath)
         if let failAfter = config.failWALSyncsAfter {
             logger.warning("fault injection: the write-ahead log's syncs fail after this many", metadata: ["syncs": "\(failAfter)"])
@@ -146,7 +152,7 @@ public final class BallotServer: Sendable {
         let nodeLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.nodeLoop = nodeLoop
         let transport = PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses,
-                                      tls: dialling, certificateRule: peerTLS?.certificateRule, logger: logger,
+                                      tls: dialling, certificateRule: peerTLS?.certificateRule, secret: peerSecret, logger: logger,
                                       traffic: metrics.peerTraffic, loop: nodeLoop.next())
         let auth = AuthStore()
         try auth.load(from: store)
@@ -270,7 +276,7 @@ public final class BallotServer: Sendable {
             ElectionService(client: local),
         ]
         let interceptors: [any ServerInterceptor] = [
-            MetricsInterceptor(metrics: metrics), RequireLeaderInterceptor(node: node), CredentialsInterceptor(),
+            MetricsInterceptor(metrics: metrics), AuditInterceptor(node: node), RequireLeaderInterceptor(node: node), CredentialsInterceptor(),
         ]
         var wire = GRPCWireSettings(maxRequestMessageBytes: config.maxRequestBytes + Self.grpcOverheadBytes,
                                     maxConcurrentStreams: config.maxConcurrentStreams)
@@ -289,7 +295,7 @@ public final class BallotServer: Sendable {
         }
         let peerListeners = config.listenPeer.map {
             PeerListener(node: node, members: members, address: $0, tls: peerTLS?.server, certificateRule: peerTLS?.certificateRule,
-                         revocations: peerTLS?.revocations,
+                         revocations: peerTLS?.revocations, secret: peerSecret,
                          traffic: metrics.peerTraffic)
         }
         node.start()

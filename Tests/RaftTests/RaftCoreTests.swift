@@ -105,6 +105,35 @@ import Testing
         }
     }
 
+    /// A member hears only members of its configuration: a stranger's
+    /// higher-term messages (a removed member's, a forged ID's) neither
+    /// raise its term nor depose its leader, and a learner's vote request
+    /// is not a voter's. The same message from a member does depose it,
+    /// so the check is what keeps the leader.
+    @Test func strangersAndNonVotersAreNotHeard() throws {
+        let ids: Set<NodeID> = [1, 2, 3]
+        var cores = try (ids.sorted() + [4]).map { try RaftCore(id: $0, bootstrap: Membership(voters: ids, learners: [4]), settings: RaftSettings(), seed: 1) }
+        cores[0].campaign()
+        Self.stabilize(&cores)
+        try #require(cores[0].role == .leader && cores[0].term == 2)
+        let stranger = NodeID(99)
+        let high = Term(50)
+        for kind: Message.Kind in [.appendResponse(reject: false, index: 1, hintIndex: .zero, hintTerm: .zero), .heartbeatResponse(round: 1),
+                                   .voteResponse(granted: true), .preVoteResponse(granted: true), .readIndex(context: 1), .timeoutNow,
+                                   .vote(lastIndex: 100, lastTerm: high, transfer: true), .preVote(lastIndex: 100, lastTerm: high)] {
+            cores[0].step(Message(from: stranger, to: 1, term: high, kind: kind))
+            cores[1].step(Message(from: stranger, to: 2, term: high, kind: kind))
+        }
+        // A learner asking for votes, even as a transfer target.
+        cores[1].step(Message(from: 4, to: 2, term: high, kind: .vote(lastIndex: 100, lastTerm: high, transfer: true)))
+        #expect(cores[0].role == .leader && cores[0].term == 2)
+        #expect(cores[1].role == .follower && cores[1].term == 2 && cores[1].leader == 1)
+        #expect(!cores[1].hasReady || cores[1].ready().messagesAfterPersist.isEmpty)
+        // A member's higher term does depose the leader.
+        cores[0].step(Message(from: 3, to: 1, term: high, kind: .heartbeatResponse(round: 1)))
+        #expect(cores[0].role == .follower && cores[0].term == high)
+    }
+
     @Test func aLearnerNeverCampaigns() throws {
         let membership = Membership(voters: [1], learners: [2])
         var learner = try RaftCore(id: 2, bootstrap: membership, settings: RaftSettings(), seed: 1)

@@ -152,6 +152,31 @@ import Testing
     /// Unix socket URLs and port 0, as etcd's e2e suite uses them
     /// (TestEtcdUnixPeers, TestEtcdMultiPeer); the member ID etcd 3.4 gives
     /// `unix://etcd.unix:1` (checked against Debian's etcd).
+    /// A plaintext peer URL the network can reach needs the flag that says
+    /// so; loopback and TLS do not. Client URLs are only warned about:
+    /// etcd's own e2e suite listens on http://0.0.0.0 for clients.
+    @Test func plaintextPeersOffLoopbackNeedTheFlag() throws {
+        func config(peer: String, _ extra: [String] = []) throws -> ServerConfig {
+            try ServerConfig(etcd: try EtcdCommandLine(arguments: [
+                "--name", "e1", "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "e1=\(peer)",
+                "--listen-client-urls", "http://0.0.0.0:2379", "--advertise-client-urls", "http://10.0.0.1:2379",
+            ] + extra, environment: [:])).validated()
+        }
+        #expect(throws: ConfigError.self) { try config(peer: "http://10.0.0.1:2380") }
+        #expect(throws: ConfigError.self) { try config(peer: "http://0.0.0.0:2380") }
+        _ = try config(peer: "http://10.0.0.1:2380", ["--allow-plaintext-non-loopback"])
+        for loopback in ["http://127.0.0.1:2380", "http://127.3.4.5:2380", "http://localhost:2380", "http://[::1]:2380", "unix://p.sock"] {
+            #expect(try HostPort(url: loopback).isLoopback, "\(loopback)")
+            _ = try config(peer: loopback)
+        }
+        #expect(try !HostPort(url: "http://[::]:1").isLoopback && !HostPort(url: "http://127.example.com:1").isLoopback)
+        #expect(try !HostPort(url: "https://10.0.0.1:2380").isPlaintextOnNetwork)
+        // A peer secret is 16 to 4096 bytes.
+        #expect(throws: ConfigError.self) { try PeerSecret(bytes: Array(repeating: UInt8(1), count: 15)) }
+        _ = try PeerSecret(bytes: Array(repeating: UInt8(1), count: 16))
+        #expect(throws: ConfigError.self) { try PeerSecret.load(path: "/nonexistent/secret") }
+    }
+
     @Test func unixSocketsAndAnyPortAreURLs() throws {
         let unix = try HostPort(url: "unix://etcd.unix:1")
         #expect(unix.unixSocket && unix.host == "etcd.unix:1" && unix.port == 0 && !unix.secure)

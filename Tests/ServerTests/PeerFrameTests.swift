@@ -17,7 +17,10 @@ import Testing
     static func bytes(_ body: [UInt8]) -> ByteBuffer { ByteBuffer(bytes: body) }
 
     @Test(arguments: [
-        PeerFrame.hello(version: 1, clusterID: 0xDEAD_BEEF_0102_0304, from: NodeID(77)),
+        PeerFrame.hello(version: 1, clusterID: 0xDEAD_BEEF_0102_0304, from: NodeID(77), to: NodeID(78), nonce: Array(0..<16)),
+        .challenge(nonce: [1, 2], proof: Array(repeating: 7, count: 32)),
+        .proof([]),
+        .proof([3, 4, 5]),
         .refused(.removed, message: "gone ✓"),
         .messages([]),
         .messages([[1, 2, 3], [], [9, 9, 9, 9]]),
@@ -89,5 +92,26 @@ import Testing
         }
         #expect(batches.map(\.count) == [3, 1, 1, 1], "\(batches.map(\.count))")
         #expect(PeerLink.batches([]).isEmpty)
+    }
+}
+
+/// A peer proof holds for the one connection it was made for: the same
+/// secret, side, cluster, members and nonces, and nothing else.
+@Suite struct PeerSecretTests {
+    @Test func aProofIsBoundToEveryField() throws {
+        let secret = try PeerSecret(bytes: Array("sixteen or more bytes of secret".utf8))
+        let other = try PeerSecret(bytes: Array("another sixteen or more bytes".utf8))
+        let (d, l) = (PeerHandshake.nonce(), PeerHandshake.nonce())
+        #expect(d != l && d.count == PeerHandshake.nonceBytes)
+        let proof = secret.proof(.dialler, clusterID: 7, from: 1, to: 2, diallerNonce: d, listenerNonce: l)
+        #expect(secret.verify(proof, .dialler, clusterID: 7, from: 1, to: 2, diallerNonce: d, listenerNonce: l))
+        #expect(!other.verify(proof, .dialler, clusterID: 7, from: 1, to: 2, diallerNonce: d, listenerNonce: l))
+        #expect(!secret.verify(proof, .listener, clusterID: 7, from: 1, to: 2, diallerNonce: d, listenerNonce: l))
+        #expect(!secret.verify(proof, .dialler, clusterID: 8, from: 1, to: 2, diallerNonce: d, listenerNonce: l))
+        #expect(!secret.verify(proof, .dialler, clusterID: 7, from: 3, to: 2, diallerNonce: d, listenerNonce: l))
+        #expect(!secret.verify(proof, .dialler, clusterID: 7, from: 1, to: 3, diallerNonce: d, listenerNonce: l))
+        #expect(!secret.verify(proof, .dialler, clusterID: 7, from: 1, to: 2, diallerNonce: l, listenerNonce: d))
+        #expect(!secret.verify(Array(proof.dropLast()), .dialler, clusterID: 7, from: 1, to: 2, diallerNonce: d, listenerNonce: l))
+        #expect(!secret.verify([], .dialler, clusterID: 7, from: 1, to: 2, diallerNonce: d, listenerNonce: l))
     }
 }

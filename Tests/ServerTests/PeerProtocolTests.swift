@@ -36,10 +36,12 @@ import Testing
         typealias InboundIn = PeerFrame
         let bytes: [UInt8]
         let done: EventLoopPromise<Exchange>
+        let skipsChallenge: Bool
         private var sentAt: ContinuousClock.Instant?
         private var finished = false
 
-        init(bytes: [UInt8], done: EventLoopPromise<Exchange>) {
+        init(bytes: [UInt8], done: EventLoopPromise<Exchange>, skipsChallenge: Bool) {
+            self.skipsChallenge = skipsChallenge
             self.bytes = bytes
             self.done = done
         }
@@ -54,7 +56,11 @@ import Testing
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            finish(unwrapInboundIn(data))
+            let frame = unwrapInboundIn(data)
+            // The listener's half of the handshake comes first; the
+            // exchange is about what follows it.
+            if case .challenge = frame, skipsChallenge { return }
+            finish(frame)
             context.close(promise: nil)
         }
 
@@ -75,7 +81,7 @@ import Testing
         }
     }
 
-    static func exchange(_ peer: HostPort, _ bytes: [UInt8]) async throws -> Exchange {
+    static func exchange(_ peer: HostPort, _ bytes: [UInt8], skipsChallenge: Bool = true) async throws -> Exchange {
         let group = MultiThreadedEventLoopGroup.singleton
         let loop = group.next()
         let done = loop.makePromise(of: Exchange.self)
@@ -83,17 +89,22 @@ import Testing
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(PeerFrameDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(Exchanger(bytes: bytes, done: done))
+                    try channel.pipeline.syncOperations.addHandler(Exchanger(bytes: bytes, done: done, skipsChallenge: skipsChallenge))
                 }
             }
             .connect(host: peer.host, port: peer.port).get()
         return try await done.futureResult.get()
     }
 
-    static func exchange(_ peer: HostPort, _ frames: [PeerFrame]) async throws -> Exchange {
+    static func exchange(_ peer: HostPort, _ frames: [PeerFrame], skipsChallenge: Bool = true) async throws -> Exchange {
         var buffer = ByteBuffer()
         for frame in frames { try frame.write(to: &buffer) }
-        return try await exchange(peer, Array(buffer.readableBytesView))
+        return try await exchange(peer, Array(buffer.readableBytesView), skipsChallenge: skipsChallenge)
+    }
+
+    /// A hello from `from` to `to`, with a fresh nonce.
+    static func hello(_ clusterID: UInt64, from: NodeID, to: NodeID, version: UInt16 = PeerFrame.protocolVersion) -> PeerFrame {
+        .hello(version: version, clusterID: clusterID, from: from, to: to, nonce: PeerHandshake.nonce())
     }
 
     @Test func badPeerInputIsRefusedAndTheMemberKeepsServing() async throws {
@@ -105,46 +116,67 @@ import Testing
         let clusterID = try #require(UInt64(clusterHex, radix: 16))
         let peer = HostPort(host: "127.0.0.1", port: cluster.members[0].peerPort)
         let stranger = NodeID(0x5EED)
-        let hello = PeerFrame.hello(version: PeerFrame.protocolVersion, clusterID: clusterID, from: stranger)
+        let status = try cluster.etcdctl("endpoint", "status", "-w", "json")
+        let fields = (try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [[String: Any]] ?? []).map { $0["Status"] as? [String: Any] }
+        let ids = fields.map { (($0?["header"] as? [String: Any])?["member_id"] as? NSNumber)?.uint64Value }
+        let leaders = fields.map { ($0?["leader"] as? NSNumber)?.uint64Value }
+        try #require(ids.count == cluster.members.count && Set(leaders).count == 1 && !ids.contains(nil), "\(status.stdout)")
+        let memberIDs = ids.map { NodeID($0!) }
+        // A member other than member 0, which member 0 knows.
+        let known = memberIDs[1]
+        let hello = Self.hello(clusterID, from: known, to: memberIDs[0])
 
         // A length past the limit: the connection is closed before the
         // member buffers anything.
         let huge = try await Self.exchange(peer, [0xFF, 0xFF, 0xFF, 0xF0, 1, 2, 3])
         #expect(huge.answer == nil && huge.seconds < Self.answerSecondsMax, "\(huge)")
 
-        // So is a first frame larger than a hello, however well formed.
+        // So is a first frame larger than a hello, however well formed,
+        // and a proof larger than one after an admitted hello.
         let large = try await Self.exchange(peer, [.messages([Array(repeating: 1, count: 200)])])
         #expect(large.answer == nil && large.seconds < Self.answerSecondsMax, "\(large)")
+        let largeProof = try await Self.exchange(peer, [hello, .proof(Array(repeating: 1, count: 200))])
+        #expect(largeProof.answer == nil && largeProof.seconds < Self.answerSecondsMax, "\(largeProof)")
 
         // Another cluster is refused with the flag to check.
-        let wrongCluster = try await Self.exchange(peer, [.hello(version: PeerFrame.protocolVersion, clusterID: clusterID &+ 1, from: stranger)])
+        let wrongCluster = try await Self.exchange(peer, [Self.hello(clusterID &+ 1, from: stranger, to: memberIDs[0])])
         guard case .refused(.wrongCluster, let message)? = wrongCluster.answer else {
             Issue.record("expected a wrong-cluster refusal, got \(wrongCluster)")
             return
         }
         #expect(message.contains("check --initial-cluster-token"), "\(message)")
 
+        // Without a peer secret, an ID this member does not know is refused,
+        // and so is a hello meant for another member; whatever follows
+        // them is never read.
+        for (refusedHello, expected) in [(Self.hello(clusterID, from: stranger, to: memberIDs[0]), "is not a member of this cluster"),
+                                         (Self.hello(clusterID, from: known, to: memberIDs[2]), "not member")] {
+            let refused = try await Self.exchange(peer, [refusedHello, .proof([]), .request(id: 1, kind: .ping, payload: [])])
+            guard case .refused(.notMember, let message)? = refused.answer else {
+                Issue.record("expected a not-a-member refusal, got \(refused)")
+                continue
+            }
+            #expect(message.contains(expected), "\(message)")
+        }
+        // Nothing is served before the proof frame.
+        let noProof = try await Self.exchange(peer, [hello, .request(id: 1, kind: .ping, payload: [])])
+        #expect(noProof.answer.map { if case .refused(.unproven, _) = $0 { true } else { false } } == true, "\(noProof)")
+
         // A snapshot replaces the whole store: one from anyone but the
         // leader this member follows is refused before a byte is stored,
-        // and so is one larger than twice the quota (2 GiB here), whoever
-        // claims to send it (members do not prove their IDs yet: the
-        // security issue).
+        // and so is one larger than twice the quota (2 GiB here).
         // Sent to a follower, so that its leader's ID can be claimed too.
-        let status = try cluster.etcdctl("endpoint", "status", "-w", "json")
-        let fields = (try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [[String: Any]] ?? []).map { $0["Status"] as? [String: Any] }
-        let ids = fields.map { (($0?["header"] as? [String: Any])?["member_id"] as? NSNumber)?.uint64Value }
-        let leaders = fields.map { ($0?["leader"] as? NSNumber)?.uint64Value }
-        try #require(ids.count == cluster.members.count && Set(leaders).count == 1, "\(status.stdout)")
         let leader = NodeID(try #require(leaders[0]))
-        let follower = try #require(ids.indices.first { ids[$0] != leader.rawValue })
-        let own = NodeID(try #require(ids[follower]))
+        let follower = try #require(memberIDs.indices.first { memberIDs[$0] != leader })
+        let own = memberIDs[follower]
+        let other = try #require(memberIDs.first { $0 != leader && $0 != own })
         let followerPeer = HostPort(host: "127.0.0.1", port: cluster.members[follower].peerPort)
-        for (sender, size, reason) in [(stranger, UInt64(4096), "only from the leader this member follows"),
+        for (sender, size, reason) in [(other, UInt64(4096), "only from the leader this member follows"),
                                        (leader, UInt64(5) << 30, "larger than a store within its quota")] {
             let announce = Consensus.Message(from: sender, to: own, term: Term(1), kind: .snapshot(
                 SnapshotMetadata(index: LogIndex(1_000_000), term: Term(1), membership: Membership(voters: [sender, own]))))
             let refused = try await Self.exchange(followerPeer, [
-                .hello(version: PeerFrame.protocolVersion, clusterID: clusterID, from: sender),
+                Self.hello(clusterID, from: sender, to: own), .proof([]),
                 .snapshotStart(announce: ConsensusCodec.encode(announce), size: size, checksum: 0),
             ])
             guard case .response(0, let code, let message, _)? = refused.answer, code != 0 else {
@@ -155,19 +187,20 @@ import Testing
         }
 
         // Another protocol version, and no hello at all.
-        let wrongVersion = try await Self.exchange(peer, [.hello(version: PeerFrame.protocolVersion + 1, clusterID: clusterID, from: stranger)])
+        let wrongVersion = try await Self.exchange(peer, [Self.hello(clusterID, from: known, to: memberIDs[0], version: PeerFrame.protocolVersion + 1)])
         #expect(wrongVersion.answer.map { if case .refused(.wrongVersion, _) = $0 { true } else { false } } == true, "\(wrongVersion)")
         let noHello = try await Self.exchange(peer, [.request(id: 1, kind: .ping, payload: [])])
         #expect(noHello.answer.map { if case .refused(.noHello, _) = $0 { true } else { false } } == true, "\(noHello)")
 
         // Unreadable consensus messages are dropped, and the same
         // connection still answers a request after them.
-        let answered = try await Self.exchange(peer, [hello, .messages([[0xBA, 0xD0], []]), .request(id: 9, kind: .ping, payload: [])])
+        let answered = try await Self.exchange(peer, [hello, .proof([]), .messages([[0xBA, 0xD0], []]), .request(id: 9, kind: .ping, payload: [])])
         #expect(answered.answer == .response(id: 9, code: 0, message: "", payload: []), "\(answered)")
 
         // A frame whose fields do not match its length closes the connection.
         var garbled = ByteBuffer()
         try hello.write(to: &garbled)
+        try PeerFrame.proof([]).write(to: &garbled)
         garbled.writeBytes([0, 0, 0, 3, 4, 0, 0])
         let closed = try await Self.exchange(peer, Array(garbled.readableBytesView))
         #expect(closed.answer == nil && closed.seconds < Self.answerSecondsMax, "\(closed)")

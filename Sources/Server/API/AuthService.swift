@@ -56,6 +56,17 @@ struct AuthService: Etcdserverpb_Auth.SimpleServiceProtocol {
     /// auth store holds, then a token assigned through the log; again if
     /// the auth store changed meanwhile (the check may be stale).
     func authenticate(request: Etcdserverpb_AuthenticateRequest, context: ServerContext) async throws -> Etcdserverpb_AuthenticateResponse {
+        do {
+            return try await login(request)
+        } catch let error as RPCError {
+            // The audit names the user a failed login tried (`AuditInterceptor` leaves Authenticate here).
+            node.audit.record(error, method: context.descriptor.fullyQualifiedMethod, user: request.name,
+                              remote: RequestCredentials.clientAddress ?? context.remotePeer)
+            throw error
+        }
+    }
+
+    private func login(_ request: Etcdserverpb_AuthenticateRequest) async throws -> Etcdserverpb_AuthenticateResponse {
         try await rpc {
             try await node.linearizableBarrier()
             while true {

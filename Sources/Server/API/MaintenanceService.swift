@@ -96,7 +96,16 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
     /// applies; listing reads this member's copy. etcd's answers carry no
     /// header (they come straight from its applier).
     func alarm(request: Etcdserverpb_AlarmRequest, context: ServerContext) async throws -> Etcdserverpb_AlarmResponse {
-        try await rpc {
+        // etcd proposes every Alarm call, so a token given is judged (no
+        // permission is), and a refusal returned unconverted.
+        if node.needsCredentials(token: RequestCredentials.token) {
+            do {
+                _ = try await node.caller()
+            } catch EtcdError.auth(let refusal) {
+                throw RPCError(code: .unknown, message: refusal.internalText)
+            }
+        }
+        return try await rpc {
             if request.action == .activate || request.action == .deactivate {
                 guard request.alarm == .nospace else { throw EtcdError.invalid("etcdserver: only the NOSPACE alarm is supported") }
                 // etcd answers with the alarm it changed: a deactivation of

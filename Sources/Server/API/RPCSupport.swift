@@ -1,4 +1,5 @@
 import EtcdAPI
+import GRPCCore
 import StateMachine
 import Storage
 
@@ -40,5 +41,42 @@ extension Node {
         header.revision = revision
         header.raftTerm = status.term.rawValue
         return header
+    }
+}
+
+/// How a call served through grpc-swift ends, for the interceptors that
+/// watch it (metrics, audit): `ended` hears the error (nil: success) once,
+/// and whether it came while the response was being produced (a streaming
+/// call's handler runs there, after `next` returned).
+typealias CallEnded = @Sendable (_ error: (any Error)?, _ producing: Bool) -> Void
+
+/// `next(request, context)`, telling `ended` how the call ends.
+func callObservingEnd<Input: Sendable, Output: Sendable>(
+    _ next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>,
+    _ request: StreamingServerRequest<Input>, _ context: ServerContext, ended: @escaping CallEnded
+) async throws -> StreamingServerResponse<Output> {
+    do {
+        var response = try await next(request, context)
+        switch response.accepted {
+        case .success(var contents):
+            let producer = contents.producer
+            contents.producer = { writer in
+                do {
+                    let trailers = try await producer(writer)
+                    ended(nil, true)
+                    return trailers
+                } catch {
+                    ended(error, true)
+                    throw error
+                }
+            }
+            response.accepted = .success(contents)
+        case .failure(let error):
+            ended(error, false)
+        }
+        return response
+    } catch {
+        ended(error, false)
+        throw error
     }
 }

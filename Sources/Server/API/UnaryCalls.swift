@@ -1,5 +1,6 @@
 import EtcdAPI
 import GRPCCore
+import NIOCore
 import NIOHPACK
 import StateMachine
 import SwiftProtobuf
@@ -59,9 +60,11 @@ typealias UnaryReply = @Sendable (@escaping @Sendable () -> Result<[UInt8], RPCE
 struct UnaryRoute: Sendable {
     let service: String
     let method: String
-    /// Start the call with its request message and headers: its answer if
-    /// it has one now, or nil when `reply` will bring it.
-    let start: @Sendable (_ message: [UInt8], _ headers: HPACKHeaders, _ reply: @escaping UnaryReply) -> Result<[UInt8], RPCError>?
+    /// Start the call with its request message, headers and connection (its
+    /// address is audited if the call is refused): its answer if it has one
+    /// now, or nil when `reply` will bring it.
+    let start: @Sendable (_ message: [UInt8], _ headers: HPACKHeaders, _ connection: any Channel, _ reply: @escaping UnaryReply)
+        -> Result<[UInt8], RPCError>?
 
     static func make<Request: SwiftProtobuf.Message & Sendable, Response: SwiftProtobuf.Message & Sendable>(
         _ descriptor: MethodDescriptor, node: Node, metrics: ServerMetrics,
@@ -71,7 +74,7 @@ struct UnaryRoute: Sendable {
     ) -> UnaryRoute {
         let service = descriptor.service.fullyQualifiedService
         let method = descriptor.method
-        @Sendable func finished(_ result: Result<Response, any Error>) -> Result<[UInt8], RPCError> {
+        @Sendable func finished(_ result: Result<Response, any Error>, _ headers: HPACKHeaders, _ connection: any Channel) -> Result<[UInt8], RPCError> {
             let encoded: Result<[UInt8], RPCError>
             switch result.mapError(rpcStatus) {
             case .success(let response):
@@ -88,18 +91,24 @@ struct UnaryRoute: Sendable {
             }
             let code = encoded.failure.map { MetricsInterceptor.grpcCodeName($0) } ?? "OK"
             metrics.handled(service: service, method: method, type: "unary", code: code)
+            if let error = encoded.failure {
+                node.audit.record(
+                    error, method: "\(service)/\(method)",
+                    user: node.auditedUser(token: RequestCredentials.token(in: headers), commonName: RequestCredentials.commonName(in: headers), refused: error),
+                    remote: GRPCConnectionHandler.peer(connection.remoteAddress))
+            }
             return encoded
         }
-        return UnaryRoute(service: service, method: method) { message, headers, reply in
+        return UnaryRoute(service: service, method: method) { message, headers, connection, reply in
             metrics.started(service: service, method: method, type: "unary")
             if RequireLeaderInterceptor.refuses(askedForLeader: headers[canonicalForm: RequireLeaderInterceptor.metadataKey].contains("true"), node: node) {
-                return finished(.failure(EtcdError.noLeader))
+                return finished(.failure(EtcdError.noLeader), headers, connection)
             }
             let request: Request
             do {
                 request = try Request(serializedBytes: message)
             } catch {
-                return finished(.failure(RPCError(code: .internalError, message: "grpc: error unmarshalling request: \(error)")))
+                return finished(.failure(RPCError(code: .internalError, message: "grpc: error unmarshalling request: \(error)")), headers, connection)
             }
             // Credentials known at once go the fast way; others the task's,
             // where a token may wait for the entry that assigned it.
@@ -110,16 +119,16 @@ struct UnaryRoute: Sendable {
             let immediate = credentials ? node.callerNow(token: token, commonName: commonName) : .known(nil)
             if case .known(let caller) = immediate {
                 do {
-                    if let response = try now(request, caller) { return finished(.success(response)) }
+                    if let response = try now(request, caller) { return finished(.success(response), headers, connection) }
                     let answered = try here(request, caller) { result in
                         switch result {
-                        case .success(let make): reply { finished(Result { try make() }) }
-                        case .failure(let error): reply { finished(.failure(error)) }
+                        case .success(let make): reply { finished(Result { try make() }, headers, connection) }
+                        case .failure(let error): reply { finished(.failure(error), headers, connection) }
                         }
                     }
                     if answered { return nil }
                 } catch {
-                    return finished(.failure(error))
+                    return finished(.failure(error), headers, connection)
                 }
             }
             Task {
@@ -127,9 +136,9 @@ struct UnaryRoute: Sendable {
                 // and the connection's event loop is the node's.
                 let encoded: Result<[UInt8], RPCError>
                 do {
-                    encoded = finished(.success(try await RequestCredentials.with(token: token, commonName: commonName) { try await later(request) }))
+                    encoded = finished(.success(try await RequestCredentials.with(token: token, commonName: commonName) { try await later(request) }), headers, connection)
                 } catch {
-                    encoded = finished(.failure(error))
+                    encoded = finished(.failure(error), headers, connection)
                 }
                 reply { encoded }
             }

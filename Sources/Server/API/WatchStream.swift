@@ -86,6 +86,10 @@ struct WatchStream {
             // etcd 3.4 names these three; any other refusal is "permission denied".
             let shown: AuthFailure = [.invalidAuthToken, .authOldRevision, .userEmpty].contains(refusal) ? refusal : .permissionDenied
             reply.cancelReason = "rpc error: code = \(Self.goCodeName(shown.code)) desc = \(shown.description)"
+            let error = RPCError(code: shown.code, message: shown.description)
+            node.audit.record(error, method: "etcdserverpb.Watch/Watch", user: node.auditedUser(
+                token: RequestCredentials.token, commonName: RequestCredentials.commonName, refused: error),
+                remote: RequestCredentials.clientAddress ?? "unknown")
             try await response.write(reply)
             return
         }

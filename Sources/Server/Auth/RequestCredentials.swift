@@ -12,6 +12,23 @@ enum RequestCredentials {
     /// The common name of the client's verified TLS certificate, when
     /// `--client-cert-auth` makes it the user of calls without a token.
     @TaskLocal static var commonName: String?
+    /// The client's address, for the audit of a refusal the handler makes
+    /// itself (`AuthAudit`).
+    @TaskLocal static var clientAddress: String?
+
+    /// Where the JSON gateway passes its HTTP client's address on to the
+    /// in-process call it makes; believed only from in-process calls, so a
+    /// gRPC client cannot choose the address its refusals are logged with.
+    static let gatewayClientKey = "ballot-gateway-client"
+
+    /// The address of a call's client: the gateway's HTTP client for an
+    /// in-process call the gateway made, else the connection's peer.
+    static func clientAddress(_ context: ServerContext, _ metadata: Metadata) -> String {
+        guard context.remotePeer.hasPrefix("in-process"), let client = metadata[stringValues: gatewayClientKey].first(where: { _ in true }) else {
+            return context.remotePeer
+        }
+        return "gateway " + client
+    }
 
     /// Where the client port's HTTP/2 handler passes the verified common
     /// name along with a call's headers; never taken from a client (the
@@ -40,13 +57,16 @@ enum RequestCredentials {
         headers.first(name: commonNameKey)
     }
 
-    /// Run `body` with a call's credentials as the task's.
-    static func with<T>(token: String?, commonName: String?, _ body: () async throws -> T) async rethrows -> T {
-        try await $token.withValue(token) { try await $commonName.withValue(commonName) { try await body() } }
+    /// Run `body` with a call's credentials (and its client's address) as the task's.
+    static func with<T>(token: String?, commonName: String?, clientAddress: String? = nil, _ body: () async throws -> T) async rethrows -> T {
+        try await $token.withValue(token) {
+            try await $commonName.withValue(commonName) { try await $clientAddress.withValue(clientAddress) { try await body() } }
+        }
     }
 }
 
-/// Makes a call's token the handling task's `RequestCredentials.token`.
+/// Makes a call's token, certificate name and client address the handling
+/// task's `RequestCredentials`.
 struct CredentialsInterceptor: ServerInterceptor {
     func intercept<Input: Sendable, Output: Sendable>(
         request: StreamingServerRequest<Input>, context: ServerContext,
@@ -54,14 +74,14 @@ struct CredentialsInterceptor: ServerInterceptor {
     ) async throws -> StreamingServerResponse<Output> {
         let token = RequestCredentials.token(in: request.metadata)
         let commonName = RequestCredentials.commonName(in: request.metadata)
-        guard token != nil || commonName != nil else { return try await next(request, context) }
-        var response = try await RequestCredentials.with(token: token, commonName: commonName) { try await next(request, context) }
+        let address = RequestCredentials.clientAddress(context, request.metadata)
+        var response = try await RequestCredentials.with(token: token, commonName: commonName, clientAddress: address) { try await next(request, context) }
         // A streaming call (Watch) runs its handler in the response's
         // producer, after this returns: give it the token too.
         if case .success(var contents) = response.accepted {
             let producer = contents.producer
             contents.producer = { writer in
-                try await RequestCredentials.with(token: token, commonName: commonName) { try await producer(writer) }
+                try await RequestCredentials.with(token: token, commonName: commonName, clientAddress: address) { try await producer(writer) }
             }
             response.accepted = .success(contents)
         }

@@ -98,5 +98,8 @@ extension EtcdFlag {
         EtcdFlag("debug", .bool, "false", .used, "Enable debug-level logging for etcd. Use '--log-level=debug' instead."),
         EtcdFlag("log-package-levels", .string, "", .noEffect("use --log-level"), "Specify a particular log level for each etcd package."),
         EtcdFlag("config-file", .string, "", .used, "Path to the server configuration file."),
+        // Ballot's own
+        EtcdFlag("peer-secret-file", .string, "", .used, "Ballot: path to the cluster's peer secret (16 to 4096 bytes, the same file on every member); every peer connection proves both ways that it holds it."),
+        EtcdFlag("allow-plaintext-non-loopback", .bool, "false", .used, "Ballot: allow http client or peer URLs on addresses other than loopback (each is logged as a warning)."),
     ]
 }

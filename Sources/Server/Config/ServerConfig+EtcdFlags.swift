@@ -58,6 +58,8 @@ extension ServerConfig {
         let ttl = try flags.integer("auth-token-ttl")
         self.authTokenTTLSeconds = ttl <= 0 ? Self.authTokenTTLSecondsDefault : min(ttl, Self.authTokenTTLSecondsRange.upperBound)
         self.authToken = flags.string("auth-token")
+        self.peerSecretFile = flags.string("peer-secret-file")
+        self.allowsPlaintextNonLoopback = flags.bool("allow-plaintext-non-loopback")
         let tokenType = authToken.split(separator: ",", omittingEmptySubsequences: false).first.map(String.init) ?? ""
         guard tokenType == "simple" || tokenType == "jwt" else {
             throw .invalid("--auth-token \(tokenType): the token type is 'simple' or 'jwt'")

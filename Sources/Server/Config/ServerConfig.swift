@@ -101,6 +101,18 @@ public struct ServerConfig: Sendable {
     public var clientTLS = TLSSettings()
     public var peerTLS = TLSSettings()
 
+    /// Ballot's `--peer-secret-file`: the file holding the secret every
+    /// member proves it holds on every peer connection (`PeerSecret`);
+    /// empty: no secret, members known by the IDs they claim (or by their
+    /// certificates under peer TLS).
+    public var peerSecretFile = ""
+
+    /// Ballot's `--allow-plaintext-non-loopback`: without it, a plaintext
+    /// (`http`) client or peer URL on an address other than loopback is
+    /// refused at start, since anyone on the network could read or change
+    /// what it carries; with it, each such URL is logged as a warning.
+    public var allowsPlaintextNonLoopback = false
+
     /// What etcd's --auto-compaction-mode and --auto-compaction-retention ask.
     public var autoCompaction = AutoCompaction.off
 
@@ -173,6 +185,9 @@ public struct ServerConfig: Sendable {
         }
         try Self.validateTLS(peerTLS, flagPrefix: "peer-", urls: listenPeer) { url in
             "cannot listen on TLS for \(url.description): KeyFile and CertFile are not presented"
+        }
+        if !allowsPlaintextNonLoopback, let open = listenPeer.first(where: \.isPlaintextOnNetwork) {
+            throw .invalid("--listen-peer-urls \(open.url): plaintext on an address other than loopback lets anyone on the network read the cluster's traffic and, without --peer-secret-file, speak for its members; serve https with --peer-cert-file and --peer-key-file (or --peer-auto-tls), or pass --allow-plaintext-non-loopback to accept that")
         }
         if let secure = listenMetrics.first(where: \.secure) {
             throw .invalid("--listen-metrics-urls: \(secure.url): the metrics listener serves plain HTTP; its endpoints are on the client URLs too, which serve TLS")
@@ -313,6 +328,20 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
         if unixSocket { return "\(secure ? "unixs" : "unix")://\(host)" }
         return "\(secure ? "https" : "http")://\(description)"
     }
+    /// Reachable from this machine only: a Unix socket, `localhost`, or a
+    /// loopback address (127.0.0.0/8, ::1). Anything else, the wildcard
+    /// 0.0.0.0 included, is reachable from the network.
+    public var isLoopback: Bool {
+        if unixSocket { return true }
+        let name = host.lowercased()
+        if name == "localhost" || name.hasSuffix(".localhost") || name == "::1" { return true }
+        return isIPAddress && !name.contains(":") && name.hasPrefix("127.")
+    }
+
+    /// Plaintext that the network can reach: anyone on it can read what
+    /// this URL carries.
+    var isPlaintextOnNetwork: Bool { !secure && !isLoopback }
+
     /// The host as a literal IP address, if it is one: a TLS client names
     /// the server it expects only by host name (SNI), never by address.
     var isIPAddress: Bool { host.contains(":") || host.split(separator: ".").count == 4 && host.allSatisfy { $0.isNumber || $0 == "." } }

@@ -1,4 +1,5 @@
 import Consensus
+import GRPCCore
 import EtcdAPI
 import StateMachine
 
@@ -61,6 +62,15 @@ extension Node {
         var command = Ballotpb_Command()
         if let caller { command.authHeader = Self.header(caller) }
         return command
+    }
+
+    /// Who made a refused call, for the audit log: never from a token
+    /// refused as invalid; a JWT's user read without checking it again (the
+    /// call got past its check to be refused for its permissions).
+    func auditedUser(token: String?, commonName: String?, refused error: RPCError) -> String? {
+        guard let token else { return commonName }
+        if AuthAudit.Reason(error) == .invalidToken { return nil }
+        return jwt == nil ? tokens.user(of: token) : AuthAudit.jwtUser(token)
     }
 
     /// Who is calling, when that is known at once (no credentials, a

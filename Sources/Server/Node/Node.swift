@@ -99,6 +99,8 @@ public final class Node: @unchecked Sendable {
     /// JWT tokens instead, with `--auth-token jwt,...`: their keys, loaded
     /// once (`BallotServer.run` awaits them first, so bad options stop the start).
     let jwt: Task<JWTTokens, any Error>?
+    /// Refused logins, tokens and permissions: logged and counted.
+    let audit: AuthAudit
     /// bcrypt's cost for the passwords this member hashes (`--bcrypt-cost`).
     let bcryptCost: Int
     /// The applier's effects outside the store (also run for the members a snapshot brings).
@@ -191,6 +193,7 @@ public final class Node: @unchecked Sendable {
         let tokenOptions = config.authToken
         self.jwt = tokenOptions.hasPrefix("jwt") ? Task { try await JWTTokens.make(tokenOptions) } : nil
         self.bcryptCost = config.bcryptCost
+        self.audit = AuthAudit(registry: metrics.registry, logger: logger)
         self.applyEffects = ServerApplyEffects(lessor: lessor, members: members, transport: transport, tokens: jwt == nil ? tokens : nil, logger: logger)
         self.applier = Applier(store: store, effects: applyEffects, metrics: metrics.mvcc, logger: logger, auth: auth)
         self.applyQueue = ApplyQueue()

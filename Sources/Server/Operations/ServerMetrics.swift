@@ -105,6 +105,11 @@ final class ServerMetrics: Sendable {
                     descriptor: Self.named("etcd_network_peer_received_bytes_total", "The total number of bytes received from peers."),
                     labels: [("From", String(peer.rawValue, radix: 16))])
                 return { counter.increment(by: Int64($0)) }
+            },
+            refused: { [registry] reason in
+                registry.makeCounter(
+                    descriptor: Self.named("ballot_peer_connections_refused_total", "Peer connections refused, by why (Ballot)."),
+                    labels: [("reason", reason.label)]).increment()
             })
     }
 
@@ -135,33 +140,11 @@ struct MetricsInterceptor: ServerInterceptor {
         let type = Self.streamingMethods[method] ?? "unary"
         let metrics = self.metrics
         metrics.started(service: service, method: method, type: type)
-        do {
-            var response = try await next(request, context)
-            switch response.accepted {
-            case .success(var contents):
-                let producer = contents.producer
-                contents.producer = { writer in
-                    do {
-                        let trailers = try await producer(writer)
-                        // A client that left (etcdctl watch exits, a reset
-                        // stream) is Canceled, as grpc-go reports it.
-                        let code = context.cancellation.isCancelled ? "Canceled" : "OK"
-                        metrics.handled(service: service, method: method, type: type, code: code)
-                        return trailers
-                    } catch {
-                        let code = context.cancellation.isCancelled ? "Canceled" : Self.grpcCodeName(error)
-                        metrics.handled(service: service, method: method, type: type, code: code)
-                        throw error
-                    }
-                }
-                response.accepted = .success(contents)
-            case .failure(let error):
-                metrics.handled(service: service, method: method, type: type, code: Self.grpcCodeName(error))
-            }
-            return response
-        } catch {
-            metrics.handled(service: service, method: method, type: type, code: Self.grpcCodeName(error))
-            throw error
+        return try await callObservingEnd(next, request, context) { error, producing in
+            // A client that left mid-stream (etcdctl watch exits, a reset
+            // stream) is Canceled, as grpc-go reports it.
+            let code = producing && context.cancellation.isCancelled ? "Canceled" : error.map(Self.grpcCodeName) ?? "OK"
+            metrics.handled(service: service, method: method, type: type, code: code)
         }
     }
 

@@ -9,11 +9,19 @@ import NIOCore
 /// On the wire a frame is a 4-byte big-endian length of what follows, a
 /// kind byte, then the kind's fields, big-endian, byte strings as a 4-byte
 /// length and the bytes. Every connection starts with the dialler's
-/// `hello`; the listener answers only requests, and `refused` when it will
-/// not talk to the dialler.
+/// `hello`, the listener's `challenge` and the dialler's `proof`
+/// (`PeerHandshake`); then the listener answers only requests, and
+/// `refused` when it will not talk to the dialler.
 enum PeerFrame: Equatable, Sendable {
-    /// The dialler names itself and its cluster, once, first.
-    case hello(version: UInt16, clusterID: UInt64, from: NodeID)
+    /// The dialler names itself, the member it means to reach and its
+    /// cluster, with a fresh nonce for the listener's proof; once, first.
+    case hello(version: UInt16, clusterID: UInt64, from: NodeID, to: NodeID, nonce: [UInt8])
+    /// The listener's answer to a hello it admits: its own fresh nonce, and
+    /// its proof that it holds the cluster's peer secret (empty without one).
+    case challenge(nonce: [UInt8], proof: [UInt8])
+    /// The dialler's proof that it holds the peer secret (empty without
+    /// one); the listener serves nothing before it checked this.
+    case proof([UInt8])
     /// The listener will not talk to this dialler, and closes.
     case refused(PeerRefusal, message: String)
     /// Consensus messages, each encoded by `ConsensusCodec`.
@@ -42,7 +50,7 @@ enum PeerFrame: Equatable, Sendable {
     }
 
     /// Changes whenever a frame's layout does; members refuse other versions.
-    static let protocolVersion: UInt16 = 2
+    static let protocolVersion: UInt16 = 3
     /// The largest frame either side accepts: a batch of appends, each at
     /// most the core's append limit, or a snapshot chunk.
     static let bytesMax = 256 << 20
@@ -63,6 +71,24 @@ enum PeerRefusal: UInt8, Sendable {
     case noHello = 4
     /// The dialler's certificate fails the listener's `PeerCertificateRule`.
     case badCertificate = 5
+    /// The dialler claims an ID this member does not know as a member, or
+    /// meant to reach another member than this one.
+    case notMember = 6
+    /// The dialler did not prove it holds the cluster's peer secret.
+    case unproven = 7
+
+    /// The metrics' label for it.
+    var label: String {
+        switch self {
+        case .wrongCluster: "wrong_cluster"
+        case .removed: "removed"
+        case .wrongVersion: "wrong_version"
+        case .noHello: "no_hello"
+        case .badCertificate: "bad_certificate"
+        case .notMember: "not_member"
+        case .unproven: "unproven"
+        }
+    }
 }
 
 /// What a follower asks its leader, and the leader's probe.
@@ -97,7 +123,7 @@ enum PeerFrameError: Error, Equatable, CustomStringConvertible {
 
 extension PeerFrame {
     private enum Kind: UInt8 {
-        case hello = 1, refused, messages, request, response, snapshotStart, snapshotData, discover, discovered
+        case hello = 1, refused, messages, request, response, snapshotStart, snapshotData, discover, discovered, challenge, proof
     }
 
     /// Append this frame, length first, to `buffer`; refuses (and writes
@@ -106,11 +132,20 @@ extension PeerFrame {
         let lengthAt = buffer.writerIndex
         buffer.writeInteger(UInt32(0))
         switch self {
-        case .hello(let version, let clusterID, let from):
+        case .hello(let version, let clusterID, let from, let to, let nonce):
             buffer.writeInteger(Kind.hello.rawValue)
             buffer.writeInteger(version)
             buffer.writeInteger(clusterID)
             buffer.writeInteger(from.rawValue)
+            buffer.writeInteger(to.rawValue)
+            Self.writeBytes(nonce, to: &buffer)
+        case .challenge(let nonce, let proof):
+            buffer.writeInteger(Kind.challenge.rawValue)
+            Self.writeBytes(nonce, to: &buffer)
+            Self.writeBytes(proof, to: &buffer)
+        case .proof(let proof):
+            buffer.writeInteger(Kind.proof.rawValue)
+            Self.writeBytes(proof, to: &buffer)
         case .refused(let reason, let message):
             buffer.writeInteger(Kind.refused.rawValue)
             buffer.writeInteger(reason.rawValue)
@@ -182,7 +217,11 @@ extension PeerFrame {
         }
         switch kind {
         case .hello:
-            self = .hello(version: try integer(), clusterID: try integer(), from: NodeID(try integer()))
+            self = .hello(version: try integer(), clusterID: try integer(), from: NodeID(try integer()), to: NodeID(try integer()), nonce: try bytes())
+        case .challenge:
+            self = .challenge(nonce: try bytes(), proof: try bytes())
+        case .proof:
+            self = .proof(try bytes())
         case .refused:
             guard let reason = PeerRefusal(rawValue: try integer()) else { throw malformed }
             self = .refused(reason, message: String(decoding: try bytes(), as: UTF8.self))
@@ -224,20 +263,24 @@ extension PeerFrame {
 }
 
 /// Splits the byte stream into frames, refusing one longer than the limit
-/// before buffering it. A listener holds a connection's first frame, which
-/// must be a hello, to `helloBytesMax`: nobody gets a large buffer before
-/// saying who they are.
+/// before buffering it. A listener holds a connection's handshake frames
+/// (the hello, then the proof) to `helloBytesMax`: nobody gets a large
+/// buffer before proving who they are.
 struct PeerFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = PeerFrame
     private var limit: Int
+    /// Frames still held to the small limit.
+    private var smallFramesLeft: Int
 
-    init(firstFrameBytesMax: Int = PeerFrame.bytesMax) {
-        limit = firstFrameBytesMax
+    init(handshakeBytesMax: Int = PeerFrame.bytesMax, handshakeFrames: Int = 0) {
+        limit = handshakeFrames > 0 ? handshakeBytesMax : PeerFrame.bytesMax
+        smallFramesLeft = handshakeFrames
     }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let frame = try Self.frame(from: &buffer, limit: limit) else { return .needMoreData }
-        limit = PeerFrame.bytesMax
+        smallFramesLeft -= 1
+        if smallFramesLeft <= 0 { limit = PeerFrame.bytesMax }
         context.fireChannelRead(wrapInboundOut(frame))
         return .continue
     }
@@ -272,7 +315,8 @@ extension PeerFrame {
     /// A connection speaking frames, for both ends.
     typealias Connection = NIOAsyncChannel<PeerFrame, PeerFrame>
 
-    /// The largest first frame a listener reads: a hello is 19 bytes.
+    /// The largest hello or proof a listener reads: a hello is 47 bytes
+    /// after its length, a proof 37.
     static let helloBytesMax = 64
     /// A listener closes a connection that sent nothing for this long (the
     /// dialler pings every `PeerTransport.keepAliveSeconds`): a dialler that
@@ -296,7 +340,7 @@ extension PeerFrame {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(listenerIdleSeconds)))
             try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
-            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(PeerFrameDecoder(firstFrameBytesMax: helloBytesMax)))
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(PeerFrameDecoder(handshakeBytesMax: helloBytesMax, handshakeFrames: 2)))
             try channel.pipeline.syncOperations.addHandler(MessageToByteHandler(PeerFrameEncoder()))
             if let tap { try channel.pipeline.syncOperations.addHandler(tap) }
             return try Connection(wrappingChannelSynchronously: channel)

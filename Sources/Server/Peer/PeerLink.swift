@@ -108,7 +108,7 @@ final class PeerLink: @unchecked Sendable {
     }
 
     /// Dial, serve the connection until it breaks, dial again; until stopped.
-    func run(hello: PeerFrame, logger: Logger, traffic: PeerTraffic,
+    func run(hello: @escaping @Sendable () -> PeerFrame, secret: PeerSecret?, logger: Logger, traffic: PeerTraffic,
              dial: @escaping @Sendable (HostPort) async throws -> PeerFrame.Connection,
              onRemoved: @escaping @Sendable () -> Void) async {
         var backoff = PeerTransport.backoffInitialSeconds
@@ -123,13 +123,19 @@ final class PeerLink: @unchecked Sendable {
             var refused = false
             do {
                 let connection = try await dial(address)
-                try await serve(connection, hello: hello, delivered: delivered, traffic: traffic)
+                try await serve(connection, hello: hello(), secret: secret, delivered: delivered, traffic: traffic)
             } catch let refusal as PeerRefused {
                 refused = true
                 if refusal.reason == .removed { onRemoved() }
                 if refusal.message != lastRefusal {
                     logger.warning("a peer refused this member", metadata: ["peer": "\(id)", "address": "\(address)", "reason": "\(refusal.message)"])
                     lastRefusal = refusal.message
+                }
+            } catch let unproven as PeerUnproven {
+                refused = true
+                if "\(unproven)" != lastRefusal {
+                    logger.warning("a peer did not prove itself; nothing sent to it", metadata: ["peer": "\(id)", "address": "\(address)", "reason": "\(unproven)"])
+                    lastRefusal = "\(unproven)"
                 }
             } catch let refusal as PeerCertificateRefused {
                 // This member's rule refused the peer's certificate (the gate logged it).
@@ -154,40 +160,46 @@ final class PeerLink: @unchecked Sendable {
         }
     }
 
-    private func serve(_ connection: PeerFrame.Connection, hello: PeerFrame, delivered: WakeFlag,
+    private func serve(_ connection: PeerFrame.Connection, hello: PeerFrame, secret: PeerSecret?, delivered: WakeFlag,
                        traffic: PeerTraffic) async throws {
         try await connection.executeThenClose { inbound, outbound in
+            var frames = inbound.makeAsyncIterator()
             try await outbound.write(hello)
+            // Nothing queued goes out before the listener proved itself.
+            try await PeerHandshake.dial(hello, secret: secret, frames: &frames, outbound: outbound)
             connected(connection.channel, delivered: delivered, traffic: traffic)
             defer { disconnected() }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    for try await frame in inbound {
-                        switch frame {
-                        case .response(let id, let code, let message, let payload):
-                            _ = delivered.raise()
-                            self.finish(id, code == 0 ? .success(payload) : .failure(EtcdError(code: code, message: message)))
-                        case .refused(let reason, let message):
-                            throw PeerRefused(reason: reason, message: message)
-                        default:
-                            throw PeerProtocolError.unexpected(frame)
-                        }
-                    }
-                }
-                group.addTask {
                     // A ping every keep-alive period measures the round trip;
-                    // a peer that does not answer in time is redialled.
-                    while true {
-                        try await Task.sleep(for: .seconds(PeerTransport.keepAliveSeconds))
-                        let started = ContinuousClock.now
-                        _ = try await self.ask(.ping, [], timeout: PeerTransport.keepAliveSeconds * 5)
-                        traffic.roundTrip(ContinuousClock.now - started)
+                    // a peer that does not answer in time is redialled (the
+                    // closed connection ends the reading below).
+                    do {
+                        while true {
+                            try await Task.sleep(for: .seconds(PeerTransport.keepAliveSeconds))
+                            let started = ContinuousClock.now
+                            _ = try await self.ask(.ping, [], timeout: PeerTransport.keepAliveSeconds * 5)
+                            traffic.roundTrip(ContinuousClock.now - started)
+                        }
+                    } catch {
+                        connection.channel.close(promise: nil)
                     }
                 }
-                // The first to end (the peer closed, a write failed, a ping
-                // went unanswered, the link stopped) ends the connection.
+                // Whichever ends first (the peer closed, a write failed, a
+                // ping went unanswered, the link stopped) ends the connection.
                 defer { group.cancelAll() }
-                try await group.next()
+                while let frame = try await frames.next() {
+                    switch frame {
+                    case .response(let id, let code, let message, let payload):
+                        _ = delivered.raise()
+                        self.finish(id, code == 0 ? .success(payload) : .failure(EtcdError(code: code, message: message)))
+                    case .refused(let reason, let message):
+                        throw PeerRefused(reason: reason, message: message)
+                    default:
+                        throw PeerProtocolError.unexpected(frame)
+                    }
+                }
+                throw PeerProtocolError.connectionClosed
             }
         }
     }

@@ -30,10 +30,13 @@ final class PeerListener: Sendable {
     let certificateRule: PeerCertificateRule?
     /// `--peer-crl-file`: certificates whose connections are closed after their handshake.
     let revocations: CertificateRevocationList?
+    /// `--peer-secret-file`: what every dialler must prove it holds.
+    let secret: PeerSecret?
 
     init(node: Node, members: MemberDirectory, address: HostPort, tls: NIOSSLContext?, certificateRule: PeerCertificateRule? = nil,
-         revocations: CertificateRevocationList? = nil, traffic: PeerTraffic = PeerTraffic()) {
+         revocations: CertificateRevocationList? = nil, secret: PeerSecret? = nil, traffic: PeerTraffic = PeerTraffic()) {
         self.revocations = revocations
+        self.secret = secret
         precondition(!address.secure || tls != nil, "an https peer URL needs a TLS context (ServerConfig.validated checks)")
         self.tls = tls
         self.certificateRule = certificateRule
@@ -96,26 +99,22 @@ final class PeerListener: Sendable {
             try await withTaskCancellationHandler {
                 try await connection.executeThenClose { inbound, outbound in
                     var frames = inbound.makeAsyncIterator()
-                    let first = try await frames.next()
-                    if case .discover(let version, let peerURL)? = first {
+                    // A hello arrives here only once its proof checked out
+                    // (`PeerMessageTap`); a refused dialler's connection
+                    // closes with nothing read.
+                    guard let first = try await frames.next() else { return }
+                    if case .discover(let version, let peerURL) = first {
                         try await outbound.write(discoveryAnswer(version: version, peerURL: peerURL))
                         return
                     }
-                    if case .refused(_, let message)? = first {
+                    if case .refused(_, let message) = first {
                         // The dialler's rule refused this member's certificate
                         // (`PeerCertificateGate`): etcd logs the alert it got.
                         logger.warning("a peer refused this member's certificate", metadata: ["remote": "\(remote)", "error": "\(message)"])
                         return
                     }
-                    guard case .hello(let version, let clusterID, let from)? = first else {
+                    guard case .hello(_, _, let from, _, _) = first else {
                         try await outbound.write(.refused(.noHello, message: "ballot: a peer connection must start with a hello"))
-                        return
-                    }
-                    if let (reason, message) = refusal(version: version, clusterID: clusterID, from: from) {
-                        logger.warning("refused a peer connection", metadata: [
-                            "remote": "\(remote)", "claimed-member": "\(String(from.rawValue, radix: 16))", "reason": "\(message)",
-                        ])
-                        try await outbound.write(.refused(reason, message: message))
                         return
                     }
                     let requests = InFlightLimit(limit: Self.requestsInFlightMax)
@@ -158,7 +157,7 @@ final class PeerListener: Sendable {
                                 let answer = await receiveSnapshot(announce, size: size, checksum: checksum, from: from, frames: &frames)
                                 try await outbound.write(answer)
                                 return
-                            case .hello, .refused, .response, .snapshotData, .discover, .discovered:
+                            case .hello, .refused, .response, .snapshotData, .discover, .discovered, .challenge, .proof:
                                 throw PeerProtocolError.unexpected(frame)
                             }
                         }
@@ -174,16 +173,12 @@ final class PeerListener: Sendable {
         }
     }
 
-    /// Consensus messages go to the node from the event loop once the
-    /// connection's hello is one `serve` admits; a removed member's frames
-    /// go on to `serve`, which refuses it.
+    /// The handshake runs on the event loop (`admit`); then consensus
+    /// messages go to the node from there; a removed member's frames go on
+    /// to `serve`, which refuses it.
     private func messageTap() -> PeerMessageTap {
         PeerMessageTap(
-            accept: { [self] frame in
-                guard case .hello(let version, let clusterID, let from) = frame,
-                      refusal(version: version, clusterID: clusterID, from: from) == nil else { return nil }
-                return from
-            },
+            admit: { [self] frame, remote in admit(frame, remote: remote) },
             deliver: { [self] encoded, from in
                 guard !members.wasRemoved(from) else { return false }
                 receive(encoded, from: from)
@@ -268,8 +263,40 @@ final class PeerListener: Sendable {
         return .discovered(clusterID: node.clusterID, memberID: asker.id, members: current)
     }
 
-    /// Why this member will not talk to a dialler, if it will not.
-    private func refusal(version: UInt16, clusterID: UInt64, from: NodeID) -> (PeerRefusal, String)? {
+    /// The listener's side of the handshake (`PeerHandshake`) for a
+    /// connection's first frame: nil if it is no hello (`serve` deals with
+    /// it), else the refusal or the challenge, with the check of the
+    /// dialler's proof. Every refusal is logged with the address it came from.
+    private func admit(_ frame: PeerFrame, remote: String) -> PeerAdmission? {
+        guard case .hello(let version, let clusterID, let from, let to, let diallerNonce) = frame else { return nil }
+        let refused: @Sendable (PeerRefusal, String) -> PeerFrame = { [logger, traffic] reason, message in
+            traffic.refused(reason)
+            logger.warning("refused a peer connection", metadata: [
+                "remote": "\(remote)", "claimed-member": "\(String(from.rawValue, radix: 16))", "reason": "\(message)",
+            ])
+            return .refused(reason, message: message)
+        }
+        if let (reason, message) = refusal(version: version, clusterID: clusterID, from: from, to: to, nonce: diallerNonce) {
+            return .refuse(refused(reason, message))
+        }
+        let listenerNonce = PeerHandshake.nonce()
+        let proof = secret?.proof(.listener, clusterID: clusterID, from: from, to: to, diallerNonce: diallerNonce, listenerNonce: listenerNonce) ?? []
+        return .challenge(.challenge(nonce: listenerNonce, proof: proof), from: from) { [secret] diallerProof in
+            guard let secret else { return nil }
+            if secret.verify(diallerProof, .dialler, clusterID: clusterID, from: from, to: to, diallerNonce: diallerNonce, listenerNonce: listenerNonce) {
+                return nil
+            }
+            return refused(.unproven, "ballot: the dialler did not prove it holds this cluster's peer secret as member \(String(from.rawValue, radix: 16)) (check --peer-secret-file)")
+        }
+    }
+
+    /// Why this member will not talk to a dialler, if it will not, before
+    /// any proof. Without a peer secret, only the members this one knows
+    /// are admitted (an ID is all a dialler shows). With one, a dialler
+    /// proving it holds the secret is a member even under an ID not known
+    /// here yet: one added while this member lags in applying the log, and
+    /// perhaps its leader, whose appends are how this member learns of it.
+    private func refusal(version: UInt16, clusterID: UInt64, from: NodeID, to: NodeID, nonce: [UInt8]) -> (PeerRefusal, String)? {
         if version != PeerFrame.protocolVersion {
             return (.wrongVersion, "ballot: peer protocol version \(version), this member speaks \(PeerFrame.protocolVersion)")
         }
@@ -277,6 +304,16 @@ final class PeerListener: Sendable {
             return (.wrongCluster, "ballot: member \(String(from.rawValue, radix: 16)) is in cluster \(String(clusterID, radix: 16)), this member is in cluster \(String(node.clusterID, radix: 16)): check --initial-cluster-token")
         }
         if members.wasRemoved(from) { return (.removed, PeerTransport.removedMessage) }
+        if to != node.id {
+            return (.notMember, "ballot: this is member \(String(node.id.rawValue, radix: 16)), not member \(String(to.rawValue, radix: 16))")
+        }
+        if nonce.count != PeerHandshake.nonceBytes {
+            return (.unproven, "ballot: a hello's nonce has \(PeerHandshake.nonceBytes) bytes, this one \(nonce.count)")
+        }
+        if secret == nil && (from == node.id || members.member(from) == nil) {
+            return (.notMember, "ballot: \(String(from.rawValue, radix: 16)) is not a member of this cluster as this member knows it")
+        }
+        if from == node.id { return (.notMember, "ballot: a member does not dial itself") }
         return nil
     }
 

@@ -12,6 +12,8 @@ struct PeerTraffic: Sendable {
     var sentTo: @Sendable (NodeID) -> @Sendable (_ bytes: Int) -> Void = { _ in { _ in } }
     /// The same for bytes read from a peer (etcd_network_peer_received_bytes_total).
     var receivedFrom: @Sendable (NodeID) -> @Sendable (_ bytes: Int) -> Void = { _ in { _ in } }
+    /// A dialler refused, by why (ballot_peer_connections_refused_total).
+    var refused: @Sendable (PeerRefusal) -> Void = { _ in }
 
     /// Bytes a batch of messages takes in its frame.
     static func frameBytes(_ messages: [[UInt8]]) -> Int {

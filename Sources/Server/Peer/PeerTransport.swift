@@ -45,12 +45,16 @@ final class PeerTransport: @unchecked Sendable {
     let tls: NIOSSLContext
     /// What a peer's server certificate must also meet (`--peer-cert-allowed-*`).
     let certificateRule: PeerCertificateRule?
+    /// With which this member proves itself to peers, and they to it.
+    let secret: PeerSecret?
     /// The event loop the links' connections live on: the node's, so that
     /// what the node sends is written without a thread hand-off.
     let loop: any EventLoop
 
     init(selfID: NodeID, clusterID: UInt64, peers: [NodeID: HostPort], tls: NIOSSLContext, certificateRule: PeerCertificateRule? = nil,
-         logger: Logger, traffic: PeerTraffic = PeerTraffic(), loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()) {
+         secret: PeerSecret? = nil, logger: Logger, traffic: PeerTraffic = PeerTraffic(),
+         loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()) {
+        self.secret = secret
         self.traffic = traffic
         self.loop = loop
         self.tls = tls
@@ -62,7 +66,10 @@ final class PeerTransport: @unchecked Sendable {
         for (id, address) in peers { addPeer(id, address: address) }
     }
 
-    private var hello: PeerFrame { .hello(version: PeerFrame.protocolVersion, clusterID: clusterID, from: selfID) }
+    /// A fresh hello for a connection to `peer`.
+    private func hello(to peer: NodeID) -> PeerFrame {
+        PeerHandshake.hello(clusterID: clusterID, from: selfID, to: peer)
+    }
 
     /// Start talking to a member (one the log just added); no-op for a
     /// member already known at the same address.
@@ -93,7 +100,7 @@ final class PeerTransport: @unchecked Sendable {
         await withDiscardingTaskGroup { group in
             for await link in added {
                 group.addTask {
-                    await link.run(hello: self.hello, logger: self.logger, traffic: self.traffic, dial: self.dial) {
+                    await link.run(hello: { self.hello(to: link.id) }, secret: self.secret, logger: self.logger, traffic: self.traffic, dial: self.dial) {
                         _ = self.removed.raise()
                     }
                 }
@@ -163,7 +170,10 @@ final class PeerTransport: @unchecked Sendable {
         }
         defer { deadline.cancel() }
         try await connection.executeThenClose { inbound, outbound in
+            var frames = inbound.makeAsyncIterator()
+            let hello = hello(to: announce.to)
             try await outbound.write(hello)
+            try await PeerHandshake.dial(hello, secret: secret, frames: &frames, outbound: outbound)
             try await outbound.write(.snapshotStart(announce: ConsensusCodec.encode(announce), size: UInt64(info.size), checksum: info.checksum))
             guard let file = FileHandle(forReadingAtPath: info.dataPath) else { throw EtcdError.internal("cannot open \(info.dataPath)") }
             defer { try? file.close() }
@@ -176,7 +186,7 @@ final class PeerTransport: @unchecked Sendable {
                 sent += data.count
                 if tenths.advance(to: sent) != nil { progress(sent, info.size) }
             }
-            for try await frame in inbound {
+            while let frame = try await frames.next() {
                 switch frame {
                 case .response(_, let code, let message, _):
                     if code == 0 { return }

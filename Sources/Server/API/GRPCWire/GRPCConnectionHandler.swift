@@ -306,7 +306,7 @@ final class GRPCConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
             }
             calls[id] = .answering
             let loop = context!.eventLoop
-            let now = read.route.start(message, read.headers) { make in
+            let now = read.route.start(message, read.headers, context!.channel) { make in
                 // On the loop already (the node's, answering a batch of
                 // applied writes): at once, sharing the batch's flush.
                 // `make` also counts the call when the stream is gone.

@@ -89,7 +89,9 @@ final class ClientHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         let bytes = body.map { Array($0.readableBytesView) } ?? []
         body = nil
-        let metadata = Self.metadata(head.headers)
+        var metadata = Self.metadata(head.headers)
+        // The audit's client address for a refused call (only the gateway sets it).
+        metadata.addString(GRPCConnectionHandler.peer(context.channel.remoteAddress), forKey: RequestCredentials.gatewayClientKey)
         let gateway = http.gateway
         let limit = http.limit
         // What etcd's gateway passes on from the gRPC response's headers.
@@ -128,7 +130,7 @@ final class ClientHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
                 let key = String(lowered.dropFirst(prefix.count))
                 // Only the client port's HTTP/2 handler names a verified certificate's
                 // user; etcd's gateway ignores client certificates.
-                guard key != RequestCredentials.commonNameKey else { continue }
+                guard key != RequestCredentials.commonNameKey, key != RequestCredentials.gatewayClientKey else { continue }
                 metadata.addString(value, forKey: key)
             } else if lowered == "authorization" {
                 metadata.addString(value, forKey: "authorization")
