@@ -20,8 +20,8 @@ public final class BallotServer: Sendable {
     let logger: Logger
     let metrics = ServerMetrics()
     /// TLS for the client URLs and the peer URLs, if configured.
-    let clientTLS: TLSContexts?
-    let peerTLS: TLSContexts?
+    let clientTLS: TLSSource?
+    let peerTLS: TLSSource?
     /// `--peer-secret-file`'s secret, which every peer connection proves.
     let peerSecret: PeerSecret?
 
@@ -32,8 +32,8 @@ public final class BallotServer: Sendable {
         var config = try config.validated()
         let (clientTLS, peerTLS) = try tlsContexts(config, logger: logger)
         try EtcdDataMigration.importIfPresent(config: config, storeSettings: storeSettings(config), logger: logger)
-        let identity = try await identity(for: config, dialling: try peerTLS?.client ?? TLSContexts.defaultClient(),
-                                          rule: peerTLS?.certificateRule, logger: logger)
+        let identity = try await identity(for: config, dialling: try peerTLS?.current().client ?? TLSContexts.defaultClient(),
+                                          rule: peerTLS?.current().certificateRule, logger: logger)
         config.assignedMemberID = identity.member
         return try BallotServer(config: config, clusterID: identity.cluster, discovered: identity.members,
                                 clientTLS: clientTLS, peerTLS: peerTLS, logger: logger)
@@ -49,7 +49,7 @@ public final class BallotServer: Sendable {
     /// Opens the data directory and recovers; refuses (throwing an error
     /// that names the damaged file) rather than start from doubtful state.
     private init(config: ServerConfig, clusterID: UInt64, discovered: [PeerFrame.DiscoveredMember]?,
-                 clientTLS: TLSContexts?, peerTLS: TLSContexts?, logger: Logger) throws {
+                 clientTLS: TLSSource?, peerTLS: TLSSource?, logger: Logger) throws {
         self.config = config
         self.logger = logger
         let id = config.memberID
@@ -146,13 +146,14 @@ public final class BallotServer: Sendable {
             ])
         }
         let metrics = self.metrics
-        let dialling = try peerTLS?.client ?? TLSContexts.defaultClient()
+        let defaultDialling = try TLSContexts.defaultClient()
+        let dialling: @Sendable () -> NIOSSLContext = { peerTLS?.current().client ?? defaultDialling }
         let leases = try store.leases()
         // The node's turns and its peer and client connections share one thread of their own.
         let nodeLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.nodeLoop = nodeLoop
         let transport = PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses,
-                                      tls: dialling, certificateRule: peerTLS?.certificateRule, secret: peerSecret, logger: logger,
+                                      tls: dialling, certificateRule: peerTLS?.current().certificateRule, secret: peerSecret, logger: logger,
                                       traffic: metrics.peerTraffic, loop: nodeLoop.next())
         let auth = AuthStore()
         try auth.load(from: store)
@@ -210,7 +211,7 @@ public final class BallotServer: Sendable {
     }
 
     /// The client side's and the peer side's TLS contexts.
-    static func tlsContexts(_ config: ServerConfig, logger: Logger) throws -> (client: TLSContexts?, peer: TLSContexts?) {
+    static func tlsContexts(_ config: ServerConfig, logger: Logger) throws -> (client: TLSSource?, peer: TLSSource?) {
         (try tlsContexts(config.clientTLS, side: "client", urls: config.listenClient, dataDirectory: config.dataDirectory,
                          alpn: TLSContexts.clientALPN, logger: logger),
          try tlsContexts(config.peerTLS, side: "peer", urls: config.listenPeer, dataDirectory: config.dataDirectory,
@@ -222,7 +223,7 @@ public final class BallotServer: Sendable {
     /// `<data-dir>/fixtures/<side>`; logs etcd's warnings for settings
     /// that have no effect.
     static func tlsContexts(_ settings: TLSSettings, side: String, urls: [HostPort], dataDirectory: String,
-                            alpn: [String], logger: Logger) throws -> TLSContexts? {
+                            alpn: [String], logger: Logger) throws -> TLSSource? {
         guard !settings.isEmpty else { return nil }
         let flagPrefix = side == "peer" ? "peer-" : ""
         if settings.autoTLS && settings.hasCertificate {
@@ -240,7 +241,7 @@ public final class BallotServer: Sendable {
             logger.info("serving TLS with a self-signed certificate", metadata: ["side": "\(side)", "cert": "\(files.certFile)"])
         }
         do {
-            return try TLSContexts.make(settings, identity: identity, alpn: alpn)
+            return try TLSSource(settings, identity: identity, alpn: alpn, side: side, logger: logger)
         } catch {
             throw ConfigError.invalid(
                 "--\(flagPrefix)cert-file \(identity.certFile), --\(flagPrefix)key-file \(identity.keyFile), --\(flagPrefix)trusted-ca-file \(settings.trustedCAFile): cannot load: \(error)")
@@ -286,7 +287,7 @@ public final class BallotServer: Sendable {
                                   maxRequestBytes: config.maxRequestBytes, overheadBytes: Self.grpcOverheadBytes)
         // Each client URL serves gRPC and the HTTP endpoints on one port.
         let listeners = try await ClientListener.bind(
-            config.listenClient, tls: clientTLS?.server, revocations: clientTLS?.revocations, route: { uri in self.operationsAnswer(uri) },
+            config.listenClient, tls: clientTLS, route: { uri in self.operationsAnswer(uri) },
             gateway: gateway, gatewayStreamsMax: config.maxConcurrentStreams, corsOrigins: config.corsOrigins,
             unary: UnaryCalls(kv: KVService(node: node), metrics: metrics), wire: wire,
             connectionLoop: nodeLoop.next())
@@ -294,8 +295,8 @@ public final class BallotServer: Sendable {
             GRPCServer(transport: listener.transport, services: services, interceptors: interceptors)
         }
         let peerListeners = config.listenPeer.map {
-            PeerListener(node: node, members: members, address: $0, tls: peerTLS?.server, certificateRule: peerTLS?.certificateRule,
-                         revocations: peerTLS?.revocations, secret: peerSecret,
+            PeerListener(node: node, members: members, address: $0, tls: peerTLS, certificateRule: peerTLS?.current().certificateRule,
+                         secret: peerSecret,
                          traffic: metrics.peerTraffic)
         }
         node.start()

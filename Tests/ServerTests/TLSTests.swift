@@ -87,6 +87,53 @@ import X509
         #expect(stranger.stderr.contains("alert"), "\(stranger.stdout)\n\(stranger.stderr)")
     }
 
+    /// Certificates rotate as etcd's do, by replacing the files: the next
+    /// connection, client or peer, gets the new certificate, with no
+    /// restart. Files that do not load keep the certificate in use.
+    @Test func replacedCertificateFilesServeTheNextConnection() throws {
+        let pki = try TestPKI()
+        defer { pki.remove() }
+        let (cert, key) = (pki.file("live.crt"), pki.file("live.key"))
+        func install(_ name: String) throws {
+            // As an operator's tools do: written beside, then renamed over.
+            for (from, to) in [(pki.file("\(name).crt"), cert), (pki.file("\(name).key"), key)] {
+                try? FileManager.default.removeItem(atPath: to + ".new")
+                try FileManager.default.copyItem(atPath: from, toPath: to + ".new")
+                _ = rename(to + ".new", to)
+            }
+        }
+        try install("server")
+        let server = ["--cert-file", cert, "--key-file", key, "--trusted-ca-file", pki.file("ca.crt"),
+                      "--peer-cert-file", cert, "--peer-key-file", key, "--peer-trusted-ca-file", pki.file("ca.crt"), "--peer-client-cert-auth"]
+        let cluster = try TestCluster(extraArguments: server, clientScheme: "https", peerScheme: "https", ctlArguments: ["--cacert", pki.file("ca.crt")])
+        defer { cluster.cleanUp() }
+        func subject(port: Int) throws -> String {
+            let out = try TestCluster.run("/usr/bin/openssl", [
+                "s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", pki.file("ca.crt"),
+                "-cert", pki.file("client.crt"), "-key", pki.file("client.key"),
+            ], input: "", timeout: 10)
+            return out.stdout.split(separator: "\n").first { $0.hasPrefix("subject=") }.map { $0.replacingOccurrences(of: " ", with: "") } ?? out.stdout
+        }
+        let (clientPort, peerPort) = (cluster.members[0].clientPort, cluster.members[0].peerPort)
+        #expect(try subject(port: clientPort) == "subject=CN=server")
+        #expect(try subject(port: peerPort) == "subject=CN=server")
+
+        try install("client")
+        usleep(UInt32(TLSSource.checkInterval.components.seconds * 1_000_000) + 500_000)
+        #expect(try subject(port: clientPort) == "subject=CN=client")
+        #expect(try subject(port: peerPort) == "subject=CN=client")
+        #expect(try cluster.etcdctl("put", "rotated", "1", endpoints: cluster.endpoint(0)).status == 0)
+        let log = { (try? String(contentsOfFile: cluster.members[0].log, encoding: .utf8)) ?? "" }
+        #expect(log().contains("reloaded TLS certificates"))
+
+        // A certificate that does not load: the one before stays in use.
+        try Data("not a certificate".utf8).write(to: URL(fileURLWithPath: cert))
+        usleep(UInt32(TLSSource.checkInterval.components.seconds * 1_000_000) + 500_000)
+        #expect(try subject(port: clientPort) == "subject=CN=client")
+        #expect(try cluster.etcdctl("get", "rotated", "--print-value-only", endpoints: cluster.endpoint(0)).stdout == "1\n")
+        #expect(log().contains("do not load"), "\(log())")
+    }
+
     /// `--peer-cert-allowed-cn`: members whose certificates carry the name
     /// form the cluster; a dialler with another name, though its CA is
     /// trusted, is refused once its handshake is done, before anything it

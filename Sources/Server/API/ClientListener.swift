@@ -40,8 +40,9 @@ final class ClientListener: Sendable {
     let address: HostPort
     /// Serve connections that do not start TLS (an `http` URL).
     let plaintext: Bool
-    /// Serve TLS (an `https` URL) with this context.
-    let tls: NIOSSLContext?
+    /// Serve TLS (an `https` URL) with these contexts, as they are when a
+    /// connection comes (`TLSSource`), with `--client-crl-file`'s list.
+    let tls: TLSSource?
     /// What HTTP/1.1 connections get.
     let http: ClientHTTP
     /// The gRPC server's transport: accepting starts when it listens.
@@ -49,7 +50,7 @@ final class ClientListener: Sendable {
     /// The bound socket, not accepting until the transport listens.
     private let server: any Channel
 
-    private init(address: HostPort, plaintext: Bool, tls: NIOSSLContext?, revocations: CertificateRevocationList?, http: ClientHTTP,
+    private init(address: HostPort, plaintext: Bool, tls: TLSSource?, http: ClientHTTP,
                  unary: UnaryCalls, wire: GRPCWireSettings, connectionLoop: any EventLoop) async throws {
         self.address = address
         self.plaintext = plaintext
@@ -70,7 +71,7 @@ final class ClientListener: Sendable {
                     }
                     try channel.pipeline.syncOperations.addHandler(
                         ProtocolSniffer(grpc: GRPCPipeline(unary: unary, transport: transport, wire: wire), http: http,
-                                        plaintext: plaintext, tls: tls, revocations: revocations, decrypted: false))
+                                        plaintext: plaintext, tls: tls, decrypted: false))
                 }
             }
         let server = try await bootstrap.bind(to: address)
@@ -88,7 +89,7 @@ final class ClientListener: Sendable {
 
     /// The listeners for a member's client URLs, bound: one per host and
     /// port, serving each scheme a URL names there.
-    static func bind(_ urls: [HostPort], tls: NIOSSLContext?, revocations: CertificateRevocationList? = nil, route: @escaping @Sendable (String) -> OperationsHTTPServer.Answer,
+    static func bind(_ urls: [HostPort], tls: TLSSource?, route: @escaping @Sendable (String) -> OperationsHTTPServer.Answer,
                      gateway: JSONGateway, gatewayStreamsMax: Int, corsOrigins: [String],
                      unary: UnaryCalls, wire: GRPCWireSettings, connectionLoop: any EventLoop) async throws -> [ClientListener] {
         var order: [HostPort] = []
@@ -109,7 +110,7 @@ final class ClientListener: Sendable {
                 // reaches gRPC through a connection of its own.
                 let http = ClientHTTP(route: route, gateway: gateway, limit: GatewayStreamLimit(limit: gatewayStreamsMax), corsOrigins: corsOrigins)
                 listeners.append(try await ClientListener(address: key, plaintext: seen.plain, tls: seen.secure ? tls : nil,
-                                                          revocations: revocations, http: http,
+                                                          http: http,
                                                           unary: unary, wire: wire, connectionLoop: connectionLoop))
             }
         } catch {
@@ -145,10 +146,10 @@ final class ClientListener: Sendable {
         let http: ClientHTTP
         /// Whether connections that do not start TLS are served.
         let plaintext: Bool
-        /// The context for connections that start TLS; nil refuses them.
-        let tls: NIOSSLContext?
-        /// `--client-crl-file`: certificates whose connections are closed after their handshake.
-        let revocations: CertificateRevocationList?
+        /// The contexts for connections that start TLS, with `--client-crl-file`'s
+        /// certificates whose connections are closed after their handshake;
+        /// nil refuses them.
+        let tls: TLSSource?
         /// Whether this sniffer reads what a TLS handler decrypted.
         let decrypted: Bool
         private var buffered: ByteBuffer?
@@ -159,15 +160,13 @@ final class ClientListener: Sendable {
         /// speaks; gRPC and HTTP clients speak at once.
         static let firstBytesTimeout = TimeAmount.seconds(30)
 
-        init(grpc: GRPCPipeline, http: ClientHTTP, plaintext: Bool, tls: NIOSSLContext?, revocations: CertificateRevocationList? = nil,
-             decrypted: Bool) {
+        init(grpc: GRPCPipeline, http: ClientHTTP, plaintext: Bool, tls: TLSSource?, decrypted: Bool) {
             precondition(plaintext || tls != nil, "a listener serves at least one of plaintext and TLS")
             precondition(!decrypted || tls == nil, "no TLS inside TLS")
             self.grpc = grpc
             self.http = http
             self.plaintext = plaintext
             self.tls = tls
-            self.revocations = revocations
             self.decrypted = decrypted
         }
 
@@ -193,15 +192,15 @@ final class ClientListener: Sendable {
             let seen = bytes.readableBytesView
             guard let first = seen.first else { return }
             let startsTLS = !decrypted && first == Self.tlsHandshakeByte
-            if startsTLS, let tls {
+            if startsTLS, let tls = tls?.current() {
                 decided = true
                 deadline?.cancel()
                 do {
                     // Sniffer, TLS, sniffer: the ClientHello goes through the
                     // TLS handler, whose plaintext the second sniffer sorts.
                     let pipeline = context.pipeline.syncOperations
-                    try pipeline.addHandler(NIOSSLServerHandler(context: tls))
-                    if let revocations { try pipeline.addHandler(CertificateRevocationGate(list: revocations)) }
+                    try pipeline.addHandler(NIOSSLServerHandler(context: tls.server))
+                    if let revocations = tls.revocations { try pipeline.addHandler(CertificateRevocationGate(list: revocations)) }
                     try pipeline.addHandler(ProtocolSniffer(grpc: grpc, http: http, plaintext: true, tls: nil, decrypted: true))
                     context.fireChannelRead(NIOAny(bytes))
                     pipeline.removeHandler(context: context, promise: nil)

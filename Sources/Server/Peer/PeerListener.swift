@@ -24,18 +24,17 @@ final class PeerListener: Sendable {
     /// new leader's transfer to start while a deposed one's winds down.
     static let snapshotReceivesMax = 2
 
-    /// The peer server's TLS, for an `https` address.
-    let tls: NIOSSLContext?
+    /// The peer server's TLS, for an `https` address, and `--peer-crl-file`'s
+    /// list of certificates whose connections are closed after their
+    /// handshake; as they are when a connection comes (`TLSSource`).
+    let tls: TLSSource?
     /// What a connecting peer's certificate must also meet (`--peer-cert-allowed-*`).
     let certificateRule: PeerCertificateRule?
-    /// `--peer-crl-file`: certificates whose connections are closed after their handshake.
-    let revocations: CertificateRevocationList?
     /// `--peer-secret-file`: what every dialler must prove it holds.
     let secret: PeerSecret?
 
-    init(node: Node, members: MemberDirectory, address: HostPort, tls: NIOSSLContext?, certificateRule: PeerCertificateRule? = nil,
-         revocations: CertificateRevocationList? = nil, secret: PeerSecret? = nil, traffic: PeerTraffic = PeerTraffic()) {
-        self.revocations = revocations
+    init(node: Node, members: MemberDirectory, address: HostPort, tls: TLSSource?, certificateRule: PeerCertificateRule? = nil,
+         secret: PeerSecret? = nil, traffic: PeerTraffic = PeerTraffic()) {
         self.secret = secret
         precondition(!address.secure || tls != nil, "an https peer URL needs a TLS context (ServerConfig.validated checks)")
         self.tls = tls
@@ -55,12 +54,12 @@ final class PeerListener: Sendable {
     /// Serve until the task is cancelled.
     func run() async throws {
         let tls = address.secure ? tls : nil
-        let (rule, revocations, logger) = (certificateRule, revocations, logger)
+        let (rule, logger) = (certificateRule, logger)
         let initializer: @Sendable (any Channel) -> EventLoopFuture<PeerFrame.Connection> = { channel in
             channel.eventLoop.makeCompletedFuture {
-                guard let tls else { return }
-                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
-                if let revocations { try channel.pipeline.syncOperations.addHandler(CertificateRevocationGate(list: revocations)) }
+                guard let tls = tls?.current() else { return }
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.server))
+                if let revocations = tls.revocations { try channel.pipeline.syncOperations.addHandler(CertificateRevocationGate(list: revocations)) }
                 if let rule { try channel.pipeline.syncOperations.addHandler(PeerCertificateGate(rule: rule, side: .listener, logger: logger)) }
             }.flatMap { PeerFrame.wrapAccepted(channel, tap: self.messageTap()) }
         }

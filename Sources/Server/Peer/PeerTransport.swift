@@ -41,8 +41,9 @@ final class PeerTransport: @unchecked Sendable {
     /// Round trips (a ping every keep-alive period) and bytes sent.
     let traffic: PeerTraffic
     /// How this member dials a peer whose URL is `https`: presenting its
-    /// peer certificate, and checking the peer's unless it is auto-TLS.
-    let tls: NIOSSLContext
+    /// peer certificate, and checking the peer's unless it is auto-TLS;
+    /// asked at every dial, so rotated certificates are used (`TLSSource`).
+    let tls: @Sendable () -> NIOSSLContext
     /// What a peer's server certificate must also meet (`--peer-cert-allowed-*`).
     let certificateRule: PeerCertificateRule?
     /// With which this member proves itself to peers, and they to it.
@@ -51,7 +52,7 @@ final class PeerTransport: @unchecked Sendable {
     /// what the node sends is written without a thread hand-off.
     let loop: any EventLoop
 
-    init(selfID: NodeID, clusterID: UInt64, peers: [NodeID: HostPort], tls: NIOSSLContext, certificateRule: PeerCertificateRule? = nil,
+    init(selfID: NodeID, clusterID: UInt64, peers: [NodeID: HostPort], tls: @escaping @Sendable () -> NIOSSLContext, certificateRule: PeerCertificateRule? = nil,
          secret: PeerSecret? = nil, logger: Logger, traffic: PeerTraffic = PeerTraffic(),
          loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()) {
         self.secret = secret
@@ -111,7 +112,7 @@ final class PeerTransport: @unchecked Sendable {
 
     /// A connection to `address`, in TLS if its URL is `https`.
     @Sendable func dial(_ address: HostPort) async throws -> PeerFrame.Connection {
-        try await Self.dial(address, tls: tls, rule: certificateRule, logger: logger, on: loop)
+        try await Self.dial(address, tls: tls(), rule: certificateRule, logger: logger, on: loop)
     }
 
     /// A connection to `address` on `loop` (the node's, for its links);
