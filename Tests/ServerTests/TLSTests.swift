@@ -1,3 +1,6 @@
+import NIOSSL
+import Logging
+import Consensus
 import Foundation
 @testable import Server
 import Testing
@@ -50,7 +53,7 @@ import X509
         #expect(value == "tls-value\n", "\(cluster.logs())")
     }
 
-    @Test func certificatesFromACAAreCheckedBothWays() throws {
+    @Test func certificatesFromACAAreCheckedBothWays() async throws {
         let pki = try TestPKI()
         defer { pki.remove() }
         let server = ["--cert-file", pki.file("server.crt"), "--key-file", pki.file("server.key"),
@@ -85,6 +88,46 @@ import X509
         #expect(member.stdout.contains("Verify return code: 0 (ok)") && !member.stderr.contains("alert"), "\(member.stdout)\n\(member.stderr)")
         let stranger = try dialPeer("stranger")
         #expect(stranger.stderr.contains("alert"), "\(stranger.stdout)\n\(stranger.stderr)")
+
+        // A certificate from the members' CA, but for another host, cannot
+        // speak for a member whose peer URL is here: the member ID is bound
+        // to the certificate. The members' own certificate is admitted.
+        let made = try TestCluster.run("/bin/bash", ["-c", """
+            set -e; cd '\(pki.directory)'
+            openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out elsewhere.key 2>/dev/null
+            openssl req -new -key elsewhere.key -out elsewhere.csr -subj /CN=elsewhere
+            printf 'subjectAltName=IP:10.9.9.9,DNS:elsewhere.example\\nextendedKeyUsage=serverAuth,clientAuth\\n' > elsewhere.ext
+            openssl x509 -req -in elsewhere.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out elsewhere.crt -days 2 -extfile elsewhere.ext 2>/dev/null
+            """], timeout: 30)
+        try #require(made.status == 0, "\(made.stderr)")
+        let status = try cluster.etcdctl("endpoint", "status", "-w", "json")
+        let ids = ((try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [[String: Any]]) ?? []).compactMap {
+            ((($0["Status"] as? [String: Any])?["header"] as? [String: Any])?["member_id"] as? NSNumber)?.uint64Value
+        }
+        try #require(ids.count == 3, "\(status.stdout)")
+        let clusterHex = try #require(PeerProtocolTests.match("cluster=[0-9a-f]+", in: (try? String(contentsOfFile: cluster.members[0].log, encoding: .utf8)) ?? ""))
+        let clusterID = try #require(UInt64(clusterHex, radix: 16))
+        func claim(as name: String) async throws -> PeerFrame? {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(pki.file("\(name).crt")).map { .certificate($0) }
+            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: pki.file("\(name).key"), format: .pem))
+            configuration.trustRoots = .file(pki.file("ca.crt"))
+            let connection = try await PeerTransport.dial(HostPort(host: "127.0.0.1", port: cluster.members[0].peerPort, secure: true),
+                                                          tls: try NIOSSLContext(configuration: configuration), rule: nil, logger: Logger(label: "test"))
+            return try await connection.executeThenClose { inbound, outbound in
+                try await outbound.write(PeerHandshake.hello(clusterID: clusterID, from: NodeID(ids[1]), to: NodeID(ids[0])))
+                var frames = inbound.makeAsyncIterator()
+                return try await frames.next()
+            }
+        }
+        let elsewhere = try await claim(as: "elsewhere")
+        guard case .refused(.badCertificate, let message)? = elsewhere else {
+            Issue.record("expected the certificate refused for the member it claims, got \(String(describing: elsewhere))")
+            return
+        }
+        #expect(message.contains("names none of its peer URLs' hosts"), "\(message)")
+        let admitted = try await claim(as: "server")
+        #expect(admitted.map { if case .challenge = $0 { true } else { false } } == true, "\(String(describing: admitted))")
     }
 
     /// Certificates rotate as etcd's do, by replacing the files: the next

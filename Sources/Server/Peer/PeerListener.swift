@@ -8,6 +8,7 @@ import NIOSSL
 import StateMachine
 import Storage
 import Synchronization
+import X509
 
 /// The receiving side of the peer protocol: accepts members' connections
 /// on the peer address, hands their consensus messages to the node,
@@ -177,7 +178,7 @@ final class PeerListener: Sendable {
     /// to `serve`, which refuses it.
     private func messageTap() -> PeerMessageTap {
         PeerMessageTap(
-            admit: { [self] frame, remote in admit(frame, remote: remote) },
+            admit: { [self] frame, remote, certificate in admit(frame, remote: remote, certificate: certificate) },
             deliver: { [self] encoded, from in
                 guard !members.wasRemoved(from) else { return false }
                 receive(encoded, from: from)
@@ -266,7 +267,7 @@ final class PeerListener: Sendable {
     /// connection's first frame: nil if it is no hello (`serve` deals with
     /// it), else the refusal or the challenge, with the check of the
     /// dialler's proof. Every refusal is logged with the address it came from.
-    private func admit(_ frame: PeerFrame, remote: String) -> PeerAdmission? {
+    private func admit(_ frame: PeerFrame, remote: String, certificate: NIOSSLCertificate?) -> PeerAdmission? {
         guard case .hello(let version, let clusterID, let from, let to, let diallerNonce) = frame else { return nil }
         let refused: @Sendable (PeerRefusal, String) -> PeerFrame = { [logger, traffic] reason, message in
             traffic.refused(reason)
@@ -275,7 +276,8 @@ final class PeerListener: Sendable {
             ])
             return .refused(reason, message: message)
         }
-        if let (reason, message) = refusal(version: version, clusterID: clusterID, from: from, to: to, nonce: diallerNonce) {
+        if let (reason, message) = refusal(version: version, clusterID: clusterID, from: from, to: to, nonce: diallerNonce)
+            ?? certificateRefusal(certificate, from: from) {
             return .refuse(refused(reason, message))
         }
         let listenerNonce = PeerHandshake.nonce()
@@ -314,6 +316,22 @@ final class PeerListener: Sendable {
         }
         if from == node.id { return (.notMember, "ballot: a member does not dial itself") }
         return nil
+    }
+
+    /// Under peer TLS with a CA, the member ID a dialler claims is bound to
+    /// its certificate: it must name (as an IP address or DNS name, Go's
+    /// `VerifyHostname`) the host of that member's peer URL, as the
+    /// certificate the member serves there must for anyone to dial it. So
+    /// a member's certificate cannot speak for a member on another host.
+    /// (Members sharing a host share this check; the peer secret tells
+    /// them apart.) A member this one does not know yet has no URL to check.
+    private func certificateRefusal(_ certificate: NIOSSLCertificate?, from: NodeID) -> (PeerRefusal, String)? {
+        guard let tls = tls?.current(), tls.verifiesOtherSide, let certificate,
+              let urls = members.member(from)?.peerUrls, !urls.isEmpty,
+              let parsed = try? Certificate(derEncoded: certificate.toDERBytes()) else { return nil }
+        let hosts = urls.compactMap { try? HostPort(url: $0) }.filter { !$0.unixSocket }.map(\.host)
+        guard !hosts.isEmpty, !hosts.contains(where: { PeerCertificateRule.isValid(parsed, forHost: $0) }) else { return nil }
+        return (.badCertificate, "ballot: the certificate presented for member \(String(from.rawValue, radix: 16)) names none of its peer URLs' hosts (\(hosts.joined(separator: ", ")))")
     }
 
     private func receive(_ encoded: [[UInt8]], from: NodeID) {

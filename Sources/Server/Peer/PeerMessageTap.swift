@@ -1,5 +1,6 @@
 import Consensus
 import NIOCore
+import NIOSSL
 
 /// What a listener makes of a connection's first frame, when it is a hello.
 enum PeerAdmission: Sendable {
@@ -28,7 +29,7 @@ final class PeerMessageTap: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = PeerFrame
     typealias InboundOut = PeerFrame
 
-    private let admit: @Sendable (_ hello: PeerFrame, _ remote: String) -> PeerAdmission?
+    private let admit: @Sendable (_ hello: PeerFrame, _ remote: String, _ certificate: NIOSSLCertificate?) -> PeerAdmission?
     private let deliver: @Sendable ([[UInt8]], NodeID) -> Bool
     private let counter: @Sendable (NodeID) -> @Sendable (Int) -> Void
     private let answer: @Sendable (_ id: UInt64, _ kind: PeerRequestKind, _ payload: [UInt8], _ from: NodeID,
@@ -52,12 +53,13 @@ final class PeerMessageTap: ChannelInboundHandler, @unchecked Sendable {
     /// conversion thunk on every access, a chain that grows with every frame.
     private var received: (@Sendable (Int) -> Void)?
 
-    /// `admit` judges a first frame (nil: not a hello, the reader's);
+    /// `admit` judges a first frame (nil: not a hello, the reader's), with
+    /// the dialler's address and TLS certificate;
     /// `deliver` returns false for a frame the reader must see instead;
     /// `counter` gives the byte counter for a member; `answer` takes a
     /// request (returning false to leave it to the reader) and calls its
     /// `reply` once, from any thread.
-    init(admit: @escaping @Sendable (PeerFrame, String) -> PeerAdmission?, deliver: @escaping @Sendable ([[UInt8]], NodeID) -> Bool,
+    init(admit: @escaping @Sendable (PeerFrame, String, NIOSSLCertificate?) -> PeerAdmission?, deliver: @escaping @Sendable ([[UInt8]], NodeID) -> Bool,
          counter: @escaping @Sendable (NodeID) -> @Sendable (Int) -> Void,
          answer: @escaping @Sendable (UInt64, PeerRequestKind, [UInt8], NodeID, @escaping @Sendable (PeerFrame) -> Void) -> Bool) {
         self.admit = admit
@@ -70,7 +72,9 @@ final class PeerMessageTap: ChannelInboundHandler, @unchecked Sendable {
         let frame = unwrapInboundIn(data)
         switch state {
         case .start:
-            switch admit(frame, context.channel.remoteAddress.map { "\($0)" } ?? "?") {
+            // Under TLS, the certificate the dialler's handshake presented.
+            let certificate = (try? context.pipeline.syncOperations.handler(type: NIOSSLHandler.self))?.peerCertificate
+            switch admit(frame, context.channel.remoteAddress.map { "\($0)" } ?? "?", certificate) {
             case nil:
                 state = .passThrough
                 context.fireChannelRead(data)

@@ -10,6 +10,10 @@ struct TLSContexts: Sendable {
     var certificateRule: PeerCertificateRule?
     /// Certificates refused once their connection's handshake is done.
     var revocations: CertificateRevocationList?
+    /// The server demands a certificate its CA signed (`--peer-client-cert-auth`
+    /// or `--client-cert-auth`, not auto-TLS): a peer's then names the hosts
+    /// the member it claims to be may live on (`PeerListener`).
+    var verifiesOtherSide = false
 
     /// The certificate `settings` name, or the self-signed one `generated`
     /// when only auto-TLS was asked for.
@@ -58,7 +62,8 @@ struct TLSContexts: Sendable {
         }
         return TLSContexts(server: try NIOSSLContext(configuration: server), client: try NIOSSLContext(configuration: client),
                            certificateRule: try PeerCertificateRule.from(allowedCN: settings.allowedCN, allowedHostname: settings.allowedHostname),
-                           revocations: settings.crlFile.isEmpty ? nil : try CertificateRevocationList(file: settings.crlFile))
+                           revocations: settings.crlFile.isEmpty ? nil : try CertificateRevocationList(file: settings.crlFile),
+                           verifiesOtherSide: settings.clientCertAuth && !identity.selfSigned && !settings.trustedCAFile.isEmpty)
     }
 
     /// What a member without peer TLS settings dials an `https` peer with:
