@@ -264,7 +264,7 @@ public final class BallotServer: Sendable {
         // (etcd's gateway dials its own gRPC server; its lock and election
         // servers use an in-process client).
         let inProcess = LocalTransport.make()
-        let localClient = GRPCClient(transport: inProcess.client)
+        let localClient = GRPCClient(transport: inProcess.client, interceptors: [ForwardedCredentialsInterceptor()])
         let local = LocalClient(localClient)
         let services: [any RegistrableRPCService] = [
             KVService(node: node),

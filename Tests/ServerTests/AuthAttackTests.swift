@@ -162,6 +162,16 @@ import Testing
         let login = try cluster.run(etcdctl: ["--user", "mallory:guess", "get", "bob/a"], endpoints: cluster.endpoint(0))
         #expect(login.stderr.contains("authentication failed"), "\(login.stderr)")
 
+        // etcd's Lock service acts as its caller: root takes a lock, bob
+        // may not (the lock's keys are not his), nobody without a token.
+        let lockName = GatewayTests.base64("locks/a")
+        let rootLock = try GatewayTests.post(cluster, 0, "/v3/lock/lock", #"{"name":"\#(lockName)"}"#, headers: ["Authorization: \(try token("root", "root"))"])
+        #expect(rootLock.code == 200 && rootLock.body.contains(#""key""#), "\(rootLock.body)")
+        let bobLock = try GatewayTests.post(cluster, 0, "/v3/lock/lock", #"{"name":"\#(lockName)"}"#, seconds: 5, headers: ["Authorization: \(try token("bob", "bob"))"])
+        #expect(bobLock.body.contains("permission denied"), "\(bobLock.body)")
+        let nobodyLock = try GatewayTests.post(cluster, 0, "/v3/lock/lock", #"{"name":"\#(lockName)"}"#, seconds: 5)
+        #expect(nobodyLock.body.contains("user name is empty"), "\(nobodyLock.body)")
+
         // The audit: each refusal logged with user and client address, and counted.
         let log = (try? String(contentsOfFile: cluster.members[0].log, encoding: .utf8)) ?? ""
         let lines = log.split(separator: "\n").filter { $0.contains("auth: refused a call") }

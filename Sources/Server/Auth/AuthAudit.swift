@@ -3,7 +3,6 @@ import GRPCCore
 import Logging
 import Prometheus
 import StateMachine
-import Synchronization
 
 /// Who was refused what: failed logins, invalid tokens, requests without a
 /// user name and permission denials, each logged with the user (when one
@@ -13,8 +12,7 @@ import Synchronization
 /// gRPC interceptor, the fast unary path, Authenticate), once per call.
 ///
 /// A client refused over and over must not fill the disk with log lines:
-/// past `logLinesPerSecondMax` lines in a second the rest are only
-/// counted, and the next line says how many went unlogged.
+/// the lines keep to a `LogBudget`; the counters count every refusal.
 final class AuthAudit: Sendable {
     enum Reason: String, CaseIterable, Sendable {
         case authenticationFailed = "authentication_failed"
@@ -38,11 +36,9 @@ final class AuthAudit: Sendable {
         }
     }
 
-    static let logLinesPerSecondMax = 50
-
     private let logger: Logger
     private let counters: [Reason: Counter]
-    private let window = Mutex<(second: Int64, logged: Int, unlogged: Int)>((0, 0, 0))
+    private let budget = LogBudget()
 
     init(registry: PrometheusCollectorRegistry, logger: Logger) {
         self.logger = logger
@@ -60,17 +56,7 @@ final class AuthAudit: Sendable {
     func record(_ error: RPCError, method: String, user: @autoclosure () -> String?, remote: @autoclosure () -> String) {
         guard let reason = Reason(error) else { return }
         counters[reason]?.increment()
-        let now = Int64(Date().timeIntervalSince1970)
-        let (logs, unlogged): (Bool, Int) = window.withLock { window in
-            if window.second != now { window = (now, 0, window.unlogged) }
-            guard window.logged < Self.logLinesPerSecondMax else {
-                window.unlogged += 1
-                return (false, 0)
-            }
-            window.logged += 1
-            defer { window.unlogged = 0 }
-            return (true, window.unlogged)
-        }
+        let (logs, unlogged) = budget.spend()
         guard logs else { return }
         var metadata: Logger.Metadata = [
             "reason": "\(reason.rawValue)", "method": "\(method)", "user": "\(user() ?? "")", "remote": "\(remote())",

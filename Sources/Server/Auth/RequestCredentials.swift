@@ -88,3 +88,25 @@ struct CredentialsInterceptor: ServerInterceptor {
         return response
     }
 }
+
+/// On the member's in-process client (`LocalClient`, which the Lock and
+/// Election services are built on): a call made while serving a client's
+/// call carries that client's token or certificate name, so the KV, Lease
+/// and Watch calls it makes are judged as the client's own, as etcd's
+/// server-side lock and election (whose in-process client passes the
+/// incoming context on) are. A call that names credentials of its own (the
+/// JSON gateway's) keeps them.
+struct ForwardedCredentialsInterceptor: ClientInterceptor {
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingClientRequest<Input>, context: ClientContext,
+        next: (StreamingClientRequest<Input>, ClientContext) async throws -> StreamingClientResponse<Output>
+    ) async throws -> StreamingClientResponse<Output> {
+        guard RequestCredentials.token != nil || RequestCredentials.commonName != nil,
+              RequestCredentials.token(in: request.metadata) == nil, RequestCredentials.commonName(in: request.metadata) == nil
+        else { return try await next(request, context) }
+        var request = request
+        if let token = RequestCredentials.token { request.metadata.addString(token, forKey: RequestCredentials.tokenKey) }
+        if let name = RequestCredentials.commonName { request.metadata.addString(name, forKey: RequestCredentials.commonNameKey) }
+        return try await next(request, context)
+    }
+}

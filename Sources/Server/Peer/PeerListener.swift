@@ -33,6 +33,8 @@ final class PeerListener: Sendable {
     let certificateRule: PeerCertificateRule?
     /// `--peer-secret-file`: what every dialler must prove it holds.
     let secret: PeerSecret?
+    /// Refusals are all counted, but logged within this budget.
+    private let refusalLogBudget = LogBudget()
 
     init(node: Node, members: MemberDirectory, address: HostPort, tls: TLSSource?, certificateRule: PeerCertificateRule? = nil,
          secret: PeerSecret? = nil, traffic: PeerTraffic = PeerTraffic()) {
@@ -269,11 +271,16 @@ final class PeerListener: Sendable {
     /// dialler's proof. Every refusal is logged with the address it came from.
     private func admit(_ frame: PeerFrame, remote: String, certificate: NIOSSLCertificate?) -> PeerAdmission? {
         guard case .hello(let version, let clusterID, let from, let to, let diallerNonce) = frame else { return nil }
-        let refused: @Sendable (PeerRefusal, String) -> PeerFrame = { [logger, traffic] reason, message in
+        let refused: @Sendable (PeerRefusal, String) -> PeerFrame = { [logger, traffic, refusalLogBudget] reason, message in
             traffic.refused(reason)
-            logger.warning("refused a peer connection", metadata: [
-                "remote": "\(remote)", "claimed-member": "\(String(from.rawValue, radix: 16))", "reason": "\(message)",
-            ])
+            let (logs, unlogged) = refusalLogBudget.spend()
+            if logs {
+                var metadata: Logger.Metadata = [
+                    "remote": "\(remote)", "claimed-member": "\(String(from.rawValue, radix: 16))", "reason": "\(message)",
+                ]
+                if unlogged > 0 { metadata["unlogged-before"] = "\(unlogged)" }
+                logger.warning("refused a peer connection", metadata: metadata)
+            }
             return .refused(reason, message: message)
         }
         if let (reason, message) = refusal(version: version, clusterID: clusterID, from: from, to: to, nonce: diallerNonce)
