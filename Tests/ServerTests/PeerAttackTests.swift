@@ -67,7 +67,9 @@ import Testing
         try Data(secretBytes).write(to: URL(fileURLWithPath: secretPath))
         defer { try? FileManager.default.removeItem(atPath: secretPath) }
         let secret = try PeerSecret(bytes: secretBytes)
-        let cluster = try TestCluster(extraArguments: ["--peer-secret-file", secretPath])
+        // Slower elections than the tests' default: a leader change from a
+        // busy machine would look like one the attack caused.
+        let cluster = try TestCluster(extraArguments: ["--peer-secret-file", secretPath, "--heartbeat-interval", "100", "--election-timeout", "3000"])
         defer { cluster.cleanUp() }
         try cluster.etcdctl("put", "truth", "1")
 
