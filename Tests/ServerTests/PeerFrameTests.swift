@@ -1,3 +1,5 @@
+import NIOPosix
+import Logging
 import Consensus
 import NIOCore
 @testable import Server
@@ -113,5 +115,28 @@ import Testing
         #expect(!secret.verify(proof, .dialler, clusterID: 7, from: 1, to: 2, diallerNonce: l, listenerNonce: d))
         #expect(!secret.verify(Array(proof.dropLast()), .dialler, clusterID: 7, from: 1, to: 2, diallerNonce: d, listenerNonce: l))
         #expect(!secret.verify([], .dialler, clusterID: 7, from: 1, to: 2, diallerNonce: d, listenerNonce: l))
+    }
+}
+
+/// A listener that accepts a connection and never answers does not hold
+/// the dialler: its handshake gives up after `answerSecondsMax`.
+@Suite struct PeerHandshakeTests {
+    @Test func aSilentListenerIsGivenUpOn() async throws {
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { silent.close(promise: nil) }
+        let port = try #require(silent.localAddress?.port)
+        let connection = try await PeerTransport.dial(HostPort(host: "127.0.0.1", port: port), tls: try TLSContexts.defaultClient(),
+                                                      rule: nil, logger: Logger(label: "test"))
+        let started = ContinuousClock.now
+        await #expect(throws: (any Error).self) {
+            try await connection.executeThenClose { inbound, outbound in
+                var frames = inbound.makeAsyncIterator()
+                try await PeerHandshake.dial(PeerHandshake.hello(clusterID: 1, from: 1, to: 2), secret: nil, on: connection.channel,
+                                             frames: &frames, outbound: outbound)
+            }
+        }
+        let waited = ContinuousClock.now - started
+        #expect(waited >= .seconds(PeerHandshake.answerSecondsMax) && waited < .seconds(PeerHandshake.answerSecondsMax * 3), "\(waited)")
     }
 }

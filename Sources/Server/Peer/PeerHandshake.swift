@@ -17,6 +17,10 @@ enum PeerHandshake {
 
     /// Nonce length: 128 random bits never repeat.
     static let nonceBytes = 16
+    /// A listener that has not answered a hello by then is given up on
+    /// (the connection closed, the link redials): one that accepted the
+    /// connection and hung must not hold the link forever.
+    static let answerSecondsMax: Int64 = 5
 
     static func nonce() -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
@@ -28,18 +32,21 @@ enum PeerHandshake {
         .hello(version: PeerFrame.protocolVersion, clusterID: clusterID, from: from, to: to, nonce: nonce())
     }
 
-    /// The dialler's side, after its `hello` went out: read the listener's
+    /// The dialler's side: send `hello`, read the listener's
     /// challenge (or refusal), check its proof when this member has a
     /// secret, and answer with this member's proof. Throws `PeerRefused`
     /// for a refusal and `PeerUnproven` for a listener that did not prove
     /// itself; nothing else goes out on such a connection.
     static func dial(
-        _ hello: PeerFrame, secret: PeerSecret?,
+        _ hello: PeerFrame, secret: PeerSecret?, on channel: any Channel,
         frames: inout NIOAsyncChannelInboundStream<PeerFrame>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<PeerFrame>
     ) async throws {
         guard case .hello(_, let clusterID, let from, let to, let diallerNonce) = hello else {
             preconditionFailure("a peer connection opens with a hello")
         }
+        let deadline = channel.eventLoop.scheduleTask(in: .seconds(answerSecondsMax)) { channel.close(promise: nil) }
+        defer { deadline.cancel() }
+        try await outbound.write(hello)
         switch try await frames.next() {
         case .challenge(let listenerNonce, let listenerProof)?:
             var proof: [UInt8] = []

@@ -164,9 +164,8 @@ final class PeerLink: @unchecked Sendable {
                        traffic: PeerTraffic) async throws {
         try await connection.executeThenClose { inbound, outbound in
             var frames = inbound.makeAsyncIterator()
-            try await outbound.write(hello)
             // Nothing queued goes out before the listener proved itself.
-            try await PeerHandshake.dial(hello, secret: secret, frames: &frames, outbound: outbound)
+            try await PeerHandshake.dial(hello, secret: secret, on: connection.channel, frames: &frames, outbound: outbound)
             connected(connection.channel, delivered: delivered, traffic: traffic)
             defer { disconnected() }
             try await withThrowingTaskGroup(of: Void.self) { group in

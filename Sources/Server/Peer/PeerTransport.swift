@@ -172,9 +172,7 @@ final class PeerTransport: @unchecked Sendable {
         defer { deadline.cancel() }
         try await connection.executeThenClose { inbound, outbound in
             var frames = inbound.makeAsyncIterator()
-            let hello = hello(to: announce.to)
-            try await outbound.write(hello)
-            try await PeerHandshake.dial(hello, secret: secret, frames: &frames, outbound: outbound)
+            try await PeerHandshake.dial(hello(to: announce.to), secret: secret, on: connection.channel, frames: &frames, outbound: outbound)
             try await outbound.write(.snapshotStart(announce: ConsensusCodec.encode(announce), size: UInt64(info.size), checksum: info.checksum))
             guard let file = FileHandle(forReadingAtPath: info.dataPath) else { throw EtcdError.internal("cannot open \(info.dataPath)") }
             defer { try? file.close() }
