@@ -53,9 +53,9 @@ struct LeaseService: Etcdserverpb_Lease.SimpleServiceProtocol {
             // The lease's keys only to a caller who may read each (etcd
             // 3.4.26's fix for CVE-2023-32082); without keys, nothing is
             // judged, not even a token, as in etcd 3.4.
-            let caller = request.keys ? try await node.caller() : nil
             let response = try await node.timeToLive(request)
             if request.keys {
+                let caller = try await node.caller()
                 for key in response.keys { try node.checkRead(caller, key: [UInt8](key), rangeEnd: []) }
             }
             return response

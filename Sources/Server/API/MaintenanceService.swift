@@ -47,8 +47,15 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
     /// refusals it returns unconverted: gRPC's Unknown with the auth
     /// store's own text ("auth: permission denied").
     private func checkAdmin() async throws {
+        try await withRawAuthRefusals { try node.checkAdmin(try await node.caller()) }
+    }
+
+    /// `body`, an auth refusal from it returned as etcd returns the calls
+    /// that skip its error conversion: gRPC's Unknown with the auth store's
+    /// own text.
+    private func withRawAuthRefusals(_ body: () async throws -> Void) async throws {
         do {
-            try node.checkAdmin(try await node.caller())
+            try await body()
         } catch EtcdError.auth(let refusal) {
             throw RPCError(code: .unknown, message: refusal.internalText)
         }
@@ -99,11 +106,7 @@ struct MaintenanceService: Etcdserverpb_Maintenance.SimpleServiceProtocol {
         // etcd proposes every Alarm call, so a token given is judged (no
         // permission is), and a refusal returned unconverted.
         if node.needsCredentials(token: RequestCredentials.token) {
-            do {
-                _ = try await node.caller()
-            } catch EtcdError.auth(let refusal) {
-                throw RPCError(code: .unknown, message: refusal.internalText)
-            }
+            try await withRawAuthRefusals { _ = try await node.caller() }
         }
         return try await rpc {
             if request.action == .activate || request.action == .deactivate {

@@ -92,10 +92,8 @@ struct UnaryRoute: Sendable {
             let code = encoded.failure.map { MetricsInterceptor.grpcCodeName($0) } ?? "OK"
             metrics.handled(service: service, method: method, type: "unary", code: code)
             if let error = encoded.failure {
-                node.audit.record(
-                    error, method: "\(service)/\(method)",
-                    user: node.auditedUser(token: RequestCredentials.token(in: headers), commonName: RequestCredentials.commonName(in: headers), refused: error),
-                    remote: GRPCConnectionHandler.peer(connection.remoteAddress))
+                node.auditRefusal(error, method: "\(service)/\(method)", token: RequestCredentials.token(in: headers),
+                                  commonName: RequestCredentials.commonName(in: headers), remote: GRPCConnectionHandler.peer(connection.remoteAddress))
             }
             return encoded
         }

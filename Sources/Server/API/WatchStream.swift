@@ -87,9 +87,8 @@ struct WatchStream {
             let shown: AuthFailure = [.invalidAuthToken, .authOldRevision, .userEmpty].contains(refusal) ? refusal : .permissionDenied
             reply.cancelReason = "rpc error: code = \(Self.goCodeName(shown.code)) desc = \(shown.description)"
             let error = RPCError(code: shown.code, message: shown.description)
-            node.audit.record(error, method: "etcdserverpb.Watch/Watch", user: node.auditedUser(
-                token: RequestCredentials.token, commonName: RequestCredentials.commonName, refused: error),
-                remote: RequestCredentials.clientAddress ?? "unknown")
+            node.auditRefusal(error, method: "etcdserverpb.Watch/Watch", token: RequestCredentials.token,
+                              commonName: RequestCredentials.commonName, remote: RequestCredentials.clientAddress ?? "unknown")
             try await response.write(reply)
             return
         }

@@ -16,10 +16,8 @@ struct AuditInterceptor: ServerInterceptor {
         let (node, metadata) = (self.node, request.metadata)
         return try await callObservingEnd(next, request, context) { error, _ in
             guard let error = error as? RPCError else { return }
-            node.audit.record(
-                error, method: context.descriptor.fullyQualifiedMethod,
-                user: node.auditedUser(token: RequestCredentials.token(in: metadata), commonName: RequestCredentials.commonName(in: metadata), refused: error),
-                remote: RequestCredentials.clientAddress(context, metadata))
+            node.auditRefusal(error, method: context.descriptor.fullyQualifiedMethod, token: RequestCredentials.token(in: metadata),
+                              commonName: RequestCredentials.commonName(in: metadata), remote: RequestCredentials.clientAddress(context, metadata))
         }
     }
 }

@@ -100,6 +100,6 @@ extension EtcdFlag {
         EtcdFlag("config-file", .string, "", .used, "Path to the server configuration file."),
         // Ballot's own
         EtcdFlag("peer-secret-file", .string, "", .used, "Ballot: path to the cluster's peer secret (16 to 4096 bytes, the same file on every member); every peer connection proves both ways that it holds it."),
-        EtcdFlag("allow-plaintext-non-loopback", .bool, "false", .used, "Ballot: allow http client or peer URLs on addresses other than loopback (each is logged as a warning)."),
+        EtcdFlag("allow-plaintext-non-loopback", .bool, "false", .used, "Ballot: allow http peer URLs on addresses other than loopback, refused without it (http client URLs there are logged as a warning either way)."),
     ]
 }

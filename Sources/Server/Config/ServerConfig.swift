@@ -108,9 +108,10 @@ public struct ServerConfig: Sendable {
     public var peerSecretFile = ""
 
     /// Ballot's `--allow-plaintext-non-loopback`: without it, a plaintext
-    /// (`http`) client or peer URL on an address other than loopback is
-    /// refused at start, since anyone on the network could read or change
-    /// what it carries; with it, each such URL is logged as a warning.
+    /// (`http`) peer URL on an address other than loopback is refused at
+    /// start, since anyone on the network could read what it carries. Such
+    /// client URLs are only warned about, with or without it (etcd's own
+    /// e2e suite serves clients on http://0.0.0.0).
     public var allowsPlaintextNonLoopback = false
 
     /// What etcd's --auto-compaction-mode and --auto-compaction-retention ask.

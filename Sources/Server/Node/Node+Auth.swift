@@ -64,10 +64,15 @@ extension Node {
         return command
     }
 
-    /// Who made a refused call, for the audit log: never from a token
-    /// refused as invalid; a JWT's user read without checking it again (the
-    /// call got past its check to be refused for its permissions).
-    func auditedUser(token: String?, commonName: String?, refused error: RPCError) -> String? {
+    /// Give `audit` a call that ended with `error`, if it is a refusal, with
+    /// who made it by the credentials it carried: never from a token refused
+    /// as invalid; a JWT's user read without checking it again (the call got
+    /// past its check to be refused for its permissions).
+    func auditRefusal(_ error: RPCError, method: String, token: String?, commonName: String?, remote: @autoclosure () -> String) {
+        audit.record(error, method: method, user: auditedUser(token: token, commonName: commonName, refused: error), remote: remote())
+    }
+
+    private func auditedUser(token: String?, commonName: String?, refused error: RPCError) -> String? {
         guard let token else { return commonName }
         if AuthAudit.Reason(error) == .invalidToken { return nil }
         return jwt == nil ? tokens.user(of: token) : AuthAudit.jwtUser(token)

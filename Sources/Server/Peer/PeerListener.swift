@@ -318,10 +318,10 @@ final class PeerListener: Sendable {
         if nonce.count != PeerHandshake.nonceBytes {
             return (.unproven, "ballot: a hello's nonce has \(PeerHandshake.nonceBytes) bytes, this one \(nonce.count)")
         }
-        if secret == nil && (from == node.id || members.member(from) == nil) {
+        if from == node.id { return (.notMember, "ballot: a member does not dial itself") }
+        if secret == nil && members.member(from) == nil {
             return (.notMember, "ballot: \(String(from.rawValue, radix: 16)) is not a member of this cluster as this member knows it")
         }
-        if from == node.id { return (.notMember, "ballot: a member does not dial itself") }
         return nil
     }
 

@@ -47,23 +47,26 @@ struct PeerSecret: Sendable {
     /// connection, another member, or the other direction.
     func proof(_ side: PeerHandshake.Side, clusterID: UInt64, from: NodeID, to: NodeID,
                diallerNonce: [UInt8], listenerNonce: [UInt8]) -> [UInt8] {
-        var hmac = HMAC<SHA256>(key: key)
-        hmac.update(data: Array("ballot peer handshake v1 \(side.rawValue)".utf8))
-        for value in [clusterID, from.rawValue, to.rawValue, UInt64(diallerNonce.count), UInt64(listenerNonce.count)] {
-            hmac.update(data: withUnsafeBytes(of: value.bigEndian) { Array($0) })
-        }
-        hmac.update(data: diallerNonce)
-        hmac.update(data: listenerNonce)
-        return Array(hmac.finalize())
+        let transcript = Self.transcript(side, clusterID: clusterID, from: from, to: to, diallerNonce: diallerNonce, listenerNonce: listenerNonce)
+        return Array(HMAC<SHA256>.authenticationCode(for: transcript, using: key))
     }
 
-    /// Whether `proof` is the one `side` must give; compared in constant time.
+    /// Whether `proof` is the one `side` must give (swift-crypto compares in constant time).
     func verify(_ proof: [UInt8], _ side: PeerHandshake.Side, clusterID: UInt64, from: NodeID, to: NodeID,
                 diallerNonce: [UInt8], listenerNonce: [UInt8]) -> Bool {
-        let expected = self.proof(side, clusterID: clusterID, from: from, to: to, diallerNonce: diallerNonce, listenerNonce: listenerNonce)
-        guard proof.count == expected.count else { return false }
-        var difference: UInt8 = 0
-        for (a, b) in zip(proof, expected) { difference |= a ^ b }
-        return difference == 0
+        let transcript = Self.transcript(side, clusterID: clusterID, from: from, to: to, diallerNonce: diallerNonce, listenerNonce: listenerNonce)
+        return HMAC<SHA256>.isValidAuthenticationCode(proof, authenticating: transcript, using: key)
+    }
+
+    /// What a proof covers: the protocol and side, the cluster, both IDs
+    /// and both nonces (each with its length, so no two differ only in
+    /// where one nonce ends).
+    private static func transcript(_ side: PeerHandshake.Side, clusterID: UInt64, from: NodeID, to: NodeID,
+                                   diallerNonce: [UInt8], listenerNonce: [UInt8]) -> [UInt8] {
+        var bytes = Array("ballot peer handshake v1 \(side.rawValue)".utf8)
+        for value in [clusterID, from.rawValue, to.rawValue, UInt64(diallerNonce.count), UInt64(listenerNonce.count)] {
+            withUnsafeBytes(of: value.bigEndian) { bytes += $0 }
+        }
+        return bytes + diallerNonce + listenerNonce
     }
 }
