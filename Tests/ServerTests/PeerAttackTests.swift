@@ -75,9 +75,11 @@ import Testing
 
         // A member added and removed: its ID is known, and refused.
         let added = try cluster.etcdctl("member", "add", "gone", "--learner", "--peer-urls=http://127.0.0.1:\(try TestCluster.freePorts(1)[0])")
-        let addedLine = try #require(added.stdout.range(of: "Member [0-9a-f]+ added", options: .regularExpression).map { added.stdout[$0] },
+        // etcdctl prints the ID with `%16x`: space-padded when it has fewer
+        // than 16 hex digits.
+        let addedLine = try #require(added.stdout.range(of: "Member +[0-9a-f]+ added", options: .regularExpression).map { added.stdout[$0] },
                                      "\(added.stdout)")
-        let removedID = try #require(UInt64(addedLine.split(separator: " ")[1], radix: 16))
+        let removedID = try #require(UInt64(addedLine.split(separator: " ", omittingEmptySubsequences: true)[1], radix: 16))
         try cluster.etcdctl("member", "remove", String(removedID, radix: 16))
         let removed = NodeID(removedID)
 
