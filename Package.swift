@@ -151,6 +151,7 @@ let package = Package(
             name: "ServerTests",
             dependencies: [
                 "Consensus", "Storage", "Server", "StateMachine",
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -27,7 +27,10 @@ public protocol ConsensusEngine: Sendable {
     @discardableResult
     mutating func proposeConfigChange(_ change: ConfigChange) throws(ProposeError) -> LogIndex
     /// Ask for a read index; it arrives as a `ReadState` tagged `context`.
-    mutating func readIndex(context: UInt64) throws(ReadIndexError)
+    /// `mayUseLease`: the read may be confirmed by a leader lease, where
+    /// the engine keeps one, instead of a round of messages (it then rests
+    /// on the engine's clock-drift bound).
+    mutating func readIndex(context: UInt64, mayUseLease: Bool) throws(ReadIndexError)
     mutating func transferLeadership(to target: NodeID) throws(TransferError)
     /// Start an election now (used at bootstrap and by operators).
     mutating func campaign()

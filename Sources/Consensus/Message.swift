@@ -45,7 +45,7 @@ public struct Message: Sendable, Equatable, CustomStringConvertible {
         case readIndex(context: UInt64)
         /// The leader's answer to `readIndex`: serve the read once `index` is
         /// applied. The follower takes it only from its leader in the term it
-        /// asked in; `RaftCore.readIndex(context:)` says why a leader that
+        /// asked in; `RaftCore.readIndex(context:mayUseLease:)` says why a leader that
         /// forms a quorum with the asker may answer with no heartbeat round.
         case readIndexResponse(context: UInt64, index: LogIndex)
     }

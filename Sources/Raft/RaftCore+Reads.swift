@@ -2,6 +2,11 @@ import Consensus
 
 extension RaftCore {
     /// Ask for a read index, answered as a `ReadState` tagged `context`.
+    /// `mayUseLease`: in `.leaseBased` read mode, whether this read may be
+    /// confirmed by the leader's lease instead of a heartbeat round (a
+    /// shell offers the lease per read; a read that does not ask for it is
+    /// linearizable whatever the clocks do). A read a follower forwards is
+    /// confirmed without the lease: the forward carries no such choice.
     ///
     /// On the leader, the read index is the commit index once a quorum
     /// confirmed this member still leads (a heartbeat round, or a valid
@@ -23,11 +28,11 @@ extension RaftCore {
     /// asked in is not needed for that, and keeps answers from crossing
     /// terms.) Where the two are not a quorum (5 members), the read rides on
     /// the leader's next heartbeat round, as the leader's own reads do.
-    public mutating func readIndex(context: UInt64) throws(ReadIndexError) {
+    public mutating func readIndex(context: UInt64, mayUseLease: Bool) throws(ReadIndexError) {
         switch role {
         case .leader:
             guard reads.count < settings.pendingReadsMax else { throw .tooManyPendingReads(limit: settings.pendingReadsMax) }
-            acceptRead(context, from: id)
+            acceptRead(context, from: id, mayUseLease: mayUseLease)
         case .follower:
             guard let leader else { throw .notLeader(leaderHint: nil) }
             reads.forward(context, limit: settings.pendingReadsMax)
@@ -38,25 +43,25 @@ extension RaftCore {
     }
 
     /// A read asked here (`from` is this member) or forwarded by a follower.
-    mutating func acceptRead(_ context: UInt64, from: NodeID) {
+    mutating func acceptRead(_ context: UInt64, from: NodeID, mayUseLease: Bool) {
         if settings.injectedBug == .readWithoutQuorum || (from != id && settings.injectedBug == .forwardedReadWithoutQuorum) {
             // Injected bug: trust the local commit index without confirming leadership.
             answer(ReadState(context: context, index: log.committed), to: from)
             return
         }
         guard committedInCurrentTerm else {
-            reads.awaitingCommit.append((context, from))
+            reads.awaitingCommit.append((context, from, mayUseLease))
             return
         }
-        serveRead(context, from: from)
+        serveRead(context, from: from, mayUseLease: mayUseLease)
     }
 
-    mutating func serveRead(_ context: UInt64, from: NodeID) {
+    mutating func serveRead(_ context: UInt64, from: NodeID, mayUseLease: Bool) {
         let read = ReadState(context: context, index: log.committed)
         // Alone in the group, or with the asking follower a quorum (see
-        // `readIndex(context:)`), or covered by a lease: no round needed.
+        // `readIndex(context:mayUseLease:)`), or covered by a lease it may use: no round needed.
         let quorumWithAsker = membership.tally { $0 == id || $0 == from ? true : nil } == .won
-        if quorumWithAsker || leaseIsValid {
+        if quorumWithAsker || (mayUseLease && leaseIsValid) {
             answer(read, to: from)
         } else {
             reads.unsent.append(ReadQueue.Read(state: read, from: from))
@@ -77,7 +82,7 @@ extension RaftCore {
     /// is dropped: the follower's caller times out, as when a message is lost.
     mutating func handleForwardedRead(_ context: UInt64, from follower: NodeID) {
         guard reads.count < settings.pendingReadsMax else { return }
-        acceptRead(context, from: follower)
+        acceptRead(context, from: follower, mayUseLease: false)
     }
 
     /// Follower: the leader answered a read this member forwarded in this
@@ -90,7 +95,7 @@ extension RaftCore {
     mutating func releaseReadsAwaitingCommit() {
         let pending = reads.awaitingCommit
         reads.awaitingCommit.removeAll()
-        for read in pending { serveRead(read.context, from: read.from) }
+        for read in pending { serveRead(read.context, from: read.from, mayUseLease: read.mayUseLease) }
     }
 
     /// Release the reads whose heartbeat round a quorum acknowledged.

@@ -3,7 +3,7 @@ import Consensus
 /// A complete Raft member as a pure value: no I/O, no clock, no threads.
 ///
 /// Time arrives through `tick()`, peers' messages through `step(_:)`, client
-/// work through `propose(_:)` and `readIndex(context:)`. Every effect leaves
+/// work through `propose(_:)` and `readIndex(context:mayUseLease:)`. Every effect leaves
 /// through `ready()`, under the contract written on `Ready`.
 public struct RaftCore: ConsensusEngine {
     public let id: NodeID

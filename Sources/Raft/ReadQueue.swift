@@ -17,7 +17,7 @@ struct ReadQueue: Sendable {
 
     /// Reads that arrived before the leader committed an entry of its own
     /// term: until then it does not know the commit index (Raft thesis §6.4).
-    var awaitingCommit: [(context: UInt64, from: NodeID)] = []
+    var awaitingCommit: [(context: UInt64, from: NodeID, mayUseLease: Bool)] = []
     /// Reads with an index, not yet attached to a round.
     var unsent: [Read] = []
     /// Reads attached to a round, oldest first.

@@ -278,6 +278,7 @@ public final class BallotServer: Sendable {
         ]
         let interceptors: [any ServerInterceptor] = [
             MetricsInterceptor(metrics: metrics), AuditInterceptor(node: node), RequireLeaderInterceptor(node: node), CredentialsInterceptor(),
+            ReadConsistencyInterceptor(),
         ]
         var wire = GRPCWireSettings(maxRequestMessageBytes: config.maxRequestBytes + Self.grpcOverheadBytes,
                                     maxConcurrentStreams: config.maxConcurrentStreams)

@@ -380,7 +380,10 @@ public final class Simulator {
             let context = nextReadContext
             nextReadContext += 1
             do {
-                try nodes[i].core.readIndex(context: context)
+                // Under lease reads, every other read may use the lease (as a
+                // shell offers it per read), so both kinds mix; drawn from
+                // the context, not the generator, to keep seeds' histories.
+                try nodes[i].core.readIndex(context: context, mayUseLease: context % 2 == 0)
                 nodes[i].pendingReads[context] = request
             } catch {
                 respond(from: i, to: request.client, sequence: request.sequence, .notLeader(hint: core.leader))

@@ -95,7 +95,8 @@ extension InteractionEnvironment {
             let target = try id(0)
             guard plain.count > 1, let context = UInt64(plain[1]) else { throw HarnessError("read-index ID CONTEXT") }
             do {
-                try cores[target]!.readIndex(context: context)
+                // `lease=false`: a read that may not use the leader's lease.
+                try cores[target]!.readIndex(context: context, mayUseLease: named["lease"] != "false")
                 say("ok")
             } catch {
                 say("error: \(error)")

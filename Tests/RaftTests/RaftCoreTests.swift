@@ -94,13 +94,13 @@ import Testing
         var cores = try Self.founders(3, settings: settings)
         cores[0].campaign()
         Self.stabilize(&cores)
-        for context in UInt64(10)...12 { try cores[1].readIndex(context: context) }
+        for context in UInt64(10)...12 { try cores[1].readIndex(context: context, mayUseLease: true) }
         let answered = Self.stabilize(&cores).filter { !$0.readStates.isEmpty }.flatMap(\.readStates)
         #expect(answered.map(\.context) == [11, 12])
         #expect(answered.allSatisfy { $0.index == cores[0].commitIndex })
         // Lost answers do not wedge it: a thousand more, each answered.
         for context in UInt64(100)..<1_100 {
-            try cores[1].readIndex(context: context)
+            try cores[1].readIndex(context: context, mayUseLease: true)
             #expect(Self.stabilize(&cores).flatMap(\.readStates).map(\.context) == [context])
         }
     }
@@ -152,7 +152,7 @@ import Testing
         #expect(cores[0].commitIndex < index, "nothing commits before the leader's own write")
         Self.stabilize(&cores)
         #expect(cores[0].commitIndex == index)
-        try cores[0].readIndex(context: 5)
+        try cores[0].readIndex(context: 5, mayUseLease: true)
         let ready = cores[0].ready()
         #expect(ready.readStates == [ReadState(context: 5, index: index)])
     }

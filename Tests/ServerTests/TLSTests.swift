@@ -129,19 +129,27 @@ import X509
         // The refusing listener closes at once; on a loaded machine our end may
         // see the close before the refusal frame, so the listener's log is
         // what proves the refusal, and the frame is checked when it came.
-        let elsewhere = try? await claim(as: "elsewhere")
-        if let elsewhere {
-            guard case .refused(.badCertificate, let message) = elsewhere else {
-                Issue.record("expected the certificate refused for the member it claims, got \(elsewhere)")
-                return
-            }
-            #expect(message.contains("names none of its peer URLs' hosts"), "\(message)")
-        }
+        // A probe that failed on our side (a dial that timed out on a loaded
+        // CI runner: the listener then logged nothing) is made again.
         let refusal = "names none of its peer URLs' hosts"
         let log = { (try? String(contentsOfFile: cluster.members[0].log, encoding: .utf8)) ?? "" }
-        let deadline = Date().addingTimeInterval(10)
-        while !log().contains(refusal) && Date() < deadline { usleep(100_000) }
-        #expect(log().contains(refusal), "the listener refused the certificate for the member it claims")
+        var probeErrors: [String] = []
+        for _ in 0..<5 where !log().contains(refusal) {
+            do {
+                if let elsewhere = try await claim(as: "elsewhere") {
+                    guard case .refused(.badCertificate, let message) = elsewhere else {
+                        Issue.record("expected the certificate refused for the member it claims, got \(elsewhere)")
+                        return
+                    }
+                    #expect(message.contains(refusal), "\(message)")
+                }
+            } catch {
+                probeErrors.append("\(error)")
+            }
+            let deadline = Date().addingTimeInterval(5)
+            while !log().contains(refusal) && Date() < deadline { usleep(100_000) }
+        }
+        #expect(log().contains(refusal), "the listener refused the certificate for the member it claims; the probes' own failures: \(probeErrors)")
         let admitted = try await claim(as: "server")
         #expect(admitted.map { if case .challenge = $0 { true } else { false } } == true, "\(String(describing: admitted))")
     }

@@ -5,7 +5,8 @@ import Testing
 import Glibc
 #endif
 
-/// Real `ballot` processes on 127.0.0.1 with ports the kernel handed out,
+/// Real `ballot` processes on 127.0.0.1 (or a test network's addresses:
+/// `Placement`) with ports the kernel handed out,
 /// each in its own temporary data directory. Members are stopped by PID
 /// (SIGTERM, then SIGKILL after a bound) when the cluster is stopped or
 /// deinitialised, so a failing test never leaves servers behind.
@@ -14,7 +15,20 @@ final class TestCluster: @unchecked Sendable {
     static let binary = root.appendingPathComponent(".build/debug/ballot").path
     static let stopGraceSeconds = 10.0
 
+    /// Where a member listens, and in which network namespace it runs
+    /// (`NetworkPartition`); loopback in the test's own namespace by default.
+    struct Placement {
+        var peerHost = "127.0.0.1"
+        var clientHost = "127.0.0.1"
+        /// `ip netns exec` runs the member there (it execs the member
+        /// itself, so the member's PID is the one stopped).
+        var namespace: String?
+
+        static let loopback = Placement()
+    }
+
     struct Member {
+        var placement = Placement.loopback
         var name: String
         var clientPort: Int
         var peerPort: Int
@@ -45,7 +59,7 @@ final class TestCluster: @unchecked Sendable {
     /// `prepare` runs first, when names, ports and data directories are set
     /// (to put data where a member will find it).
     init(size: Int = 3, extraArguments: [String] = [], clientScheme: String = "http", peerScheme: String = "http",
-         ctlArguments: [String] = [], prepare: (TestCluster) throws -> Void = { _ in }) throws {
+         ctlArguments: [String] = [], placements: [Int: Placement] = [:], prepare: (TestCluster) throws -> Void = { _ in }) throws {
         self.extraArguments = extraArguments
         self.clientScheme = clientScheme
         self.peerScheme = peerScheme
@@ -63,8 +77,9 @@ final class TestCluster: @unchecked Sendable {
         for i in members.indices {
             members[i].dataDir = "\(directory)/m\(i + 1)"
             members[i].log = "\(directory)/m\(i + 1).log"
+            members[i].placement = placements[i] ?? .loopback
         }
-        cluster = members.map { "\($0.name)=\(peerScheme)://127.0.0.1:\($0.peerPort)" }.joined(separator: ",")
+        cluster = members.map { "\($0.name)=\(peerScheme)://\($0.placement.peerHost):\($0.peerPort)" }.joined(separator: ",")
         do {
             try prepare(self)
         } catch {
@@ -77,19 +92,19 @@ final class TestCluster: @unchecked Sendable {
 
     deinit { stop() }
 
-    var endpoints: String { members.map { "127.0.0.1:\($0.clientPort)" }.joined(separator: ",") }
-    func endpoint(_ i: Int) -> String { "127.0.0.1:\(members[i].clientPort)" }
+    var endpoints: String { members.map { "\($0.placement.clientHost):\($0.clientPort)" }.joined(separator: ",") }
+    func endpoint(_ i: Int) -> String { "\(members[i].placement.clientHost):\(members[i].clientPort)" }
 
     /// The command line member `i` starts with.
     func arguments(_ i: Int) -> [String] {
         let m = members[i]
         return [
             "--name", m.name, "--data-dir", m.dataDir,
-            "--listen-client-urls", "\(clientScheme)://127.0.0.1:\(m.clientPort)",
-            "--advertise-client-urls", "\(clientScheme)://127.0.0.1:\(m.clientPort)",
-            "--listen-peer-urls", "\(peerScheme)://127.0.0.1:\(m.peerPort)",
-            "--listen-metrics-urls", "http://127.0.0.1:\(m.metricsPort)",
-            "--initial-advertise-peer-urls", "\(peerScheme)://127.0.0.1:\(m.peerPort)",
+            "--listen-client-urls", "\(clientScheme)://\(m.placement.clientHost):\(m.clientPort)",
+            "--advertise-client-urls", "\(clientScheme)://\(m.placement.clientHost):\(m.clientPort)",
+            "--listen-peer-urls", "\(peerScheme)://\(m.placement.peerHost):\(m.peerPort)",
+            "--listen-metrics-urls", "http://\(m.placement.clientHost):\(m.metricsPort)",
+            "--initial-advertise-peer-urls", "\(peerScheme)://\(m.placement.peerHost):\(m.peerPort)",
             "--initial-cluster", cluster, "--initial-cluster-token", "e2e",
             "--initial-cluster-state", joining.contains(i) ? "existing" : "new",
             "--heartbeat-interval", "50", "--election-timeout", "500",
@@ -99,8 +114,13 @@ final class TestCluster: @unchecked Sendable {
     func start(_ i: Int) throws {
         let m = members[i]
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments(i)
+        if let namespace = m.placement.namespace {
+            process.executableURL = URL(fileURLWithPath: NetworkPartition.ip)
+            process.arguments = ["netns", "exec", namespace, Self.binary] + arguments(i)
+        } else {
+            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.arguments = arguments(i)
+        }
         process.environment = ProcessInfo.processInfo.environment.merging(memberEnvironment[i] ?? [:]) { $1 }
         _ = FileManager.default.createFile(atPath: m.log, contents: nil)
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: m.log))
@@ -236,7 +256,7 @@ final class TestCluster: @unchecked Sendable {
     func http(_ i: Int, _ path: String, clientPort: Bool = false) throws -> Output {
         let port = clientPort ? members[i].clientPort : members[i].metricsPort
         let scheme = clientPort ? clientScheme : "http"
-        return try Self.run("/usr/bin/curl", ["-sk", "-w", "\n%{http_code}", "\(scheme)://127.0.0.1:\(port)\(path)"], timeout: 10)
+        return try Self.run("/usr/bin/curl", ["-sk", "-w", "\n%{http_code}", "\(scheme)://\(members[i].placement.clientHost):\(port)\(path)"], timeout: 10)
     }
 
     struct Output {

@@ -15,21 +15,38 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
         try await range(request)
     }
 
+    /// A range at the consistency the calling task asked for
+    /// (`ReadConsistency.Requested.current`), etcd's flag by default.
     func range(_ request: Etcdserverpb_RangeRequest) async throws -> Etcdserverpb_RangeResponse {
         try await rpc {
             try RequestChecks.range(request)
+            let consistency = try consistency(of: request, .current)
             let caller = try await node.caller()
-            if !request.serializable { try await node.linearizableBarrier() }
+            switch consistency {
+            case .linearizable: try await node.linearizableBarrier()
+            case .lease: try await node.linearizableBarrier(lease: true)
+            case .serializable: break
+            case .boundedStaleness(let bound): try await node.boundedBarrier(bound)
+            }
             return try readRange(request, caller)
         }
     }
 
-    /// A serializable range, answered at once from this member's store:
-    /// it waits for nothing but the store's reader lock.
-    func serializableRange(_ request: Etcdserverpb_RangeRequest, caller: AuthStore.Caller? = nil) throws -> Etcdserverpb_RangeResponse {
-        precondition(request.serializable, "only a serializable range is answered without a barrier")
+    /// The level `request` runs at, given what its call asked for.
+    func consistency(of request: Etcdserverpb_RangeRequest, _ requested: ReadConsistency.Requested) throws(ReadConsistencyError) -> ReadConsistency {
+        try ReadConsistency.choose(requested, serializable: request.serializable, electionMilliseconds: node.electionMilliseconds)
+    }
+
+    /// A range answered at once from this member's store, when its level
+    /// waits for nothing (serializable, or bounded staleness that this
+    /// member's freshness already meets); nil otherwise.
+    func rangeNow(_ request: Etcdserverpb_RangeRequest, _ consistency: ReadConsistency, caller: AuthStore.Caller? = nil) throws -> Etcdserverpb_RangeResponse? {
         try rpcNow { try RequestChecks.range(request) }
-        return try readRange(request, caller)
+        switch consistency {
+        case .serializable: return try readRange(request, caller)
+        case .boundedStaleness(let bound) where node.isFreshEnough(bound): return try readRange(request, caller)
+        case .linearizable, .lease, .boundedStaleness: return nil
+        }
     }
 
     /// A checked range from this member's store as it is now, refused if
@@ -120,12 +137,19 @@ struct KVService: Etcdserverpb_KV.SimpleServiceProtocol {
 
     typealias HereDone<Response> = @Sendable (Result<@Sendable () throws -> Response, any Error>) -> Void
 
-    func linearizableRangeHere(
-        _ request: Etcdserverpb_RangeRequest, caller: AuthStore.Caller? = nil, then done: @escaping HereDone<Etcdserverpb_RangeResponse>
+    func rangeHere(
+        _ request: Etcdserverpb_RangeRequest, _ consistency: ReadConsistency, caller: AuthStore.Caller? = nil,
+        then done: @escaping HereDone<Etcdserverpb_RangeResponse>
     ) throws -> Bool {
         try rpcNow { try RequestChecks.range(request) }
-        return node.linearizableBarrierHere { result in
-            done(result.map { { try readRange(request, caller) } })
+        let read: @Sendable (Result<Void, any Error>) -> Void = { result in done(result.map { { try readRange(request, caller) } }) }
+        switch consistency {
+        case .linearizable: return node.linearizableBarrierHere(then: read)
+        case .lease: return node.linearizableBarrierHere(lease: true, then: read)
+        case .boundedStaleness(let bound):
+            node.boundedBarrier(bound, then: read)
+            return true
+        case .serializable: return false
         }
     }
 

@@ -28,6 +28,7 @@ func rpcStatus(_ error: any Error) -> any Error {
     switch error {
     case let error as EtcdError: error.rpcError
     case let error as StorageError: EtcdError(error).rpcError
+    case let error as ReadConsistencyError: error.rpcError
     default: error
     }
 }

@@ -17,24 +17,25 @@ struct UnaryCalls: Sendable {
         let node = kv.node
         let service = Etcdserverpb_KV.descriptor.fullyQualifiedService
         let list = [
-            UnaryRoute.make(Etcdserverpb_KV.Method.Range.descriptor, node: node, metrics: metrics,
+            UnaryRoute.make(Etcdserverpb_KV.Method.Range.descriptor, node: node, metrics: metrics, readsConsistency: true,
                             // A get of one key reads the store on the event loop:
-                            // at once if serializable, by callback once its read
-                            // index is applied on the leader. A span may read
-                            // much, so it runs as a task, off the event loop.
-                            now: { request, caller in
-                                request.serializable && request.rangeEnd.isEmpty ? try kv.serializableRange(request, caller: caller) : nil
+                            // at once if its level waits for nothing, by callback
+                            // once its read index is applied otherwise. A span
+                            // may read much, so it runs as a task, off the event loop.
+                            now: { request, call in
+                                guard request.rangeEnd.isEmpty else { return nil }
+                                return try kv.rangeNow(request, kv.consistency(of: request, call.consistency), caller: call.caller)
                             },
-                            here: { request, caller, done in
-                                try !request.serializable && request.rangeEnd.isEmpty && kv.linearizableRangeHere(request, caller: caller, then: done)
+                            here: { request, call, done in
+                                try request.rangeEnd.isEmpty && kv.rangeHere(request, kv.consistency(of: request, call.consistency), caller: call.caller, then: done)
                             },
                             later: { try await kv.range($0) }),
             UnaryRoute.make(Etcdserverpb_KV.Method.Put.descriptor, node: node, metrics: metrics,
-                            here: { try kv.putHere($0, caller: $1, then: $2) }, later: { try await kv.put($0) }),
+                            here: { try kv.putHere($0, caller: $1.caller, then: $2) }, later: { try await kv.put($0) }),
             UnaryRoute.make(Etcdserverpb_KV.Method.DeleteRange.descriptor, node: node, metrics: metrics,
-                            here: { try kv.deleteRangeHere($0, caller: $1, then: $2) }, later: { try await kv.deleteRange($0) }),
+                            here: { try kv.deleteRangeHere($0, caller: $1.caller, then: $2) }, later: { try await kv.deleteRange($0) }),
             UnaryRoute.make(Etcdserverpb_KV.Method.Txn.descriptor, node: node, metrics: metrics,
-                            here: { try kv.txnHere($0, caller: $1, then: $2) }, later: { try await kv.txn($0) }),
+                            here: { try kv.txnHere($0, caller: $1.caller, then: $2) }, later: { try await kv.txn($0) }),
             UnaryRoute.make(Etcdserverpb_KV.Method.Compact.descriptor, node: node, metrics: metrics, later: { try await kv.compact($0) }),
         ]
         precondition(list.allSatisfy { $0.service == service }, "the unary routes are the KV service's")
@@ -45,6 +46,13 @@ struct UnaryCalls: Sendable {
     func route(_ path: String) -> UnaryRoute? {
         routes[path]
     }
+}
+
+/// What a unary call brings besides its request: its caller when known at
+/// once, and (for a route that reads it) the consistency it asked for.
+struct UnaryCallContext: Sendable {
+    var caller: AuthStore.Caller?
+    var consistency: ReadConsistency.Requested
 }
 
 /// How a route answers later: with a closure that makes the encoded
@@ -67,9 +75,9 @@ struct UnaryRoute: Sendable {
         -> Result<[UInt8], RPCError>?
 
     static func make<Request: SwiftProtobuf.Message & Sendable, Response: SwiftProtobuf.Message & Sendable>(
-        _ descriptor: MethodDescriptor, node: Node, metrics: ServerMetrics,
-        now: @escaping @Sendable (Request, AuthStore.Caller?) throws -> Response? = { _, _ in nil },
-        here: @escaping @Sendable (Request, AuthStore.Caller?, @escaping KVService.HereDone<Response>) throws -> Bool = { _, _, _ in false },
+        _ descriptor: MethodDescriptor, node: Node, metrics: ServerMetrics, readsConsistency: Bool = false,
+        now: @escaping @Sendable (Request, UnaryCallContext) throws -> Response? = { _, _ in nil },
+        here: @escaping @Sendable (Request, UnaryCallContext, @escaping KVService.HereDone<Response>) throws -> Bool = { _, _, _ in false },
         later: @escaping @Sendable (Request) async throws -> Response
     ) -> UnaryRoute {
         let service = descriptor.service.fullyQualifiedService
@@ -115,10 +123,13 @@ struct UnaryRoute: Sendable {
             // Read only when credentials count: the common call pays one header lookup.
             let commonName = credentials ? RequestCredentials.commonName(in: headers) : nil
             let immediate = credentials ? node.callerNow(token: token, commonName: commonName) : .known(nil)
+            // Read only by the routes it concerns (Range).
+            let consistency = readsConsistency ? ReadConsistency.Requested(headers) : .none
             if case .known(let caller) = immediate {
+                let call = UnaryCallContext(caller: caller, consistency: consistency)
                 do {
-                    if let response = try now(request, caller) { return finished(.success(response), headers, connection) }
-                    let answered = try here(request, caller) { result in
+                    if let response = try now(request, call) { return finished(.success(response), headers, connection) }
+                    let answered = try here(request, call) { result in
                         switch result {
                         case .success(let make): reply { finished(Result { try make() }, headers, connection) }
                         case .failure(let error): reply { finished(.failure(error), headers, connection) }
@@ -134,7 +145,10 @@ struct UnaryRoute: Sendable {
                 // and the connection's event loop is the node's.
                 let encoded: Result<[UInt8], RPCError>
                 do {
-                    encoded = finished(.success(try await RequestCredentials.with(token: token, commonName: commonName) { try await later(request) }), headers, connection)
+                    let response = try await RequestCredentials.with(token: token, commonName: commonName) {
+                        try await ReadConsistency.Requested.$current.withValue(consistency) { try await later(request) }
+                    }
+                    encoded = finished(.success(response), headers, connection)
                 } catch {
                     encoded = finished(.failure(error), headers, connection)
                 }

@@ -8,4 +8,8 @@ public enum ServerBug: String, Sendable, Equatable, CaseIterable {
     /// usually happen to cover the compacted entries and hide the bug for
     /// a while, are off with it: the store is flushed only at open.
     case compactsLogBeforeStoreSync = "compacts-log-before-store-sync"
+    /// Serve bounded-staleness reads from the store as it is, without the
+    /// freshness check (`Node.isFreshEnough`): a member cut off from its
+    /// leader then answers them with what it had, however old.
+    case servesBoundedReadsUnchecked = "serves-bounded-reads-unchecked"
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Raft
 
 extension ServerConfig {
     /// A member's configuration from etcd's command line, as etcd reads it.
@@ -60,6 +61,12 @@ extension ServerConfig {
         self.authToken = flags.string("auth-token")
         self.peerSecretFile = flags.string("peer-secret-file")
         self.allowsPlaintextNonLoopback = flags.bool("allow-plaintext-non-loopback")
+        self.leaseReads = flags.bool("lease-reads")
+        let drift = try flags.integer("lease-read-clock-drift-percent")
+        guard (0...RaftSettings.clockDriftBoundPercentMax).contains(drift) else {
+            throw .invalid("--lease-read-clock-drift-percent \(drift): from 0 to \(RaftSettings.clockDriftBoundPercentMax)")
+        }
+        self.leaseReadClockDriftPercent = drift
         let tokenType = authToken.split(separator: ",", omittingEmptySubsequences: false).first.map(String.init) ?? ""
         guard tokenType == "simple" || tokenType == "jwt" else {
             throw .invalid("--auth-token \(tokenType): the token type is 'simple' or 'jwt'")

@@ -114,6 +114,14 @@ public struct ServerConfig: Sendable {
     /// e2e suite serves clients on http://0.0.0.0).
     public var allowsPlaintextNonLoopback = false
 
+    /// Ballot's `--lease-reads`: the Raft core keeps a leader lease, and a
+    /// read that asks for it (`ReadConsistency.lease`) is answered from it
+    /// with no round of messages. Off by default: the lease rests on the
+    /// clock-drift bound below, which nothing checks.
+    public var leaseReads = false
+    /// Ballot's `--lease-read-clock-drift-percent` (`RaftSettings.clockDriftBoundPercent`).
+    public var leaseReadClockDriftPercent = RaftSettings.clockDriftBoundPercentDefault
+
     /// What etcd's --auto-compaction-mode and --auto-compaction-retention ask.
     public var autoCompaction = AutoCompaction.off
 
@@ -267,6 +275,8 @@ public struct ServerConfig: Sendable {
         // The shell refuses commands over --max-request-bytes; the core's own
         // limit must never refuse one the shell accepted.
         settings.entryBytesMax = min(RaftSettings.entryBytesMaxLimit, maxRequestBytes + Self.commandOverheadBytes)
+        if leaseReads { settings.readMode = .leaseBased }
+        settings.clockDriftBoundPercent = leaseReadClockDriftPercent
         return settings
     }
 

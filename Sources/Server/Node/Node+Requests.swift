@@ -28,13 +28,15 @@ extension Node {
 
     /// Returns once a read from this member's store is linearizable: the
     /// leader confirmed its leadership after the read arrived (ReadIndex) and
-    /// this member has applied at least that far.
-    func linearizableBarrier() async throws {
+    /// this member has applied at least that far. `lease`: the leader may
+    /// confirm it by its lease, where lease reads are on (a follower's read
+    /// is forwarded either way).
+    func linearizableBarrier(lease: Bool = false) async throws {
         let leader = try await awaitLeader()
         // The leader batches its own reads into one heartbeat round per
         // loop turn; a follower shares one forwarded read among concurrent reads.
         let index = leader == id
-            ? try await readIndex()
+            ? try await readIndex(lease: lease)
             : try await remoteReads.readIndex { [self] resume in readIndex(then: resume) }
         try await waitApplied(index)
     }

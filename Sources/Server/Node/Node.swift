@@ -32,6 +32,11 @@ public final class Node: @unchecked Sendable {
     let tickInterval: Double
     let electionTicks: Int
     let requestTimeout: Double
+    /// etcd's --election-timeout: the time bound of a bounded-staleness
+    /// read that names only revisions.
+    let electionMilliseconds: Int
+    /// This member's newest proof of freshness, for bounded-staleness reads.
+    let freshness = ReadFreshness()
 
     let condition = NSCondition()
     private var inbox: [Input] = []
@@ -138,7 +143,7 @@ public final class Node: @unchecked Sendable {
     enum Input {
         case messages([Consensus.Message])
         case propose(id: UInt64, command: [UInt8])
-        case readIndex(context: UInt64)
+        case readIndex(context: UInt64, mayUseLease: Bool)
         case transfer(NodeID)
         case configChange(id: UInt64, ConfigChange)
     }
@@ -203,6 +208,7 @@ public final class Node: @unchecked Sendable {
         self.logger = logger
         self.tickInterval = Double(config.heartbeatMilliseconds) / 1000
         self.requestTimeout = Double(config.requestTimeoutMilliseconds) / 1000
+        self.electionMilliseconds = config.electionMilliseconds
         self.electionTicks = core.settings.electionTicks
         // Request IDs restart per process; the origin member tells callers apart,
         // and the clock's high bits keep a restarted member from reusing an ID
@@ -305,8 +311,12 @@ public final class Node: @unchecked Sendable {
 
     /// A read index from the core: confirmed here as leader, or forwarded
     /// by this follower to its leader and answered (`RaftCore.readIndex`).
-    func readIndex() async throws -> LogIndex {
-        try await request(\.reads) { .readIndex(context: $0) }
+    /// `lease`: the leader may confirm it by its lease (where lease reads
+    /// are on) instead of a heartbeat round.
+    func readIndex(lease: Bool = false) async throws -> LogIndex {
+        try await withCheckedThrowingContinuation { continuation in
+            readIndex(lease: lease) { continuation.resume(with: $0) }
+        }
     }
 
     /// Register a waiter under a fresh request ID in `waiters`, queue the
@@ -391,16 +401,22 @@ public final class Node: @unchecked Sendable {
         return true
     }
 
-    /// `readIndex`, answered through `done`.
-    func readIndex(then done: @escaping @Sendable (Result<LogIndex, any Error>) -> Void) {
-        enqueue(\.reads, { .readIndex(context: $0) }, resume: done)
+    /// `readIndex`, answered through `done`. An index confirmed without the
+    /// lease is also this member's newest proof of freshness (`ReadFreshness`),
+    /// dated when it was asked for.
+    func readIndex(lease: Bool = false, then done: @escaping @Sendable (Result<LogIndex, any Error>) -> Void) {
+        let askedAt = NIODeadline.now()
+        enqueue(\.reads, { .readIndex(context: $0, mayUseLease: lease) }) { [freshness] result in
+            if !lease, case .success(let index) = result { freshness.confirmed(index, askedAt: askedAt) }
+            done(result)
+        }
     }
 
     /// `linearizableBarrier`: on the leader, or on a follower sharing one
     /// forwarded read index among the reads that arrive while it is out
     /// (`remoteReads`). False while no leader is known (the async path
     /// waits for one).
-    func linearizableBarrierHere(then done: @escaping @Sendable (Result<Void, any Error>) -> Void) -> Bool {
+    func linearizableBarrierHere(lease: Bool = false, then done: @escaping @Sendable (Result<Void, any Error>) -> Void) -> Bool {
         guard let leader = status.leader else { return false }
         let applied: @Sendable (Result<LogIndex, any Error>) -> Void = { [self] result in
             switch result {
@@ -409,7 +425,7 @@ public final class Node: @unchecked Sendable {
             }
         }
         if leader == id {
-            readIndex(then: applied)
+            readIndex(lease: lease, then: applied)
         } else {
             remoteReads.readIndex({ [self] resume in readIndex(then: resume) }, then: applied)
         }
@@ -518,9 +534,9 @@ public final class Node: @unchecked Sendable {
                 for message in messages where message.to == id { core.step(message) }
             case .propose(let requestID, let command):
                 batch.append((requestID, command))
-            case .readIndex(let context):
+            case .readIndex(let context, let mayUseLease):
                 do throws(ReadIndexError) {
-                    try core.readIndex(context: context)
+                    try core.readIndex(context: context, mayUseLease: mayUseLease)
                 } catch {
                     finishRead(context, .failure(error.isNotLeader ? EtcdError.noLeader : EtcdError.timeout))
                 }

@@ -128,7 +128,7 @@ struct ElectionService: V3electionpb_Election.SimpleServiceProtocol {
     private func firstPut(under prefix: Data, from revision: Int64) async throws -> V3electionpb_LeaderResponse {
         var create = Etcdserverpb_WatchRequest()
         create.createRequest.key = prefix
-        create.createRequest.rangeEnd = LocalClient.prefixEnd(prefix)
+        create.createRequest.rangeEnd = KeyPrefix.rangeEnd(prefix)
         create.createRequest.startRevision = revision
         return try await client.watch.watch(request: LocalClient.holdingOpen(create)) { stream in
             for try await message in stream.messages {

@@ -36,25 +36,12 @@ struct LocalClient: Sendable {
         prefix + Data(String(lease, radix: 16).utf8)
     }
 
-    /// The end of the range of keys under `prefix` (clientv3's GetPrefixRangeEnd).
-    static func prefixEnd(_ prefix: Data) -> Data {
-        var end = [UInt8](prefix)
-        while let last = end.last {
-            if last < 0xff {
-                end[end.count - 1] = last + 1
-                return Data(end)
-            }
-            end.removeLast()
-        }
-        return Data([0])  // every key after the prefix
-    }
-
     /// The key under `prefix` created first (`WithFirstCreate`) or last
     /// (`WithLastCreate`), optionally among those created up to a revision.
     func edge(_ prefix: Data, first: Bool, maxCreateRevision: Int64 = 0) -> Etcdserverpb_RangeRequest {
         var range = Etcdserverpb_RangeRequest()
         range.key = prefix
-        range.rangeEnd = Self.prefixEnd(prefix)
+        range.rangeEnd = KeyPrefix.rangeEnd(prefix)
         range.sortTarget = .create
         range.sortOrder = first ? .ascend : .descend
         range.limit = 1

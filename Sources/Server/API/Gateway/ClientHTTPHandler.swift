@@ -120,7 +120,9 @@ final class ClientHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// grpc-gateway's incoming header matcher: `Grpc-Metadata-<key>` headers
     /// become metadata `<key>` (so `Grpc-Metadata-Hasleader: true` asks for
-    /// a leader), and `Authorization` becomes `authorization`.
+    /// a leader), and `Authorization` becomes `authorization`. Ballot's
+    /// consistency headers (`Ballot-Consistency`, `ReadConsistency.keys`)
+    /// pass as they are.
     static func metadata(_ headers: HTTPHeaders) -> Metadata {
         var metadata = Metadata()
         let prefix = "grpc-metadata-"
@@ -134,6 +136,8 @@ final class ClientHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
                 metadata.addString(value, forKey: key)
             } else if lowered == "authorization" {
                 metadata.addString(value, forKey: "authorization")
+            } else if ReadConsistency.keys.contains(lowered) {
+                metadata.addString(value, forKey: lowered)
             }
         }
         return metadata
