@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "StateMachine", targets: ["StateMachine"]),
         .library(name: "EtcdAPI", targets: ["EtcdAPI"]),
         .library(name: "Server", targets: ["Server"]),
+        .library(name: "BallotClient", targets: ["Client"]),
         .executable(name: "ballot", targets: ["ballot"]),
         .executable(name: "ballot-sim", targets: ["ballot-sim"]),
         .executable(name: "ballot-bench", targets: ["ballot-bench"]),
@@ -113,6 +114,15 @@ let package = Package(
                 .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),
+        .target(
+            name: "Client",
+            dependencies: [
+                "EtcdAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            ]
+        ),
         .executableTarget(
             name: "ballot",
             dependencies: [
@@ -150,7 +160,8 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Consensus", "Storage", "Server", "StateMachine",
+                "Consensus", "Storage", "Server", "StateMachine", "Client", "EtcdAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
