@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "ballot", targets: ["ballot"]),
         .executable(name: "ballot-sim", targets: ["ballot-sim"]),
         .executable(name: "ballot-bench", targets: ["ballot-bench"]),
+        .executable(name: "ballotctl", targets: ["ballotctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -130,6 +131,15 @@ let package = Package(
                 "CMallocTuning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "ballotctl",
+            dependencies: [
+                "Client", "EtcdAPI", "Server",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(

@@ -3,11 +3,12 @@
 # The Swift toolchain must already be on PATH. Debian packages come from apt
 # when missing: LMDB for the storage layer, etcdctl and etcd (the reference
 # the differential and snapshot tests compare with) for the end-to-end tests
-# and for trying `ballot dev`. The PyPI etcd3 client (for the tests) is
+# and for trying `ballot dev`, iproute2 for the tests' network namespaces.
+# The PyPI etcd3 client (for the tests) is
 # installed with the pins in scripts/python-requirements.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-apt_packages=(liblmdb-dev etcd-client etcd-server curl openssl)
+apt_packages=(liblmdb-dev etcd-client etcd-server curl openssl iproute2)
 # pip only when this python3 has none of its own.
 python3 -m pip --version >/dev/null 2>&1 || apt_packages+=(python3-pip)
 if ! command -v swift >/dev/null 2>&1; then
