@@ -43,6 +43,28 @@ import Testing
         #expect(violations.contains { $0.contains("bounded read on the cut-off follower") && $0.contains("returned the stale v1") }, "\(violations)")
     }
 
+    /// A learner serves bounded-staleness reads: it proves its freshness with
+    /// a read index the leader confirms, as any member does; with no leader
+    /// to confirm it, it refuses them once the bound has passed.
+    @Test func aLearnerServesBoundedReads() throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        try cluster.etcdctl("put", "k", "v1")
+        let ports = try TestCluster.freePorts(2)
+        let add = try cluster.etcdctl("member", "add", "m4", "--learner", "--peer-urls=http://127.0.0.1:\(ports[0])")
+        try #require(add.status == 0, "\(add.stderr)")
+        let learner = try cluster.startJoining(name: "m4", peerPort: ports[0], clientPort: ports[1])
+        try Self.await("the learner to apply v1") { try Self.read(cluster, learner, "etcd-serializable") == .value("v1") }
+        try cluster.etcdctl("put", "k", "v2")
+        // Bounded by 2 s: the learner confirms its place before answering, so it sees v2.
+        #expect(try Self.read(cluster, learner, "bounded", ms: "2000") == .value("v2"))
+        // With every voter stopped, no leader confirms anything: refused once the bound passed.
+        for i in 0..<3 { cluster.kill(i) }
+        usleep(600_000)
+        let alone = try Self.read(cluster, learner, "bounded", ms: "300")
+        #expect(alone.isStaleRefusal, "\(alone)")
+    }
+
     /// Runs the scenario; returns what broke a level's promise (empty: none).
     static func partitionScenario(bug: String?) throws -> [String] {
         let network = try NetworkPartition()
