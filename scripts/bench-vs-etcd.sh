@@ -11,6 +11,10 @@
 #   ROUNDS=2 TOTAL_ONE=2000 TOTAL_MANY=20000 (requests per single-client / 100-client run)
 #   WORKLOADS="put-1 put-100 range-l-100 range-s-100 range-l-1 txn-put-100 watch"
 #   WATCH_SECONDS=10 WATCHERS=64
+#   lock (not in the default set): LOCKERS=8 clients contend for one lock for
+#   LOCK_SECONDS=10 (ballot-bench etcd --workload lock)
+#   levels (not in the default set): 100 clients read one key at each
+#   consistency level for LEVEL_SECONDS=5 (Ballot's members with --lease-reads)
 #   SCALE_KEYS=1000000 for the `scale` workload (not in the default set):
 #   that many keys, then memory, database size and restart time
 #   SNAPSHOT_KEYS=300000 for the `snapshot` workload (not in the default set):
@@ -31,6 +35,9 @@ TOTAL_ONE=${TOTAL_ONE:-2000}
 TOTAL_MANY=${TOTAL_MANY:-20000}
 WATCH_SECONDS=${WATCH_SECONDS:-10}
 WATCHERS=${WATCHERS:-64}
+LOCKERS=${LOCKERS:-8}
+LOCK_SECONDS=${LOCK_SECONDS:-10}
+LEVEL_SECONDS=${LEVEL_SECONDS:-5}
 SCALE_KEYS=${SCALE_KEYS:-1000000}
 SNAPSHOT_KEYS=${SNAPSHOT_KEYS:-300000}
 WORKLOADS=${WORKLOADS:-"put-1 put-100 range-l-100 range-s-100 range-l-1 txn-put-100 watch"}
@@ -50,6 +57,7 @@ bench=$bin/ballot-bench
 work=$(mktemp -d /tmp/ballot-vs-etcd.XXXXXX)
 results=$work/results.txt
 pids=()
+ballot_extra=()
 stop_cluster() {
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do
@@ -72,7 +80,7 @@ start_member() {  # kind base-port i
     if [ "$kind" = etcd ]; then
         etcd "${common[@]}" --logger=zap --log-level=error >>"$work/$kind-m$i.log" 2>&1 &
     else
-        "$bin/ballot" "${common[@]}" --listen-metrics-urls "http://127.0.0.1:$((client + 2))" --log-level warning >>"$work/$kind-m$i.log" 2>&1 &
+        "$bin/ballot" "${common[@]}" --listen-metrics-urls "http://127.0.0.1:$((client + 2))" --log-level warning "${ballot_extra[@]}" >>"$work/$kind-m$i.log" 2>&1 &
     fi
     pids[i - 1]=$!
 }
@@ -129,6 +137,7 @@ for round in $(seq "$ROUNDS"); do
             # connection can hold a port in that range and make a member's
             # bind fail (seen on 2026-11-30 with 42000).
             base=$([ "$kind" = etcd ] && echo 21000 || echo 22000)
+            ballot_extra=(); [ "$workload" = levels ] && ballot_extra=(--lease-reads)
             start_cluster "$kind" "$base"   # a fresh cluster per workload: no carried-over state
             ETCDCTL_API=3 etcdctl --endpoints="$endpoints" put KEY "$(head -c 256 /dev/zero | tr '\0' v)" >/dev/null
             user_args=()
@@ -186,6 +195,22 @@ for round in $(seq "$ROUNDS"); do
                 took=$(seconds_since "$started")
                 disk=$(dd if=/dev/zero of="$work/dd.bin" bs=1M count=256 conv=fdatasync 2>&1 | awk '/copied/ {printf "%.0f", 268435456 / $(NF-3) / 1e6}'); rm -f "$work/dd.bin"
                 echo "RESULT round=$round label=$kind workload=snapshot keys=$SNAPSHOT_KEYS db_bytes=$db catch_up_s=$took mb_per_s=$(awk -v b="$db" -v t="$took" 'BEGIN { printf "%.1f", b / t / 1e6 }') disk_mb_per_s=$disk" | tee -a "$results"
+            elif [ "$workload" = lock ]; then
+                # LOCKERS clients contend for one lock (etcd's Lock service),
+                # each locking and unlocking at once: acquisitions per second,
+                # and the hand-over from one holder's unlock to the next grant.
+                $bench etcd --label "$kind" --workload lock --endpoints "$endpoints" --clients "$LOCKERS" \
+                    --connections "$LOCKERS" --seconds "$LOCK_SECONDS" \
+                    | sed "s/^RESULT /RESULT round=$round /" | tee -a "$results"
+            elif [ "$workload" = levels ]; then
+                # Reads of one key from 100 clients at each consistency level
+                # (etcd has two: Ballot's metadata is not etcd's).
+                levels="linearizable serializable"; [ "$kind" = ballot ] && levels="$levels lease bounded"
+                for level in $levels; do
+                    $bench etcd --label "$kind" --workload range --consistency "$level" --endpoints "$endpoints" --clients 100 \
+                        --connections 10 --keys 1 --seconds "$LEVEL_SECONDS" \
+                        | sed "s/^RESULT /RESULT round=$round /; s/workload=range/workload=range-$level/" | tee -a "$results"
+                done
             elif [ "$workload" = watch ]; then
                 $bench etcd --label "$kind" --workload watch --endpoints "$endpoints" --clients "$WATCHERS" \
                     --connections 8 --value-bytes 256 --keys 10000 --seconds "$WATCH_SECONDS" \
@@ -256,8 +281,12 @@ for rnd in sorted({k[0] for k in rows}, key=int):
     print(f"\nround {rnd}\n")
     print("| workload | etcd ops/s | Ballot ops/s | ratio | etcd p50 ms | Ballot p50 ms | p50 ratio |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for workload in ["put-1", "put-100", "range-l-100", "range-s-100", "range-l-1", "txn-put-100", "watch"]:
+    for workload in ["put-1", "put-100", "range-l-100", "range-s-100", "range-l-1", "txn-put-100", "watch", "lock",
+                     "range-linearizable", "range-serializable", "range-lease", "range-bounded"]:
         e, b = rows.get((rnd, "etcd", workload)), rows.get((rnd, "ballot", workload))
+        if b and not e and workload in ("range-lease", "range-bounded"):
+            # Ballot's own levels, beside etcd's linearizable read.
+            e = rows.get((rnd, "etcd", "range-linearizable"))
         if not e or not b:
             continue
         ratio = rate(b) / max(1.0, rate(e))

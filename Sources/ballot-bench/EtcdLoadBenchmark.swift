@@ -16,11 +16,18 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
         abstract: "Put, range and watch load against etcd-API endpoints (Ballot or etcd).")
 
     enum Workload: String, ExpressibleByArgument, CaseIterable {
-        case put, range, rangeSerializable = "range-serializable", watch
+        case put, range, rangeSerializable = "range-serializable", watch, lock
+    }
+
+    /// A range's consistency: etcd's two, or Ballot's metadata for the
+    /// others (an etcd server ignores it and serves linearizable reads).
+    enum Consistency: String, ExpressibleByArgument, CaseIterable {
+        case linearizable, serializable, lease, bounded
     }
 
     @Option(help: "Comma-separated host:port client endpoints.") var endpoints = "127.0.0.1:2379"
-    @Option(help: "put, range, range-serializable or watch.") var workload = Workload.put
+    @Option(help: "put, range, range-serializable, watch or lock (every client locks and unlocks one name).") var workload = Workload.put
+    @Option(help: "For range: linearizable, serializable, lease or bounded (1 s).") var consistency = Consistency.linearizable
     @Option(help: "Concurrent clients (for watch: watchers).") var clients = 64
     @Option(help: "gRPC connections the clients share.") var connections = 8
     @Option(help: "Value size in bytes.") var valueBytes = 256
@@ -114,6 +121,10 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
             merged.add(try await watchFanOut(grpcClients, stats, until: deadline))
             return merged
         }
+        if workload == .lock {
+            merged.add(try await lockContention(grpcClients, stats, until: deadline))
+            return merged
+        }
         try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
             for c in 0..<clients {
                 let kv = Etcdserverpb_KV.Client(wrapping: grpcClients[c % grpcClients.count])
@@ -134,9 +145,9 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
                             case .range, .rangeSerializable:
                                 var range = Etcdserverpb_RangeRequest()
                                 range.key = key
-                                range.serializable = workload == .rangeSerializable
-                                _ = try await kv.range(range, options: Self.callOptions)
-                            case .watch:
+                                range.serializable = workload == .rangeSerializable || consistency == .serializable
+                                _ = try await kv.range(range, metadata: readMetadata, options: Self.callOptions)
+                            case .watch, .lock:
                                 break
                             }
                             _ = histogram.record(UInt64((ContinuousClock.now - started) / .microseconds(1)))
@@ -228,6 +239,68 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
         }
     }
 
+    /// Ballot's metadata for the range's consistency (none for etcd's levels).
+    var readMetadata: Metadata {
+        var metadata = Metadata()
+        switch consistency {
+        case .linearizable, .serializable: break
+        case .lease: metadata.addString("lease", forKey: "ballot-consistency")
+        case .bounded:
+            metadata.addString("bounded", forKey: "ballot-consistency")
+            metadata.addString("1000", forKey: "ballot-max-staleness-ms")
+        }
+        return metadata
+    }
+
+    /// Every client, with a lease of its own, locks one name (etcd's Lock
+    /// service) and unlocks it at once, as fast as it can: the histogram
+    /// holds each lock call's time (most of it waiting for the holder),
+    /// `stats.handOvers` the time from one holder's unlock request to the
+    /// next holder's lock answer, the lock's hand-over latency.
+    func lockContention(_ grpcClients: [GRPCClient<HTTP2ClientTransport.Posix>], _ stats: LoadStats,
+                        until deadline: ContinuousClock.Instant) async throws -> Histogram<UInt64> {
+        let origin = ContinuousClock.now
+        return try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
+            for c in 0..<clients {
+                let connection = grpcClients[c % grpcClients.count]
+                group.addTask {
+                    var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                    var grant = Etcdserverpb_LeaseGrantRequest()
+                    grant.ttl = 60
+                    let lease = try await Etcdserverpb_Lease.Client(wrapping: connection).leaseGrant(grant, options: Self.callOptions).id
+                    let locks = V3lockpb_Lock.Client(wrapping: connection)
+                    while ContinuousClock.now < deadline {
+                        var lock = V3lockpb_LockRequest()
+                        lock.name = Data("bench-lock".utf8)
+                        lock.lease = lease
+                        let started = ContinuousClock.now
+                        do {
+                            let key = try await locks.lock(lock, options: Self.callOptions).key
+                            let now = UInt64((ContinuousClock.now - origin) / .microseconds(1))
+                            _ = histogram.record(UInt64((ContinuousClock.now - started) / .microseconds(1)))
+                            let previous = stats.lastRelease.load(ordering: .acquiring)
+                            if previous > 0 { stats.recordHandOver(now > previous ? now - previous : 0) }
+                            var unlock = V3lockpb_UnlockRequest()
+                            unlock.key = key
+                            // Before the unlock goes out: no waiter can be granted the lock earlier.
+                            stats.lastRelease.store(UInt64((ContinuousClock.now - origin) / .microseconds(1)), ordering: .releasing)
+                            _ = try await locks.unlock(unlock, options: Self.callOptions)
+                            stats.completed.add(1, ordering: .relaxed)
+                        } catch {
+                            stats.errors.add(1, ordering: .relaxed)
+                            stats.note(error)
+                            try? await Task.sleep(for: .milliseconds(10))
+                        }
+                    }
+                    return histogram
+                }
+            }
+            var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+            for try await histogram in group { merged.add(histogram) }
+            return merged
+        }
+    }
+
     func report(_ histogram: Histogram<UInt64>, _ stats: LoadStats) {
         func ms(_ p: Double) -> String { String(format: "%.2f", Double(histogram.valueAtPercentile(p)) / 1000) }
         let count = histogram.totalCount
@@ -236,6 +309,12 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
         line += " ops=\(count) ops_per_s=\(Int(rate)) p50_ms=\(ms(50)) p90_ms=\(ms(90)) p99_ms=\(ms(99)) p999_ms=\(ms(99.9))"
         line += " errors=\(stats.errors.load(ordering: .relaxed))"
         if workload == .watch { line += " writes=\(stats.writes.load(ordering: .relaxed))" }
+        if workload == .range { line += " consistency=\(consistency.rawValue)" }
+        if workload == .lock {
+            let handOvers = stats.handOvers.withLock { $0 }
+            func handOver(_ p: Double) -> String { String(format: "%.2f", Double(handOvers.valueAtPercentile(p)) / 1000) }
+            line += " handover_p50_ms=\(handOver(50)) handover_p99_ms=\(handOver(99))"
+        }
         print(line)
         for (message, count) in stats.errorKinds.withLock({ $0 }).sorted(by: { $0.value > $1.value }) {
             print("  error x\(count): \(message)")
@@ -256,4 +335,12 @@ final class LoadStats: Sendable {
     let errors = Atomic<Int>(0)
     let writes = Atomic<Int>(0)
     let watchers = Atomic<Int>(0)
+    /// Lock workload: when the last holder sent its unlock (µs since
+    /// the load began; 0: none yet), and the hand-over times.
+    let lastRelease = Atomic<UInt64>(0)
+    let handOvers = Mutex(Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three))
+
+    func recordHandOver(_ microseconds: UInt64) {
+        handOvers.withLock { _ = $0.record(microseconds) }
+    }
 }
