@@ -43,6 +43,11 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
         return options
     }()
 
+    /// Latencies in microseconds, up to a minute, to three digits.
+    static func newHistogram() -> Histogram<UInt64> {
+        Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    }
+
     static let populateAttempts = 5
     static let clientsRange = 1...10_000
     static let connectionsRange = 1...256
@@ -116,7 +121,7 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
             }
         }
         defer { progress.cancel() }
-        var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        var merged = EtcdLoadBenchmark.newHistogram()
         if workload == .watch {
             merged.add(try await watchFanOut(grpcClients, stats, until: deadline))
             return merged
@@ -129,7 +134,7 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
             for c in 0..<clients {
                 let kv = Etcdserverpb_KV.Client(wrapping: grpcClients[c % grpcClients.count])
                 group.addTask {
-                    var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                    var histogram = EtcdLoadBenchmark.newHistogram()
                     var random = SystemRandomNumberGenerator()
                     let value = Data(repeating: UInt8(c & 0x7F), count: valueBytes)
                     while ContinuousClock.now < deadline {
@@ -177,7 +182,7 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
             for c in 0..<clients {
                 let watch = Etcdserverpb_Watch.Client(wrapping: grpcClients[c % grpcClients.count])
                 group.addTask {
-                    var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                    var histogram = EtcdLoadBenchmark.newHistogram()
                     var counted = false
                     // A stream the transport drops is opened again (and counted as an error).
                     while ContinuousClock.now < deadline {
@@ -190,7 +195,7 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
                                 try await writer.write(create)
                                 try? await Task.sleep(until: deadline + .seconds(2))
                             }, onResponse: { response in
-                                var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                                var histogram = EtcdLoadBenchmark.newHistogram()
                                 do {
                                     for try await message in response.messages {
                                         if message.created && first { stats.watchers.add(1, ordering: .relaxed) }
@@ -232,7 +237,7 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
                 do { _ = try await kv.put(put, options: Self.callOptions) } catch { stats.errors.add(1, ordering: .relaxed) }
                 sequence += 1
             }
-            var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+            var merged = EtcdLoadBenchmark.newHistogram()
             for try await histogram in group { merged.add(histogram) }
             stats.writes.store(sequence, ordering: .relaxed)
             return merged
@@ -264,7 +269,7 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
             for c in 0..<clients {
                 let connection = grpcClients[c % grpcClients.count]
                 group.addTask {
-                    var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                    var histogram = EtcdLoadBenchmark.newHistogram()
                     var grant = Etcdserverpb_LeaseGrantRequest()
                     grant.ttl = 60
                     let lease = try await Etcdserverpb_Lease.Client(wrapping: connection).leaseGrant(grant, options: Self.callOptions).id
@@ -295,7 +300,7 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
                     return histogram
                 }
             }
-            var merged = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+            var merged = EtcdLoadBenchmark.newHistogram()
             for try await histogram in group { merged.add(histogram) }
             return merged
         }
@@ -338,7 +343,7 @@ final class LoadStats: Sendable {
     /// Lock workload: when the last holder sent its unlock (µs since
     /// the load began; 0: none yet), and the hand-over times.
     let lastRelease = Atomic<UInt64>(0)
-    let handOvers = Mutex(Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three))
+    let handOvers = Mutex(EtcdLoadBenchmark.newHistogram())
 
     func recordHandOver(_ microseconds: UInt64) {
         handOvers.withLock { _ = $0.record(microseconds) }

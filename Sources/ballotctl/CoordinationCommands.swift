@@ -47,11 +47,12 @@ struct Lease: AsyncParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Option(help: "The lease's TTL in seconds.") var ttl: Int64 = Session.ttlDefault
         func run() async throws {
+            let interrupt = Interrupt()
             try await global.withClient { [ttl] client in
                 let session = try await Session.start(on: client, ttl: ttl)
                 print("lease \(Output.hex(UInt64(bitPattern: session.lease))) kept alive with TTL(\(ttl)s)")
                 fflush(nil)
-                if await Interrupt.hold(while: { !session.isExpired }) {
+                if await interrupt.hold(while: { !session.isExpired }) {
                     try await session.close()
                     return
                 }
@@ -81,16 +82,29 @@ struct Lock: AsyncParsableCommand {
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() async throws {
+        // Only a hold is ended by a signal: a command run under the lock
+        // gets the terminal's signals itself (an ignored signal would stay
+        // ignored in it).
+        let interrupt = command.isEmpty ? Interrupt() : nil
         try await global.withClient { [self] client in
             let session = try await Session.start(on: client, ttl: ttl)
             let mutex = Mutex(name, session: session)
-            let token = try await mutex.lock()
+            let acquired: Int64?
+            if let interrupt {
+                acquired = try await interrupt.unlessSignalled { try await mutex.lock() }
+            } else {
+                acquired = try await mutex.lock()
+            }
+            guard let token = acquired else {
+                try await session.close()
+                return
+            }
             let key = mutex.key ?? ""
-            if command.isEmpty {
+            if let interrupt {
                 print(key)
                 print("fencing token: \(token)")
                 fflush(nil)
-                if await Interrupt.hold(while: { !session.isExpired }) {
+                if await interrupt.hold(while: { !session.isExpired }) {
                     try await mutex.unlock()
                     try await session.close()
                     return
@@ -128,21 +142,29 @@ struct Elect: AsyncParsableCommand {
 
     func run() async throws {
         if !listen && proposal == nil { throw ValidationError("a campaign needs a PROPOSAL (or --listen)") }
+        let interrupt = Interrupt()
         try await global.withClient { [self] client in
             let session = try await Session.start(on: client, ttl: ttl)
             let election = Election(name, session: session)
             if listen {
-                for try await leader in election.observe() {
-                    print(leader)
-                    fflush(nil)
+                _ = try await interrupt.unlessSignalled {
+                    for try await leader in election.observe() {
+                        print(leader)
+                        fflush(nil)
+                    }
                 }
+                try await session.close()
                 return
             }
-            let token = try await election.campaign(proposal!)
-            print(proposal!)
+            let value = proposal!
+            guard let token = try await interrupt.unlessSignalled({ try await election.campaign(value) }) else {
+                try await session.close()
+                return
+            }
+            print(value)
             print("fencing token: \(token)")
             fflush(nil)
-            if await Interrupt.hold(while: { !session.isExpired }) {
+            if await interrupt.hold(while: { !session.isExpired }) {
                 try await election.resign()
                 try await session.close()
                 return

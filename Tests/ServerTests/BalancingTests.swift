@@ -9,6 +9,11 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(10))) struct BalancingTests {
     static let reads = 300
 
+    /// A generous timeout: on a loaded CI runner a call can wait long for a thread.
+    static func configuration(_ endpoints: [Endpoint], _ policy: BalancingPolicy) -> ClientConfiguration {
+        ClientConfiguration(endpoints: endpoints, balancing: policy, requestTimeout: .seconds(60))
+    }
+
     /// Range calls member `i` answered OK, from its metrics.
     static func ranges(_ cluster: TestCluster, _ i: Int) throws -> Int {
         let metrics = try cluster.http(i, "/metrics").stdout
@@ -19,18 +24,18 @@ import Testing
     }
 
     @Test func eachPolicySpreadsReadsAsItSaysAndSurvivesAKilledMember() async throws {
-        let cluster = try TestCluster()
+        let cluster = try await TestCluster.offPool { try TestCluster() }
         defer { cluster.cleanUp() }
         let endpoints = cluster.members.map { Endpoint(host: "127.0.0.1", port: $0.clientPort) }
         let weights = [endpoints[0]: 1, endpoints[1]: 2, endpoints[2]: 3]
         let policies: [(String, BalancingPolicy)] = [("round robin", .roundRobin), ("random", .random), ("weighted", .weightedRandom(weights)),
                                                      ("leader", .leaderPreferred), ("least outstanding", .leastOutstanding)]
-        try await BallotClient.with(ClientConfiguration(endpoints: endpoints)) { setup in try await setup.put("b", "0") }
+        try await BallotClient.with(Self.configuration(endpoints, .roundRobin)) { setup in try await setup.put("b", "0") }
         for (round, (name, policy)) in policies.enumerated() {
-            let status = try PeerAttackTests.status(cluster)
+            let status = try await TestCluster.offPool { try PeerAttackTests.status(cluster) }
             let leader = try #require(status.ids.firstIndex { status.leaders.contains($0.rawValue) })
-            let before = try (0..<3).map { try Self.ranges(cluster, $0) }
-            let failures = try await BallotClient.with(ClientConfiguration(endpoints: endpoints, balancing: policy)) { client in
+            let before = try await TestCluster.offPool { try (0..<3).map { try Self.ranges(cluster, $0) } }
+            let failures = try await BallotClient.with(Self.configuration(endpoints, policy)) { client in
                 // Where reads land with every member up (serializable: each
                 // answered by the member asked, with nothing forwarded).
                 if case .leastOutstanding = policy {
@@ -44,7 +49,7 @@ import Testing
                 } else {
                     for _ in 0..<Self.reads { _ = try await client.get("b", consistency: .serializable) }
                 }
-                let after = try (0..<3).map { try Self.ranges(cluster, $0) }
+                let after = try await TestCluster.offPool { try (0..<3).map { try Self.ranges(cluster, $0) } }
                 let landed = (0..<3).map { after[$0] - before[$0] }
                 #expect(landed.reduce(0, +) == Self.reads, "\(name): \(landed)")
                 let share = Double(Self.reads) / 3
@@ -64,7 +69,7 @@ import Testing
                 var failures: [String] = []
                 let victim = round % 3
                 for i in 0..<200 {
-                    if i == 50 { cluster.kill(victim) }
+                    if i == 50 { try await TestCluster.offPool { cluster.kill(victim) } }
                     do {
                         try await client.put("b/\(i % 20)", "\(i)", idempotent: true)
                         _ = try await client.get("b/\(i % 20)", consistency: i % 2 == 0 ? .linearizable : .serializable)
@@ -75,8 +80,10 @@ import Testing
                 return failures
             }
             #expect(failures.isEmpty, "\(name): operations failed with member m\(round % 3 + 1) killed: \(failures.prefix(5))")
-            try cluster.start(round % 3)
-            try cluster.waitUntilWritable()
+            try await TestCluster.offPool {
+                try cluster.start(round % 3)
+                try cluster.waitUntilWritable()
+            }
         }
     }
 }

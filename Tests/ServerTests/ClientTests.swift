@@ -10,11 +10,12 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(10))) struct ClientTests {
     static func configuration(_ cluster: TestCluster, _ members: [Int]? = nil, balancing: BalancingPolicy = .roundRobin) -> ClientConfiguration {
         let endpoints = (members ?? Array(cluster.members.indices)).map { Endpoint(host: "127.0.0.1", port: cluster.members[$0].clientPort) }
-        return ClientConfiguration(endpoints: endpoints, balancing: balancing, requestTimeout: .seconds(5))
+        // Generous: on a loaded CI runner a call can wait long for a thread.
+        return ClientConfiguration(endpoints: endpoints, balancing: balancing, requestTimeout: .seconds(60))
     }
 
     @Test func kvAtEveryConsistencyLevel() async throws {
-        let cluster = try TestCluster(extraArguments: ["--lease-reads"])
+        let cluster = try await TestCluster.offPool { try TestCluster(extraArguments: ["--lease-reads"]) }
         defer { cluster.cleanUp() }
         try await BallotClient.with(Self.configuration(cluster, balancing: .leaderPreferred)) { client in
             let revision = try await client.put("c/a", "1")
@@ -36,9 +37,9 @@ import Testing
     }
 
     @Test func aKilledMemberIsEjectedAndCallsGoOn() async throws {
-        let cluster = try TestCluster()
+        let cluster = try await TestCluster.offPool { try TestCluster() }
         defer { cluster.cleanUp() }
-        cluster.kill(0)
+        try await TestCluster.offPool { cluster.kill(0) }
         var configuration = Self.configuration(cluster)
         // Ejected once, for longer than the test: it stays out.
         configuration.ejection = EndpointSelector.Ejection(base: .seconds(120), max: .seconds(120))
@@ -54,24 +55,24 @@ import Testing
     }
 
     @Test func aWatchResumesOnAnotherMemberWithoutGapsOrRepeats() async throws {
-        let cluster = try TestCluster()
+        let cluster = try await TestCluster.offPool { try TestCluster() }
         defer { cluster.cleanUp() }
         // Round robin starts at the first endpoint: the watch is on m1.
         try await BallotClient.with(Self.configuration(cluster, [0, 1])) { client in
             let start = try await client.put("w-start", "x") + 1
             var iterator = client.watch("w/", prefix: true, startRevision: start).makeAsyncIterator()
             var seen: [String] = []
-            for i in 1...5 { try cluster.etcdctl("put", "w/\(i)", "v\(i)", endpoints: cluster.endpoint(2)) }
+            try await TestCluster.offPool { for i in 1...5 { try cluster.etcdctl("put", "w/\(i)", "v\(i)", endpoints: cluster.endpoint(2)) } }
             while seen.count < 5, let event = try await iterator.next() { seen.append(event.keyValue.key) }
-            cluster.kill(0)
-            for i in 6...10 { try cluster.etcdctl("put", "w/\(i)", "v\(i)", endpoints: cluster.endpoint(2)) }
+            try await TestCluster.offPool { cluster.kill(0) }
+            try await TestCluster.offPool { for i in 6...10 { try cluster.etcdctl("put", "w/\(i)", "v\(i)", endpoints: cluster.endpoint(2)) } }
             while seen.count < 10, let event = try await iterator.next() { seen.append(event.keyValue.key) }
             #expect(seen == (1...10).map { "w/\($0)" })
         }
     }
 
     @Test func mutexTokensGrowAndAHolderThatLostTheLockIsRefused() async throws {
-        let cluster = try TestCluster()
+        let cluster = try await TestCluster.offPool { try TestCluster() }
         defer { cluster.cleanUp() }
         try await BallotClient.with(Self.configuration(cluster)) { client in
             let a = Mutex("res", session: try await Session.start(on: client, ttl: 30))
@@ -94,7 +95,7 @@ import Testing
     }
 
     @Test func anElectionHasOneLeaderAndObserversSeeEachValue() async throws {
-        let cluster = try TestCluster()
+        let cluster = try await TestCluster.offPool { try TestCluster() }
         defer { cluster.cleanUp() }
         try await BallotClient.with(Self.configuration(cluster)) { client in
             let a = Election("leader", session: try await Session.start(on: client, ttl: 30))
@@ -117,7 +118,7 @@ import Testing
     }
 
     @Test func concurrentSTMIncrementsAllLand() async throws {
-        let cluster = try TestCluster()
+        let cluster = try await TestCluster.offPool { try TestCluster() }
         defer { cluster.cleanUp() }
         try await BallotClient.with(Self.configuration(cluster, balancing: .leastOutstanding)) { client in
             try await withThrowingTaskGroup(of: Void.self) { group in

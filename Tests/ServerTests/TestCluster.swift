@@ -92,6 +92,17 @@ final class TestCluster: @unchecked Sendable {
 
     deinit { stop() }
 
+    /// Run blocking test-harness work (starting processes, waiting for
+    /// them) on a thread of its own, so an async test does not hold one of
+    /// Swift's few cooperative threads for seconds: on a loaded 2-core CI
+    /// runner that starved the gRPC client's own tasks until their calls
+    /// timed out.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
+    }
+
     var endpoints: String { members.map { "\($0.placement.clientHost):\($0.clientPort)" }.joined(separator: ",") }
     func endpoint(_ i: Int) -> String { "\(members[i].placement.clientHost):\(members[i].clientPort)" }
 
