@@ -13,6 +13,8 @@
 #   WATCH_SECONDS=10 WATCHERS=64
 #   lock (not in the default set): LOCKERS=8 clients contend for one lock for
 #   LOCK_SECONDS=10 (ballot-bench etcd --workload lock)
+#   lock-etcdctl (not in the default set): the same with etcdctl processes
+#   (LOCKERS loops of `etcdctl lock`, then 20 timed hand-overs)
 #   levels (not in the default set): 100 clients read one key at each
 #   consistency level for LEVEL_SECONDS=5 (Ballot's members with --lease-reads)
 #   SCALE_KEYS=1000000 for the `scale` workload (not in the default set):
@@ -202,6 +204,33 @@ for round in $(seq "$ROUNDS"); do
                 $bench etcd --label "$kind" --workload lock --endpoints "$endpoints" --clients "$LOCKERS" \
                     --connections "$LOCKERS" --seconds "$LOCK_SECONDS" \
                     | sed "s/^RESULT /RESULT round=$round /" | tee -a "$results"
+            elif [ "$workload" = lock-etcdctl ]; then
+                # The same with etcdctl, as users run it: LOCKERS loops of
+                # `etcdctl lock NAME -- true` for LOCK_SECONDS (acquisitions
+                # per second, each paying a process start), then 20 hand-overs:
+                # a holder whose command sleeps 0.3 s, a waiter started 0.1 s
+                # into it; from the end of the holder's command (after which
+                # etcdctl unlocks) to the start of the waiter's.
+                ctl=(env ETCDCTL_API=3 etcdctl --endpoints="$endpoints")
+                end=$(( $(date +%s) + LOCK_SECONDS ))
+                lockers=()
+                for l in $(seq "$LOCKERS"); do
+                    ( n=0; while [ "$(date +%s)" -lt "$end" ]; do "${ctl[@]}" lock bench-lock -- true >/dev/null 2>&1 && n=$((n + 1)); done; echo "$n" >"$work/lockers-$l" ) &
+                    lockers+=($!)
+                done
+                wait "${lockers[@]}"   # not the members, which are children too
+                total=$(cat "$work"/lockers-* | awk '{s += $1} END {print s}'); rm -f "$work"/lockers-*
+                : >"$work/handovers"
+                for _ in $(seq 20); do
+                    "${ctl[@]}" lock bench-handover -- sh -c "sleep 0.3; date +%s.%N >'$work/released'" >/dev/null 2>&1 &
+                    holder=$!
+                    sleep 0.1
+                    "${ctl[@]}" lock bench-handover -- sh -c "date +%s.%N >'$work/granted'" >/dev/null 2>&1
+                    wait "$holder"
+                    awk -v r="$(cat "$work/released")" -v g="$(cat "$work/granted")" 'BEGIN { printf "%.2f\n", (g - r) * 1000 }' >>"$work/handovers"
+                done
+                read -r p50 p99 < <(sort -n "$work/handovers" | awk '{v[NR] = $1} END {print v[int(NR * 0.5 + 0.5)], v[NR]}')
+                echo "RESULT round=$round label=$kind workload=lock-etcdctl lockers=$LOCKERS ops_per_s=$(awk -v t="$total" -v s="$LOCK_SECONDS" 'BEGIN { printf "%.1f", t / s }') p50_ms=$p50 handover_p50_ms=$p50 handover_max_ms=$p99" | tee -a "$results"
             elif [ "$workload" = levels ]; then
                 # Reads of one key from 100 clients at each consistency level
                 # (etcd has two: Ballot's metadata is not etcd's).
@@ -281,7 +310,7 @@ for rnd in sorted({k[0] for k in rows}, key=int):
     print(f"\nround {rnd}\n")
     print("| workload | etcd ops/s | Ballot ops/s | ratio | etcd p50 ms | Ballot p50 ms | p50 ratio |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for workload in ["put-1", "put-100", "range-l-100", "range-s-100", "range-l-1", "txn-put-100", "watch", "lock",
+    for workload in ["put-1", "put-100", "range-l-100", "range-s-100", "range-l-1", "txn-put-100", "watch", "lock", "lock-etcdctl",
                      "range-linearizable", "range-serializable", "range-lease", "range-bounded"]:
         e, b = rows.get((rnd, "etcd", workload)), rows.get((rnd, "ballot", workload))
         if b and not e and workload in ("range-lease", "range-bounded"):

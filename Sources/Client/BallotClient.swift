@@ -35,6 +35,7 @@ public final class BallotClient: Sendable {
     }
 
     /// Run `body` with a client whose connections live as long as it does.
+    @discardableResult
     public static func with<Result: Sendable>(_ configuration: ClientConfiguration, _ body: @Sendable (BallotClient) async throws -> Result) async throws -> Result {
         let client = try BallotClient(configuration)
         return try await withThrowingTaskGroup(of: Void.self) { group in

@@ -6,7 +6,7 @@ import Testing
 /// reads land (counted by each member's own `grpc_server_handled_total`),
 /// and that it keeps working, with no failed operation, while any one
 /// member is killed.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct BalancingTests {
+@Suite(.serialized, .timeLimit(.minutes(15))) struct BalancingTests {
     static let reads = 300
 
     /// A generous timeout: on a loaded CI runner a call can wait long for a thread.
@@ -30,7 +30,7 @@ import Testing
         let weights = [endpoints[0]: 1, endpoints[1]: 2, endpoints[2]: 3]
         let policies: [(String, BalancingPolicy)] = [("round robin", .roundRobin), ("random", .random), ("weighted", .weightedRandom(weights)),
                                                      ("leader", .leaderPreferred), ("least outstanding", .leastOutstanding)]
-        try await BallotClient.with(Self.configuration(endpoints, .roundRobin)) { setup in try await setup.put("b", "0") }
+        try await BallotClient.with(Self.configuration(endpoints, .roundRobin)) { setup in try await setup.put("b", "0", idempotent: true) }
         for (round, (name, policy)) in policies.enumerated() {
             let status = try await TestCluster.offPool { try PeerAttackTests.status(cluster) }
             let leader = try #require(status.ids.firstIndex { status.leaders.contains($0.rawValue) })
