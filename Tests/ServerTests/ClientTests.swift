@@ -57,14 +57,14 @@ import Testing
     @Test func aWatchResumesOnAnotherMemberWithoutGapsOrRepeats() async throws {
         let cluster = try await TestCluster.offPool { try TestCluster() }
         defer { cluster.cleanUp() }
-        // Round robin starts at the first endpoint: the watch is on m1.
+        // Round robin: the first put goes to m1, the watch to m2, which is killed.
         try await BallotClient.with(Self.configuration(cluster, [0, 1])) { client in
             let start = try await client.put("w-start", "x") + 1
             var iterator = client.watch("w/", prefix: true, startRevision: start).makeAsyncIterator()
             var seen: [String] = []
             try await TestCluster.offPool { for i in 1...5 { try cluster.etcdctl("put", "w/\(i)", "v\(i)", endpoints: cluster.endpoint(2)) } }
             while seen.count < 5, let event = try await iterator.next() { seen.append(event.keyValue.key) }
-            try await TestCluster.offPool { cluster.kill(0) }
+            try await TestCluster.offPool { cluster.kill(1) }
             try await TestCluster.offPool { for i in 6...10 { try cluster.etcdctl("put", "w/\(i)", "v\(i)", endpoints: cluster.endpoint(2)) } }
             while seen.count < 10, let event = try await iterator.next() { seen.append(event.keyValue.key) }
             #expect(seen == (1...10).map { "w/\($0)" })
