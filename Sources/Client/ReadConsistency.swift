@@ -1,3 +1,4 @@
+import EtcdAPI
 import GRPCCore
 
 /// The consistency a read asks for (the server's README, "Consistency
@@ -18,14 +19,14 @@ public enum ReadConsistency: Sendable, Equatable {
         var metadata = Metadata()
         switch self {
         case .linearizable, .serializable: break
-        case .lease: metadata.addString("lease", forKey: "ballot-consistency")
+        case .lease: metadata.addString("lease", forKey: BallotMetadata.consistency)
         case .bounded(let staleness, let revisions):
-            metadata.addString("bounded", forKey: "ballot-consistency")
+            metadata.addString("bounded", forKey: BallotMetadata.consistency)
             if let staleness {
                 let ms = staleness.components.seconds * 1000 + staleness.components.attoseconds / 1_000_000_000_000_000
-                metadata.addString(String(max(0, ms)), forKey: "ballot-max-staleness-ms")
+                metadata.addString(String(max(0, ms)), forKey: BallotMetadata.maxStalenessMilliseconds)
             }
-            if let revisions { metadata.addString(String(revisions), forKey: "ballot-max-staleness-revisions") }
+            if let revisions { metadata.addString(String(revisions), forKey: BallotMetadata.maxStalenessRevisions) }
         }
         return metadata
     }

@@ -249,10 +249,10 @@ struct EtcdLoadBenchmark: AsyncParsableCommand {
         var metadata = Metadata()
         switch consistency {
         case .linearizable, .serializable: break
-        case .lease: metadata.addString("lease", forKey: "ballot-consistency")
+        case .lease: metadata.addString("lease", forKey: BallotMetadata.consistency)
         case .bounded:
-            metadata.addString("bounded", forKey: "ballot-consistency")
-            metadata.addString("1000", forKey: "ballot-max-staleness-ms")
+            metadata.addString("bounded", forKey: BallotMetadata.consistency)
+            metadata.addString("1000", forKey: BallotMetadata.maxStalenessMilliseconds)
         }
         return metadata
     }

@@ -1,3 +1,4 @@
+import EtcdAPI
 import GRPCCore
 import NIOHPACK
 
@@ -21,9 +22,9 @@ enum ReadConsistency: Equatable, Sendable {
     /// with `StaleRead` when this member cannot show it is that fresh.
     case boundedStaleness(StalenessBound)
 
-    static let levelKey = "ballot-consistency"
-    static let millisecondsKey = "ballot-max-staleness-ms"
-    static let revisionsKey = "ballot-max-staleness-revisions"
+    static let levelKey = BallotMetadata.consistency
+    static let millisecondsKey = BallotMetadata.maxStalenessMilliseconds
+    static let revisionsKey = BallotMetadata.maxStalenessRevisions
     /// The keys a JSON gateway request may send as plain headers.
     static let keys = [levelKey, millisecondsKey, revisionsKey]
 
