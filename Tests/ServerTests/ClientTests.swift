@@ -8,6 +8,13 @@ import Testing
 /// consistency level, a killed member ejected while calls go on, a watch
 /// that resumes on another member, `Mutex` with fencing, `Election`, `STM`.
 @Suite(.serialized, .timeLimit(.minutes(10))) struct ClientTests {
+    /// A put through etcdctl that must succeed (a failed one would show
+    /// as a missing watch event instead of as itself).
+    static func put(_ cluster: TestCluster, _ key: String, _ value: String, through member: Int) throws {
+        let out = try cluster.etcdctl("put", key, value, endpoints: cluster.endpoint(member))
+        guard out.status == 0 else { throw TestFailure("put \(key) through m\(member + 1) failed: \(out.stderr)") }
+    }
+
     static func configuration(_ cluster: TestCluster, _ members: [Int]? = nil, balancing: BalancingPolicy = .roundRobin) -> ClientConfiguration {
         let endpoints = (members ?? Array(cluster.members.indices)).map { Endpoint(host: "127.0.0.1", port: cluster.members[$0].clientPort) }
         // Generous: on a loaded CI runner a call can wait long for a thread.
@@ -62,10 +69,10 @@ import Testing
             let start = try await client.put("w-start", "x") + 1
             var iterator = client.watch("w/", prefix: true, startRevision: start).makeAsyncIterator()
             var seen: [String] = []
-            try await TestCluster.offPool { for i in 1...5 { try cluster.etcdctl("put", "w/\(i)", "v\(i)", endpoints: cluster.endpoint(2)) } }
+            try await TestCluster.offPool { for i in 1...5 { try Self.put(cluster, "w/\(i)", "v\(i)", through: 2) } }
             while seen.count < 5, let event = try await iterator.next() { seen.append(event.keyValue.key) }
             try await TestCluster.offPool { cluster.kill(1) }
-            try await TestCluster.offPool { for i in 6...10 { try cluster.etcdctl("put", "w/\(i)", "v\(i)", endpoints: cluster.endpoint(2)) } }
+            try await TestCluster.offPool { for i in 6...10 { try Self.put(cluster, "w/\(i)", "v\(i)", through: 2) } }
             while seen.count < 10, let event = try await iterator.next() { seen.append(event.keyValue.key) }
             #expect(seen == (1...10).map { "w/\($0)" })
         }

@@ -14,16 +14,42 @@ extension Node {
     static let leaderPollSeconds = 0.02
 
     /// Replicate and apply `command`; its result once applied (on the leader).
+    ///
+    /// A proposal that a leader did not take (it was unreachable, or no
+    /// longer led: etcd's "no leader", so nothing was proposed) goes to the
+    /// next leader, up to the request timeout. So a write sent to a
+    /// follower just after the leader died waits out the election, as etcd
+    /// holds a proposal while there is no leader, instead of failing while
+    /// the follower still names the dead leader. An answer that may have
+    /// been served (a timeout, a connection closed after the request went
+    /// out) is never sent again.
     func propose(_ command: Ballotpb_Command) async throws -> Ballotpb_CommandResult {
-        let result: Ballotpb_CommandResult
-        let leader = try await awaitLeader()
-        if leader == id {
-            result = try await proposeLocally(command)
-        } else {
-            result = try await transport.forward(command, to: leader, timeout: requestTimeout)
+        let deadline = Date().addingTimeInterval(requestTimeout)
+        var leader = try await awaitLeader(until: deadline)
+        while true {
+            let term = status.term
+            let result: Ballotpb_CommandResult
+            do {
+                result = leader == id
+                    ? try await proposeLocally(command)
+                    : try await transport.forward(command, to: leader, timeout: max(0.001, deadline.timeIntervalSinceNow))
+            } catch EtcdError.noLeader where Date() < deadline {
+                leader = try await nextLeader(after: leader, of: term, until: deadline)
+                continue
+            }
+            if !result.errorMessage.isEmpty { throw EtcdError(code: result.errorCode, message: result.errorMessage) }
+            return result
         }
-        if !result.errorMessage.isEmpty { throw EtcdError(code: result.errorCode, message: result.errorMessage) }
-        return result
+    }
+
+    /// The leader to try after `gone` (of `term`) did not take a request:
+    /// another one, or one of a later term, once known; `gone` again if
+    /// none is within an election timeout (it may have been unreachable
+    /// for a moment only); until `deadline`.
+    func nextLeader(after gone: NodeID, of term: Term, until deadline: Date) async throws -> NodeID {
+        let changeBy = min(deadline, Date().addingTimeInterval(Double(electionMilliseconds) / 1000))
+        if let next = try? await awaitLeader(until: changeBy, where: { $0.leader != gone || $0.term > term }) { return next }
+        return try await awaitLeader(until: deadline)
     }
 
     /// Returns once a read from this member's store is linearizable: the

@@ -29,6 +29,14 @@ final class PeerLink: @unchecked Sendable {
     private var inFlight: [UInt64: Request] = [:]
     /// Requests made while no connection was up; sent once one is.
     private var unsent: [(id: UInt64, frame: PeerFrame)] = []
+    /// The last dial failed (refused, unanswered, or the peer refused this
+    /// member) and no connection has come up since: a request now fails at
+    /// once as not sent, rather than wait out its timeout for a peer that
+    /// is likely gone (a killed leader), so its caller can take it to the
+    /// next leader (`Node.propose`).
+    private var unreachable = false
+    /// Connections that came up, to tell a failed dial from a broken connection.
+    private var connections = 0
     /// The up connection's counters: frames delivered (for the redial
     /// backoff) and bytes sent to this peer (resolved at the first bytes:
     /// etcd shows a peer's counter only once it moved).
@@ -121,6 +129,7 @@ final class PeerLink: @unchecked Sendable {
             // A refusal backs off even when the connection took frames:
             // they were queued, not delivered.
             var refused = false
+            let connectionsBefore = lock.withLock { connections }
             do {
                 let connection = try await dial(address)
                 try await serve(connection, hello: hello(), secret: secret, delivered: delivered, traffic: traffic)
@@ -154,6 +163,7 @@ final class PeerLink: @unchecked Sendable {
                 }
             }
             if delivered.isRaised && !refused { backoff = PeerTransport.backoffInitialSeconds }
+            if lock.withLock({ connections }) == connectionsBefore { markUnreachable() }
             if stopped.isRaised { break }
             try? await Task.sleep(for: .seconds(backoff))
             backoff = min(PeerTransport.backoffMaxSeconds, backoff * 2)
@@ -268,6 +278,7 @@ final class PeerLink: @unchecked Sendable {
             return (true, channel)
         }
         guard registered.0 else { return resume(.failure(CancellationError())) }
+        if registered.1 == nil && lock.withLock({ unreachable }) { return finish(id, .failure(PeerProtocolError.notSent)) }
         // A frame not written whole cannot be decoded, so not served.
         registered.1?.writeAndFlush(frame).whenFailure { _ in self.finish(id, .failure(PeerProtocolError.notSent)) }
     }
@@ -298,6 +309,8 @@ final class PeerLink: @unchecked Sendable {
     private func connected(_ channel: Channel, delivered: WakeFlag, traffic: PeerTraffic) {
         let waiting = lock.withLock {
             self.channel = channel
+            unreachable = false
+            connections += 1
             self.delivered = delivered
             self.traffic = traffic
             defer { unsent = [] }
@@ -308,6 +321,22 @@ final class PeerLink: @unchecked Sendable {
         }
         // Messages queued while no connection was up.
         channel.eventLoop.execute { self.flush(channel) }
+    }
+
+    /// A dial failed: the requests waiting for a connection fail as not
+    /// sent, and so do new ones until a connection comes up.
+    private func markUnreachable() {
+        let waiting = lock.withLock {
+            unreachable = true
+            defer { unsent = [] }
+            return unsent
+        }
+        for (id, _) in waiting {
+            // `finish` finds it no longer in `unsent`: decide here.
+            let request = lock.withLock { inFlight.removeValue(forKey: id) }
+            request?.timer.cancel()
+            request?.resume(.failure(PeerProtocolError.notSent))
+        }
     }
 
     /// The connection ended: what went out on it will not be answered.

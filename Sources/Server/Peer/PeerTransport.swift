@@ -239,8 +239,9 @@ final class PeerTransport: @unchecked Sendable {
         switch error {
         case let error as EtcdError: error
         case is CancellationError: error
-        case PeerProtocolError.timedOut, PeerProtocolError.connectionClosed: EtcdError.timeout
-        default: EtcdError.noLeader
+        case PeerProtocolError.notSent: EtcdError.noLeader
+        // Anything else may have been served: ambiguous, as etcd's timeout is.
+        default: EtcdError.timeout
         }
     }
 
