@@ -27,13 +27,19 @@ import Testing
             revision: (header["revision"] as? NSNumber)?.int64Value ?? 0)
     }
 
-    @Test func killedLeaderLosesNoAcknowledgedWrite() throws {
-        let cluster = try TestCluster()
-        defer { cluster.cleanUp() }
-        let statuses = (0..<3).compactMap { Self.status(cluster, $0) }
+    /// The leader's index in `cluster` and its member ID, as every member reports it.
+    static func leader(_ cluster: TestCluster) throws -> (index: Int, id: UInt64) {
+        let statuses = (0..<3).compactMap { status(cluster, $0) }
         try #require(statuses.count == 3, "endpoint status failed\n\(cluster.logs())")
         let leaderID = statuses[0].leader
         let leader = try #require(statuses.firstIndex { $0.member == leaderID }, "no member is the leader \(leaderID)")
+        return (leader, leaderID)
+    }
+
+    @Test func killedLeaderLosesNoAcknowledgedWrite() throws {
+        let cluster = try TestCluster()
+        defer { cluster.cleanUp() }
+        let (leader, leaderID) = try Self.leader(cluster)
 
         // Load for 8 s from 6 clients; kill the leader 2 s in.
         let load = try LoadRun(seconds: 8, clients: 6, endpoints: (0..<3).map(cluster.endpoint))
@@ -70,10 +76,7 @@ import Testing
     @Test func aWriteThroughAFollowerRightAfterTheLeaderDiedGoesToTheNextLeader() throws {
         let cluster = try TestCluster()
         defer { cluster.cleanUp() }
-        let statuses = (0..<3).compactMap { Self.status(cluster, $0) }
-        try #require(statuses.count == 3, "endpoint status failed\n\(cluster.logs())")
-        let leaderID = statuses[0].leader
-        let leader = try #require(statuses.firstIndex { $0.member == leaderID }, "no member is the leader \(leaderID)")
+        let leader = try Self.leader(cluster).index
         let followers = (0..<3).filter { $0 != leader }
         cluster.kill(leader)
         for i in 1...5 {
