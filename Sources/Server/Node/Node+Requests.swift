@@ -14,31 +14,39 @@ extension Node {
     static let leaderPollSeconds = 0.02
 
     /// Replicate and apply `command`; its result once applied (on the leader).
+    func propose(_ command: Ballotpb_Command) async throws -> Ballotpb_CommandResult {
+        let result = try await proposeAtLeader(command, until: Date().addingTimeInterval(requestTimeout))
+        if !result.errorMessage.isEmpty { throw EtcdError(code: result.errorCode, message: result.errorMessage) }
+        return result
+    }
+
+    /// `command` proposed by the leader (here, or forwarded), its result as
+    /// the applier wrote it; `refused`: a leader that already did not take it.
     ///
     /// A proposal that a leader did not take (it was unreachable, or no
     /// longer led: etcd's "no leader", so nothing was proposed) goes to the
-    /// next leader, up to the request timeout. So a write sent to a
-    /// follower just after the leader died waits out the election, as etcd
-    /// holds a proposal while there is no leader, instead of failing while
-    /// the follower still names the dead leader. An answer that may have
-    /// been served (a timeout, a connection closed after the request went
-    /// out) is never sent again.
-    func propose(_ command: Ballotpb_Command) async throws -> Ballotpb_CommandResult {
-        let deadline = Date().addingTimeInterval(requestTimeout)
-        var leader = try await awaitLeader(until: deadline)
+    /// next leader, up to `deadline`. So a write sent to a follower just
+    /// after the leader died waits out the election, as etcd holds a
+    /// proposal while there is no leader, instead of failing while the
+    /// follower still names the dead leader. An answer that may have been
+    /// served (a timeout, a connection closed after the request went out)
+    /// is never sent again.
+    func proposeAtLeader(_ command: Ballotpb_Command, until deadline: Date,
+                         refused: (leader: NodeID, term: Term)? = nil) async throws -> Ballotpb_CommandResult {
+        var leader = if let refused {
+            try await nextLeader(after: refused.leader, of: refused.term, until: deadline)
+        } else {
+            try await awaitLeader(until: deadline)
+        }
         while true {
             let term = status.term
-            let result: Ballotpb_CommandResult
             do {
-                result = leader == id
+                return leader == id
                     ? try await proposeLocally(command)
                     : try await transport.forward(command, to: leader, timeout: max(0.001, deadline.timeIntervalSinceNow))
             } catch EtcdError.noLeader where Date() < deadline {
                 leader = try await nextLeader(after: leader, of: term, until: deadline)
-                continue
             }
-            if !result.errorMessage.isEmpty { throw EtcdError(code: result.errorCode, message: result.errorMessage) }
-            return result
         }
     }
 

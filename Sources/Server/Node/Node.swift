@@ -769,13 +769,8 @@ public final class Node: @unchecked Sendable {
             do {
                 let command = try Ballotpb_Command(serializedBytes: bytes)
                 // The status this member published may still name it the
-                // leader of the term it just lost: wait for the next.
-                let leader = try await awaitLeader(until: pending.deadline) { $0.leader != id || $0.term > term }
-                let remaining = max(0.001, pending.deadline.timeIntervalSinceNow)
-                let result = leader == id
-                    ? try await proposeLocally(command)
-                    : try await transport.forward(command, to: leader, timeout: remaining)
-                pending.resume(.success(result))
+                // leader of the term it just lost: the next one takes it.
+                pending.resume(.success(try await proposeAtLeader(command, until: pending.deadline, refused: (id, term))))
             } catch {
                 metrics.proposalsFailed.increment()
                 pending.resume(.failure(error))

@@ -264,8 +264,10 @@ final class PeerLink: @unchecked Sendable {
                      then resume: @escaping @Sendable (Result<[UInt8], any Error>) -> Void) {
         let frame = PeerFrame.request(id: id, kind: kind, payload: payload)
         // Registered before anything can finish it: the timer starts here.
-        let registered: (Bool, Channel?) = lock.withLock {
-            if cancelled() { return (false, nil) }
+        // Refused unregistered: cancelled, or no connection to wait for (`unreachable`).
+        let registered: (refusal: (any Error)?, channel: Channel?) = lock.withLock {
+            if cancelled() { return (CancellationError(), nil) }
+            if channel == nil && unreachable { return (PeerProtocolError.notSent, nil) }
             // A timer on an event loop, not a task: one per request,
             // and a task would cost a thread hand-off of its own.
             let timer = (channel?.eventLoop ?? MultiThreadedEventLoopGroup.singleton.any())
@@ -275,12 +277,11 @@ final class PeerLink: @unchecked Sendable {
                 }
             inFlight[id] = Request(resume: resume, timer: timer)
             if channel == nil { unsent.append((id, frame)) }
-            return (true, channel)
+            return (nil, channel)
         }
-        guard registered.0 else { return resume(.failure(CancellationError())) }
-        if registered.1 == nil && lock.withLock({ unreachable }) { return finish(id, .failure(PeerProtocolError.notSent)) }
+        if let refusal = registered.refusal { return resume(.failure(refusal)) }
         // A frame not written whole cannot be decoded, so not served.
-        registered.1?.writeAndFlush(frame).whenFailure { _ in self.finish(id, .failure(PeerProtocolError.notSent)) }
+        registered.channel?.writeAndFlush(frame).whenFailure { _ in self.finish(id, .failure(PeerProtocolError.notSent)) }
     }
 
     /// A request waiting for its answer, and the timer that gives up on it.
@@ -328,15 +329,9 @@ final class PeerLink: @unchecked Sendable {
     private func markUnreachable() {
         let waiting = lock.withLock {
             unreachable = true
-            defer { unsent = [] }
-            return unsent
+            return unsent.map(\.id)
         }
-        for (id, _) in waiting {
-            // `finish` finds it no longer in `unsent`: decide here.
-            let request = lock.withLock { inFlight.removeValue(forKey: id) }
-            request?.timer.cancel()
-            request?.resume(.failure(PeerProtocolError.notSent))
-        }
+        for id in waiting { finish(id, .failure(PeerProtocolError.notSent)) }
     }
 
     /// The connection ended: what went out on it will not be answered.
