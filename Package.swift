@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "Consensus", targets: ["Consensus"]),
         .library(name: "Raft", targets: ["Raft"]),
+        .library(name: "MultiPaxos", targets: ["MultiPaxos"]),
         .library(name: "Replica", targets: ["Replica"]),
         .library(name: "Simulation", targets: ["Simulation"]),
         .library(name: "Storage", targets: ["Storage"]),
@@ -47,6 +48,8 @@ let package = Package(
         .target(name: "Consensus"),
         // Pure: the Raft state machine. Imports only Consensus.
         .target(name: "Raft", dependencies: ["Consensus"]),
+        // Pure: the Multi-Paxos state machine. Imports only Consensus.
+        .target(name: "MultiPaxos", dependencies: ["Consensus"]),
         // The Ready contract, run once for every engine and every shell.
         .target(name: "Replica", dependencies: ["Consensus"]),
         // LMDB from Debian's liblmdb-dev, linked as a system library (no vendored copy).
@@ -163,6 +166,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RaftTests", dependencies: ["Consensus", "Raft"], exclude: ["testdata"]),
+        .testTarget(name: "MultiPaxosTests", dependencies: ["Consensus", "MultiPaxos"]),
         .testTarget(name: "SimulationTests", dependencies: ["Consensus", "Raft", "Replica", "Simulation", "StateMachine"]),
         .testTarget(name: "StorageTests", dependencies: ["Consensus", "Storage"]),
         .testTarget(name: "StateMachineTests", dependencies: ["Consensus", "Storage", "StateMachine", "EtcdAPI"]),

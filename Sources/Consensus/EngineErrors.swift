@@ -10,6 +10,11 @@ public enum ProposeError: Error, Sendable, Equatable, CustomStringConvertible {
     /// One membership change at a time: the previous one must commit first.
     case configChangePending(index: LogIndex)
     case invalidConfigChange(ConfigChangeError)
+    /// Multi-Paxos: the leader already has `openSlots` slots proposed past
+    /// its commit index and may open no more until some are chosen.
+    case windowFull(openSlots: Int, limit: Int)
+    /// The engine cannot change its membership (Multi-Paxos, for now).
+    case membershipChangeUnsupported
 
     public var description: String {
         switch self {
@@ -24,6 +29,9 @@ public enum ProposeError: Error, Sendable, Equatable, CustomStringConvertible {
         case .configChangePending(let index):
             "membership change at index \(index) is not committed yet; retry after it is"
         case .invalidConfigChange(let error): "invalid membership change: \(error)"
+        case .windowFull(let open, let limit):
+            "\(open) slots are open past the commit index and the window holds \(limit); back off and retry"
+        case .membershipChangeUnsupported: "this consensus engine cannot change its membership yet"
         }
     }
 }

@@ -48,6 +48,29 @@ public struct Message: Sendable, Equatable, CustomStringConvertible {
         /// asked in; `RaftCore.readIndex(context:mayUseLease:)` says why a leader that
         /// forms a quorum with the asker may answer with no heartbeat round.
         case readIndexResponse(context: UInt64, index: LogIndex)
+
+        // Multi-Paxos (`Sources/MultiPaxos`). `term` is the round of the
+        // sender's proposal number; a proposer's own messages name it in `from`.
+        /// Phase 1a for every slot from `firstSlot` on: promise this round
+        /// and report what you accepted there. Sent again, in the same
+        /// round, for the next page of a long answer. `transfer`: sent on
+        /// the leader's request, so acceptors waive their stickiness to it.
+        case prepare(firstSlot: LogIndex, transfer: Bool)
+        /// Phase 1b: the round is promised. `accepted` holds, in slot
+        /// order, what the acceptor accepted from `firstSlot` on (each
+        /// entry's `term` the round it was accepted in; slots with nothing
+        /// accepted left out), at most one page: `more` says slots follow.
+        case promise(firstSlot: LogIndex, accepted: [Entry], more: Bool, commit: LogIndex)
+        /// Phase 2a: accept these values (consecutive slots) in this round.
+        /// `commit`: every slot through it is chosen.
+        case accept(entries: [Entry], commit: LogIndex)
+        /// Phase 2b: slots `first...last` (none when `first > last`) are
+        /// accepted in this round, and so is every slot in
+        /// `(commit, through]`; `commit` is the acceptor's own.
+        case accepted(first: LogIndex, last: LogIndex, through: LogIndex, commit: LogIndex)
+        /// The acceptor promised a higher round (this message's `term`):
+        /// the proposer's round is over.
+        case nack
     }
 
     public var description: String {
@@ -68,6 +91,16 @@ public struct Message: Sendable, Equatable, CustomStringConvertible {
         case .timeoutNow: return "\(head) TimeoutNow"
         case .readIndex(let c): return "\(head) ReadIndex ctx=\(c)"
         case .readIndexResponse(let c, let i): return "\(head) ReadIndexResp ctx=\(c) index=\(i)"
+        case .prepare(let f, let tr): return "\(head) Prepare from=\(f)\(tr ? " transfer" : "")"
+        case .promise(let f, let es, let more, let c):
+            let list = es.isEmpty ? "" : " [" + es.map(\.description).joined(separator: ", ") + "]"
+            return "\(head) Promise from=\(f) commit=\(c)\(more ? " more" : "")\(list)"
+        case .accept(let es, let c):
+            let list = es.isEmpty ? "" : " [" + es.map(\.description).joined(separator: ", ") + "]"
+            return "\(head) Accept commit=\(c)\(list)"
+        case .accepted(let f, let l, let t, let c):
+            return "\(head) Accepted \(f <= l ? "\(f)...\(l)" : "none") through=\(t) commit=\(c)"
+        case .nack: return "\(head) Nack"
         }
     }
 }

@@ -67,6 +67,12 @@ extension RaftCore {
     /// that became leader, and those messages are the only way it learns.
     /// (The peer listener proves who sends what, `PeerHandshake`.)
     func hears(_ m: Message) -> Bool {
+        switch m.kind {
+        case .prepare, .promise, .accept, .accepted, .nack:
+            return false  // Multi-Paxos' messages: a member of another engine's group sent them.
+        default:
+            break
+        }
         if membership.allMembers.isEmpty { return true }  // a joiner before its first configuration
         switch m.kind {
         case .append, .heartbeat, .snapshot, .readIndexResponse:
@@ -78,6 +84,8 @@ extension RaftCore {
             return membership.allMembers.contains(m.from) || m.from == leader
         case .preVoteResponse, .voteResponse, .appendResponse, .heartbeatResponse, .readIndex:
             return membership.allMembers.contains(m.from)
+        case .prepare, .promise, .accept, .accepted, .nack:
+            return false
         }
     }
 

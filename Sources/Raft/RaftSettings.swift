@@ -107,21 +107,6 @@ public struct RaftSettings: Sendable, Equatable {
     var leaseTicks: Int { (electionTicks - 1) * (100 - clockDriftBoundPercent) / 100 }
 }
 
-/// Why settings were refused.
-public enum SettingsError: Error, Sendable, Equatable, CustomStringConvertible {
-    case outOfRange(name: String, value: Int, range: ClosedRange<Int>)
-    case leaseWithoutCheckQuorum
-
-    public var description: String {
-        switch self {
-        case .outOfRange(let name, let value, let range):
-            "\(name) is \(value); it must lie in \(range.lowerBound)...\(range.upperBound)"
-        case .leaseWithoutCheckQuorum:
-            "lease-based reads need checkQuorum: without it a deposed leader could serve stale reads"
-        }
-    }
-}
-
 /// Bugs the simulator's tests inject to prove each checker bites.
 @_spi(BugInjection)
 public enum InjectedBug: String, Sendable, Equatable, CaseIterable {

@@ -34,6 +34,20 @@ extension ConsensusCodec {
             w.u8(10); w.u64(context)
         case .readIndexResponse(let context, let index):
             w.u8(11); w.u64(context); w.u64(index.rawValue)
+        case .prepare(let first, let transfer):
+            w.u8(12); w.u64(first.rawValue); w.u8(transfer ? 1 : 0)
+        case .promise(let first, let accepted, let more, let commit):
+            w.u8(13); w.u64(first.rawValue); w.u8(more ? 1 : 0); w.u64(commit.rawValue)
+            w.u32(UInt32(accepted.count))
+            for e in accepted { w.blob(encode(e)) }
+        case .accept(let entries, let commit):
+            w.u8(14); w.u64(commit.rawValue)
+            w.u32(UInt32(entries.count))
+            for e in entries { w.blob(encode(e)) }
+        case .accepted(let first, let last, let through, let commit):
+            w.u8(15); w.u64(first.rawValue); w.u64(last.rawValue); w.u64(through.rawValue); w.u64(commit.rawValue)
+        case .nack:
+            w.u8(16)
         }
         return w.bytes
     }
@@ -45,6 +59,16 @@ extension ConsensusCodec {
         func bool(_ r: inout BinaryReader) -> Bool? {
             guard let b = r.u8(), b <= 1 else { return nil }
             return b == 1
+        }
+        func entries(_ r: inout BinaryReader) -> [Entry]? {
+            guard let n = r.u32(), Int(n) <= bytes.count else { return nil }
+            var entries: [Entry] = []
+            entries.reserveCapacity(Int(n))
+            for _ in 0..<n {
+                guard let b = r.blob(), let e = decodeEntry(b) else { return nil }
+                entries.append(e)
+            }
+            return entries
         }
         let kind: Message.Kind
         switch tag {
@@ -61,14 +85,8 @@ extension ConsensusCodec {
             guard let g = bool(&r) else { return nil }
             kind = .voteResponse(granted: g)
         case 4:
-            guard let pi = r.u64(), let pt = r.u64(), let c = r.u64(), let n = r.u32(), Int(n) <= bytes.count else { return nil }
-            var entries: [Entry] = []
-            entries.reserveCapacity(Int(n))
-            for _ in 0..<n {
-                guard let b = r.blob(), let e = decodeEntry(b) else { return nil }
-                entries.append(e)
-            }
-            kind = .append(prevIndex: LogIndex(pi), prevTerm: Term(pt), entries: entries, commit: LogIndex(c))
+            guard let pi = r.u64(), let pt = r.u64(), let c = r.u64(), let es = entries(&r) else { return nil }
+            kind = .append(prevIndex: LogIndex(pi), prevTerm: Term(pt), entries: es, commit: LogIndex(c))
         case 5:
             guard let rej = bool(&r), let i = r.u64(), let hi = r.u64(), let ht = r.u64() else { return nil }
             kind = .appendResponse(reject: rej, index: LogIndex(i), hintIndex: LogIndex(hi), hintTerm: Term(ht))
@@ -89,6 +107,20 @@ extension ConsensusCodec {
         case 11:
             guard let c = r.u64(), let i = r.u64() else { return nil }
             kind = .readIndexResponse(context: c, index: LogIndex(i))
+        case 12:
+            guard let f = r.u64(), let t = bool(&r) else { return nil }
+            kind = .prepare(firstSlot: LogIndex(f), transfer: t)
+        case 13:
+            guard let f = r.u64(), let more = bool(&r), let c = r.u64(), let es = entries(&r) else { return nil }
+            kind = .promise(firstSlot: LogIndex(f), accepted: es, more: more, commit: LogIndex(c))
+        case 14:
+            guard let c = r.u64(), let es = entries(&r) else { return nil }
+            kind = .accept(entries: es, commit: LogIndex(c))
+        case 15:
+            guard let f = r.u64(), let l = r.u64(), let t = r.u64(), let c = r.u64() else { return nil }
+            kind = .accepted(first: LogIndex(f), last: LogIndex(l), through: LogIndex(t), commit: LogIndex(c))
+        case 16:
+            kind = .nack
         default:
             return nil
         }

@@ -1,0 +1,211 @@
+import Consensus
+@_spi(BugInjection) import MultiPaxos
+import Testing
+
+@Suite struct PaxosCoreTests {
+    @Test func settingsDefaultsAreValidAndLimitsAreChecked() throws {
+        _ = try PaxosSettings().validated()
+        var settings = PaxosSettings()
+        settings.slotWindowMax = PaxosSettings.slotWindowMaxLimit + 1
+        #expect(throws: SettingsError.self) { try settings.validated() }
+        settings = PaxosSettings()
+        settings.heartbeatTicks = settings.electionTicks
+        #expect(throws: SettingsError.self) { try settings.validated() }
+    }
+
+    @Test func proposalNumbersAdmitHigherRoundsAndTheirOwnProposerOnly() {
+        let promised = ProposalNumber(round: 5, proposer: 2)
+        #expect(promised.admits(round: 6, from: 3))
+        #expect(promised.admits(round: 5, from: 2))
+        #expect(!promised.admits(round: 5, from: 3), "a round is promised to one proposer")
+        #expect(!promised.admits(round: 4, from: 2))
+    }
+
+    @Test func aLeaderIsElectedAndEveryMemberAppliesTheSameValues() throws {
+        var group = try PaxosCluster(members: 3)
+        group.campaign(1)
+        group.stabilize()
+        #expect(group.leaders == [1])
+        for _ in 0..<5 { group.propose(at: 1) }
+        group.stabilize()
+        group.tick(1)
+        group.stabilize()
+        for id in group.ids {
+            #expect(group.appliedThrough[id] == 6, "member \(id): bootstrap slot and five commands")
+        }
+        #expect(group.violations.isEmpty, "\(group.violations)")
+    }
+
+    @Test func anAcceptorTakesSlotsOutOfOrderAndLeavesTheHoleVacant() throws {
+        var group = try PaxosCluster(members: 3)
+        group.campaign(1)
+        group.stabilize()
+        let first = try group.mustPropose(at: 1)
+        let second = try group.mustPropose(at: 1)
+        // Two accepts in flight to each follower; member 2 gets the later one first.
+        let toTwo = group.network.filter { $0.to == 2 }
+        #expect(toTwo.count == 2)
+        group.network.removeAll { $0.to == 2 }
+        group.deliver(toTwo[1])
+        let two = try #require(group.cores[2])
+        #expect(two.slot(2)?.term == .zero, "slot 2 has nothing accepted yet")
+        #expect(two.slot(3)?.payload == .command(second))
+        group.deliver(toTwo[0])
+        #expect(group.cores[2]?.slot(2)?.payload == .command(first))
+        group.stabilize()
+        #expect(group.cores[1]?.commitIndex == 3)
+        #expect(group.violations.isEmpty, "\(group.violations)")
+    }
+
+    /// The heart of Paxos: a value a minority accepted may have been chosen,
+    /// so a new leader whose phase-1 quorum holds it proposes it again.
+    @Test func aNewLeaderRecoversAValueOneAcceptorAcceptedAndFillsHolesWithNoOps() throws {
+        var group = try PaxosCluster(members: 3)
+        group.campaign(1)
+        group.stabilize()
+        let lost = try group.mustPropose(at: 1)  // slot 2: reaches no one
+        group.network.removeAll()
+        let kept = try group.mustPropose(at: 1)  // slot 3: reaches member 2 only
+        group.network.removeAll { $0.to != 2 }
+        group.stabilize()
+        #expect(group.cores[2]?.slot(3)?.payload == .command(kept))
+        group.crash(1)
+        group.letElectionTimeoutPass()
+        group.campaign(3)
+        group.stabilize()
+        #expect(group.leaders == [3])
+        let three = try #require(group.cores[3])
+        #expect(three.slot(2)?.payload == .noop, "no one in the quorum accepted slot 2")
+        #expect(three.slot(3)?.payload == .command(kept), "member 2 accepted slot 3: its value is proposed again")
+        #expect(three.commitIndex == 3)
+        #expect(group.chosen.values.contains(.command(lost)) == false)
+        #expect(group.violations.isEmpty, "\(group.violations)")
+    }
+
+    @Test func aDeposedLeadersAcceptsAreRefusedAndItStepsDown() throws {
+        var group = try PaxosCluster(members: 3)
+        group.campaign(1)
+        group.stabilize()
+        group.campaign(2)
+        group.stabilize()
+        // Member 3 heard from leader 1 within an election timeout, so it stays with it.
+        #expect(group.leaders == [1])
+        group.isolated = [1]
+        for _ in 0..<100 where group.leaders.allSatisfy({ $0 == 1 }) {
+            group.tick(2)
+            group.tick(3)
+            group.stabilize()
+        }
+        let newLeader = try #require(group.leaders.first { $0 != 1 })
+        group.isolated = []
+        group.network.removeAll()
+        // The old leader still thinks it leads; its accept meets a higher promise.
+        let stale = try group.mustPropose(at: 1)
+        group.stabilize()
+        #expect(group.cores[1]?.role == .follower)
+        #expect(group.cores[newLeader]?.role == .leader)
+        #expect(!group.chosen.values.contains(.command(stale)))
+        #expect(group.violations.isEmpty, "\(group.violations)")
+    }
+
+    @Test func phaseOneAnswersArePagedAndStillRecoverEverySlot() throws {
+        var settings = PaxosSettings()
+        settings.promiseEntriesMax = 2
+        var group = try PaxosCluster(members: 3, settings: settings)
+        group.campaign(1)
+        group.stabilize()
+        var commands: [[UInt8]] = []
+        for _ in 0..<7 { commands.append(try group.mustPropose(at: 1)) }
+        group.network.removeAll { $0.to != 2 }  // only member 2 accepts them
+        group.stabilize()
+        group.crash(1)
+        group.letElectionTimeoutPass()
+        group.campaign(3)
+        group.stabilize()
+        let three = try #require(group.cores[3])
+        #expect(three.role == .leader)
+        for (i, command) in commands.enumerated() {
+            #expect(three.slot(LogIndex(UInt64(i) + 2))?.payload == .command(command))
+        }
+        #expect(three.commitIndex == 8)
+    }
+
+    @Test func aReadWaitsForAQuorumToConfirmTheRound() throws {
+        var group = try PaxosCluster(members: 3)
+        group.campaign(1)
+        group.stabilize()
+        group.propose(at: 1)
+        group.stabilize()
+        group.read(at: 1)
+        #expect(group.readsServed == 0, "no heartbeat round confirmed yet")
+        group.stabilize()
+        #expect(group.readsServed == 1)
+        group.read(at: 2)  // forwarded to the leader
+        group.stabilize()
+        #expect(group.readsServed == 2)
+        #expect(group.violations.isEmpty, "\(group.violations)")
+    }
+
+    @Test func theLeaderOpensNoMoreSlotsThanTheWindow() throws {
+        var settings = PaxosSettings()
+        settings.slotWindowMax = 3
+        var group = try PaxosCluster(members: 3, settings: settings)
+        group.campaign(1)
+        group.stabilize()
+        var core = try #require(group.cores[1])
+        try core.propose([[1], [2], [3]])
+        #expect(throws: ProposeError.windowFull(openSlots: 3, limit: 3)) { try core.propose([[4]]) }
+    }
+
+    @Test func aLaggingAcceptorCatchesUpFromASnapshot() throws {
+        var group = try PaxosCluster(members: 3)
+        group.campaign(1)
+        group.stabilize()
+        group.crash(3)
+        for _ in 0..<10 { group.propose(at: 1) }
+        group.stabilize()
+        group.tick(1)
+        group.stabilize()
+        var one = try #require(group.cores[1])
+        try one.compact(through: one.appliedIndex)
+        group.cores[1] = one
+        try group.restart(3)
+        for _ in 0..<3 {
+            group.tick(1)
+            group.stabilize()
+        }
+        #expect(group.cores[3]?.commitIndex == group.cores[1]?.commitIndex)
+        #expect(group.appliedThrough[3] == group.appliedThrough[1])
+        #expect(group.violations.isEmpty, "\(group.violations)")
+    }
+
+    @Test func membershipChangesAreRefusedUntilTheEngineHasThem() throws {
+        var group = try PaxosCluster(members: 3)
+        group.campaign(1)
+        group.stabilize()
+        var core = try #require(group.cores[1])
+        #expect(throws: ProposeError.membershipChangeUnsupported) { try core.proposeConfigChange(ConfigChange(kind: .change, changes: [.addLearner(4)])) }
+    }
+
+    @Test func aStrangersPrepareTakesNoPromise() throws {
+        var group = try PaxosCluster(members: 3)
+        group.deliver(Message(from: 9, to: 2, term: 50, kind: .prepare(firstSlot: 2, transfer: true)))
+        #expect(group.cores[2]?.promised == .zero)
+        #expect(group.network.isEmpty)
+    }
+
+    @Test func leadershipMovesOnRequest() throws {
+        var group = try PaxosCluster(members: 3)
+        group.campaign(1)
+        group.stabilize()
+        var one = try #require(group.cores[1])
+        try one.transferLeadership(to: 2)
+        group.cores[1] = one
+        group.drain(1)
+        group.stabilize()
+        #expect(group.leaders == [2])
+        group.propose(at: 2)
+        group.stabilize()
+        #expect(group.violations.isEmpty, "\(group.violations)")
+    }
+}
