@@ -53,9 +53,11 @@ public struct Message: Sendable, Equatable, CustomStringConvertible {
         // sender's proposal number; a proposer's own messages name it in `from`.
         /// Phase 1a for every slot from `firstSlot` on: promise this round
         /// and report what you accepted there. Sent again, in the same
-        /// round, for the next page of a long answer. `transfer`: sent on
-        /// the leader's request, so acceptors waive their stickiness to it.
-        case prepare(firstSlot: LogIndex, transfer: Bool)
+        /// round, for the next page of a long answer. `handoverRound`: the
+        /// round of the leader that asked the sender to take over (zero
+        /// for none); only acceptors loyal to that very round waive their
+        /// stickiness for it (a round has one proposer, so it names the leader).
+        case prepare(firstSlot: LogIndex, handoverRound: Term)
         /// Phase 1b: the round is promised. `accepted` holds, in slot
         /// order, what the acceptor accepted from `firstSlot` on (each
         /// entry's `term` the round it was accepted in; slots with nothing
@@ -91,7 +93,7 @@ public struct Message: Sendable, Equatable, CustomStringConvertible {
         case .timeoutNow: return "\(head) TimeoutNow"
         case .readIndex(let c): return "\(head) ReadIndex ctx=\(c)"
         case .readIndexResponse(let c, let i): return "\(head) ReadIndexResp ctx=\(c) index=\(i)"
-        case .prepare(let f, let tr): return "\(head) Prepare from=\(f)\(tr ? " transfer" : "")"
+        case .prepare(let f, let h): return "\(head) Prepare from=\(f)\(h > .zero ? " handover=\(h)" : "")"
         case .promise(let f, let es, let more, let c):
             let list = es.isEmpty ? "" : " [" + es.map(\.description).joined(separator: ", ") + "]"
             return "\(head) Promise from=\(f) commit=\(c)\(more ? " more" : "")\(list)"

@@ -11,18 +11,19 @@ extension PaxosCore {
         if electionElapsed >= settings.electionTicks { restartGuard = false }
         if electionElapsed >= randomizedElectionTimeout {
             if membership.isVoter(id) {
-                campaign(transfer: false)
+                campaign(handoverOf: .zero)
             } else {
                 resetElectionTimer()
             }
         }
     }
 
-    public mutating func campaign() { campaign(transfer: false) }
+    public mutating func campaign() { campaign(handoverOf: .zero) }
 
     /// Prepare a round above every round heard of: phase 1 for every slot
-    /// past this member's commit index.
-    mutating func campaign(transfer: Bool) {
+    /// past this member's commit index. `handoverRound`: the round of the
+    /// leader that asked this member to take over (zero for none).
+    mutating func campaign(handoverOf handoverRound: Term) {
         guard membership.isVoter(id) else { return }
         let round = max(promised.round, highestRoundSeen).next
         highestRoundSeen = round
@@ -43,7 +44,7 @@ extension PaxosCore {
             return
         }
         for peer in membership.allVoters.sorted() where peer != id {
-            send(.prepare(firstSlot: recovery.firstSlot, transfer: transfer), to: peer)
+            send(.prepare(firstSlot: recovery.firstSlot, handoverRound: handoverRound), to: peer)
         }
     }
 
@@ -58,14 +59,17 @@ extension PaxosCore {
         restartGuard || (leader != nil && electionElapsed < settings.electionTicks) || role == .leader
     }
 
-    mutating func handlePrepare(_ m: Message, firstSlot: LogIndex, transfer: Bool) {
+    mutating func handlePrepare(_ m: Message, firstSlot: LogIndex, handoverRound: Term) {
         guard promised.admits(round: m.term, from: m.from) else {
             send(.nack, to: m.from)
             return
         }
         if m.term > promised.round || promised.proposer != m.from {
-            // A new round: stay with a leader heard from lately, unless it asked for the handover.
-            if isSticky && !(transfer && (m.from == transferTarget || leader != id)) { return }
+            // A new round: stay with a leader heard from lately, unless that
+            // very leader asked for the handover (it gave its lease up).
+            let handover = handoverRound > .zero && handoverRound == promised.round
+                && (role != .leader || m.from == transferTarget)
+            if isSticky && !handover { return }
             // Slots this member compacted are chosen, and the proposer
             // lacks them: it cannot recover them here, so it may not lead.
             guard firstSlot > log.snapshot.index else { return }
@@ -74,11 +78,18 @@ extension PaxosCore {
             resetElectionTimer()
         }
         guard firstSlot > log.snapshot.index else { return }
+        // A page: at most `promiseEntriesMax` values and `acceptBytesMax`
+        // bytes (at least one value), so every page fits a peer frame.
         var accepted: [Entry] = []
+        var bytes = 0
         var slot = firstSlot
         while slot <= log.lastIndex && accepted.count < settings.promiseEntriesMax {
             let entry = log.entry(at: slot)!
-            if !SlotLog.isVacant(entry) { accepted.append(entry) }
+            if !SlotLog.isVacant(entry) {
+                if !accepted.isEmpty && bytes + entry.byteCount > settings.acceptBytesMax { break }
+                bytes += entry.byteCount
+                accepted.append(entry)
+            }
             slot = slot + 1
         }
         let more = slot <= log.lastIndex
@@ -91,7 +102,7 @@ extension PaxosCore {
         // A promise describes accepts in earlier rounds, in slot order: anything else is not one.
         var previous = firstSlot - 1
         for entry in accepted {
-            guard entry.index > previous, entry.term > .zero, entry.term < promised.round else { return }
+            guard entry.index > previous, (entry.index < Self.slotMax), entry.term > .zero, entry.term < promised.round else { return }
             previous = entry.index
         }
         if more && accepted.isEmpty { return }
@@ -104,7 +115,7 @@ extension PaxosCore {
         if more {
             let next = accepted.last!.index + 1
             recovery.paging[m.from] = next
-            send(.prepare(firstSlot: next, transfer: false), to: m.from)
+            send(.prepare(firstSlot: next, handoverRound: .zero), to: m.from)
         } else {
             recovery.paging[m.from] = nil
             recovery.complete.insert(m.from)

@@ -68,7 +68,9 @@ extension PaxosCore {
         // Consecutive slots, all in the sender's round: anything else is not an accept.
         var previous: LogIndex? = nil
         for entry in entries {
-            guard entry.term == m.term, entry.term > .zero, previous.map({ entry.index == $0 + 1 }) ?? (entry.index > .zero) else { return }
+            guard entry.term == m.term, entry.term > .zero, (entry.index < Self.slotMax),
+                previous.map({ entry.index > $0 && entry.index.rawValue - $0.rawValue == 1 }) ?? (entry.index > .zero)
+            else { return }
             previous = entry.index
         }
         var first: LogIndex?
@@ -167,6 +169,15 @@ extension PaxosCore {
     /// when they were compacted.
     mutating func catchUp(_ peer: NodeID) {
         guard let progress = peers[peer] else { return }
+        guard progress.heard else {
+            // Answering heartbeats but never an accept in this round: its
+            // first accepts were lost, and a follower whose commit index is
+            // not behind says nothing else. Send the open slots again.
+            if reads.acks[peer] != nil && log.lastIndex > log.committed {
+                sendAccepts(from: log.committed + 1, through: log.lastIndex, to: peer, pagesMax: 1)
+            }
+            return
+        }
         if progress.through < log.snapshot.index {
             send(.snapshot(log.snapshot), to: peer)
             return
@@ -209,7 +220,7 @@ extension PaxosCore {
         for peer in peers.keys.sorted() {
             send(.heartbeat(commit: log.committed, round: reads.round), to: peer)
             var progress = peers[peer]!
-            let lagging = progress.heard && progress.through < progress.lastSlotAtPreviousHeartbeat
+            let lagging = !progress.heard || progress.through < progress.lastSlotAtPreviousHeartbeat
             progress.lastSlotAtPreviousHeartbeat = log.lastIndex
             peers[peer] = progress
             if lagging { catchUp(peer) }

@@ -1,14 +1,22 @@
 import Consensus
 
 extension PaxosCore {
+    /// Rounds at or above this are refused from peers.
+    static let roundMax = Term(UInt64.max >> 1)
+    /// Slots at or above this are refused from peers: none is ever opened.
+    static let slotMax = LogIndex(UInt64.max >> 1)
+
     public mutating func step(_ m: Message) {
         // Only members are heard (the peer listener proves who sends
         // what): a stranger's prepare would otherwise take a promise.
         guard m.to == id, m.from != id, membership.allMembers.contains(m.from) else { return }
+        // Rounds grow by one per election: one near the top of the range
+        // is no real member's, and would overflow the next round.
+        guard m.term < Self.roundMax else { return }
         highestRoundSeen = max(highestRoundSeen, m.term)
         switch m.kind {
-        case .prepare(let firstSlot, let transfer):
-            handlePrepare(m, firstSlot: firstSlot, transfer: transfer)
+        case .prepare(let firstSlot, let handoverRound):
+            handlePrepare(m, firstSlot: firstSlot, handoverRound: handoverRound)
         case .promise(let firstSlot, let accepted, let more, _):
             handlePromise(m, firstSlot: firstSlot, accepted: accepted, more: more)
         case .accept(let entries, let commit):
@@ -28,7 +36,7 @@ extension PaxosCore {
         case .snapshot(let metadata):
             handleSnapshot(m, metadata: metadata)
         case .timeoutNow:
-            if role == .follower, m.from == leader, m.term == promised.round { campaign(transfer: true) }
+            if role == .follower, m.from == leader, m.term == promised.round { campaign(handoverOf: promised.round) }
         case .readIndex(let context):
             guard role == .leader, m.term == promised.round, peers[m.from] != nil,
                 reads.count < settings.pendingReadsMax

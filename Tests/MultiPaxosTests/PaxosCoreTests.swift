@@ -189,9 +189,99 @@ import Testing
 
     @Test func aStrangersPrepareTakesNoPromise() throws {
         var group = try PaxosCluster(members: 3)
-        group.deliver(Message(from: 9, to: 2, term: 50, kind: .prepare(firstSlot: 2, transfer: true)))
+        group.deliver(Message(from: 9, to: 2, term: 50, kind: .prepare(firstSlot: 2, handoverRound: 1)))
         #expect(group.cores[2]?.promised == .zero)
         #expect(group.network.isEmpty)
+    }
+
+    /// Review finding: a new leader whose every first accept was lost, to
+    /// followers whose commit index is not behind, sends them again.
+    @Test func aNewLeadersLostAcceptsAreSentAgain() throws {
+        var group = try PaxosCluster(members: 3)
+        group.campaign(1)
+        group.stabilize()
+        let value = try group.mustPropose(at: 1)
+        group.network.removeAll { $0.to != 2 }
+        group.deliver(group.network.removeFirst())  // member 2 accepts slot 2; its answer is lost
+        group.network.removeAll()
+        group.crash(1)
+        group.letElectionTimeoutPass()
+        group.campaign(3)
+        while !group.network.isEmpty {
+            let message = group.network.removeFirst()
+            if case .accept = message.kind { continue }  // lost
+            group.deliver(message)
+        }
+        #expect(group.cores[3]?.role == .leader)
+        #expect(group.cores[3]?.commitIndex == 1, "nothing chosen while every accept is lost")
+        for _ in 0..<3 {
+            group.tick(3)
+            group.stabilize()
+        }
+        #expect(group.cores[3]?.commitIndex == 2)
+        #expect(group.chosen[2] == .command(value))
+    }
+
+    /// Review finding: only acceptors loyal to the round that asked for a
+    /// handover waive their stickiness for it.
+    @Test func aHandoverWaivesStickinessOnlyForTheRoundThatAskedForIt() throws {
+        var group = try PaxosCluster(members: 3)
+        group.campaign(1)
+        group.stabilize()
+        let round = try #require(group.cores[2]?.term)
+        group.deliver(Message(from: 3, to: 2, term: round.next, kind: .prepare(firstSlot: 2, handoverRound: round.next)))
+        #expect(group.cores[2]?.term == round, "a handover of another round: member 2 stays with its leader")
+        group.deliver(Message(from: 3, to: 2, term: round.next, kind: .prepare(firstSlot: 2, handoverRound: .zero)))
+        #expect(group.cores[2]?.term == round, "no handover: member 2 stays with its leader")
+        group.deliver(Message(from: 3, to: 2, term: round.next, kind: .prepare(firstSlot: 2, handoverRound: round)))
+        #expect(group.cores[2]?.term == round.next, "its own leader's handover: member 2 promises")
+    }
+
+    /// Review finding: rounds and slots at the top of the range come from no
+    /// real member; they are refused instead of overflowing.
+    @Test func roundsAndSlotsAtTheTopOfTheRangeAreRefused() throws {
+        var group = try PaxosCluster(members: 3)
+        group.campaign(1)
+        group.stabilize()
+        group.deliver(Message(from: 3, to: 2, term: Term(UInt64.max), kind: .heartbeat(commit: 1, round: 1)))
+        group.deliver(Message(from: 3, to: 2, term: Term(UInt64.max), kind: .preVote(lastIndex: 1, lastTerm: 1)))
+        let round = try #require(group.cores[1]?.term)
+        group.deliver(Message(from: 1, to: 2, term: round, kind: .accept(entries: [
+            Entry(term: round, index: LogIndex(UInt64.max), payload: .noop),
+            Entry(term: round, index: LogIndex(UInt64.max), payload: .noop),
+        ], commit: 1)))
+        group.campaign(2)
+        #expect(group.cores[2]?.term == round.next)
+    }
+
+    /// Review finding: a page of a promise is bounded in bytes too, so it fits a frame.
+    @Test func promisePagesAreBoundedInBytes() throws {
+        var settings = PaxosSettings()
+        settings.acceptBytesMax = 200
+        var group = try PaxosCluster(members: 3, settings: settings)
+        group.campaign(1)
+        group.stabilize()
+        var one = try #require(group.cores[1])
+        try one.propose((0..<6).map { _ in [UInt8](repeating: 7, count: 120) })
+        group.cores[1] = one
+        group.drain(1)
+        group.network.removeAll { $0.to != 2 }
+        group.stabilize()
+        group.crash(1)
+        group.letElectionTimeoutPass()
+        group.campaign(3)
+        var pages = 0
+        while !group.network.isEmpty {
+            let message = group.network.removeFirst()
+            if case .promise(_, let accepted, _, _) = message.kind, message.from == 2 {
+                pages += 1
+                #expect(accepted.count == 1, "120-byte values, 200 bytes a page: one a page")
+            }
+            group.deliver(message)
+        }
+        #expect(pages == 6)
+        #expect(group.cores[3]?.role == .leader)
+        #expect(group.cores[3]?.commitIndex == 7)
     }
 
     @Test func leadershipMovesOnRequest() throws {

@@ -20,7 +20,7 @@ import Testing
         .timeoutNow,
         .readIndex(context: 0xDEAD_BEEF_0000_0001),
         .readIndexResponse(context: 0xDEAD_BEEF_0000_0001, index: 42),
-        .prepare(firstSlot: 12, transfer: true),
+        .prepare(firstSlot: 12, handoverRound: 11),
         .promise(firstSlot: 12, accepted: [Entry(term: 2, index: 12, payload: .command([1, 2])), Entry(term: 3, index: 14, payload: .noop)], more: true, commit: 11),
         .accept(entries: [Entry(term: 3, index: 15, payload: .command([9]))], commit: 11),
         .accepted(first: 15, last: 15, through: 13, commit: 11),

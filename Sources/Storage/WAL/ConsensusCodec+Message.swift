@@ -34,8 +34,8 @@ extension ConsensusCodec {
             w.u8(10); w.u64(context)
         case .readIndexResponse(let context, let index):
             w.u8(11); w.u64(context); w.u64(index.rawValue)
-        case .prepare(let first, let transfer):
-            w.u8(12); w.u64(first.rawValue); w.u8(transfer ? 1 : 0)
+        case .prepare(let first, let handoverRound):
+            w.u8(12); w.u64(first.rawValue); w.u64(handoverRound.rawValue)
         case .promise(let first, let accepted, let more, let commit):
             w.u8(13); w.u64(first.rawValue); w.u8(more ? 1 : 0); w.u64(commit.rawValue)
             w.u32(UInt32(accepted.count))
@@ -108,8 +108,8 @@ extension ConsensusCodec {
             guard let c = r.u64(), let i = r.u64() else { return nil }
             kind = .readIndexResponse(context: c, index: LogIndex(i))
         case 12:
-            guard let f = r.u64(), let t = bool(&r) else { return nil }
-            kind = .prepare(firstSlot: LogIndex(f), transfer: t)
+            guard let f = r.u64(), let h = r.u64() else { return nil }
+            kind = .prepare(firstSlot: LogIndex(f), handoverRound: Term(h))
         case 13:
             guard let f = r.u64(), let more = bool(&r), let c = r.u64(), let es = entries(&r) else { return nil }
             kind = .promise(firstSlot: LogIndex(f), accepted: es, more: more, commit: LogIndex(c))
