@@ -143,7 +143,7 @@ extension PaxosCore {
         recoveredThrough = log.lastIndex
         selfAckedThrough = log.committed
         for peer in membership.allMembers where peer != id {
-            peers[peer] = PeerProgress(through: .zero, commit: .zero, lastSlotAtPreviousHeartbeat: log.lastIndex)
+            peers[peer] = PeerProgress(through: .zero, lastSlotAtPreviousHeartbeat: log.lastIndex)
         }
         heartbeatElapsed = 0
         electionElapsed = 0

@@ -142,7 +142,6 @@ extension PaxosCore {
             }
             peer.through = through
         }
-        peer.commit = max(peer.commit, commit)
         peers[m.from] = peer
         maybeCommit()
         // An acceptor heard from for the first time in this round that

@@ -220,8 +220,6 @@ struct PeerProgress: Sendable {
     /// Every slot through here is accepted there in this round (or chosen
     /// and known so); heard from the acceptor, never guessed.
     var through: LogIndex
-    /// The acceptor's commit index, as it last said.
-    var commit: LogIndex
     /// Whether the acceptor has answered in this round at all.
     var heard = false
     /// The leader's last slot at the previous heartbeat: slots at or
