@@ -23,8 +23,12 @@ struct SlotLog: Sendable {
 
     init(snapshot: SnapshotMetadata, durable: [Entry], commit: LogIndex) {
         self.snapshot = snapshot
-        self.slots = durable
-        let last = snapshot.index + UInt64(durable.count)
+        // Vacant slots record nothing; a log does not end in one (a disk
+        // whose writes tore apart an append may hold one at its end).
+        var kept = durable
+        while let tail = kept.last, Self.isVacant(tail) { kept.removeLast() }
+        self.slots = kept
+        let last = snapshot.index + UInt64(kept.count)
         self.committed = max(snapshot.index, min(commit, last))
         self.applied = snapshot.index
         self.appliedHandedOut = snapshot.index

@@ -29,7 +29,9 @@ struct SimDisk: Sendable {
     }
 
     /// A power cut. Unsynced writes are lost; with `tear`, a prefix of them
-    /// reached the platter, the last of those perhaps only in part.
+    /// reached the platter. The entries of one write are all or nothing,
+    /// as the write-ahead log's batch records make them: a torn batch is
+    /// dropped whole (see `WriteAheadLog`).
     mutating func crash(tear: Bool, random: inout DeterministicRandom) {
         defer { unsynced.removeAll() }
         guard tear, !unsynced.isEmpty else {
@@ -37,13 +39,7 @@ struct SimDisk: Sendable {
             return
         }
         let survivors = Int.random(in: 0...unsynced.count, using: &random)
-        for i in 0..<survivors {
-            if i == survivors - 1, case .entries(let list) = unsynced[i], list.count > 1 {
-                apply(.entries(Array(list.prefix(Int.random(in: 1..<list.count, using: &random)))))
-            } else {
-                apply(unsynced[i])
-            }
-        }
+        for i in 0..<survivors { apply(unsynced[i]) }
         writesLost += unsynced.count - survivors
     }
 

@@ -29,10 +29,37 @@ struct PaxosCluster {
         }
 
         var durable: DurableState { DurableState(hardState: hardState, snapshot: snapshot, entries: entries) }
+
+        /// A crash in the middle of writing `ready`: a prefix of its
+        /// records reached the disk, in the write-ahead log's units (a
+        /// snapshot marker and the entries after it are one batch; the
+        /// hard state follows). With `entriesTearApart` each entry is its
+        /// own unit, as in the log before batch records: the old format,
+        /// kept to prove the checkers catch what it loses. Returns the
+        /// entries that reached the disk.
+        mutating func persistTorn(_ ready: Ready, entriesTearApart: Bool, random: inout DeterministicRandom) -> [Entry] {
+            var units: [Ready] = []
+            func part(snapshot: SnapshotMetadata? = nil, entries: [Entry] = [], hardState: HardState? = nil) -> Ready {
+                Ready(hardState: hardState, entries: entries, snapshot: snapshot)
+            }
+            if entriesTearApart {
+                if let snapshot = ready.snapshot { units.append(part(snapshot: snapshot)) }
+                units += ready.entries.map { part(entries: [$0]) }
+            } else if ready.snapshot != nil || !ready.entries.isEmpty {
+                units.append(part(snapshot: ready.snapshot, entries: ready.entries))
+            }
+            if let hardState = ready.hardState { units.append(part(hardState: hardState)) }
+            let kept = units.prefix(Int.random(in: 0..<max(1, units.count), using: &random))
+            for unit in kept { persist(unit) }
+            return kept.flatMap(\.entries)
+        }
     }
 
     let ids: [NodeID]
     var settings: PaxosSettings
+    /// Test-only: torn writes keep a prefix of an append's entries, as the
+    /// write-ahead log did before batch records (see `Disk.persistTorn`).
+    var entriesTearApart = false
     var cores: [NodeID: PaxosCore] = [:]
     var disks: [NodeID: Disk] = [:]
     /// How far each member's state machine has applied.
@@ -237,6 +264,33 @@ struct PaxosCluster {
         network.removeAll { $0.to == id || $0.from == id }
     }
 
+    /// A member crashes while writing what a message made it do: part of
+    /// that Ready reaches its disk, nothing of it is sent or acknowledged.
+    mutating func crashWhileWriting(_ id: NodeID) {
+        guard var core = cores[id] else { return }
+        // Most often an accept that fills a slot below ones the member
+        // holds: the write that rewrites acceptances already acknowledged.
+        let open = network.indices.filter { network[$0].to == id && !crossesPartition(network[$0]) }
+        let fills = open.filter { i in
+            guard case .accept(let entries, _) = network[i].kind, let first = entries.first else { return false }
+            return first.index < core.lastIndex
+        }
+        let pick = fills.isEmpty || random.chance(percent: 25) ? open : fills
+        if let i = pick.randomElement(using: &random) {
+            let message = network.remove(at: i)
+            note("deliver \(message), then crash while writing")
+            core.step(message)
+        }
+        if core.hasReady {
+            let ready = core.ready()
+            let written = disks[id]!.persistTorn(ready, entriesTearApart: entriesTearApart, random: &random)
+            note("  \(id) wrote only \(written)")
+            for entry in written where entry.term > .zero { accepted(entry, by: id) }
+        }
+        cores[id] = core
+        crash(id)
+    }
+
     mutating func restart(_ id: NodeID) throws {
         guard cores[id] == nil else { return }
         note("restart \(id)")
@@ -308,7 +362,13 @@ struct PaxosCluster {
         case 82..<88:
             read(at: id, mayUseLease: random.chance(percent: 50))
         case 88..<90:
-            if cores[id] != nil { crash(id) } else { try restart(id) }
+            if cores[id] == nil {
+                try restart(id)
+            } else if random.chance(percent: 50) {
+                crashWhileWriting(id)
+            } else {
+                crash(id)
+            }
         case 90..<93:
             // A partition lasts long enough for the rest to elect a leader.
             if !isolated.isEmpty {

@@ -187,6 +187,67 @@ import Testing
         #expect(again.entries.count == 6 && again.truncatedTail == nil)
     }
 
+    /// A rewrite that repeats entries the log already holds (Multi-Paxos
+    /// does this when it fills a hole below slots it accepted) must not
+    /// lose them when a crash tears it: the append's entries are all or
+    /// nothing.
+    @Test func aTornRewriteKeepsTheEntriesItRepeated() throws {
+        let rewrite = [Self.entry(3, term: 2, "filled")] + (4...6).map { Self.entry($0) }
+        try Self.tearEveryByte(
+            of: { wal in try wal.append(hardState: nil, entries: rewrite) },
+            after: (1...6).map { Self.entry($0) },
+            whole: { $0.snapshot == nil && $0.entries == (1...2).map { Self.entry($0) } + rewrite })
+    }
+
+    /// A snapshot from the leader with the acceptances a member keeps after
+    /// it: the marker replaces the log, so it must not survive without them.
+    @Test func aTornSnapshotInstallKeepsItsLaterEntries() throws {
+        let marker = SnapshotMarker(index: 3, term: 2, replacesLog: true)
+        let kept = (4...6).map { Self.entry($0) }
+        try Self.tearEveryByte(
+            of: { wal in try wal.append(snapshot: marker, thenEntries: kept, hardState: HardState(term: 2, vote: 1, commit: 3)) },
+            after: (1...6).map { Self.entry($0) },
+            whole: { $0.snapshot == marker && $0.entries == kept })
+    }
+
+    /// Write `old`, then `write`, and cut the file at every byte of what
+    /// `write` added: each recovery holds either `old` untouched or what
+    /// `whole` accepts, and the log keeps working after the cut.
+    static func tearEveryByte(of write: (WriteAheadLog) throws -> Void, after old: [Entry], whole: (WALRecovery) -> Bool) throws {
+        let dir = try TemporaryDirectory()
+        var before = Data()
+        do {
+            let (wal, _) = try WriteAheadLog.open(directory: dir.path, settings: small())
+            try wal.append(hardState: nil, entries: old)
+            try wal.sync()
+            before = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/" + (try segments(dir.path)).last!))
+            try write(wal)
+            try wal.sync()
+        }
+        let name = try segments(dir.path).last!
+        let after = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/" + name))
+        let start = before.lastIndex { $0 != 0 }! + 1
+        let end = after.lastIndex { $0 != 0 }! + 1
+        #expect(end > start + 100)
+        for cut in start...end {
+            let torn = try TemporaryDirectory()
+            var bytes = after
+            bytes.replaceSubrange(cut..<end, with: Data(count: end - cut))
+            try bytes.write(to: URL(fileURLWithPath: torn.path + "/" + name))
+            let (wal, recovery) = try WriteAheadLog.open(directory: torn.path, settings: small())
+            let intact = recovery.snapshot == nil && recovery.entries == old
+            #expect(intact || whole(recovery), "cut at byte \(cut): \(recovery)")
+            if cut == end { #expect(whole(recovery)) }
+            // Written on after the cut, the log reads back what was written.
+            let later = entry(5, term: 3, "later")
+            try wal.append(hardState: nil, entries: [later])
+            try wal.sync()
+            let (_, again) = try WriteAheadLog.open(directory: torn.path, settings: small())
+            #expect(again.snapshot == recovery.snapshot && again.entries == recovery.entries.filter { $0.index < 5 } + [later],
+                    "cut at byte \(cut), then written on")
+        }
+    }
+
     @Test func flippedByteInAMiddleRecordRefusesToOpen() throws {
         let dir = try TemporaryDirectory()
         do {

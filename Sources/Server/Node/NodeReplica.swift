@@ -16,10 +16,11 @@ struct WALLogStore: ReplicaLogStore {
     func write(snapshot: SnapshotMetadata?, entries: [Entry], hardState: HardState?) throws(StorageError) {
         if let snapshot {
             // Durable in the log before the store changes: a crash in
-            // between finishes the install from the file at restart.
-            try wal.append(snapshot: SnapshotMarker(index: snapshot.index, term: snapshot.term, replacesLog: true, membership: snapshot.membership))
-        }
-        if !entries.isEmpty || hardState != nil {
+            // between finishes the install from the file at restart. The
+            // entries kept after it are one batch with the marker.
+            let marker = SnapshotMarker(index: snapshot.index, term: snapshot.term, replacesLog: true, membership: snapshot.membership)
+            try wal.append(snapshot: marker, thenEntries: entries, hardState: hardState)
+        } else if !entries.isEmpty || hardState != nil {
             try wal.append(hardState: hardState, entries: entries)
         }
     }

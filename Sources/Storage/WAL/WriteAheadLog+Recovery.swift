@@ -18,6 +18,45 @@ extension WriteAheadLog {
         // sets the base, and a snapshot marker must later cover that base.
         var releasedThrough: LogIndex?
         let startsMidLog = segments.first.map { $0.sequence > 0 } ?? false
+        // The append whose entries are still arriving, and the last one a
+        // crash left incomplete (its entries are dropped: none was synced).
+        var batch: OpenBatch?
+        var discarded: String?
+        func take(_ entry: Entry, _ path: String, _ offset: Int) throws(StorageError) {
+            // The first entry of a log whose first segments were
+            // released: what came before it went with them. A
+            // marker may precede it (each segment repeats the latest
+            // at its start) yet cover less than was released, when
+            // a later compaction released more; that later marker
+            // must then follow, or the check after the loop refuses.
+            if startsMidLog && releasedThrough == nil && recovery.entries.isEmpty
+                && (recovery.snapshot == nil || entry.index > base + 1) {
+                base = entry.index - 1
+                releasedThrough = base
+            }
+            let last = base + UInt64(recovery.entries.count)
+            if entry.index <= base {
+                // Covered by the snapshot already.
+            } else if entry.index > last + 1 {
+                throw .corrupt(path: path, detail: "entry \(entry.index) at byte offset \(offset) leaves a gap after \(last)")
+            } else {
+                // A later leader's entry supersedes ours from its index on.
+                recovery.entries.removeSubrange(Int(entry.index.rawValue - base.rawValue - 1)...)
+                recovery.entries.append(entry)
+            }
+        }
+        func take(_ marker: SnapshotMarker) {
+            if marker.replacesLog {
+                recovery.entries = []
+            } else {
+                let drop = min(recovery.entries.count, Int(marker.index.rawValue) - Int(base.rawValue))
+                if drop > 0 { recovery.entries.removeFirst(drop) }
+            }
+            if marker.index >= base {
+                base = marker.index
+                recovery.snapshot = marker
+            }
+        }
         for (number, segment) in segments.enumerated() {
             let isNewest = number == segments.count - 1
             let bytes = try readFile(segment.path)
@@ -76,50 +115,61 @@ extension WriteAheadLog {
                         throw .corrupt(path: segment.path, detail: "undecodable hard state at byte offset \(offset)")
                     }
                     recovery.hardState = hs
+                case .batch:
+                    guard let (firstIndex, count, withSnapshot) = decodeBatch(payload) else {
+                        throw .corrupt(path: segment.path, detail: "undecodable batch header at byte offset \(offset)")
+                    }
+                    // A batch left incomplete was torn by a crash, and the
+                    // log was written on after it when the member restarted.
+                    if let torn = batch { discarded = torn.description }
+                    batch = OpenBatch(first: firstIndex, count: count, withSnapshot: withSnapshot, at: "\(segment.path) at byte offset \(offset)")
                 case .entry:
                     guard let entry = ConsensusCodec.decodeEntry(payload) else {
                         throw .corrupt(path: segment.path, detail: "undecodable entry at byte offset \(offset)")
                     }
-                    // The first entry of a log whose first segments were
-                    // released: what came before it went with them. A
-                    // marker may precede it (each segment repeats the latest
-                    // at its start) yet cover less than was released, when
-                    // a later compaction released more; that later marker
-                    // must then follow, or the check after the loop refuses.
-                    if startsMidLog && releasedThrough == nil && recovery.entries.isEmpty
-                        && (recovery.snapshot == nil || entry.index > base + 1) {
-                        base = entry.index - 1
-                        releasedThrough = base
-                    }
-                    let last = base + UInt64(recovery.entries.count)
-                    if entry.index <= base {
-                        // Covered by the snapshot already.
-                    } else if entry.index > last + 1 {
-                        throw .corrupt(path: segment.path, detail: "entry \(entry.index) at byte offset \(offset) leaves a gap after \(last)")
+                    if var open = batch {
+                        guard entry.index == open.first + UInt64(open.entries.count), open.marker != nil || !open.withSnapshot else {
+                            throw .corrupt(path: segment.path, detail: "entry \(entry.index) at byte offset \(offset) breaks the batch from \(open.first)")
+                        }
+                        open.entries.append(entry)
+                        if open.entries.count == open.count {
+                            batch = nil
+                            if let marker = open.marker { take(marker) }
+                            for member in open.entries { try take(member, segment.path, offset) }
+                            for reminder in open.reminders { take(reminder) }
+                        } else {
+                            batch = open
+                        }
                     } else {
-                        // A later leader's entry supersedes ours from its index on.
-                        recovery.entries.removeSubrange(Int(entry.index.rawValue - base.rawValue - 1)...)
-                        recovery.entries.append(entry)
+                        // Logs written before batch headers existed.
+                        try take(entry, segment.path, offset)
                     }
                 case .snapshot:
                     guard let marker = decodeSnapshot(payload) else {
                         throw .corrupt(path: segment.path, detail: "undecodable snapshot marker at byte offset \(offset)")
                     }
-                    if marker.replacesLog {
-                        recovery.entries = []
+                    if var open = batch {
+                        if open.withSnapshot, open.marker == nil, open.entries.isEmpty, marker.replacesLog {
+                            open.marker = marker
+                        } else {
+                            // A new segment's reminder, met part-way through
+                            // the batch: it stands or falls with the batch.
+                            open.reminders.append(marker)
+                        }
+                        batch = open
                     } else {
-                        let drop = min(recovery.entries.count, Int(marker.index.rawValue) - Int(base.rawValue))
-                        if drop > 0 { recovery.entries.removeFirst(drop) }
-                    }
-                    if marker.index >= base {
-                        base = marker.index
-                        recovery.snapshot = marker
+                        take(marker)
                     }
                 }
                 chain = crc
                 offset = end
             }
             if isNewest { endOffset = offset }
+        }
+        if let torn = batch { discarded = torn.description }
+        if let discarded {
+            recovery.truncatedTail = [recovery.truncatedTail, "an incomplete append (\(discarded)) dropped"]
+                .compactMap { $0 }.joined(separator: "; ")
         }
         if let released = releasedThrough, (recovery.snapshot?.index ?? .zero) < released {
             throw .corrupt(path: segments.first!.path,
@@ -172,4 +222,20 @@ extension WriteAheadLog {
         if fileBytes < size { try zeroFill(fd, from: fileBytes, to: size, path: path) }
         if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: path) }
     }
+}
+
+/// An append's entries as recovery reads them: kept only once all arrived.
+private struct OpenBatch {
+    var first: LogIndex
+    var count: Int
+    /// A snapshot marker from the leader comes first: it replaces the log,
+    /// and the entries are the acceptances kept after it.
+    var withSnapshot: Bool
+    var marker: SnapshotMarker?
+    /// Snapshot reminders of segments that began inside the batch.
+    var reminders: [SnapshotMarker] = []
+    var at: String
+    var entries: [Entry] = []
+
+    var description: String { "\(count) entries from \(first), \(at)" }
 }

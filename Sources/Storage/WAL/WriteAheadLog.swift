@@ -13,6 +13,13 @@ import Darwin
 /// continues from the previous record's, and every segment opens with a
 /// seed record carrying the chain value, then the current hard state and
 /// snapshot marker, so old segments can be deleted without losing either.
+///
+/// The entries of one append are all-or-nothing: a batch record (first
+/// index and count) precedes them and recovery keeps them only when all
+/// arrived. An entry record replaces the log from its index on, so a torn
+/// prefix of a rewrite would otherwise cut entries the append was only
+/// repeating: Multi-Paxos rewrites slots it had accepted (and
+/// acknowledged) whenever it fills a lower one.
 /// Nothing is acknowledged before `sync()` returns: one `fdatasync` covers
 /// every record appended since the last (group commit).
 ///
@@ -23,7 +30,7 @@ import Darwin
 /// naming the file and byte offset: the data could have been acknowledged.
 public final class WriteAheadLog {
     enum RecordType: UInt8 {
-        case seed = 1, hardState = 2, entry = 3, snapshot = 4
+        case seed = 1, hardState = 2, entry = 3, snapshot = 4, batch = 5
     }
 
     struct Segment {
@@ -98,22 +105,56 @@ public final class WriteAheadLog {
         try append(Self.encode(hardState: newState, entries: entries), hardState: newState, firstEntry: entries.first?.index)
     }
 
-    /// Records for entries then a hard state, encoded once.
-    static func encode(hardState: HardState?, entries: [Entry]) -> [(RecordType, [UInt8])] {
+    /// Queue a snapshot received from the leader together with the entries
+    /// the member keeps after it, and a hard state: the marker and the
+    /// entries are one batch, so a crash cannot keep the marker (which
+    /// replaces the log) without them.
+    public func append(snapshot marker: SnapshotMarker, thenEntries entries: [Entry], hardState newState: HardState?) throws(StorageError) {
+        guard let first = entries.first else {
+            try append(snapshot: marker)
+            if newState != nil { try append(hardState: newState, entries: []) }
+            return
+        }
+        precondition(first.index > marker.index, "entries after a snapshot follow it")
+        try append(Self.encode(hardState: newState, entries: entries, snapshot: marker), hardState: newState, firstEntry: first.index)
+    }
+
+    /// Records for a batch header, perhaps a snapshot marker, the entries,
+    /// then a hard state, encoded once.
+    static func encode(hardState: HardState?, entries: [Entry], snapshot: SnapshotMarker? = nil) -> [(RecordType, [UInt8])] {
         precondition(zip(entries, entries.dropFirst()).allSatisfy { $1.index == $0.index + 1 }, "entries of one append are contiguous")
-        var records = entries.map { (RecordType.entry, ConsensusCodec.encode($0)) }
+        var records: [(RecordType, [UInt8])] = []
+        if let first = entries.first {
+            records.reserveCapacity(entries.count + 3)
+            records.append((.batch, encodeBatch(first: first.index, count: entries.count, withSnapshot: snapshot != nil)))
+            if let snapshot { records.append((.snapshot, encode(snapshot))) }
+            for entry in entries { records.append((.entry, ConsensusCodec.encode(entry))) }
+        }
         if let hardState { records.append((.hardState, ConsensusCodec.encode(hardState))) }
         return records
     }
 
-    /// Append `records` (from `encode`: entries from `firstEntry` on, then
-    /// perhaps a hard state). `lastIndex` moves with each entry, so a
-    /// segment that a rotation starts part-way is named after the first
-    /// entry it holds: `releaseSegments` trusts that name.
+    /// Append `records` (from `encode`: a batch header and entries from
+    /// `firstEntry` on, then perhaps a hard state). `lastIndex` moves with
+    /// each entry, so a segment that a rotation starts part-way is named
+    /// after the first entry it holds: `releaseSegments` trusts that name.
     func append(_ records: [(RecordType, [UInt8])], hardState newState: HardState?, firstEntry: LogIndex?) throws(StorageError) {
         var next = firstEntry
-        for (type, payload) in records {
-            if type == .entry {
+        for (number, (type, payload)) in records.enumerated() {
+            if type == .batch {
+                guard let index = next else { preconditionFailure("a batch header without a first index") }
+                // A snapshot marker stays in its batch header's segment: a
+                // new segment's header between them would repeat the old
+                // snapshot as if it were part of the batch.
+                if number + 1 < records.count, records[number + 1].0 == .snapshot,
+                   writeOffset + pending.count + 2 * Self.headerBytes + payload.count + records[number + 1].1.count > settings.segmentBytes {
+                    try rotate(firstIndex: index)
+                }
+                try appendRecord(type, payload, nextIndex: index)
+            } else if type == .snapshot {
+                guard let marker = Self.decodeSnapshot(payload) else { preconditionFailure("an undecodable marker was encoded") }
+                try append(snapshot: marker)
+            } else if type == .entry {
                 guard let index = next else { preconditionFailure("entry records without a first index") }
                 try appendRecord(type, payload, nextIndex: index)
                 lastIndex = index
@@ -340,6 +381,23 @@ public final class WriteAheadLog {
         guard let i = r.u64(), let t = r.u64(), let f = r.u8(), f <= 1, let m = ConsensusCodec.decodeMembership(&r), r.atEnd
         else { return nil }
         return SnapshotMarker(index: LogIndex(i), term: Term(t), replacesLog: f == 1, membership: m)
+    }
+
+    /// A batch header: the first entry's index, how many entries follow,
+    /// and whether a snapshot marker comes before them.
+    static func encodeBatch(first: LogIndex, count: Int, withSnapshot: Bool) -> [UInt8] {
+        precondition(count > 0 && count <= Int(UInt32.max), "a batch of \(count) entries")
+        var w = BinaryWriter()
+        w.u64(first.rawValue)
+        w.u32(UInt32(count))
+        w.u8(withSnapshot ? 1 : 0)
+        return w.bytes
+    }
+
+    static func decodeBatch(_ bytes: [UInt8]) -> (first: LogIndex, count: Int, withSnapshot: Bool)? {
+        var r = BinaryReader(bytes)
+        guard let first = r.u64(), let count = r.u32(), let flag = r.u8(), flag <= 1, r.atEnd, count > 0 else { return nil }
+        return (LogIndex(first), Int(count), flag == 1)
     }
 
     static func seedValue(_ payload: [UInt8]) -> UInt32 {
