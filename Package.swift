@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "MultiPaxos", targets: ["MultiPaxos"]),
         .library(name: "Replica", targets: ["Replica"]),
+        .library(name: "Engines", targets: ["Engines"]),
         .library(name: "Simulation", targets: ["Simulation"]),
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "StateMachine", targets: ["StateMachine"]),
@@ -50,6 +51,8 @@ let package = Package(
         .target(name: "Raft", dependencies: ["Consensus"]),
         // Pure: the Multi-Paxos state machine. Imports only Consensus.
         .target(name: "MultiPaxos", dependencies: ["Consensus"]),
+        // The engine a member runs, chosen at start (`--engine`): either core behind one type.
+        .target(name: "Engines", dependencies: ["Consensus", "Raft", "MultiPaxos"]),
         // The Ready contract, run once for every engine and every shell.
         .target(name: "Replica", dependencies: ["Consensus"]),
         // LMDB from Debian's liblmdb-dev, linked as a system library (no vendored copy).
@@ -62,7 +65,7 @@ let package = Package(
         .target(name: "Storage", dependencies: ["Consensus", "CLMDB", "CCRC32C", .product(name: "Crypto", package: "swift-crypto")]),
         // Deterministic cluster simulator and checkers; drives the real cores,
         // the real Ready loop and the server's state machine on a real MVCC store.
-        .target(name: "Simulation", dependencies: ["Consensus", "Raft", "Replica", "Storage", "EtcdAPI", "StateMachine"]),
+        .target(name: "Simulation", dependencies: ["Consensus", "Raft", "MultiPaxos", "Engines", "Replica", "Storage", "EtcdAPI", "StateMachine"]),
         // etcd's v3 API (etcdserverpb, mvccpb, authpb) and Ballot's peer protocol:
         // code generated once by scripts/generate-protos.sh and committed.
         .target(
@@ -90,7 +93,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Consensus", "Raft", "Replica", "Storage", "EtcdAPI", "StateMachine",
+                "Consensus", "Raft", "MultiPaxos", "Engines", "Replica", "Storage", "EtcdAPI", "StateMachine",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 // The JSON gateway calls the member's own gRPC server in process, as etcd's calls its own.
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"),
@@ -148,7 +151,7 @@ let package = Package(
         .executableTarget(
             name: "ballot-sim",
             dependencies: [
-                "Simulation", "Raft", "Replica", "StateMachine",
+                "Simulation", "Raft", "MultiPaxos", "Engines", "Replica", "StateMachine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -167,14 +170,14 @@ let package = Package(
         ),
         .testTarget(name: "RaftTests", dependencies: ["Consensus", "Raft"], exclude: ["testdata"]),
         .testTarget(name: "MultiPaxosTests", dependencies: ["Consensus", "MultiPaxos"]),
-        .testTarget(name: "SimulationTests", dependencies: ["Consensus", "Raft", "Replica", "Simulation", "StateMachine"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Consensus", "Raft", "MultiPaxos", "Engines", "Replica", "Simulation", "StateMachine"]),
         .testTarget(name: "StorageTests", dependencies: ["Consensus", "Storage"]),
         .testTarget(name: "StateMachineTests", dependencies: ["Consensus", "Storage", "StateMachine", "EtcdAPI"]),
         // End to end: real `ballot` processes driven by etcdctl and the PyPI etcd3 client.
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Consensus", "Storage", "Server", "StateMachine", "Client", "EtcdAPI",
+                "Consensus", "Engines", "Storage", "Server", "StateMachine", "Client", "EtcdAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "Logging", package: "swift-log"),

@@ -12,6 +12,12 @@ public protocol ConsensusEngine: Sendable {
     var membership: Membership { get }
     var commitIndex: LogIndex { get }
     var lastIndex: LogIndex { get }
+    /// The last entry handed to the shell to apply and acknowledged by `advance`.
+    var appliedIndex: LogIndex { get }
+    /// The snapshot the log starts after.
+    var snapshotMetadata: SnapshotMetadata { get }
+    /// Assert the engine's internal invariants (tests and the simulator call it after each step).
+    func checkInvariants()
     /// The configuration in force once entries through `index` are
     /// committed: what a snapshot taken at `index` records.
     func membership(at index: LogIndex) -> Membership

@@ -94,8 +94,10 @@ public struct PaxosCore: ConsensusEngine {
     }
 
     /// A member restarting from what it persisted, or a new member joining
-    /// with empty `state` (it learns the slots from the leader).
-    public init(id: NodeID, settings: PaxosSettings, seed: UInt64, state: DurableState) throws(SettingsError) {
+    /// with empty `state` (it learns the slots from the leader). `applied`:
+    /// how far a state machine that persists itself has applied; those
+    /// slots are chosen (only chosen slots are applied) and not handed out again.
+    public init(id: NodeID, settings: PaxosSettings, seed: UInt64, state: DurableState, applied: LogIndex? = nil) throws(SettingsError) {
         self.id = id
         self.settings = try settings.validated()
         self.random = DeterministicRandom(seed: seed ^ (id.rawValue &* 0x9E37_79B9_7F4A_7C15))
@@ -106,6 +108,19 @@ public struct PaxosCore: ConsensusEngine {
         self.membership = snapshot.membership
         self.persistedHardState = state.hardState
         self.restartGuard = state.hardState.term > .zero
+        // A founder's first slot is chosen by construction: a crash that
+        // kept it but not the hard state's commit must not leave the member
+        // without a configuration, deaf to every peer.
+        if log.committed == .zero, case .configChange(let change)? = log.entry(at: 1)?.payload, case .bootstrap = change.kind {
+            log.commit(to: 1)
+        }
+        if let applied {
+            precondition(applied >= snapshot.index && applied <= log.lastIndex, "applied index \(applied) beyond the log")
+            // Commit-only hard states are not synced: what was applied was chosen.
+            if applied > log.committed { log.commit(to: applied) }
+            log.applied = applied
+            log.appliedHandedOut = applied
+        }
         self.membership = membership(at: log.committed)
         resetElectionTimer()
     }

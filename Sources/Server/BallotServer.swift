@@ -5,6 +5,8 @@ import GRPCCore
 import Logging
 import NIOPosix
 import NIOSSL
+import Engines
+import MultiPaxos
 import Raft
 import StateMachine
 @_spi(FaultInjection) import Storage
@@ -53,7 +55,7 @@ public final class BallotServer: Sendable {
         self.config = config
         self.logger = logger
         let id = config.memberID
-        let directory = try DataDirectory.open(config.dataDirectory, clusterID: clusterID, memberID: id.rawValue)
+        let directory = try DataDirectory.open(config.dataDirectory, clusterID: clusterID, memberID: id.rawValue, engine: config.engine.rawValue)
         self.clientTLS = clientTLS
         self.peerTLS = peerTLS
         self.peerSecret = config.peerSecretFile.isEmpty ? nil : try PeerSecret.load(path: config.peerSecretFile)
@@ -78,9 +80,19 @@ public final class BallotServer: Sendable {
         let snapshots = SnapshotStore(directory: directory.snapPath)
         let members = try MemberDirectory(config: config, recorded: store.members(), discovered: discovered)
         self.members = members
-        let settings = config.raftSettings
         let seed = UInt64.random(in: 1...UInt64.max)
-        let core: RaftCore
+        let core: AnyEngine
+        /// The configured engine's core, bootstrapped or restarted from `state`.
+        func makeCore(bootstrap: Membership? = nil, state: DurableState = .empty, applied: LogIndex? = nil) throws(SettingsError) -> AnyEngine {
+            switch config.engine {
+            case .raft:
+                if let bootstrap { return AnyEngine(try RaftCore(id: id, bootstrap: bootstrap, settings: config.raftSettings, seed: seed)) }
+                return AnyEngine(try RaftCore(id: id, settings: config.raftSettings, seed: seed, state: state, applied: applied))
+            case .paxos:
+                if let bootstrap { return AnyEngine(try PaxosCore(id: id, bootstrap: bootstrap, settings: config.paxosSettings, seed: seed)) }
+                return AnyEngine(try PaxosCore(id: id, settings: config.paxosSettings, seed: seed, state: state, applied: applied))
+            }
+        }
         let fresh = recovery.hardState.term == .zero && recovery.entries.isEmpty && recovery.snapshot == nil
         let imported = try store.importAwaitsLog()
         if fresh && store.appliedIndex > .zero && !imported {
@@ -102,14 +114,16 @@ public final class BallotServer: Sendable {
             try wal.append(hardState: hardState, entries: [])
             try wal.sync()
             try store.logRecordedImport()
-            core = try RaftCore(id: id, settings: settings, seed: seed, state: DurableState(hardState: hardState, snapshot: state), applied: state.index)
+            core = try makeCore(state: DurableState(hardState: hardState, snapshot: state), applied: state.index)
             logger.info("founding a new cluster on imported data", metadata: [
                 "cluster": "\(String(clusterID, radix: 16))", "members": "\(state.membership.voters.count)", "revision": "\(store.currentRevision)",
             ])
         } else if fresh && config.initialClusterState == .new {
             let voters = config.foundingVoters
-            core = try RaftCore(id: id, bootstrap: Membership(voters: voters), settings: settings, seed: seed)
-            logger.info("bootstrapping a new cluster", metadata: ["cluster": "\(String(clusterID, radix: 16))", "members": "\(voters.count)"])
+            core = try makeCore(bootstrap: Membership(voters: voters))
+            logger.info("bootstrapping a new cluster", metadata: [
+                "cluster": "\(String(clusterID, radix: 16))", "members": "\(voters.count)", "engine": "\(config.engine)",
+            ])
         } else {
             let snapshot = recovery.snapshot
             if let snapshot, snapshot.replacesLog, store.appliedIndex < snapshot.index {
@@ -139,7 +153,7 @@ public final class BallotServer: Sendable {
             // A crash after the log recorded an import's snapshot, before the store heard.
             if imported { try store.logRecordedImport() }
             let state = DurableState(hardState: recovery.hardState, snapshot: snapshot?.metadata, entries: recovery.entries)
-            core = try RaftCore(id: id, settings: settings, seed: seed, state: state, applied: store.appliedIndex)
+            core = try makeCore(state: state, applied: store.appliedIndex)
             logger.info("recovered", metadata: [
                 "term": "\(recovery.hardState.term)", "compacted": "\(snapshot?.index ?? .zero)",
                 "entries": "\(recovery.entries.count)", "applied": "\(store.appliedIndex)",
@@ -152,7 +166,7 @@ public final class BallotServer: Sendable {
         // The node's turns and its peer and client connections share one thread of their own.
         let nodeLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.nodeLoop = nodeLoop
-        let transport = PeerTransport(selfID: id, clusterID: clusterID, peers: members.peerAddresses,
+        let transport = PeerTransport(selfID: id, clusterID: clusterID, engine: config.engine, peers: members.peerAddresses,
                                       tls: dialling, certificateRule: peerTLS?.current().certificateRule, secret: peerSecret, logger: logger,
                                       traffic: metrics.peerTraffic, loop: nodeLoop.next())
         let auth = AuthStore()

@@ -8,8 +8,10 @@ struct SimDisk: Sendable {
         case hardState(HardState)
         /// Discard stored entries from `entries.first.index` on, then append these.
         case entries([Entry])
-        /// Replace the whole log by a snapshot received from the leader.
-        case installSnapshot(SnapshotMetadata, MachineSnapshot)
+        /// Replace the whole log by a snapshot received from the leader,
+        /// then append `then` (a Paxos acceptor keeps its acceptances past
+        /// the snapshot): one write, as the WAL's batch makes it.
+        case installSnapshot(SnapshotMetadata, MachineSnapshot, then: [Entry])
         /// A local snapshot: drop the entries it covers.
         case compact(SnapshotMetadata, MachineSnapshot)
     }
@@ -20,6 +22,16 @@ struct SimDisk: Sendable {
     private(set) var unsynced: [Write] = []
     /// Writes lost or torn by crashes, for the run's statistics.
     private(set) var writesLost = 0
+    /// Entries that reached the disk since the last `takeNewlyDurable()`:
+    /// a Paxos acceptor's acceptances, for the simulator's checker.
+    private(set) var newlyDurable: [Entry] = []
+    /// Keep `newlyDurable` (only the Paxos checker reads it).
+    var recordsDurableEntries = false
+
+    mutating func takeNewlyDurable() -> [Entry] {
+        defer { newlyDurable = [] }
+        return newlyDurable
+    }
 
     mutating func write(_ write: Write) { unsynced.append(write) }
 
@@ -53,9 +65,11 @@ struct SimDisk: Sendable {
             precondition(first.index >= base && first.index <= base + UInt64(entries.count), "disk log gap at \(first.index)")
             entries.removeSubrange(Int(first.index.rawValue - base.rawValue)...)
             entries.append(contentsOf: list)
-        case .installSnapshot(let metadata, let data):
+            if recordsDurableEntries { newlyDurable += list }
+        case .installSnapshot(let metadata, let data, let then):
             snapshot = (metadata, data)
             entries = []
+            if !then.isEmpty { apply(.entries(then)) }
         case .compact(let metadata, let data):
             let base = (snapshot?.metadata.index ?? .zero) + 1
             let drop = min(entries.count, Int(metadata.index.rawValue + 1 - base.rawValue))

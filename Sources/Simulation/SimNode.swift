@@ -1,5 +1,5 @@
 import Consensus
-import Raft
+import Engines
 @_spi(BugInjection) import Replica
 @_spi(BugInjection) import StateMachine
 
@@ -40,8 +40,9 @@ struct SimNode {
     /// Test-only: the state machine bug every start of this member runs with.
     let stateMachineBug: StateMachineBug?
 
-    init(id: NodeID, core: RaftCore, tickPeriod: UInt64, firstTick: UInt64, bug: ReplicaBug?, stateMachineBug: StateMachineBug?) {
+    init(id: NodeID, core: AnyEngine, tickPeriod: UInt64, firstTick: UInt64, bug: ReplicaBug?, stateMachineBug: StateMachineBug?) {
         self.id = id
+        parkedDisk.recordsDurableEntries = core.kind == .paxos
         self.stateMachineBug = stateMachineBug
         self.tickPeriod = tickPeriod
         self.nextTickAt = firstTick
@@ -49,7 +50,7 @@ struct SimNode {
     }
 
     /// The Raft core (up members only).
-    var core: RaftCore {
+    var core: AnyEngine {
         get { replica!.engine }
         _modify { yield &replica!.engine }
     }
@@ -63,7 +64,7 @@ struct SimNode {
     var currentSnapshot: MachineSnapshot? { replica?.machine.currentSnapshot }
 
     /// Run `core` over what the disk kept.
-    mutating func start(_ core: RaftCore, bug: ReplicaBug?) {
+    mutating func start(_ core: AnyEngine, bug: ReplicaBug?) {
         precondition(replica == nil, "member \(id) is already running")
         let snapshots = SimSnapshotInbox()
         replica = SimReplica(engine: core, log: SimLog(disk: parkedDisk, snapshots: snapshots), transport: SimOutbox(),
@@ -88,6 +89,12 @@ struct SimNode {
         lastRole = .follower
         lastTerm = .zero
         lastLeader = nil
+    }
+
+    /// Entries that reached the disk since last asked (synced, or kept by a torn write).
+    mutating func takeNewlyDurable() -> [Entry] {
+        if replica != nil { return replica!.log.disk.takeNewlyDurable() }
+        return parkedDisk.takeNewlyDurable()
     }
 
     mutating func storeReceivedSnapshot(_ index: LogIndex, _ data: MachineSnapshot) {

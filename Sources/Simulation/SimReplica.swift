@@ -1,12 +1,12 @@
 import Consensus
-import Raft
+import Engines
 @_spi(BugInjection) import Replica
 @_spi(BugInjection) import StateMachine
 
 /// A simulated member's replica: the real Raft core in the same
 /// `ReplicaDriver` the server runs, over the simulated disk, an outbox the
 /// simulator routes through `SimNetwork`, and the server's state machine.
-typealias SimReplica = ReplicaDriver<RaftCore, SimLog, SimOutbox, SimMachine>
+typealias SimReplica = ReplicaDriver<AnyEngine, SimLog, SimOutbox, SimMachine>
 
 /// Snapshot bytes that arrived with leaders' `.snapshot` messages, by
 /// index: shared by the log, which persists the one installed, and the
@@ -39,8 +39,11 @@ struct SimLog: ReplicaLogStore {
     let snapshots: SimSnapshotInbox
 
     mutating func write(snapshot: SnapshotMetadata?, entries: [Entry], hardState: HardState?) {
-        if let snapshot { disk.write(.installSnapshot(snapshot, snapshots.peek(snapshot.index))) }
-        if !entries.isEmpty { disk.write(.entries(entries)) }
+        if let snapshot {
+            disk.write(.installSnapshot(snapshot, snapshots.peek(snapshot.index), then: entries))
+        } else if !entries.isEmpty {
+            disk.write(.entries(entries))
+        }
         if let hardState { disk.write(.hardState(hardState)) }
     }
 

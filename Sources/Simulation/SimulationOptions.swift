@@ -1,3 +1,5 @@
+import Engines
+@_spi(BugInjection) import MultiPaxos
 @_spi(BugInjection) import Raft
 @_spi(BugInjection) import Replica
 @_spi(BugInjection) import StateMachine
@@ -17,7 +19,11 @@ public struct SimulationOptions: Sendable, Equatable {
     public var traceLength: Int
     /// Keep the trace even when the run passes (for reading a run, or diffing two).
     public var keepTrace = false
+    /// The consensus core every member runs.
+    public var engine = EngineKind.raft
     @_spi(BugInjection) public var injectedBug: InjectedBug?
+    /// A bug in the Multi-Paxos core (runs with `engine == .paxos`).
+    @_spi(BugInjection) public var injectedPaxosBug: PaxosBug?
     /// An ordering bug in the replica driver the server and the simulator share.
     @_spi(BugInjection) public var injectedReplicaBug: ReplicaBug?
     /// A bug in the server's state machine (its `Applier`), which the simulator runs.

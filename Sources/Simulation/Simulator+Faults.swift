@@ -1,4 +1,5 @@
 import Consensus
+import Engines
 import Raft
 
 extension Simulator {
@@ -78,7 +79,10 @@ extension Simulator {
     func crash(_ i: Int) {
         let tear = tearWrites && random.chance(percent: 50)
         nodes[i].crash(tear: tear, random: &random)
+        // What a torn write kept stays in the disk's newly durable entries:
+        // counted as acceptances after the restart's first completed Ready.
         checker.forget(nodes[i].id)
+        paxosChecker.forget(nodes[i].id)
         restartAt[nodes[i].id] = now + UInt64.random(in: 1...UInt64(restartAfterMax), using: &random)
         stats.crashes += 1
         trace.note(now, "n\(nodes[i].id) crashes\(tear ? " (torn write)" : "")")
@@ -98,18 +102,14 @@ extension Simulator {
     /// founder that crashed before its bootstrap reached the disk, the
     /// bootstrap again, as the server does on an empty log with
     /// `--initial-cluster-state new` (it promised nothing before that sync).
-    func restartCore(_ i: Int) -> RaftCore {
+    func restartCore(_ i: Int) -> AnyEngine {
         let state = nodes[i].disk.durableState
         let id = nodes[i].id
         let seed = options.seed &+ nodes[i].restarts
-        do {
-            if state == .empty && founders.contains(id) {
-                return try RaftCore(id: id, bootstrap: Membership(voters: founders), settings: settings, seed: seed)
-            }
-            return try RaftCore(id: id, settings: settings, seed: seed, state: state)
-        } catch {
-            preconditionFailure("settings were valid at start: \(error)")
+        if state == .empty && founders.contains(id) {
+            return makeEngine(id, bootstrap: Membership(voters: founders), seed: seed)
         }
+        return makeEngine(id, state: state, seed: seed)
     }
 
     /// The members the cluster was bootstrapped with.
@@ -124,7 +124,7 @@ extension Simulator {
         let change: ConfigChange.Step
         var newNode: NodeID?
         if let learner = membership.learners.sorted().first {
-            guard let state = core.replicationState(of: learner), state.match >= core.commitIndex else { return }
+            guard let state = core.raft?.replicationState(of: learner), state.match >= core.commitIndex else { return }
             change = .promoteLearner(learner)
         } else if membership.voters.count > options.nodes
             || (membership.voters.count == options.nodes && options.nodes > 1 && random.chance(percent: 50))
@@ -144,8 +144,7 @@ extension Simulator {
         }
         if let id = newNode {
             nextNodeID += 1
-            let core = try! RaftCore(id: id, settings: settings, seed: options.seed, state: .empty)
-            addNode(id, core: core)
+            addNode(id, core: makeEngine(id, seed: options.seed))
             joining.insert(id)
         }
         stats.membershipChanges += 1
@@ -159,7 +158,7 @@ extension Simulator {
         // Only a leader that committed in its own term knows the committed
         // configuration: one that lost its commit index (a torn write at
         // bootstrap) holds none yet, which does not mean nobody is a member.
-        guard leader.term(at: leader.commitIndex) == leader.term else { return }
+        guard knowsCommitted(leader) else { return }
         let membership = leader.membership
         guard !membership.isJoint else { return }
         let members = membership.allMembers
@@ -198,16 +197,27 @@ extension Simulator {
         let pending = clients.filter { $0.outstanding != nil }.count
         let leader = leaderIndex.map { l in
             let core = nodes[l].core
-            return "n\(core.id) in term \(core.term) (last \(core.lastTerm)/\(core.lastIndex), \(core.membership), pending change at \(core.pendingConfigurationIndex))"
+            if let raft = core.raft {
+                return "n\(raft.id) in term \(raft.term) (last \(raft.lastTerm)/\(raft.lastIndex), \(raft.membership), pending change at \(raft.pendingConfigurationIndex))"
+            }
+            return "n\(core.id) in round \(core.term) (last slot \(core.lastIndex), commit \(core.commitIndex), \(core.membership))"
         } ?? "none"
         throw SafetyViolation(.liveness, "\(options.livenessStepsMax) steps after healing: leader \(leader), \(pending) client operations pending, "
             + upNodes.map { "n\(nodes[$0].id) \(nodes[$0].core.role) t\(nodes[$0].core.term) commit=\(nodes[$0].core.commitIndex) applied=\(nodes[$0].machine.appliedIndex)" }.joined(separator: "; "))
     }
 
+    /// Whether a leader's commit index covers everything chosen: a Raft
+    /// leader once it committed an entry of its own term; a Paxos leader
+    /// once no slot it opened or recovered is still open.
+    func knowsCommitted(_ leader: AnyEngine) -> Bool {
+        if let raft = leader.raft { return raft.term(at: raft.commitIndex) == raft.term }
+        return leader.commitIndex == leader.lastIndex
+    }
+
     func converged() -> Bool {
         guard clients.allSatisfy({ $0.outstanding == nil }), let l = leaderIndex else { return false }
         let leader = nodes[l].core
-        guard leader.term(at: leader.commitIndex) == leader.term, !leader.membership.isJoint else { return false }
+        guard knowsCommitted(leader), !leader.membership.isJoint else { return false }
         let members = leader.membership.allMembers
         return upNodes.allSatisfy { i in
             !members.contains(nodes[i].id) || nodes[i].machine.appliedIndex == leader.commitIndex

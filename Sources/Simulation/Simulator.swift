@@ -1,22 +1,27 @@
 import Consensus
+import Engines
+@_spi(BugInjection) import MultiPaxos
 @_spi(BugInjection) import Raft
 @_spi(BugInjection) import Replica
 
 /// A deterministic cluster simulator in the style of FoundationDB's and
 /// TigerBeetle's: one seed draws every fault rate and every event; the real
-/// Raft core and the real state machine run over a simulated network, disk
-/// and clocks; safety is checked after every step, then a liveness phase
-/// heals everything and the client history is checked for linearizability.
+/// consensus core (Raft or Multi-Paxos, `SimulationOptions.engine`) and the
+/// real state machine run over a simulated network, disk and clocks;
+/// safety is checked after every step, then a liveness phase heals
+/// everything and the client history is checked for linearizability.
 public final class Simulator {
     let options: SimulationOptions
     var random: DeterministicRandom
     var settings = RaftSettings()
+    var paxosSettings = PaxosSettings()
     var network = SimNetwork()
     var nodes: [SimNode] = []
     var nodeIndex: [NodeID: Int] = [:]
     var clients: [SimClient] = []
     var history: [HistoryOperation] = []
     var checker = SafetyChecker()
+    var paxosChecker = PaxosSafetyChecker()
     var trace: TraceRing
     var stats = SimulationReport.Stats()
     var now: UInt64 = 0
@@ -66,20 +71,39 @@ public final class Simulator {
         drawParameters()
         let founders = Set((1...UInt64(options.nodes)).map { NodeID($0) })
         for id in founders.sorted() {
-            let core = try! RaftCore(id: id, bootstrap: Membership(voters: founders), settings: settings, seed: options.seed)
-            addNode(id, core: core)
+            addNode(id, core: makeEngine(id, bootstrap: Membership(voters: founders), seed: options.seed))
         }
         for c in 0..<Int.random(in: 2...6, using: &random) {
             clients.append(SimClient(id: c, target: founders.sorted().randomElement(using: &random)!, nextActionAt: UInt64.random(in: 0...50, using: &random)))
         }
     }
 
-    func addNode(_ id: NodeID, core: RaftCore) {
+    /// A member's core: bootstrapped, or restarted from `state`.
+    func makeEngine(_ id: NodeID, bootstrap: Membership? = nil, state: DurableState = .empty, seed: UInt64) -> AnyEngine {
+        do {
+            switch options.engine {
+            case .raft:
+                if let bootstrap { return AnyEngine(try RaftCore(id: id, bootstrap: bootstrap, settings: settings, seed: seed)) }
+                return AnyEngine(try RaftCore(id: id, settings: settings, seed: seed, state: state))
+            case .paxos:
+                if let bootstrap { return AnyEngine(try PaxosCore(id: id, bootstrap: bootstrap, settings: paxosSettings, seed: seed)) }
+                return AnyEngine(try PaxosCore(id: id, settings: paxosSettings, seed: seed, state: state))
+            }
+        } catch {
+            preconditionFailure("drawn settings are valid: \(error)")
+        }
+    }
+
+    var leaseReads: Bool {
+        options.engine == .raft ? settings.readMode == .leaseBased : paxosSettings.readMode == .leaseBased
+    }
+
+    func addNode(_ id: NodeID, core: AnyEngine) {
         var period = SimulationOptions.tickPeriodNominal
         if options.faults.contains(.skew) {
             // Lease reads are promised safe only within the drift bound; other
             // runs get wilder clocks.
-            period = settings.readMode == .leaseBased
+            period = leaseReads
                 ? UInt64.random(in: 10...11, using: &random)
                 : UInt64.random(in: 7...14, using: &random)
         }
@@ -121,6 +145,7 @@ public final class Simulator {
         if f.contains(.membership) { membershipEvery = Int.random(in: 200...1000, using: &random) }
         if f.contains(.transfer) { transferEvery = Int.random(in: 200...1000, using: &random) }
         if f.contains(.compaction) { compactAfterEntries = Int.random(in: 5...120, using: &random) }
+        if options.engine == .paxos { drawPaxosSettings() }
         // Few keys most of the time: contention is what exposes stale reads.
         keys = (0..<[1, 1, 2, 2, 3, 4].randomElement(using: &random)!).map { "k\($0)" }
         parameters = [
@@ -130,12 +155,33 @@ public final class Simulator {
             "crash-every=\(crashEvery) crash-new-leader=\(Int(crashNewLeaderPercent))% crash-before-sync=\(Int(crashBeforeSyncPercent))% restart-after<=\(restartAfterMax) torn=\(tearWrites) disk-latency<=\(diskLatencyMax)"
                 + " partition-every=\(partitionEvery) length<=\(partitionLengthMax) muffle-new-leader=\(Int(muffleNewLeaderPercent))%",
             "membership-every=\(membershipEvery) transfer-every=\(transferEvery) compact-after=\(compactAfterEntries)"
-                + " heartbeat=\(settings.heartbeatTicks) append-bytes=\(settings.appendBytesMax)"
-                + " window=\(settings.inflightMessagesMax) read-mode=\(settings.readMode) keys=\(keys.count)"
+                + (options.engine == .raft
+                    ? " heartbeat=\(settings.heartbeatTicks) append-bytes=\(settings.appendBytesMax)"
+                        + " window=\(settings.inflightMessagesMax) read-mode=\(settings.readMode)"
+                    : " engine=paxos heartbeat=\(paxosSettings.heartbeatTicks) accept-bytes=\(paxosSettings.acceptBytesMax)"
+                        + " slot-window=\(paxosSettings.slotWindowMax) promise-page=\(paxosSettings.promiseEntriesMax) read-mode=\(paxosSettings.readMode)")
+                + " keys=\(keys.count)"
                 + (options.injectedBug.map { " injected-bug=\($0.rawValue)" } ?? "")
                 + (options.injectedReplicaBug.map { " injected-bug=\($0.rawValue)" } ?? "")
-                + (options.injectedStateMachineBug.map { " injected-bug=\($0.rawValue)" } ?? ""),
+                + (options.injectedStateMachineBug.map { " injected-bug=\($0.rawValue)" } ?? "")
+                + (options.injectedPaxosBug.map { " injected-bug=\($0.rawValue)" } ?? ""),
         ]
+    }
+
+    /// The Multi-Paxos core's settings, drawn after the rest so a Raft
+    /// seed's draws stay as they were. Membership changes are off: the
+    /// core does not offer them yet.
+    func drawPaxosSettings() {
+        paxosSettings.electionTicks = settings.electionTicks
+        paxosSettings.heartbeatTicks = settings.heartbeatTicks
+        paxosSettings.readMode = settings.readMode == .leaseBased ? .leaseBased : .readIndex
+        // Small windows and pages: a full window refuses proposals, and a
+        // new leader's phase 1 reads long logs a page at a time.
+        paxosSettings.slotWindowMax = [4, 16, 64, PaxosSettings.slotWindowMaxDefault].randomElement(using: &random)!
+        paxosSettings.acceptBytesMax = max(1, settings.appendBytesMax)
+        paxosSettings.promiseEntriesMax = [1, 3, 16, PaxosSettings.promiseEntriesMaxDefault].randomElement(using: &random)!
+        paxosSettings.injectedBug = options.injectedPaxosBug
+        membershipEvery = 0
     }
 
     // MARK: The run
@@ -152,10 +198,10 @@ public final class Simulator {
         } catch {
             violation = error
         }
-        stats.leadersElected = checker.leadersElected
+        stats.leadersElected = options.engine == .raft ? checker.leadersElected : paxosChecker.leadersElected
         stats.messagesSent = network.sent
         stats.messagesDropped = network.dropped
-        stats.entriesCommitted = checker.decidedCount
+        stats.entriesCommitted = options.engine == .raft ? checker.decidedCount : paxosChecker.decidedCount
         stats.writesLost = nodes.map(\.disk.writesLost).reduce(0, +)
         stats.operationsCompleted = history.filter { $0.response != nil }.count
         stats.operationsPending = history.count - stats.operationsCompleted
@@ -187,13 +233,13 @@ public final class Simulator {
         if network.overflowed {
             throw SafetyViolation(.liveness, "message storm: \(SimNetwork.inFlightMax) packets in flight")
         }
-        if !dirty.isEmpty, let l = leaderIndex, !nodes[l].core.membership.isJoint {
+        if options.engine == .raft, !dirty.isEmpty, let l = leaderIndex, !nodes[l].core.membership.isJoint {
             let logs = nodes.indices.map { i in
                 let node = nodes[i]
-                if let replica = node.replica { return SafetyChecker.LogSummary(replica.engine) }
+                if let replica = node.replica { return SafetyChecker.LogSummary(replica.engine.raft!) }
                 // A founder that never synced its bootstrap restarts by bootstrapping again.
                 if node.status == .down && node.disk.durableState == .empty && founders.contains(node.id) {
-                    return SafetyChecker.LogSummary(restartCore(i))
+                    return SafetyChecker.LogSummary(restartCore(i).raft!)
                 }
                 return SafetyChecker.LogSummary(id: node.id, disk: node.disk.durableState)
             }
@@ -220,7 +266,12 @@ public final class Simulator {
                 crashAt[nodes[i].id] = now + UInt64.random(in: 1...latency, using: &random)
             }
         }
-        if nodes[i].status == .up { try checker.observe(nodes[i].core) ; nodes[i].core.checkInvariants() }
+        if nodes[i].status == .up {
+            let core = nodes[i].core
+            if let raft = core.raft { try checker.observe(raft) }
+            if let paxos = core.paxos { try paxosChecker.observe(paxos) }
+            core.checkInvariants()
+        }
     }
 
     /// The disk finished: the driver sends what waited for it, applies and
@@ -229,6 +280,7 @@ public final class Simulator {
         guard nodes[i].syncCompletesAt != nil else { return }
         nodes[i].syncCompletesAt = nil
         let ready = nodes[i].running.finish()
+        try observeDurable(i)
         sendOutbox(i)
         if let snapshot = ready.snapshot {
             stats.snapshotsInstalled += 1
@@ -237,7 +289,11 @@ public final class Simulator {
         let applied = nodes[i].running.machine.applied
         nodes[i].running.machine.applied = []
         for (entry, outcome) in applied {
-            try checker.observeApply(entry, by: nodes[i].id)
+            if options.engine == .raft {
+                try checker.observeApply(entry, by: nodes[i].id)
+            } else {
+                try paxosChecker.observeApply(entry, by: nodes[i].id)
+            }
             if let (command, result) = outcome {
                 let key = SimNode.ClientKey(client: command.client, sequence: command.sequence)
                 if let client = nodes[i].pendingWrites.removeValue(forKey: key) {
@@ -256,6 +312,15 @@ public final class Simulator {
         failReadsOnLeadershipChange(i)
         noticeRoleChange(i)
         maybeCompact(i)
+    }
+
+    /// A Paxos acceptor's writes reached its disk: each entry is an
+    /// acceptance, and a quorum of them chooses a value.
+    func observeDurable(_ i: Int) throws(SafetyViolation) {
+        let entries = nodes[i].takeNewlyDurable()
+        guard options.engine == .paxos, !entries.isEmpty else { return }
+        let voters = leaderIndex.map { nodes[$0].core.membership.voters } ?? founders
+        try paxosChecker.observeDurable(entries, by: nodes[i].id, voters: voters)
     }
 
     /// Put what the member's replica sent on the network.
@@ -393,6 +458,7 @@ public final class Simulator {
         let command = KVCommand(client: request.client, sequence: request.sequence, operation: request.operation)
         do {
             try nodes[i].core.propose([command.encoded])
+            if options.engine == .paxos { paxosChecker.noteProposed(command.encoded) }
             nodes[i].pendingWrites[SimNode.ClientKey(client: request.client, sequence: request.sequence)] = request.client
         } catch {
             let hint: NodeID?

@@ -30,7 +30,11 @@ public struct DataDirectory: Sendable, Equatable {
     /// directory that was used before (its marker exists) but lost `wal/`
     /// is refused: the log holds the member's votes, and a member that
     /// forgot them could vote twice in one term.
-    public static func open(_ root: String, clusterID: UInt64, memberID: UInt64? = nil) throws(StorageError) -> DataDirectory {
+    ///
+    /// `engine` names the consensus core writing the log ("raft" when nil,
+    /// and for markers written before engines were recorded): a log one
+    /// engine wrote is never read by the other.
+    public static func open(_ root: String, clusterID: UInt64, memberID: UInt64? = nil, engine: String? = nil) throws(StorageError) -> DataDirectory {
         let directory = DataDirectory(root: root, clusterID: clusterID)
         var walCreated = false
         for path in [root, directory.walPath, directory.snapPath, directory.dbPath] {
@@ -40,7 +44,9 @@ public struct DataDirectory: Sendable, Equatable {
                 throw .io(errno: errno, operation: "mkdir", path: path)
             }
         }
+        let engineName = engine ?? defaultEngine
         let expected = "ballot-data \(formatVersion)\ncluster-id \(hex(clusterID))\n" + (memberID.map { "member-id \(hex($0))\n" } ?? "")
+            + (engineName == defaultEngine ? "" : "engine \(engineName)\n")
         if let existing = try? FileIO.read(directory.markerPath) {
             if walCreated {
                 _ = rmdir(directory.walPath)
@@ -58,11 +64,20 @@ public struct DataDirectory: Sendable, Equatable {
                 throw .wrongDataDirectory(path: directory.markerPath, found: text.split(separator: "\n").joined(separator: ", "),
                                           expected: expected.split(separator: "\n").joined(separator: ", "))
             }
+            let recorded = fields["engine"] ?? defaultEngine
+            if recorded != engineName {
+                throw .wrongDataDirectory(
+                    path: directory.markerPath, found: "engine \(recorded)",
+                    expected: "engine \(engineName) (this member's log was written by the \(recorded) engine: start it with --engine \(recorded); every member of a cluster runs the same engine)")
+            }
         } else {
             try FileIO.writeAtomically(Array(expected.utf8), to: directory.markerPath)
         }
         return directory
     }
+
+    /// The engine a marker without an `engine` line stands for.
+    public static let defaultEngine = "raft"
 
     /// Whether `root` is a Ballot data directory (its marker exists).
     public static func isMarked(_ root: String) -> Bool {

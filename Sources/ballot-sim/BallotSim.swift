@@ -4,6 +4,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Engines
+@_spi(BugInjection) import MultiPaxos
 @_spi(BugInjection) import Raft
 @_spi(BugInjection) import Replica
 @_spi(BugInjection) import Simulation
@@ -21,7 +23,7 @@ struct BallotSim: ParsableCommand {
             Faults: all, none, or a comma-separated list of \(FaultSet.named.map(\.0).joined(separator: ", ")).
             """)
 
-    @Option(help: "Consensus engine to simulate (raft).")
+    @Option(help: "Consensus engine to simulate: raft or paxos.")
     var engine = "raft"
 
     @Option(help: "Run this one seed and print its parameters and summary.")
@@ -51,31 +53,39 @@ struct BallotSim: ParsableCommand {
     @Flag(help: "In a sweep, print every seed's summary, not only failures.")
     var verbose = false
 
-    /// The bugs `--inject-bug` knows: the Raft core's, the replica driver's and the state machine's.
+    /// The bugs `--inject-bug` knows: the Raft core's, the Multi-Paxos core's, the replica driver's and the state machine's.
     static var knownBugs: [String] {
-        InjectedBug.allCases.map(\.rawValue) + ReplicaBug.allCases.map(\.rawValue) + StateMachineBug.allCases.map(\.rawValue)
+        InjectedBug.allCases.map(\.rawValue) + PaxosBug.allCases.map(\.rawValue) + ReplicaBug.allCases.map(\.rawValue)
+            + StateMachineBug.allCases.map(\.rawValue)
     }
 
     mutating func run() throws {
-        guard engine == "raft" else {
-            throw ValidationError("engine '\(engine)' is not available yet; use --engine raft")
+        guard let engineKind = EngineKind(rawValue: engine) else {
+            throw ValidationError("unknown engine '\(engine)'; use raft or paxos")
         }
         let faultSet: FaultSet
         do { faultSet = try FaultSet(parsing: faults) } catch { throw ValidationError(error.description) }
         var bug: InjectedBug?
         var replicaBug: ReplicaBug?
         var stateMachineBug: StateMachineBug?
+        var paxosBug: PaxosBug?
         if let name = injectBug {
             bug = InjectedBug(rawValue: name)
+            paxosBug = PaxosBug(rawValue: name)
             replicaBug = ReplicaBug(rawValue: name)
             stateMachineBug = StateMachineBug(rawValue: name)
-            guard bug != nil || replicaBug != nil || stateMachineBug != nil else {
+            guard bug != nil || paxosBug != nil || replicaBug != nil || stateMachineBug != nil else {
                 throw ValidationError("unknown bug '\(name)'; known: \(Self.knownBugs.joined(separator: ", "))")
+            }
+            if (bug != nil && engineKind != .raft) || (paxosBug != nil && engineKind != .paxos) {
+                throw ValidationError("bug '\(name)' is in the other engine's core; use --engine \(bug != nil ? "raft" : "paxos")")
             }
         }
         func options(_ s: UInt64) throws -> SimulationOptions {
             var o = SimulationOptions(seed: s, steps: steps, nodes: nodes, faults: faultSet)
+            o.engine = engineKind
             o.injectedBug = bug
+            o.injectedPaxosBug = paxosBug
             o.injectedReplicaBug = replicaBug
             o.injectedStateMachineBug = stateMachineBug
             o.traceLength = trace
@@ -106,7 +116,7 @@ struct BallotSim: ParsableCommand {
             } else {
                 failed += 1
                 fflush(nil)
-                print("FAIL seed \(s): \(report.violation!) (replay: ballot-sim --seed \(s) --steps \(steps) --nodes \(nodes) --faults \(faultSet)\(injectBug.map { " --inject-bug \($0)" } ?? ""))")
+                print("FAIL seed \(s): \(report.violation!) (replay: ballot-sim --engine \(engineKind) --seed \(s) --steps \(steps) --nodes \(nodes) --faults \(faultSet)\(injectBug.map { " --inject-bug \($0)" } ?? ""))")
             }
             let done = s - first + 1
             if !verbose && done % 100 == 0 && done < total {

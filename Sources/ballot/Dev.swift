@@ -12,6 +12,7 @@ struct Dev: AsyncParsableCommand {
     var basePort = 2379
     @Option(help: "Directory holding the members' data directories.") var dataDir = "ballot-dev.data"
     @Option(help: "Log level for the members.") var logLevel = "info"
+    @Option(help: "Consensus engine every member runs: raft or paxos.") var engine = "raft"
 
     static let stopGraceSeconds = 10.0
 
@@ -20,6 +21,7 @@ struct Dev: AsyncParsableCommand {
         guard clientPorts.allSatisfy({ (1...65_534).contains($0) }) else {
             throw ValidationError("--base-port \(basePort) puts a port outside 1...65535")
         }
+        guard ["raft", "paxos"].contains(engine) else { throw ValidationError("--engine \(engine): use raft or paxos") }
         let names = ["m1", "m2", "m3"]
         let cluster = zip(names, clientPorts).map { "\($0)=http://127.0.0.1:\($1 + 1)" }.joined(separator: ",")
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
@@ -33,13 +35,14 @@ struct Dev: AsyncParsableCommand {
                 "--listen-client-urls", "http://127.0.0.1:\(port)", "--advertise-client-urls", "http://127.0.0.1:\(port)",
                 "--listen-peer-urls", "http://127.0.0.1:\(port + 1)", "--initial-advertise-peer-urls", "http://127.0.0.1:\(port + 1)",
                 "--initial-cluster", cluster, "--initial-cluster-token", "ballot-dev", "--log-level", logLevel,
+                "--engine", engine,
             ]
             try process.run()
             members.append(process)
         }
         let endpoints = clientPorts.map { "127.0.0.1:\($0)" }.joined(separator: ",")
         print("""
-            Ballot dev cluster: 3 members on 127.0.0.1, data in \(dataDir)/
+            Ballot dev cluster: 3 members on 127.0.0.1 (engine \(engine)), data in \(dataDir)/
               clients: \(clientPorts.map { "http://127.0.0.1:\($0)" }.joined(separator: " "))
               peers:   \(clientPorts.map { "http://127.0.0.1:\($0 + 1)" }.joined(separator: " "))
               metrics: \(clientPorts.map { "http://127.0.0.1:\($0)/metrics" }.joined(separator: " "))  (and /health, /version)

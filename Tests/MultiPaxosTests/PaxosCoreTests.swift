@@ -21,6 +21,22 @@ import Testing
         #expect(!promised.admits(round: 4, from: 2))
     }
 
+    /// A founder whose first write tore after its bootstrap slot (the hard
+    /// state with its commit lost) restarts with that slot's configuration
+    /// in force: it is chosen by construction. Without it the member knew
+    /// no members and ignored every peer (simulator seed 39).
+    @Test func aFounderRestartedWithOnlyItsBootstrapSlotHearsItsPeers() throws {
+        let founders = Membership(voters: [1, 2, 3])
+        let bootstrap = Entry(term: 1, index: 1, payload: .configChange(.bootstrap(founders)))
+        var core = try PaxosCore(id: 1, settings: PaxosSettings(), seed: 1,
+                                 state: DurableState(hardState: HardState(), snapshot: nil, entries: [bootstrap]))
+        #expect(core.membership == founders)
+        #expect(core.commitIndex == 1)
+        core.step(Message(from: 2, to: 1, term: 4, kind: .prepare(firstSlot: 2, handoverRound: .zero)))
+        #expect(core.term == 4, "the prepare was heard and promised")
+        core.checkInvariants()
+    }
+
     @Test func aLeaderIsElectedAndEveryMemberAppliesTheSameValues() throws {
         var group = try PaxosCluster(members: 3)
         group.campaign(1)

@@ -107,7 +107,7 @@ import Testing
                 }),
             ]
             for (name, claimed, proof) in attempts {
-                let hello = PeerFrame.hello(version: PeerFrame.protocolVersion, clusterID: clusterID, from: claimed, to: target, nonce: Self.nonce)
+                let hello = PeerFrame.hello(version: PeerFrame.protocolVersion, clusterID: clusterID, from: claimed, to: target, nonce: Self.nonce, engine: 0)
                 let frames = try Self.payload(clusterID: clusterID, from: claimed, to: target, leader: leader, term: term)
                 let answers = try await PeerConversation.run(peer, hello: hello, proof: proof, then: frames)
                 // The listener's challenge carries no proof a stranger could use, and nothing
@@ -157,7 +157,7 @@ import Testing
         let index = try #require(before.ids.firstIndex(of: leader))
         let member = before.ids.first { $0 != leader }!
         let peer = HostPort(host: "127.0.0.1", port: cluster.members[index].peerPort)
-        let hello = PeerFrame.hello(version: PeerFrame.protocolVersion, clusterID: clusterID, from: member, to: leader, nonce: Self.nonce)
+        let hello = PeerFrame.hello(version: PeerFrame.protocolVersion, clusterID: clusterID, from: member, to: leader, nonce: Self.nonce, engine: 0)
         let frames = try Self.payload(clusterID: clusterID, from: member, to: leader, leader: leader, term: Term(before.terms[index]))
         _ = try await PeerConversation.run(peer, hello: hello, proof: { _ in .proof([]) }, then: Array(frames.prefix(1)))
         let deadline = Date().addingTimeInterval(10)

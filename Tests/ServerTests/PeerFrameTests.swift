@@ -19,7 +19,7 @@ import Testing
     static func bytes(_ body: [UInt8]) -> ByteBuffer { ByteBuffer(bytes: body) }
 
     @Test(arguments: [
-        PeerFrame.hello(version: 1, clusterID: 0xDEAD_BEEF_0102_0304, from: NodeID(77), to: NodeID(78), nonce: Array(0..<16)),
+        PeerFrame.hello(version: 1, clusterID: 0xDEAD_BEEF_0102_0304, from: NodeID(77), to: NodeID(78), nonce: Array(0..<16), engine: 1),
         .challenge(nonce: [1, 2], proof: Array(repeating: 7, count: 32)),
         .proof([]),
         .proof([3, 4, 5]),
@@ -132,7 +132,7 @@ import Testing
         await #expect(throws: (any Error).self) {
             try await connection.executeThenClose { inbound, outbound in
                 var frames = inbound.makeAsyncIterator()
-                try await PeerHandshake.dial(PeerHandshake.hello(clusterID: 1, from: 1, to: 2), secret: nil, on: connection.channel,
+                try await PeerHandshake.dial(PeerHandshake.hello(clusterID: 1, from: 1, to: 2, engine: .raft), secret: nil, on: connection.channel,
                                              frames: &frames, outbound: outbound)
             }
         }

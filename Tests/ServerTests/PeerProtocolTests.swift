@@ -104,7 +104,7 @@ import Testing
 
     /// A hello from `from` to `to`, with a fresh nonce.
     static func hello(_ clusterID: UInt64, from: NodeID, to: NodeID, version: UInt16 = PeerFrame.protocolVersion) -> PeerFrame {
-        .hello(version: version, clusterID: clusterID, from: from, to: to, nonce: PeerHandshake.nonce())
+        .hello(version: version, clusterID: clusterID, from: from, to: to, nonce: PeerHandshake.nonce(), engine: 0)
     }
 
     @Test func badPeerInputIsRefusedAndTheMemberKeepsServing() async throws {

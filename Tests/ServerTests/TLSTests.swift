@@ -119,7 +119,7 @@ import X509
             let answer = LockedBox<PeerFrame?>(nil)
             do {
                 try await connection.executeThenClose { inbound, outbound in
-                    try await outbound.write(PeerHandshake.hello(clusterID: clusterID, from: NodeID(ids[1]), to: NodeID(ids[0])))
+                    try await outbound.write(PeerHandshake.hello(clusterID: clusterID, from: NodeID(ids[1]), to: NodeID(ids[0]), engine: .raft))
                     var frames = inbound.makeAsyncIterator()
                     answer.set(try await frames.next())
                 }

@@ -46,6 +46,13 @@ final class TestCluster: @unchecked Sendable {
 
     /// Flags every member gets besides the cluster's own.
     let extraArguments: [String]
+    /// The consensus engine the members run (`--engine`): the test's
+    /// choice, else `BALLOT_TEST_ENGINE` (scripts/test.sh runs the
+    /// end-to-end suites again with `paxos`), else raft.
+    let engine: String
+    /// A member that runs another engine than the rest (set in `prepare`).
+    var memberEngine: [Int: String] = [:]
+    static var engineFromEnvironment: String { ProcessInfo.processInfo.environment["BALLOT_TEST_ENGINE"] ?? "raft" }
     /// Environment variables a member gets besides the test's own, by index
     /// (set in `prepare`, or before a restart).
     var memberEnvironment: [Int: [String: String]] = [:]
@@ -59,8 +66,10 @@ final class TestCluster: @unchecked Sendable {
     /// `prepare` runs first, when names, ports and data directories are set
     /// (to put data where a member will find it).
     init(size: Int = 3, extraArguments: [String] = [], clientScheme: String = "http", peerScheme: String = "http",
-         ctlArguments: [String] = [], placements: [Int: Placement] = [:], prepare: (TestCluster) throws -> Void = { _ in }) throws {
+         ctlArguments: [String] = [], placements: [Int: Placement] = [:], engine: String? = nil,
+         prepare: (TestCluster) throws -> Void = { _ in }) throws {
         self.extraArguments = extraArguments
+        self.engine = engine ?? Self.engineFromEnvironment
         self.clientScheme = clientScheme
         self.peerScheme = peerScheme
         self.ctlArguments = ctlArguments
@@ -119,6 +128,7 @@ final class TestCluster: @unchecked Sendable {
             "--initial-cluster", cluster, "--initial-cluster-token", "e2e",
             "--initial-cluster-state", joining.contains(i) ? "existing" : "new",
             "--heartbeat-interval", "50", "--election-timeout", "500",
+            "--engine", memberEngine[i] ?? engine,
         ] + extraArguments
     }
 

@@ -1,3 +1,5 @@
+import Engines
+@_spi(BugInjection) import MultiPaxos
 @_spi(BugInjection) import Raft
 @_spi(BugInjection) import Replica
 @_spi(BugInjection) import Simulation
@@ -35,6 +37,27 @@ import Testing
         }
     }
 
+    /// Each of the Multi-Paxos core's injected bugs, caught on the Paxos
+    /// simulator by the checker meant for it.
+    @Test(arguments: PaxosBug.allCases)
+    func sweepCatchesInjectedPaxosBug(_ bug: PaxosBug) {
+        let properties: Set<SafetyViolation.Property> = switch bug {
+        case .acceptBelowPromise, .skipRecovery: [.chosenOnce, .stateMachineSafety, .linearizability]
+        case .readWithoutConfirmation: [.linearizability]
+        }
+        Self.expectCaught(bug.rawValue, nodes: 3, engine: .paxos, by: properties) { $0.injectedPaxosBug = bug }
+    }
+
+    /// The replica driver's ordering bug on Paxos: an acceptor that answers
+    /// before its promise or acceptance is durable can lose, in a crash,
+    /// one a proposer already counted.
+    @Test func paxosSweepCatchesAcknowledgingBeforePersist() {
+        let bug = ReplicaBug.acknowledgesBeforePersist
+        Self.expectCaught(bug.rawValue, nodes: 3, engine: .paxos, by: [.electionSafety, .chosenOnce, .stateMachineSafety, .linearizability]) {
+            $0.injectedReplicaBug = bug
+        }
+    }
+
     /// The server's state machine, which the simulator runs (its `Applier`
     /// on an `MVCCStore`): a transaction that ignores its compares lets a
     /// compare-and-swap on a stale value succeed, and the linearizability
@@ -46,11 +69,11 @@ import Testing
 
     /// Sweep seeds 1...`seedsMax` with the bug `inject` switches on; the
     /// first violation must come from one of `properties`.
-    static func expectCaught(_ bug: String, nodes: Int, by properties: Set<SafetyViolation.Property>,
+    static func expectCaught(_ bug: String, nodes: Int, engine: EngineKind = .raft, by properties: Set<SafetyViolation.Property>,
                              inject: (inout SimulationOptions) -> Void) {
         var caught: (seed: UInt64, violation: SafetyViolation)?
         for seed in 1...seedsMax {
-            var options = SimulationOptions(seed: seed, steps: 5_000, nodes: nodes, faults: .all)
+            var options = SimulationSweepTests.options(engine, seed: seed, nodes: nodes)
             inject(&options)
             if let violation = Simulator.run(options).violation {
                 caught = (seed, violation)
@@ -58,9 +81,10 @@ import Testing
             }
         }
         guard let caught else {
-            Issue.record("\(bug) on \(nodes) members survived \(seedsMax) seeds: the checkers are blind to it")
+            Issue.record("\(bug) on \(nodes) \(engine) members survived \(seedsMax) seeds: the checkers are blind to it")
             return
         }
+        print("bug injection: \(bug) on \(engine) caught at seed \(caught.seed) by \(caught.violation.property.rawValue)")
         #expect(properties.contains(caught.violation.property),
                 "\(bug) caught at seed \(caught.seed) by an unexpected check: \(caught.violation)")
     }

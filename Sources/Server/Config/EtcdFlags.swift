@@ -99,6 +99,7 @@ extension EtcdFlag {
         EtcdFlag("log-package-levels", .string, "", .noEffect("use --log-level"), "Specify a particular log level for each etcd package."),
         EtcdFlag("config-file", .string, "", .used, "Path to the server configuration file."),
         // Ballot's own
+        EtcdFlag("engine", .string, "raft", .used, "Ballot: the consensus engine, raft or multi-Paxos (paxos); every member of a cluster runs the same one, recorded in its data directory and checked when peers connect."),
         EtcdFlag("peer-secret-file", .string, "", .used, "Ballot: path to the cluster's peer secret (16 to 4096 bytes, the same file on every member); every peer connection proves both ways that it holds it."),
         EtcdFlag("lease-reads", .bool, "false", .used, "Ballot: let reads that ask for it (metadata ballot-consistency: lease) be answered from the leader's lease, with no round of messages; safe only while no member's clock runs faster than --lease-read-clock-drift-percent against the leader's."),
         EtcdFlag("lease-read-clock-drift-percent", .integer, "10", .used, "Ballot: the fastest any member's clock may run against the leader's, in percent (0 to 50); the lease is shortened by as much."),

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Engines
 import Raft
 
 extension ServerConfig {
@@ -62,6 +63,11 @@ extension ServerConfig {
         self.peerSecretFile = flags.string("peer-secret-file")
         self.allowsPlaintextNonLoopback = flags.bool("allow-plaintext-non-loopback")
         self.leaseReads = flags.bool("lease-reads")
+        let engineName = flags.string("engine")
+        guard let engine = EngineKind(rawValue: engineName) else {
+            throw .invalid("--engine \(engineName): the engine is 'raft' or 'paxos'")
+        }
+        self.engine = engine
         let drift = try flags.integer("lease-read-clock-drift-percent")
         guard (0...RaftSettings.clockDriftBoundPercentMax).contains(drift) else {
             throw .invalid("--lease-read-clock-drift-percent \(drift): from 0 to \(RaftSettings.clockDriftBoundPercentMax)")

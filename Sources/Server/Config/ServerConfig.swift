@@ -1,6 +1,8 @@
 import Consensus
 import Crypto
 import Logging
+import Engines
+import MultiPaxos
 import Raft
 import Storage
 
@@ -119,6 +121,8 @@ public struct ServerConfig: Sendable {
     /// with no round of messages. Off by default: the lease rests on the
     /// clock-drift bound below, which nothing checks.
     public var leaseReads = false
+    /// Ballot's `--engine`: the consensus core every member of the cluster runs.
+    public var engine = EngineKind.raft
     /// Ballot's `--lease-read-clock-drift-percent` (`RaftSettings.clockDriftBoundPercent`).
     public var leaseReadClockDriftPercent = RaftSettings.clockDriftBoundPercentDefault
 
@@ -275,6 +279,17 @@ public struct ServerConfig: Sendable {
         // The shell refuses commands over --max-request-bytes; the core's own
         // limit must never refuse one the shell accepted.
         settings.entryBytesMax = min(RaftSettings.entryBytesMaxLimit, maxRequestBytes + Self.commandOverheadBytes)
+        if leaseReads { settings.readMode = .leaseBased }
+        settings.clockDriftBoundPercent = leaseReadClockDriftPercent
+        return settings
+    }
+
+    /// Multi-Paxos settings from the same flags as Raft's (`--engine paxos`).
+    public var paxosSettings: PaxosSettings {
+        var settings = PaxosSettings()
+        settings.heartbeatTicks = 1
+        settings.electionTicks = max(2, electionMilliseconds / heartbeatMilliseconds)
+        settings.entryBytesMax = min(PaxosSettings.entryBytesMaxLimit, maxRequestBytes + Self.commandOverheadBytes)
         if leaseReads { settings.readMode = .leaseBased }
         settings.clockDriftBoundPercent = leaseReadClockDriftPercent
         return settings

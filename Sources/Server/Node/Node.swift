@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import Engines
 import Raft
 import Replica
 import StateMachine
@@ -28,9 +29,13 @@ import SwiftProtobuf
 public final class Node: @unchecked Sendable {
     public let id: NodeID
     public let clusterID: UInt64
+    /// The consensus engine this member runs (`--engine`).
+    public let engine: EngineKind
     let logger: Logger
     let tickInterval: Double
     let electionTicks: Int
+    /// The most commands one proposal carries (the core's limit).
+    let proposalBatchMax: Int
     let requestTimeout: Double
     /// etcd's --election-timeout: the time bound of a bounded-staleness
     /// read that names only revisions.
@@ -69,8 +74,8 @@ public final class Node: @unchecked Sendable {
     /// The Ready contract over the core, the log, the peers and the store;
     /// the event loop's alone. Set last in `init` (its parts hold the node).
     private var replica: NodeReplica!
-    /// The Raft core, inside `replica`: the event loop's alone.
-    var core: RaftCore {
+    /// The consensus core, inside `replica`: the event loop's alone.
+    var core: AnyEngine {
         get { replica.engine }
         _modify { yield &replica.engine }
     }
@@ -176,12 +181,13 @@ public final class Node: @unchecked Sendable {
         public var matchIndex: [NodeID: LogIndex] = [:]
     }
 
-    init(id: NodeID, clusterID: UInt64, core: RaftCore, wal: WriteAheadLog, store: MVCCStore, snapshots: SnapshotStore,
+    init(id: NodeID, clusterID: UInt64, core: AnyEngine, wal: WriteAheadLog, store: MVCCStore, snapshots: SnapshotStore,
          transport: PeerTransport, leases: [LeaseRecord], members: MemberDirectory, metrics: ServerMetrics, config: ServerConfig,
          loop: any EventLoop, logger: Logger, auth: AuthStore = AuthStore()) {
         self.id = id
         self.loop = loop
         self.clusterID = clusterID
+        self.engine = core.kind
         self.wal = wal
         self.store = store
         self.snapshots = snapshots
@@ -209,7 +215,8 @@ public final class Node: @unchecked Sendable {
         self.tickInterval = Double(config.heartbeatMilliseconds) / 1000
         self.requestTimeout = Double(config.requestTimeoutMilliseconds) / 1000
         self.electionMilliseconds = config.electionMilliseconds
-        self.electionTicks = core.settings.electionTicks
+        self.electionTicks = core.raft?.settings.electionTicks ?? core.paxos!.settings.electionTicks
+        self.proposalBatchMax = core.raft?.settings.proposalBatchMax ?? core.paxos!.settings.proposalBatchMax
         // Request IDs restart per process; the origin member tells callers apart,
         // and the clock's high bits keep a restarted member from reusing an ID
         // that an old, still uncommitted entry carries.
@@ -562,7 +569,7 @@ public final class Node: @unchecked Sendable {
         // One proposal per loop turn carries every command that arrived.
         var start = 0
         while start < batch.count {
-            let chunk = batch[start..<min(batch.count, start + core.settings.proposalBatchMax)]
+            let chunk = batch[start..<min(batch.count, start + proposalBatchMax)]
             start += chunk.count
             do throws(ProposeError) {
                 try core.propose(chunk.map(\.command))
@@ -575,6 +582,9 @@ public final class Node: @unchecked Sendable {
                 let failure: EtcdError = switch error {
                 case .notLeader, .transferInProgress: .noLeader
                 case .entryTooLarge, .batchTooLarge: .requestTooLarge
+                // Multi-Paxos's window of open slots is full: etcd's answer
+                // to a proposal backlog, which clients retry.
+                case .windowFull: .tooManyRequests
                 default: .timeout
                 }
                 for item in chunk { finishProposal(item.id, .failure(failure)) }
@@ -716,7 +726,7 @@ public final class Node: @unchecked Sendable {
     /// Loop thread: what other threads read about the member, from the core now.
     private func publish() { publish(core) }
 
-    private func publish(_ core: RaftCore) {
+    private func publish(_ core: AnyEngine) {
         condition.lock()
         let before = published.leader
         published = Self.status(of: core, applied: appliedSoFar)
@@ -736,10 +746,10 @@ public final class Node: @unchecked Sendable {
         }
     }
 
-    private static func status(of core: RaftCore, applied: LogIndex) -> Status {
+    private static func status(of core: AnyEngine, applied: LogIndex) -> Status {
         var status = Status()
         status.isJoint = core.membership.isJoint
-        if core.role == .leader {
+        if core.role == .leader, let core = core.raft {
             for id in core.membership.voters.union(core.membership.outgoingVoters).union(core.membership.learners) {
                 status.matchIndex[id] = id == core.id ? core.lastIndex : core.replicationState(of: id)?.match
             }

@@ -1,11 +1,11 @@
 import Consensus
-import Raft
+import Engines
 import Replica
 import Storage
 
-/// A member's replica: the Raft core over its write-ahead log, its peer
+/// A member's replica: its consensus core (`--engine`) over its write-ahead log, its peer
 /// connections and its store's apply pipeline. The node loop drives it.
-typealias NodeReplica = ReplicaDriver<RaftCore, WALLogStore, NodePeerSender, NodeApplyPipeline>
+typealias NodeReplica = ReplicaDriver<AnyEngine, WALLogStore, NodePeerSender, NodeApplyPipeline>
 
 /// The write-ahead log as a replica's log store; each sync is timed for
 /// etcd's `etcd_disk_wal_fsync_duration_seconds`.

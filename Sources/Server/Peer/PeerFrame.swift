@@ -15,7 +15,7 @@ import NIOCore
 enum PeerFrame: Equatable, Sendable {
     /// The dialler names itself, the member it means to reach and its
     /// cluster, with a fresh nonce for the listener's proof; once, first.
-    case hello(version: UInt16, clusterID: UInt64, from: NodeID, to: NodeID, nonce: [UInt8])
+    case hello(version: UInt16, clusterID: UInt64, from: NodeID, to: NodeID, nonce: [UInt8], engine: UInt8)
     /// The listener's answer to a hello it admits: its own fresh nonce, and
     /// its proof that it holds the cluster's peer secret (empty without one).
     case challenge(nonce: [UInt8], proof: [UInt8])
@@ -50,7 +50,7 @@ enum PeerFrame: Equatable, Sendable {
     }
 
     /// Changes whenever a frame's layout does; members refuse other versions.
-    static let protocolVersion: UInt16 = 3
+    static let protocolVersion: UInt16 = 4
     /// The largest frame either side accepts: a batch of appends, each at
     /// most the core's append limit, or a snapshot chunk.
     static let bytesMax = 256 << 20
@@ -76,6 +76,8 @@ enum PeerRefusal: UInt8, Sendable {
     case notMember = 6
     /// The dialler did not prove it holds the cluster's peer secret.
     case unproven = 7
+    /// The dialler runs the other consensus engine (`--engine`).
+    case wrongEngine = 8
 
     /// The metrics' label for it.
     var label: String {
@@ -87,6 +89,7 @@ enum PeerRefusal: UInt8, Sendable {
         case .badCertificate: "bad_certificate"
         case .notMember: "not_member"
         case .unproven: "unproven"
+        case .wrongEngine: "wrong_engine"
         }
     }
 }
@@ -132,13 +135,14 @@ extension PeerFrame {
         let lengthAt = buffer.writerIndex
         buffer.writeInteger(UInt32(0))
         switch self {
-        case .hello(let version, let clusterID, let from, let to, let nonce):
+        case .hello(let version, let clusterID, let from, let to, let nonce, let engine):
             buffer.writeInteger(Kind.hello.rawValue)
             buffer.writeInteger(version)
             buffer.writeInteger(clusterID)
             buffer.writeInteger(from.rawValue)
             buffer.writeInteger(to.rawValue)
             Self.writeBytes(nonce, to: &buffer)
+            buffer.writeInteger(engine)
         case .challenge(let nonce, let proof):
             buffer.writeInteger(Kind.challenge.rawValue)
             Self.writeBytes(nonce, to: &buffer)
@@ -217,7 +221,7 @@ extension PeerFrame {
         }
         switch kind {
         case .hello:
-            self = .hello(version: try integer(), clusterID: try integer(), from: NodeID(try integer()), to: NodeID(try integer()), nonce: try bytes())
+            self = .hello(version: try integer(), clusterID: try integer(), from: NodeID(try integer()), to: NodeID(try integer()), nonce: try bytes(), engine: try integer())
         case .challenge:
             self = .challenge(nonce: try bytes(), proof: try bytes())
         case .proof:
@@ -315,7 +319,7 @@ extension PeerFrame {
     /// A connection speaking frames, for both ends.
     typealias Connection = NIOAsyncChannel<PeerFrame, PeerFrame>
 
-    /// The largest hello or proof a listener reads: a hello is 47 bytes
+    /// The largest hello or proof a listener reads: a hello is 48 bytes
     /// after its length, a proof 37.
     static let helloBytesMax = 64
     /// A listener closes a connection that sent nothing for this long (the

@@ -1,3 +1,4 @@
+import Engines
 import Consensus
 import NIOCore
 
@@ -28,8 +29,8 @@ enum PeerHandshake {
     }
 
     /// The hello a dialler opens with.
-    static func hello(clusterID: UInt64, from: NodeID, to: NodeID) -> PeerFrame {
-        .hello(version: PeerFrame.protocolVersion, clusterID: clusterID, from: from, to: to, nonce: nonce())
+    static func hello(clusterID: UInt64, from: NodeID, to: NodeID, engine: EngineKind) -> PeerFrame {
+        .hello(version: PeerFrame.protocolVersion, clusterID: clusterID, from: from, to: to, nonce: nonce(), engine: engine.wireCode)
     }
 
     /// The dialler's side: send `hello`, read the listener's
@@ -41,7 +42,7 @@ enum PeerHandshake {
         _ hello: PeerFrame, secret: PeerSecret?, on channel: any Channel,
         frames: inout NIOAsyncChannelInboundStream<PeerFrame>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<PeerFrame>
     ) async throws {
-        guard case .hello(_, let clusterID, let from, let to, let diallerNonce) = hello else {
+        guard case .hello(_, let clusterID, let from, let to, let diallerNonce, _) = hello else {
             preconditionFailure("a peer connection opens with a hello")
         }
         let deadline = channel.eventLoop.scheduleTask(in: .seconds(answerSecondsMax)) { channel.close(promise: nil) }

@@ -1,3 +1,4 @@
+import Engines
 import Consensus
 import EtcdAPI
 import Foundation
@@ -115,7 +116,7 @@ final class PeerListener: Sendable {
                         logger.warning("a peer refused this member's certificate", metadata: ["remote": "\(remote)", "error": "\(message)"])
                         return
                     }
-                    guard case .hello(_, _, let from, _, _) = first else {
+                    guard case .hello(_, _, let from, _, _, _) = first else {
                         try await outbound.write(.refused(.noHello, message: "ballot: a peer connection must start with a hello"))
                         return
                     }
@@ -270,7 +271,7 @@ final class PeerListener: Sendable {
     /// it), else the refusal or the challenge, with the check of the
     /// dialler's proof. Every refusal is logged with the address it came from.
     private func admit(_ frame: PeerFrame, remote: String, certificate: NIOSSLCertificate?) -> PeerAdmission? {
-        guard case .hello(let version, let clusterID, let from, let to, let diallerNonce) = frame else { return nil }
+        guard case .hello(let version, let clusterID, let from, let to, let diallerNonce, let engine) = frame else { return nil }
         let refused: @Sendable (PeerRefusal, String) -> PeerFrame = { [logger, traffic, refusalLogBudget] reason, message in
             traffic.refused(reason)
             let (logs, unlogged) = refusalLogBudget.spend()
@@ -283,7 +284,7 @@ final class PeerListener: Sendable {
             }
             return .refused(reason, message: message)
         }
-        if let (reason, message) = refusal(version: version, clusterID: clusterID, from: from, to: to, nonce: diallerNonce)
+        if let (reason, message) = refusal(version: version, clusterID: clusterID, from: from, to: to, nonce: diallerNonce, engine: engine)
             ?? certificateRefusal(certificate, from: from) {
             return .refuse(refused(reason, message))
         }
@@ -304,12 +305,16 @@ final class PeerListener: Sendable {
     /// proving it holds the secret is a member even under an ID not known
     /// here yet: one added while this member lags in applying the log, and
     /// perhaps its leader, whose appends are how this member learns of it.
-    private func refusal(version: UInt16, clusterID: UInt64, from: NodeID, to: NodeID, nonce: [UInt8]) -> (PeerRefusal, String)? {
+    private func refusal(version: UInt16, clusterID: UInt64, from: NodeID, to: NodeID, nonce: [UInt8], engine: UInt8) -> (PeerRefusal, String)? {
         if version != PeerFrame.protocolVersion {
             return (.wrongVersion, "ballot: peer protocol version \(version), this member speaks \(PeerFrame.protocolVersion)")
         }
         if clusterID != node.clusterID {
             return (.wrongCluster, "ballot: member \(String(from.rawValue, radix: 16)) is in cluster \(String(clusterID, radix: 16)), this member is in cluster \(String(node.clusterID, radix: 16)): check --initial-cluster-token")
+        }
+        if engine != node.engine.wireCode {
+            let theirs = EngineKind(wireCode: engine).map(\.rawValue) ?? "an unknown engine (code \(engine))"
+            return (.wrongEngine, "ballot: member \(String(from.rawValue, radix: 16)) runs the \(theirs) engine, this member runs \(node.engine): every member of a cluster runs the same --engine")
         }
         if members.wasRemoved(from) { return (.removed, PeerTransport.removedMessage) }
         if to != node.id {

@@ -1,3 +1,4 @@
+import Engines
 import Consensus
 import EtcdAPI
 import Foundation
@@ -17,6 +18,8 @@ import Storage
 final class PeerTransport: @unchecked Sendable {
     let selfID: NodeID
     let clusterID: UInt64
+    /// The consensus engine this member runs: its hellos say so, and a listener running the other refuses them.
+    let engine: EngineKind
     let logger: Logger
     private let lock = NSLock()
     private var links: [NodeID: PeerLink] = [:]
@@ -52,7 +55,7 @@ final class PeerTransport: @unchecked Sendable {
     /// what the node sends is written without a thread hand-off.
     let loop: any EventLoop
 
-    init(selfID: NodeID, clusterID: UInt64, peers: [NodeID: HostPort], tls: @escaping @Sendable () -> NIOSSLContext, certificateRule: PeerCertificateRule? = nil,
+    init(selfID: NodeID, clusterID: UInt64, engine: EngineKind = .raft, peers: [NodeID: HostPort], tls: @escaping @Sendable () -> NIOSSLContext, certificateRule: PeerCertificateRule? = nil,
          secret: PeerSecret? = nil, logger: Logger, traffic: PeerTraffic = PeerTraffic(),
          loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()) {
         self.secret = secret
@@ -62,6 +65,7 @@ final class PeerTransport: @unchecked Sendable {
         self.certificateRule = certificateRule
         self.selfID = selfID
         self.clusterID = clusterID
+        self.engine = engine
         self.logger = logger
         (added, addedContinuation) = AsyncStream<PeerLink>.makeStream()
         for (id, address) in peers { addPeer(id, address: address) }
@@ -69,7 +73,7 @@ final class PeerTransport: @unchecked Sendable {
 
     /// A fresh hello for a connection to `peer`.
     private func hello(to peer: NodeID) -> PeerFrame {
-        PeerHandshake.hello(clusterID: clusterID, from: selfID, to: peer)
+        PeerHandshake.hello(clusterID: clusterID, from: selfID, to: peer, engine: engine)
     }
 
     /// Start talking to a member (one the log just added); no-op for a
