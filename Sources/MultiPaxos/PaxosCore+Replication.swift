@@ -162,6 +162,13 @@ extension PaxosCore {
             slot = slot + 1
         }
         commit(to: to)
+        // Tell the acceptors holding the newly chosen slots at once (an
+        // accept with no slots carries the commit index), as a Raft leader's
+        // next append does: a member answering reads from its own store
+        // (serializable ones, watches) is otherwise a heartbeat behind.
+        for peer in peers.keys.sorted() where peers[peer]!.heard && peers[peer]!.through >= to {
+            send(.accept(entries: [], commit: to), to: peer)
+        }
     }
 
     /// Send an acceptor the next page of slots it lacks, or the snapshot

@@ -80,7 +80,7 @@ enum ProcessInfoShim {
     /// applying another value.
     @Test func tornRewritesWithoutBatchRecordsAreCaught() throws {
         var caught: UInt64?
-        for seed in UInt64(1)...300 {
+        for seed in UInt64(1)...600 {
             let violations = try Self.run(seed: seed, members: 3, entriesTearApart: true).violations
             if !violations.isEmpty {
                 print("paxos sweep: entries torn apart: \(violations[0])")
@@ -89,6 +89,6 @@ enum ProcessInfoShim {
             }
         }
         print("paxos sweep: entries torn apart caught at seed \(caught.map(String.init) ?? "none")")
-        #expect(caught != nil, "torn rewrites went unnoticed for 300 seeds")
+        #expect(caught != nil, "torn rewrites went unnoticed for 600 seeds")
     }
 }

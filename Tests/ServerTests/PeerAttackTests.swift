@@ -1,3 +1,4 @@
+import Engines
 import Consensus
 import EtcdAPI
 import Foundation
@@ -26,6 +27,10 @@ import Testing
             Message(from: from, to: to, term: high, kind: .vote(lastIndex: LogIndex(1_000_000), lastTerm: high, transfer: true)),
             Message(from: from, to: to, term: high, kind: .appendResponse(reject: false, index: LogIndex(1_000_000), hintIndex: .zero, hintTerm: .zero)),
             Message(from: from, to: to, term: high, kind: .heartbeatResponse(round: 1)),
+            // The same attack in Multi-Paxos's words (each engine ignores the other's kinds).
+            Message(from: from, to: to, term: high, kind: .prepare(firstSlot: LogIndex(1), handoverRound: .zero)),
+            Message(from: from, to: to, term: high, kind: .accept(entries: [], commit: LogIndex(1_000_000))),
+            Message(from: from, to: to, term: high, kind: .accepted(first: 1, last: .zero, through: LogIndex(1_000_000), commit: LogIndex(1_000_000))),
         ]
         var removal = Ballotpb_MembershipForward()
         removal.remove = .with { $0.id = leader.rawValue }
@@ -107,7 +112,7 @@ import Testing
                 }),
             ]
             for (name, claimed, proof) in attempts {
-                let hello = PeerFrame.hello(version: PeerFrame.protocolVersion, clusterID: clusterID, from: claimed, to: target, nonce: Self.nonce, engine: 0)
+                let hello = PeerFrame.hello(version: PeerFrame.protocolVersion, clusterID: clusterID, from: claimed, to: target, nonce: Self.nonce, engine: EngineKind(rawValue: cluster.engine)!.wireCode)
                 let frames = try Self.payload(clusterID: clusterID, from: claimed, to: target, leader: leader, term: term)
                 let answers = try await PeerConversation.run(peer, hello: hello, proof: proof, then: frames)
                 // The listener's challenge carries no proof a stranger could use, and nothing
@@ -157,7 +162,7 @@ import Testing
         let index = try #require(before.ids.firstIndex(of: leader))
         let member = before.ids.first { $0 != leader }!
         let peer = HostPort(host: "127.0.0.1", port: cluster.members[index].peerPort)
-        let hello = PeerFrame.hello(version: PeerFrame.protocolVersion, clusterID: clusterID, from: member, to: leader, nonce: Self.nonce, engine: 0)
+        let hello = PeerFrame.hello(version: PeerFrame.protocolVersion, clusterID: clusterID, from: member, to: leader, nonce: Self.nonce, engine: EngineKind(rawValue: cluster.engine)!.wireCode)
         let frames = try Self.payload(clusterID: clusterID, from: member, to: leader, leader: leader, term: Term(before.terms[index]))
         _ = try await PeerConversation.run(peer, hello: hello, proof: { _ in .proof([]) }, then: Array(frames.prefix(1)))
         let deadline = Date().addingTimeInterval(10)

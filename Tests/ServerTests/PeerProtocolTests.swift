@@ -1,3 +1,4 @@
+import Engines
 import Consensus
 import Foundation
 import NIOCore
@@ -104,7 +105,7 @@ import Testing
 
     /// A hello from `from` to `to`, with a fresh nonce.
     static func hello(_ clusterID: UInt64, from: NodeID, to: NodeID, version: UInt16 = PeerFrame.protocolVersion) -> PeerFrame {
-        .hello(version: version, clusterID: clusterID, from: from, to: to, nonce: PeerHandshake.nonce(), engine: 0)
+        .hello(version: version, clusterID: clusterID, from: from, to: to, nonce: PeerHandshake.nonce(), engine: EngineKind(rawValue: TestCluster.engineFromEnvironment)!.wireCode)
     }
 
     @Test func badPeerInputIsRefusedAndTheMemberKeepsServing() async throws {

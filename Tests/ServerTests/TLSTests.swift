@@ -1,3 +1,4 @@
+import Engines
 import NIOSSL
 import Logging
 import Consensus
@@ -119,7 +120,7 @@ import X509
             let answer = LockedBox<PeerFrame?>(nil)
             do {
                 try await connection.executeThenClose { inbound, outbound in
-                    try await outbound.write(PeerHandshake.hello(clusterID: clusterID, from: NodeID(ids[1]), to: NodeID(ids[0]), engine: .raft))
+                    try await outbound.write(PeerHandshake.hello(clusterID: clusterID, from: NodeID(ids[1]), to: NodeID(ids[0]), engine: EngineKind(rawValue: cluster.engine)!))
                     var frames = inbound.makeAsyncIterator()
                     answer.set(try await frames.next())
                 }
