@@ -210,6 +210,43 @@ import Testing
             whole: { $0.snapshot == marker && $0.entries == kept })
     }
 
+    /// After a torn batch, a restarted member may write a marker or a hard
+    /// state of its own before any entry: those stand, the torn batch does not.
+    @Test func recordsWrittenAfterATornBatchStand() throws {
+        let dir = try TemporaryDirectory()
+        let old = (1...6).map { Self.entry($0) }
+        var before = Data()
+        do {
+            let (wal, _) = try WriteAheadLog.open(directory: dir.path, settings: Self.small())
+            try wal.append(hardState: nil, entries: old)
+            try wal.sync()
+            before = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/" + (try Self.segments(dir.path)).last!))
+            try wal.append(hardState: nil, entries: [Self.entry(3, term: 2, "filled")] + (4...6).map { Self.entry($0) })
+            try wal.sync()
+        }
+        let url = URL(fileURLWithPath: dir.path + "/" + (try Self.segments(dir.path)).last!)
+        var bytes = try Data(contentsOf: url)
+        let start = before.lastIndex { $0 != 0 }! + 1
+        let end = bytes.lastIndex { $0 != 0 }! + 1
+        // Keep the batch header and its first entry record whole, lose the rest.
+        let cut = start + (end - start) / 2
+        bytes.replaceSubrange(cut..<end, with: Data(count: end - cut))
+        try bytes.write(to: url)
+        let marker = SnapshotMarker(index: 2, term: 1, replacesLog: false)
+        let hardState = HardState(term: 3, vote: 2, commit: 2)
+        do {
+            let (wal, recovery) = try WriteAheadLog.open(directory: dir.path, settings: Self.small())
+            #expect(recovery.entries == old)
+            try wal.append(snapshot: marker)
+            try wal.append(hardState: hardState, entries: [])
+            try wal.sync()
+        }
+        let (_, again) = try WriteAheadLog.open(directory: dir.path, settings: Self.small())
+        #expect(again.snapshot == marker)
+        #expect(again.hardState == hardState)
+        #expect(again.entries == Array(old.dropFirst(2)))
+    }
+
     /// Write `old`, then `write`, and cut the file at every byte of what
     /// `write` added: each recovery holds either `old` untouched or what
     /// `whole` accepts, and the log keeps working after the cut.

@@ -22,6 +22,15 @@ extension WriteAheadLog {
         // crash left incomplete (its entries are dropped: none was synced).
         var batch: OpenBatch?
         var discarded: String?
+        // 1 right after a segment's seed, whose hard state (and snapshot
+        // reminder, flagged as one) a rotation may write in the middle of a
+        // batch. Any other record met while a batch is open means the batch
+        // was torn and the member wrote on after its restart.
+        var headerStep = 0
+        func dropTornBatch() {
+            if let torn = batch { discarded = torn.description }
+            batch = nil
+        }
         func take(_ entry: Entry, _ path: String, _ offset: Int) throws(StorageError) {
             // The first entry of a log whose first segments were
             // released: what came before it went with them. A
@@ -108,12 +117,15 @@ extension WriteAheadLog {
                 switch type {
                 case .seed:
                     chain = seedValue(payload)
+                    headerStep = 1
                     offset = end
                     continue
                 case .hardState:
                     guard let hs = ConsensusCodec.decodeHardState(payload) else {
                         throw .corrupt(path: segment.path, detail: "undecodable hard state at byte offset \(offset)")
                     }
+                    // An append's hard state follows its whole batch.
+                    if headerStep == 1 { headerStep = 0 } else { dropTornBatch() }
                     recovery.hardState = hs
                 case .batch:
                     guard let (firstIndex, count, withSnapshot) = decodeBatch(payload) else {
@@ -121,12 +133,14 @@ extension WriteAheadLog {
                     }
                     // A batch left incomplete was torn by a crash, and the
                     // log was written on after it when the member restarted.
-                    if let torn = batch { discarded = torn.description }
+                    dropTornBatch()
+                    headerStep = 0
                     batch = OpenBatch(first: firstIndex, count: count, withSnapshot: withSnapshot, at: "\(segment.path) at byte offset \(offset)")
                 case .entry:
                     guard let entry = ConsensusCodec.decodeEntry(payload) else {
                         throw .corrupt(path: segment.path, detail: "undecodable entry at byte offset \(offset)")
                     }
+                    headerStep = 0
                     if var open = batch {
                         guard entry.index == open.first + UInt64(open.entries.count), open.marker != nil || !open.withSnapshot else {
                             throw .corrupt(path: segment.path, detail: "entry \(entry.index) at byte offset \(offset) breaks the batch from \(open.first)")
@@ -145,19 +159,22 @@ extension WriteAheadLog {
                         try take(entry, segment.path, offset)
                     }
                 case .snapshot:
-                    guard let marker = decodeSnapshot(payload) else {
+                    guard let (marker, isReminder) = decodeSnapshotRecord(payload) else {
                         throw .corrupt(path: segment.path, detail: "undecodable snapshot marker at byte offset \(offset)")
                     }
-                    if var open = batch {
-                        if open.withSnapshot, open.marker == nil, open.entries.isEmpty, marker.replacesLog {
-                            open.marker = marker
-                        } else {
-                            // A new segment's reminder, met part-way through
-                            // the batch: it stands or falls with the batch.
-                            open.reminders.append(marker)
-                        }
+                    headerStep = 0
+                    if var open = batch, isReminder {
+                        // A new segment's reminder, met part-way through
+                        // the batch: it stands or falls with the batch.
+                        open.reminders.append(marker)
+                        batch = open
+                    } else if var open = batch, open.withSnapshot, open.marker == nil, open.entries.isEmpty, marker.replacesLog {
+                        open.marker = marker
                         batch = open
                     } else {
+                        // A marker of its own (a compaction, an install
+                        // without entries) after a torn batch.
+                        dropTornBatch()
                         take(marker)
                     }
                 }

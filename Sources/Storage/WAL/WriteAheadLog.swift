@@ -265,8 +265,9 @@ public final class WriteAheadLog {
         if var snapshot {
             // Only a reminder that the snapshot exists: replaying it must
             // not drop the entries written after it in earlier segments.
+            // Marked as one, so recovery tells it from a marker of its own.
             snapshot.replacesLog = false
-            frame(.snapshot, Self.encode(snapshot))
+            frame(.snapshot, Self.encode(snapshot, reminder: true))
         }
     }
 
@@ -367,20 +368,27 @@ public final class WriteAheadLog {
         if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: directory) }
     }
 
-    static func encode(_ m: SnapshotMarker) -> [UInt8] {
+    /// A marker's record; the flag byte is 1 for a marker that replaces the
+    /// log, 0 for a local one, 2 for a segment header's reminder.
+    static func encode(_ m: SnapshotMarker, reminder: Bool = false) -> [UInt8] {
+        precondition(!(reminder && m.replacesLog), "a reminder replaces nothing")
         var w = BinaryWriter()
         w.u64(m.index.rawValue)
         w.u64(m.term.rawValue)
-        w.u8(m.replacesLog ? 1 : 0)
+        w.u8(reminder ? 2 : m.replacesLog ? 1 : 0)
         ConsensusCodec.encode(m.membership, into: &w)
         return w.bytes
     }
 
-    static func decodeSnapshot(_ bytes: [UInt8]) -> SnapshotMarker? {
+    static func decodeSnapshot(_ bytes: [UInt8]) -> SnapshotMarker? { decodeSnapshotRecord(bytes)?.marker }
+
+    /// A marker and whether it is a segment header's reminder (logs written
+    /// before reminders were marked hold them as local markers, flag 0).
+    static func decodeSnapshotRecord(_ bytes: [UInt8]) -> (marker: SnapshotMarker, reminder: Bool)? {
         var r = BinaryReader(bytes)
-        guard let i = r.u64(), let t = r.u64(), let f = r.u8(), f <= 1, let m = ConsensusCodec.decodeMembership(&r), r.atEnd
+        guard let i = r.u64(), let t = r.u64(), let f = r.u8(), f <= 2, let m = ConsensusCodec.decodeMembership(&r), r.atEnd
         else { return nil }
-        return SnapshotMarker(index: LogIndex(i), term: Term(t), replacesLog: f == 1, membership: m)
+        return (SnapshotMarker(index: LogIndex(i), term: Term(t), replacesLog: f == 1, membership: m), f == 2)
     }
 
     /// A batch header: the first entry's index, how many entries follow,
