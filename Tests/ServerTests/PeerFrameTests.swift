@@ -19,7 +19,7 @@ import Testing
     static func bytes(_ body: [UInt8]) -> ByteBuffer { ByteBuffer(bytes: body) }
 
     @Test(arguments: [
-        PeerFrame.hello(version: 1, clusterID: 0xDEAD_BEEF_0102_0304, from: NodeID(77), to: NodeID(78), nonce: Array(0..<16), engine: 1),
+        PeerFrame.hello(version: PeerFrame.protocolVersion, clusterID: 0xDEAD_BEEF_0102_0304, from: NodeID(77), to: NodeID(78), nonce: Array(0..<16), engine: 1),
         .challenge(nonce: [1, 2], proof: Array(repeating: 7, count: 32)),
         .proof([]),
         .proof([3, 4, 5]),

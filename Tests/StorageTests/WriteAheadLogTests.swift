@@ -247,6 +247,42 @@ import Testing
         #expect(again.entries == Array(old.dropFirst(2)))
     }
 
+    /// A crash that kept only the header of a batch carrying a snapshot:
+    /// the install the restarted member writes next (a marker alone) is its
+    /// own, not the torn batch's, and stands.
+    @Test func anInstallAfterATornInstallBatchStands() throws {
+        let dir = try TemporaryDirectory()
+        let old = (1...6).map { Self.entry($0) }
+        var before = Data()
+        do {
+            let (wal, _) = try WriteAheadLog.open(directory: dir.path, settings: Self.small())
+            try wal.append(hardState: nil, entries: old)
+            try wal.sync()
+            before = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/" + (try Self.segments(dir.path)).last!))
+            try wal.append(snapshot: SnapshotMarker(index: 3, term: 2, replacesLog: true), thenEntries: (4...6).map { Self.entry($0) },
+                           hardState: HardState(term: 2, vote: 1, commit: 3))
+            try wal.sync()
+        }
+        let url = URL(fileURLWithPath: dir.path + "/" + (try Self.segments(dir.path)).last!)
+        var bytes = try Data(contentsOf: url)
+        let start = before.lastIndex { $0 != 0 }! + 1
+        let end = bytes.lastIndex { $0 != 0 }! + 1
+        let batchHeaderRecord = 9 + 8 + 4 + 1
+        bytes.replaceSubrange((start + batchHeaderRecord)..<end, with: Data(count: end - start - batchHeaderRecord))
+        try bytes.write(to: url)
+        let install = SnapshotMarker(index: 5, term: 3, replacesLog: true)
+        do {
+            let (wal, recovery) = try WriteAheadLog.open(directory: dir.path, settings: Self.small())
+            #expect(recovery.entries == old && recovery.snapshot == nil)
+            try wal.append(snapshot: install, thenEntries: [], hardState: HardState(term: 3, vote: 2, commit: 5))
+            try wal.sync()
+        }
+        let (_, again) = try WriteAheadLog.open(directory: dir.path, settings: Self.small())
+        #expect(again.snapshot == install)
+        #expect(again.entries.isEmpty)
+        #expect(again.hardState == HardState(term: 3, vote: 2, commit: 5))
+    }
+
     /// Write `old`, then `write`, and cut the file at every byte of what
     /// `write` added: each recovery holds either `old` untouched or what
     /// `whole` accepts, and the log keeps working after the cut.

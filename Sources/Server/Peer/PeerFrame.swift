@@ -1,3 +1,4 @@
+import Engines
 import Consensus
 import NIOCore
 
@@ -142,7 +143,7 @@ extension PeerFrame {
             buffer.writeInteger(from.rawValue)
             buffer.writeInteger(to.rawValue)
             Self.writeBytes(nonce, to: &buffer)
-            buffer.writeInteger(engine)
+            if version >= 4 { buffer.writeInteger(engine) }
         case .challenge(let nonce, let proof):
             buffer.writeInteger(Kind.challenge.rawValue)
             Self.writeBytes(nonce, to: &buffer)
@@ -221,7 +222,11 @@ extension PeerFrame {
         }
         switch kind {
         case .hello:
-            self = .hello(version: try integer(), clusterID: try integer(), from: NodeID(try integer()), to: NodeID(try integer()), nonce: try bytes(), engine: try integer())
+            let version: UInt16 = try integer()
+            // Before version 4 a hello carried no engine: decoded as such, it
+            // is refused for its version, with a message saying so.
+            self = .hello(version: version, clusterID: try integer(), from: NodeID(try integer()), to: NodeID(try integer()), nonce: try bytes(),
+                          engine: version >= 4 ? try integer() : EngineKind.raft.wireCode)
         case .challenge:
             self = .challenge(nonce: try bytes(), proof: try bytes())
         case .proof:

@@ -27,6 +27,9 @@ extension WriteAheadLog {
         // batch. Any other record met while a batch is open means the batch
         // was torn and the member wrote on after its restart.
         var headerStep = 0
+        // The record before this one was a batch header: only there does a
+        // batch's own snapshot marker stand.
+        var afterBatchHeader = false
         func dropTornBatch() {
             if let torn = batch { discarded = torn.description }
             batch = nil
@@ -114,6 +117,8 @@ extension WriteAheadLog {
                     }
                     first = false
                 }
+                let followsBatchHeader = afterBatchHeader
+                afterBatchHeader = type == .batch
                 switch type {
                 case .seed:
                     chain = seedValue(payload)
@@ -159,16 +164,16 @@ extension WriteAheadLog {
                         try take(entry, segment.path, offset)
                     }
                 case .snapshot:
-                    guard let (marker, isReminder) = decodeSnapshotRecord(payload) else {
+                    guard let (marker, role) = decodeSnapshotRecord(payload) else {
                         throw .corrupt(path: segment.path, detail: "undecodable snapshot marker at byte offset \(offset)")
                     }
                     headerStep = 0
-                    if var open = batch, isReminder {
+                    if var open = batch, role == .reminder {
                         // A new segment's reminder, met part-way through
                         // the batch: it stands or falls with the batch.
                         open.reminders.append(marker)
                         batch = open
-                    } else if var open = batch, open.withSnapshot, open.marker == nil, open.entries.isEmpty, marker.replacesLog {
+                    } else if var open = batch, role == .batchInstall, followsBatchHeader, open.withSnapshot, open.marker == nil {
                         open.marker = marker
                         batch = open
                     } else {

@@ -127,7 +127,7 @@ public final class WriteAheadLog {
         if let first = entries.first {
             records.reserveCapacity(entries.count + 3)
             records.append((.batch, encodeBatch(first: first.index, count: entries.count, withSnapshot: snapshot != nil)))
-            if let snapshot { records.append((.snapshot, encode(snapshot))) }
+            if let snapshot { records.append((.snapshot, encode(snapshot, role: .batchInstall))) }
             for entry in entries { records.append((.entry, ConsensusCodec.encode(entry))) }
         }
         if let hardState { records.append((.hardState, ConsensusCodec.encode(hardState))) }
@@ -153,7 +153,7 @@ public final class WriteAheadLog {
                 try appendRecord(type, payload, nextIndex: index)
             } else if type == .snapshot {
                 guard let marker = Self.decodeSnapshot(payload) else { preconditionFailure("an undecodable marker was encoded") }
-                try append(snapshot: marker)
+                try appendMarker(marker, record: payload)
             } else if type == .entry {
                 guard let index = next else { preconditionFailure("entry records without a first index") }
                 try appendRecord(type, payload, nextIndex: index)
@@ -168,7 +168,12 @@ public final class WriteAheadLog {
 
     /// Queue a snapshot marker; durable after `sync()`.
     public func append(snapshot marker: SnapshotMarker) throws(StorageError) {
-        try appendRecord(.snapshot, Self.encode(marker), nextIndex: marker.replacesLog ? marker.index + 1 : lastIndex + 1)
+        try appendMarker(marker, record: Self.encode(marker))
+    }
+
+    /// Queue `marker`, encoded as `record` (which says its role).
+    private func appendMarker(_ marker: SnapshotMarker, record: [UInt8]) throws(StorageError) {
+        try appendRecord(.snapshot, record, nextIndex: marker.replacesLog ? marker.index + 1 : lastIndex + 1)
         snapshot = marker
         if marker.replacesLog || marker.index > lastIndex { lastIndex = marker.index }
     }
@@ -267,7 +272,7 @@ public final class WriteAheadLog {
             // not drop the entries written after it in earlier segments.
             // Marked as one, so recovery tells it from a marker of its own.
             snapshot.replacesLog = false
-            frame(.snapshot, Self.encode(snapshot, reminder: true))
+            frame(.snapshot, Self.encode(snapshot, role: .reminder))
         }
     }
 
@@ -368,27 +373,41 @@ public final class WriteAheadLog {
         if fsync(fd) != 0 { throw .io(errno: errno, operation: "fsync", path: directory) }
     }
 
-    /// A marker's record; the flag byte is 1 for a marker that replaces the
-    /// log, 0 for a local one, 2 for a segment header's reminder.
-    static func encode(_ m: SnapshotMarker, reminder: Bool = false) -> [UInt8] {
-        precondition(!(reminder && m.replacesLog), "a reminder replaces nothing")
+    /// What a marker record is, in its flag byte: recovery must tell a
+    /// batch's own marker and a segment header's reminder from a marker
+    /// written on its own (after a torn batch, say).
+    enum MarkerRole: UInt8 {
+        /// A local snapshot (compaction): later entries stay.
+        case local = 0
+        /// A snapshot from the leader, written alone: it replaces the log.
+        case install = 1
+        /// A segment header's reminder of the latest snapshot.
+        case reminder = 2
+        /// A snapshot from the leader that opens a batch with the entries kept after it.
+        case batchInstall = 3
+    }
+
+    static func encode(_ m: SnapshotMarker, role: MarkerRole? = nil) -> [UInt8] {
+        let role = role ?? (m.replacesLog ? .install : .local)
+        precondition(m.replacesLog == (role == .install || role == .batchInstall), "marker \(m) written as \(role)")
         var w = BinaryWriter()
         w.u64(m.index.rawValue)
         w.u64(m.term.rawValue)
-        w.u8(reminder ? 2 : m.replacesLog ? 1 : 0)
+        w.u8(role.rawValue)
         ConsensusCodec.encode(m.membership, into: &w)
         return w.bytes
     }
 
     static func decodeSnapshot(_ bytes: [UInt8]) -> SnapshotMarker? { decodeSnapshotRecord(bytes)?.marker }
 
-    /// A marker and whether it is a segment header's reminder (logs written
-    /// before reminders were marked hold them as local markers, flag 0).
-    static func decodeSnapshotRecord(_ bytes: [UInt8]) -> (marker: SnapshotMarker, reminder: Bool)? {
+    /// A marker and its role (logs written before roles were recorded
+    /// hold reminders as local markers).
+    static func decodeSnapshotRecord(_ bytes: [UInt8]) -> (marker: SnapshotMarker, role: MarkerRole)? {
         var r = BinaryReader(bytes)
-        guard let i = r.u64(), let t = r.u64(), let f = r.u8(), f <= 2, let m = ConsensusCodec.decodeMembership(&r), r.atEnd
+        guard let i = r.u64(), let t = r.u64(), let f = r.u8(), let role = MarkerRole(rawValue: f),
+              let m = ConsensusCodec.decodeMembership(&r), r.atEnd
         else { return nil }
-        return (SnapshotMarker(index: LogIndex(i), term: Term(t), replacesLog: f == 1, membership: m), f == 2)
+        return (SnapshotMarker(index: LogIndex(i), term: Term(t), replacesLog: role == .install || role == .batchInstall, membership: m), role)
     }
 
     /// A batch header: the first entry's index, how many entries follow,
