@@ -14,9 +14,3 @@ cleanup() {
 }
 trap cleanup EXIT
 swift test --skip-build --parallel
-# The end-to-end suites that do not change membership, again with every member
-# on the Multi-Paxos engine (`--engine paxos`): etcd's API through etcdctl and
-# the etcd3 client, watches and leases, read consistency, fencing, leader
-# failover and power cuts, TLS, and a forged member deposing the leader.
-BALLOT_TEST_ENGINE=paxos swift test --skip-build --parallel \
-    --filter 'EtcdctlKVTests|EtcdctlWatchLeaseTests|LeaderFailoverTests|PythonClientTests|ReadConsistencyTests|FencingTests|withoutASecretAClaimedMemberIDDeposesTheLeader|TLSTests'
