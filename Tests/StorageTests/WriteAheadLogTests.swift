@@ -213,21 +213,11 @@ import Testing
     /// After a torn batch, a restarted member may write a marker or a hard
     /// state of its own before any entry: those stand, the torn batch does not.
     @Test func recordsWrittenAfterATornBatchStand() throws {
-        let dir = try TemporaryDirectory()
         let old = (1...6).map { Self.entry($0) }
-        var before = Data()
-        do {
-            let (wal, _) = try WriteAheadLog.open(directory: dir.path, settings: Self.small())
-            try wal.append(hardState: nil, entries: old)
-            try wal.sync()
-            before = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/" + (try Self.segments(dir.path)).last!))
+        let (dir, url, start, end, written) = try Self.written(old) { wal in
             try wal.append(hardState: nil, entries: [Self.entry(3, term: 2, "filled")] + (4...6).map { Self.entry($0) })
-            try wal.sync()
         }
-        let url = URL(fileURLWithPath: dir.path + "/" + (try Self.segments(dir.path)).last!)
-        var bytes = try Data(contentsOf: url)
-        let start = before.lastIndex { $0 != 0 }! + 1
-        let end = bytes.lastIndex { $0 != 0 }! + 1
+        var bytes = written
         // Keep the batch header and its first entry record whole, lose the rest.
         let cut = start + (end - start) / 2
         bytes.replaceSubrange(cut..<end, with: Data(count: end - cut))
@@ -251,22 +241,12 @@ import Testing
     /// the install the restarted member writes next (a marker alone) is its
     /// own, not the torn batch's, and stands.
     @Test func anInstallAfterATornInstallBatchStands() throws {
-        let dir = try TemporaryDirectory()
         let old = (1...6).map { Self.entry($0) }
-        var before = Data()
-        do {
-            let (wal, _) = try WriteAheadLog.open(directory: dir.path, settings: Self.small())
-            try wal.append(hardState: nil, entries: old)
-            try wal.sync()
-            before = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/" + (try Self.segments(dir.path)).last!))
+        let (dir, url, start, end, written) = try Self.written(old) { wal in
             try wal.append(snapshot: SnapshotMarker(index: 3, term: 2, replacesLog: true), thenEntries: (4...6).map { Self.entry($0) },
                            hardState: HardState(term: 2, vote: 1, commit: 3))
-            try wal.sync()
         }
-        let url = URL(fileURLWithPath: dir.path + "/" + (try Self.segments(dir.path)).last!)
-        var bytes = try Data(contentsOf: url)
-        let start = before.lastIndex { $0 != 0 }! + 1
-        let end = bytes.lastIndex { $0 != 0 }! + 1
+        var bytes = written
         let batchHeaderRecord = 9 + 8 + 4 + 1
         bytes.replaceSubrange((start + batchHeaderRecord)..<end, with: Data(count: end - start - batchHeaderRecord))
         try bytes.write(to: url)
@@ -283,10 +263,10 @@ import Testing
         #expect(again.hardState == HardState(term: 3, vote: 2, commit: 5))
     }
 
-    /// Write `old`, then `write`, and cut the file at every byte of what
-    /// `write` added: each recovery holds either `old` untouched or what
-    /// `whole` accepts, and the log keeps working after the cut.
-    static func tearEveryByte(of write: (WriteAheadLog) throws -> Void, after old: [Entry], whole: (WALRecovery) -> Bool) throws {
+    /// A log holding `old` that then took `write`: its directory, its
+    /// newest segment, where `write`'s bytes start and end, and the bytes.
+    static func written(_ old: [Entry], then write: (WriteAheadLog) throws -> Void) throws
+        -> (dir: TemporaryDirectory, url: URL, start: Int, end: Int, bytes: Data) {
         let dir = try TemporaryDirectory()
         var before = Data()
         do {
@@ -297,10 +277,17 @@ import Testing
             try write(wal)
             try wal.sync()
         }
-        let name = try segments(dir.path).last!
-        let after = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/" + name))
-        let start = before.lastIndex { $0 != 0 }! + 1
-        let end = after.lastIndex { $0 != 0 }! + 1
+        let url = URL(fileURLWithPath: dir.path + "/" + (try segments(dir.path)).last!)
+        let bytes = try Data(contentsOf: url)
+        return (dir, url, before.lastIndex { $0 != 0 }! + 1, bytes.lastIndex { $0 != 0 }! + 1, bytes)
+    }
+
+    /// Write `old`, then `write`, and cut the file at every byte of what
+    /// `write` added: each recovery holds either `old` untouched or what
+    /// `whole` accepts, and the log keeps working after the cut.
+    static func tearEveryByte(of write: (WriteAheadLog) throws -> Void, after old: [Entry], whole: (WALRecovery) -> Bool) throws {
+        let (_, url, start, end, after) = try written(old, then: write)
+        let name = url.lastPathComponent
         #expect(end > start + 100)
         for cut in start...end {
             let torn = try TemporaryDirectory()
