@@ -16,20 +16,29 @@ import Testing
         (try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]) ?? [:]
     }
 
-    /// A lease of `ttlSeconds`, its ID as decimal and as hex.
-    static func grant(_ cluster: TestCluster) throws -> (decimal: String, hex: String) {
-        let reply = try GatewayTests.post(cluster, 0, "/v3/lease/grant", #"{"TTL":"\#(ttlSeconds)"}"#)
+    /// A lease of `ttl` seconds, its ID as decimal and as hex.
+    static func grant(_ cluster: TestCluster, ttl: Int = ttlSeconds) throws -> (decimal: String, hex: String) {
+        let reply = try GatewayTests.post(cluster, 0, "/v3/lease/grant", #"{"TTL":"\#(ttl)"}"#)
         let id = try #require(Self.json(reply.body)["ID"] as? String, "\(reply.body)")
         return (id, String(try #require(UInt64(id)), radix: 16))
     }
 
+    /// Why a lock call gave no key and token: the replies, for the failure message.
+    struct LockFailed: Error, CustomStringConvertible {
+        let description: String
+    }
+
     /// Lock `name` with `lease`: the key held and its create revision (the fencing token).
-    static func lock(_ cluster: TestCluster, _ name: String, lease: String, seconds: Int) throws -> (key: String, token: Int64)? {
+    static func lock(_ cluster: TestCluster, _ name: String, lease: String, seconds: Int) throws -> (key: String, token: Int64) {
         let reply = try GatewayTests.post(cluster, 0, "/v3/lock/lock", #"{"name":"\#(GatewayTests.base64(name))","lease":"\#(lease)"}"#, seconds: seconds)
-        guard reply.code == 200, let key = Self.json(reply.body)["key"] as? String else { return nil }
+        guard reply.code == 200, let key = Self.json(reply.body)["key"] as? String else {
+            throw LockFailed(description: "lock answered \(reply)")
+        }
         let range = try GatewayTests.post(cluster, 0, "/v3/kv/range", #"{"key":"\#(key)"}"#)
         let kvs = Self.json(range.body)["kvs"] as? [[String: Any]] ?? []
-        guard let token = (kvs.first?["create_revision"] as? String).flatMap({ Int64($0) }) else { return nil }
+        guard let token = (kvs.first?["create_revision"] as? String).flatMap({ Int64($0) }) else {
+            throw LockFailed(description: "the lock key's range answered \(range)")
+        }
         return (key, token)
     }
 
@@ -61,34 +70,26 @@ import Testing
             keepAlive.terminate()
             keepAlive.waitUntilExit()
         }
-        let a = try #require(try Self.lock(cluster, "res-lock", lease: leaseA.decimal, seconds: 10), "A takes the free lock")
+        let a = try Self.lock(cluster, "res-lock", lease: leaseA.decimal, seconds: 10)
         #expect(try Self.guardedPut(cluster, key: a.key, token: a.token, value: "from A"))
 
         // B asks while A holds it, and waits; with A's lease kept alive, twice its TTL passes and B still waits.
-        let leaseB = try Self.grant(cluster)
-        let bResult = LockedBox<(key: String, token: Int64)?>(nil)
+        // B's lease must outlive the whole wait: it is granted long enough rather than kept alive by
+        // `etcdctl` calls, which a loaded machine (CI runs suites in parallel) can delay past a short TTL.
+        let leaseB = try Self.grant(cluster, ttl: 20 * Self.ttlSeconds)
+        let bResult = LockedBox<Result<(key: String, token: Int64), any Error>?>(nil)
         let bDone = DispatchSemaphore(value: 0)
         let asking = Thread {
-            bResult.set(try? Self.lock(cluster, "res-lock", lease: leaseB.decimal, seconds: 40))
+            bResult.set(Result { try Self.lock(cluster, "res-lock", lease: leaseB.decimal, seconds: 40) })
             bDone.signal()
         }
-        // B's lease must outlive the wait: kept alive from the test.
-        let finished = LockedBox(false)
-        defer { finished.set(true) }
-        let keepB = Thread {
-            while !finished.get() {
-                _ = try? cluster.etcdctl("lease", "keep-alive", "--once", leaseB.hex)
-                sleep(1)
-            }
-        }
         asking.start()
-        keepB.start()
         #expect(bDone.wait(timeout: .now() + .seconds(2 * Self.ttlSeconds)) == .timedOut, "nobody else acquires a lock kept alive")
 
         // A pauses past its TTL: its lease expires, its key goes, B holds the lock.
         Glibc.kill(keepAlive.processIdentifier, SIGSTOP)
         #expect(bDone.wait(timeout: .now() + .seconds(6 * Self.ttlSeconds)) == .success, "B acquires once A's lease expired")
-        let b = try #require(bResult.get(), "B's lock")
+        let b = try #require(bResult.get(), "B's lock call returned").get()
         #expect(b.token > a.token, "fencing tokens rise with every grant")
         #expect(try Self.guardedPut(cluster, key: b.key, token: b.token, value: "from B"))
         #expect(try Self.resource(cluster) == "from B")
