@@ -13,8 +13,6 @@ public enum ProposeError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Multi-Paxos: the leader already has `openSlots` slots proposed past
     /// its commit index and may open no more until some are chosen.
     case windowFull(openSlots: Int, limit: Int)
-    /// The engine cannot change its membership (Multi-Paxos, for now).
-    case membershipChangeUnsupported
 
     public var description: String {
         switch self {
@@ -31,7 +29,6 @@ public enum ProposeError: Error, Sendable, Equatable, CustomStringConvertible {
         case .invalidConfigChange(let error): "invalid membership change: \(error)"
         case .windowFull(let open, let limit):
             "\(open) slots are open past the commit index and the window holds \(limit); back off and retry"
-        case .membershipChangeUnsupported: "this consensus engine cannot change its membership yet"
         }
     }
 }
@@ -70,6 +67,10 @@ public enum TransferError: Error, Sendable, Equatable, CustomStringConvertible {
 public enum CompactError: Error, Sendable, Equatable, CustomStringConvertible {
     case notApplied(index: LogIndex, applied: LogIndex)
     case alreadyCompacted(index: LogIndex, snapshotIndex: LogIndex)
+    /// A snapshot records one membership, which must govern every slot
+    /// after it; a Multi-Paxos configuration entry at `slot` governs only
+    /// from `governsFrom` on. Compact again once the commit index passes it.
+    case configurationPending(slot: LogIndex, governsFrom: LogIndex)
 
     public var description: String {
         switch self {
@@ -77,6 +78,8 @@ public enum CompactError: Error, Sendable, Equatable, CustomStringConvertible {
             "cannot compact through \(index): only \(applied) is applied; snapshot the state machine at an applied index"
         case .alreadyCompacted(let index, let snapshotIndex):
             "index \(index) is already covered by the snapshot at \(snapshotIndex)"
+        case .configurationPending(let slot, let from):
+            "the configuration entry in slot \(slot) governs only from slot \(from); compact once that is committed"
         }
     }
 }

@@ -34,7 +34,7 @@ extension PaxosCore {
             return
         }
         let read = ReadState(context: context, index: max(log.committed, recoveredThrough))
-        let alone = membership.tally { $0 == id ? true : nil } == .won
+        let alone = Self.quorumOfEach(activeConfigurations) { $0 == id }
         if alone || (mayUseLease && leaseIsValid) {
             answer(read, to: from)
         } else {
@@ -64,7 +64,9 @@ extension PaxosCore {
     /// Serve every read whose round a quorum acknowledged, and extend the
     /// lease from the time that round was sent.
     mutating func confirmReads() {
-        let confirmed = membership.quorumIndex { LogIndex($0 == id ? reads.round : reads.acks[$0] ?? 0) }.rawValue
+        let confirmed = activeConfigurations.map { configuration in
+            configuration.quorumIndex { LogIndex($0 == id ? reads.round : reads.acks[$0] ?? 0) }.rawValue
+        }.min()!
         guard confirmed > 0 else { return }
         if !leaseForfeited, let sent = reads.sentTicks.last(where: { $0.round <= confirmed }) {
             leaseExpiresTick = max(leaseExpiresTick, sent.tick + UInt64(settings.leaseTicks))

@@ -15,14 +15,6 @@ extension PaxosCore {
         return try open(commands.map { .command($0) })
     }
 
-    public mutating func proposeConfigChange(_ change: ConfigChange) throws(ProposeError) -> LogIndex {
-        guard role == .leader else { throw .notLeader(leaderHint: leader) }
-        // Membership changes are the next step of the Multi-Paxos issue
-        // (configuration entries with a window bound); until then the
-        // group keeps the membership it was founded with.
-        throw .membershipChangeUnsupported
-    }
-
     /// Open the next slots with these values and send them to every acceptor.
     mutating func open(_ payloads: [Entry.Payload]) throws(ProposeError) -> LogIndex {
         let openSlots = Int(log.lastIndex.rawValue - log.committed.rawValue)
@@ -75,6 +67,9 @@ extension PaxosCore {
         }
         var first: LogIndex?
         var last = LogIndex.zero
+        // What the leader says is chosen first: the window it opened these
+        // slots in starts at its commit index, which may be past this one's.
+        learnCommit(commit)
         let windowEnd = log.committed + UInt64(settings.slotWindowMax)
         for entry in entries where entry.index > log.committed && entry.index > log.snapshot.index {
             if entry.index > windowEnd { break }
@@ -109,16 +104,16 @@ extension PaxosCore {
         if to > log.committed { commit(to: to) }
     }
 
-    /// Move the commit index, taking up any membership the newly chosen slots change.
+    /// Move the commit index, taking up any membership the newly chosen
+    /// slots change or that now governs the next slot.
     mutating func commit(to index: LogIndex) {
-        var changes = false
-        var slot = log.committed + 1
-        while slot <= index {
-            if case .configChange = log.entry(at: slot)?.payload { changes = true }
-            slot = slot + 1
-        }
+        let before = log.committed
         log.commit(to: index)
-        if changes { membership = membership(at: index) }
+        // A configuration entry moves membership when chosen (at or below
+        // `index`) and again when it starts to govern (α slots later).
+        if let last = log.configSlots.last, last.rawValue + configurationDelay >= before.rawValue {
+            membershipMoved()
+        }
     }
 
     mutating func handleAccepted(_ m: Message, first: LogIndex, last: LogIndex, through: LogIndex, commit: LogIndex) {
@@ -149,24 +144,28 @@ extension PaxosCore {
         if !wasHeard && peer.through < log.committed { catchUp(m.from) }
     }
 
-    /// Advance the commit index over every slot a quorum accepted in this round.
+    /// Advance the commit index over every slot a quorum of its
+    /// configuration accepted in this round, slot by slot: a slot's
+    /// configuration reads slots α below it, chosen by then.
     mutating func maybeCommit() {
-        var to = log.committed
-        while to < log.lastIndex, let set = acks[to + 1], membership.tally({ set.contains($0) ? true : nil }) == .won {
-            to = to + 1
+        let before = log.committed
+        // A leader that commits its own removal steps down in the loop; it
+        // still tells its acceptors what it chose.
+        let acceptors = peers
+        while role == .leader, log.committed < log.lastIndex, let set = acks[log.committed + 1],
+            configuration(for: log.committed + 1).tally({ set.contains($0) ? true : nil }) == .won
+        {
+            acks[log.committed + 1] = nil
+            commit(to: log.committed + 1)
         }
-        guard to > log.committed else { return }
-        var slot = log.committed + 1
-        while slot <= to {
-            acks[slot] = nil
-            slot = slot + 1
-        }
-        commit(to: to)
+        guard log.committed > before else { return }
+        let to = log.committed
+        openSlotsUntilChangesTakeEffect()
         // Tell the acceptors holding the newly chosen slots at once (an
         // accept with no slots carries the commit index), as a Raft leader's
         // next append does: a member answering reads from its own store
         // (serializable ones, watches) is otherwise a heartbeat behind.
-        for peer in peers.keys.sorted() where peers[peer]!.heard && peers[peer]!.through >= to {
+        for (peer, progress) in acceptors.sorted(by: { $0.key < $1.key }) where progress.heard && progress.through >= to {
             send(.accept(entries: [], commit: to), to: peer)
         }
     }
@@ -202,7 +201,7 @@ extension PaxosCore {
             // its followers' stickiness lapses and clients look elsewhere.
             let heard = recentlyHeard.union([id])
             recentlyHeard = []
-            if membership.tally({ heard.contains($0) ? true : nil }) != .won {
+            if !Self.quorumOfEach(activeConfigurations, { heard.contains($0) }) {
                 becomeFollower(leader: nil)
                 resetElectionTimer()
                 return
@@ -248,15 +247,22 @@ extension PaxosCore {
         guard admitLeader(m) else { return }
         if metadata.index > log.committed {
             log.install(metadata)
-            membership = metadata.membership
             snapshotToInstall = metadata
+            membershipMoved()
         }
         send(.accepted(first: 1, last: .zero, through: roundThrough, commit: log.committed), to: m.from)
     }
 
+    /// A snapshot records one membership, which must govern every slot
+    /// after it: compaction waits while a configuration entry at or below
+    /// `index` does not govern `index + 1` yet (at most α slots; a leader
+    /// fills them at once).
     public mutating func compact(through index: LogIndex) throws(CompactError) {
         guard index <= log.applied else { throw .notApplied(index: index, applied: log.applied) }
         guard index > log.snapshot.index else { throw .alreadyCompacted(index: index, snapshotIndex: log.snapshot.index) }
+        if let k = log.configSlots.last(where: { $0 <= index }), let change = log.configChange(at: k), !governs(change, at: k, index + 1) {
+            throw .configurationPending(slot: k, governsFrom: k + configurationDelay + 1)
+        }
         log.compact(through: index, membership: membership(at: index))
     }
 }

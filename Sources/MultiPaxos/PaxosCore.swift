@@ -33,6 +33,9 @@ public struct PaxosCore: ConsensusEngine {
     public internal(set) var promised: ProposalNumber
     public var term: Term { promised.round }
     public internal(set) var leader: NodeID?
+    /// The membership with every chosen configuration entry in effect (what
+    /// `member list` shows); quorums use `configuration(for:)`, which lags
+    /// it by α slots.
     public internal(set) var membership: Membership
     var log: SlotLog
     /// The highest round heard of, promised or not: a new round goes above it.
@@ -51,6 +54,9 @@ public struct PaxosCore: ConsensusEngine {
 
     // Candidate state: phase 1 of this member's round.
     var recovery: Recovery?
+    /// A pre-candidate's probe: the round it would prepare, and who said they would promise it.
+    var probeRound: Term = .zero
+    var probeGrants: Set<NodeID> = []
 
     // Leader state.
     var peers: [NodeID: PeerProgress] = [:]
@@ -136,22 +142,6 @@ public struct PaxosCore: ConsensusEngine {
     public func slot(_ index: LogIndex) -> Entry? { log.entry(at: index) }
     public var leadershipTransferTarget: NodeID? { transferTarget }
 
-    /// The membership in force once slots through `index` are chosen:
-    /// the snapshot's, with every configuration entry after it applied.
-    public func membership(at index: LogIndex) -> Membership {
-        var result = log.snapshot.membership
-        var slot = log.firstIndex
-        while slot <= min(index, log.lastIndex) {
-            if case .configChange(let change)? = log.entry(at: slot)?.payload,
-                case .success(let next) = change.applied(to: result)
-            {
-                result = next
-            }
-            slot = slot + 1
-        }
-        return result
-    }
-
     // MARK: Output helpers
 
     /// Queue a message. A leader's and a candidate's requests promise
@@ -211,8 +201,15 @@ struct Recovery: Sendable {
     let firstSlot: LogIndex
     /// Promisers whose answer is complete.
     var complete: Set<NodeID>
+    /// Members sent this round's prepare.
+    var asked: Set<NodeID> = []
     /// Promisers still paging: the next slot to ask each for.
     var paging: [NodeID: LogIndex] = [:]
+    /// Values read of each paging promiser's current page: its next page
+    /// is asked for once a whole page (`promiseEntriesMax`) is read.
+    var pageRead: [NodeID: Int] = [:]
+    /// Messages of a page that arrived before an earlier one, by first slot.
+    var heldPages: [NodeID: [LogIndex: (accepted: [Entry], more: Bool)]] = [:]
     /// The highest-round value any promiser accepted in each slot.
     var values: [LogIndex: Entry] = [:]
     var lastSlot: LogIndex
@@ -220,6 +217,7 @@ struct Recovery: Sendable {
     init(firstSlot: LogIndex, selfID: NodeID) {
         self.firstSlot = firstSlot
         self.complete = [selfID]
+        self.asked = [selfID]
         self.lastSlot = firstSlot - 1
     }
 

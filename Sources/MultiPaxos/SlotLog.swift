@@ -20,6 +20,10 @@ struct SlotLog: Sendable {
     private(set) var stableThrough: LogIndex
     /// The lowest slot changed since the last `takeUnstable()`.
     private(set) var unstableFrom: LogIndex?
+    /// The slots after the snapshot that hold a configuration entry, in
+    /// order, chosen or not: the few places where membership changes, so
+    /// finding the configuration of a slot never walks the log.
+    private(set) var configSlots: [LogIndex] = []
 
     init(snapshot: SnapshotMetadata, durable: [Entry], commit: LogIndex) {
         self.snapshot = snapshot
@@ -33,6 +37,18 @@ struct SlotLog: Sendable {
         self.applied = snapshot.index
         self.appliedHandedOut = snapshot.index
         self.stableThrough = last
+        self.configSlots = kept.filter(Self.isConfig).map(\.index)
+    }
+
+    static func isConfig(_ entry: Entry) -> Bool {
+        if case .configChange = entry.payload { return true }
+        return false
+    }
+
+    /// The configuration entry in `slot`, if it holds one.
+    func configChange(at slot: LogIndex) -> ConfigChange? {
+        if case .configChange(let change)? = entry(at: slot)?.payload { return change }
+        return nil
     }
 
     static func vacant(_ index: LogIndex) -> Entry { Entry(term: .zero, index: index, payload: .noop) }
@@ -65,6 +81,15 @@ struct SlotLog: Sendable {
         } else {
             changed(at: entry.index)
             slots[Int(entry.index.rawValue - snapshot.index.rawValue - 1)] = entry
+        }
+        let known = configSlots.firstIndex(of: entry.index)
+        if Self.isConfig(entry) {
+            if known == nil {
+                configSlots.append(entry.index)
+                configSlots.sort()
+            }
+        } else if let known {
+            configSlots.remove(at: known)
         }
     }
 
@@ -115,6 +140,7 @@ struct SlotLog: Sendable {
         precondition(index <= applied && index > snapshot.index, "compact \(index) outside (\(snapshot.index), \(applied)]")
         let term = round(at: index)!
         slots.removeFirst(Int(index.rawValue - snapshot.index.rawValue))
+        configSlots.removeAll { $0 <= index }
         snapshot = SnapshotMetadata(index: index, term: term, membership: membership)
         precondition(unstableFrom.map { $0 > index } ?? true, "compacted a slot not yet durable")
     }
@@ -129,6 +155,7 @@ struct SlotLog: Sendable {
         let kept = metadata.index < lastIndex ? Array(slots[Int(metadata.index.rawValue - snapshot.index.rawValue)...]) : []
         snapshot = metadata
         slots = kept
+        configSlots.removeAll { $0 <= metadata.index }
         committed = metadata.index
         applied = metadata.index
         appliedHandedOut = metadata.index

@@ -386,10 +386,21 @@ public final class BallotServer: Sendable {
     /// It learns it from its peers, which refuse its messages once they have
     /// applied the removal: the removed member itself may never see the
     /// removal commit, since the leader stops replicating to it.
+    /// Or from its own committed configuration, once one that named it
+    /// leaves it out (a Multi-Paxos member removed hears the removal chosen,
+    /// then nothing more, as its leader stops sending to it), as etcd's
+    /// member stops on applying its own removal. A member that joined is
+    /// not named until its addition is committed: only a member once named
+    /// is removed by not being named.
     func stopWhenRemoved() async throws {
+        var named = false
         while !Task.isCancelled {
             try await Task.sleep(for: .milliseconds(200))
-            if node.transport.removed.isRaised {
+            // The governing configuration: a Multi-Paxos member removed still
+            // counts in quorums until the change governs, α slots later.
+            let members = node.status.governingMembers
+            if members.contains(node.id) { named = true }
+            if node.transport.removed.isRaised || (named && !members.isEmpty && !members.contains(node.id)) {
                 logger.warning("this member was removed from the cluster; stopping")
                 // A leader that removed itself still owes the member that
                 // forwarded the removal its answer: let it go out first.

@@ -31,6 +31,16 @@ struct PaxosSafetyChecker: Sendable {
     /// Every command a client's request made a leader propose.
     private var proposed: Set<[UInt8]> = []
     private var seenCommit: [NodeID: LogIndex] = [:]
+    /// α: a configuration entry decided in slot `k` governs slots after `k + α`.
+    var configurationDelay: UInt64 = 0
+    /// Every slot through here is decided: the configurations of slots
+    /// through here + α + 1 are known.
+    private var decidedThrough: LogIndex = .zero
+    /// Decided configuration entries, by slot.
+    private var decidedChanges: [(slot: LogIndex, change: ConfigChange)] = []
+    /// Acceptances in slots whose configuration is not known yet (a slot
+    /// α below them is undecided): counted once it is.
+    private var deferred: Set<SlotRound> = []
 
     var decidedCount: Int { decided.count }
 
@@ -38,6 +48,10 @@ struct PaxosSafetyChecker: Sendable {
     mutating func forget(_ id: NodeID) { seenCommit[id] = nil }
 
     mutating func noteProposed(_ command: [UInt8]) { proposed.insert(command) }
+
+    /// Every configuration change an operator made a leader propose.
+    private var proposedChanges: [ConfigChange] = []
+    mutating func noteProposed(_ change: ConfigChange) { proposedChanges.append(change) }
 
     mutating func observe(_ core: PaxosCore) throws(SafetyViolation) {
         if core.role == .leader {
@@ -60,7 +74,7 @@ struct PaxosSafetyChecker: Sendable {
 
     /// Entries that reached member `id`'s disk (synced, or kept by a torn
     /// write): each is an acceptance in its round.
-    mutating func observeDurable(_ entries: [Entry], by id: NodeID, voters: Set<NodeID>) throws(SafetyViolation) {
+    mutating func observeDurable(_ entries: [Entry], by id: NodeID) throws(SafetyViolation) {
         for entry in entries where entry.term > .zero {
             let key = SlotRound(slot: entry.index, round: entry.term)
             var record = acceptances[key] ?? Acceptance(value: entry.payload, acceptors: [])
@@ -69,15 +83,43 @@ struct PaxosSafetyChecker: Sendable {
             }
             record.acceptors.insert(id)
             acceptances[key] = record
-            guard record.acceptors.intersection(voters).count > voters.count / 2 else { continue }
-            if let earlier = chosen[entry.index] {
-                if earlier != record.value {
-                    throw SafetyViolation(.chosenOnce, "slot \(entry.index): \(record.value) chosen in round \(entry.term), \(earlier) chosen before")
-                }
-            } else {
-                try checkProposed(record.value, at: entry.index)
-                chosen[entry.index] = record.value
+            try count(key)
+        }
+    }
+
+    /// The configuration whose quorums choose `slot`, from decided entries
+    /// alone (the protocol's definition, not any member's view); nil while
+    /// a slot it depends on is undecided.
+    private func configuration(for slot: LogIndex) -> Membership? {
+        // The founders' slot first: before it, no configuration is known.
+        guard decidedThrough >= 1, slot.rawValue <= decidedThrough.rawValue + configurationDelay + 1 else { return nil }
+        var result = Membership.empty
+        for (k, change) in decidedChanges {
+            if case .bootstrap = change.kind {
+                if k < slot { result = PaxosCore.applying(change, to: result) }
+            } else if k.rawValue + configurationDelay < slot.rawValue {
+                result = PaxosCore.applying(change, to: result)
             }
+        }
+        return result
+    }
+
+    /// Whether the acceptances of one slot and round make a quorum of the slot's configuration.
+    private mutating func count(_ key: SlotRound) throws(SafetyViolation) {
+        guard let record = acceptances[key] else { return }
+        guard let configuration = configuration(for: key.slot) else {
+            deferred.insert(key)
+            return
+        }
+        deferred.remove(key)
+        guard configuration.tally({ record.acceptors.contains($0) ? true : nil }) == .won else { return }
+        if let earlier = chosen[key.slot] {
+            if earlier != record.value {
+                throw SafetyViolation(.chosenOnce, "slot \(key.slot): \(record.value) chosen in round \(key.round), \(earlier) chosen before")
+            }
+        } else {
+            try checkProposed(record.value, at: key.slot)
+            chosen[key.slot] = record.value
         }
     }
 
@@ -94,6 +136,18 @@ struct PaxosSafetyChecker: Sendable {
         } else {
             try checkProposed(entry.payload, at: entry.index)
             decided[entry.index] = entry.payload
+            if case .configChange(let change) = entry.payload {
+                decidedChanges.append((entry.index, change))
+                decidedChanges.sort { $0.slot < $1.slot }
+            }
+            var advanced = false
+            while decided[decidedThrough + 1] != nil {
+                decidedThrough = decidedThrough + 1
+                advanced = true
+            }
+            if advanced {
+                for key in deferred.sorted(by: { ($0.slot, $0.round) < ($1.slot, $1.round) }) { try count(key) }
+            }
         }
     }
 
@@ -105,6 +159,7 @@ struct PaxosSafetyChecker: Sendable {
             throw SafetyViolation(.onlyProposedChosen, "slot \(slot) holds a command no one proposed")
         case .configChange(let change):
             if slot == 1, case .bootstrap = change.kind { return }
+            if proposedChanges.contains(change) { return }
             throw SafetyViolation(.onlyProposedChosen, "slot \(slot) holds a configuration change no one proposed: \(change)")
         }
     }

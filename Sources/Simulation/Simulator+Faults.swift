@@ -124,7 +124,14 @@ extension Simulator {
         let change: ConfigChange.Step
         var newNode: NodeID?
         if let learner = membership.learners.sorted().first {
-            guard let state = core.raft?.replicationState(of: learner), state.match >= core.commitIndex else { return }
+            if let raft = core.raft {
+                guard let state = raft.replicationState(of: learner), state.match >= core.commitIndex else { return }
+            } else {
+                // A Paxos learner is caught up once it applied what the leader committed.
+                guard let n = nodes.firstIndex(where: { $0.id == learner }), nodes[n].status == .up,
+                    nodes[n].machine.appliedIndex >= core.commitIndex
+                else { return }
+            }
             change = .promoteLearner(learner)
         } else if membership.voters.count > options.nodes
             || (membership.voters.count == options.nodes && options.nodes > 1 && random.chance(percent: 50))
@@ -142,6 +149,7 @@ extension Simulator {
         } catch {
             return
         }
+        if options.engine == .paxos { paxosChecker.noteProposed(ConfigChange(kind: .change, changes: [change])) }
         if let id = newNode {
             nextNodeID += 1
             addNode(id, core: makeEngine(id, seed: options.seed))

@@ -55,7 +55,7 @@ struct PaxosCluster {
         }
     }
 
-    let ids: [NodeID]
+    private(set) var ids: [NodeID]
     var settings: PaxosSettings
     /// Test-only: torn writes keep a prefix of an append's entries, as the
     /// write-ahead log did before batch records (see `Disk.persistTorn`).
@@ -111,6 +111,15 @@ struct PaxosCluster {
     }
 
     var leaders: [NodeID] { ids.filter { cores[$0]?.role == .leader } }
+
+    /// Start member `id` with nothing, as an operator starts one after adding it.
+    mutating func join(_ id: NodeID, seed: UInt64 = 1) throws {
+        precondition(cores[id] == nil, "member \(id) already runs")
+        ids.append(id)
+        cores[id] = try PaxosCore(id: id, settings: settings, seed: seed, state: .empty)
+        disks[id] = Disk()
+        appliedThrough[id] = .zero
+    }
 
     /// Run every Ready a member has: persist, send, apply, answer reads, advance.
     mutating func drain(_ id: NodeID) {

@@ -2,6 +2,28 @@ import Consensus
 @_spi(BugInjection) import MultiPaxos
 import Testing
 
+extension PaxosCluster {
+    /// Deliver only what is in flight to member 2, and lose its answers:
+    /// member 2 alone holds the values, and does not know they are chosen,
+    /// so a candidate that knows no more than member 2 must read them from
+    /// its promise (a member refuses to promise to one that knows less).
+    mutating func onlyMemberTwoAcceptsAndNoOneLearnsItChose() {
+        let toTwo = network.filter { $0.to == 2 }
+        network.removeAll()
+        for message in toTwo { deliver(message) }
+        network.removeAll()
+    }
+
+    /// A few heartbeat intervals of `leader`'s, each delivered in full:
+    /// what an acceptor lacks is sent again with them.
+    mutating func heartbeats(from leader: NodeID, rounds: Int = 3) {
+        for _ in 0..<rounds {
+            for _ in 0..<settings.heartbeatTicks { tick(leader) }
+            stabilize()
+        }
+    }
+}
+
 @Suite struct PaxosCoreTests {
     @Test func settingsDefaultsAreValidAndLimitsAreChecked() throws {
         _ = try PaxosSettings().validated()
@@ -132,8 +154,7 @@ import Testing
         group.stabilize()
         var commands: [[UInt8]] = []
         for _ in 0..<7 { commands.append(try group.mustPropose(at: 1)) }
-        group.network.removeAll { $0.to != 2 }  // only member 2 accepts them
-        group.stabilize()
+        group.onlyMemberTwoAcceptsAndNoOneLearnsItChose()
         group.crash(1)
         group.letElectionTimeoutPass()
         group.campaign(3)
@@ -195,12 +216,83 @@ import Testing
         #expect(group.violations.isEmpty, "\(group.violations)")
     }
 
-    @Test func membershipChangesAreRefusedUntilTheEngineHasThem() throws {
-        var group = try PaxosCluster(members: 3)
+    /// A configuration entry governs slots a window (α) after its own; the
+    /// leader fills that window with no-ops at once, so a member added,
+    /// then the leader removed, both take effect within one round of
+    /// messages, and the group goes on deciding with the new voters.
+    @Test func membershipChangesTakeEffectAWindowLaterAndTheGroupGoesOn() throws {
+        var settings = PaxosSettings()
+        settings.slotWindowMax = 4
+        var group = try PaxosCluster(members: 3, settings: settings)
         group.campaign(1)
         group.stabilize()
-        var core = try #require(group.cores[1])
-        #expect(throws: ProposeError.membershipChangeUnsupported) { try core.proposeConfigChange(ConfigChange(kind: .change, changes: [.addLearner(4)])) }
+        var leader = try #require(group.cores[1])
+        let slot = try leader.proposeConfigChange(ConfigChange(kind: .change, changes: [.addVoter(4)]))
+        #expect(throws: ProposeError.configChangePending(index: slot)) {
+            try leader.proposeConfigChange(ConfigChange(kind: .change, changes: [.removeVoter(1)]))
+        }
+        #expect(leader.configuration(for: slot + 4).voters == [1, 2, 3], "not before α slots")
+        #expect(leader.configuration(for: slot + 5).voters == [1, 2, 3, 4])
+        group.cores[1] = leader
+        group.drain(1)
+        try group.join(4)
+        group.stabilize()
+        group.heartbeats(from: 1)
+        leader = try #require(group.cores[1])
+        #expect(leader.commitIndex == slot + 4, "the leader filled the window with no-ops, and they were chosen")
+        #expect(leader.membership.voters == [1, 2, 3, 4])
+        #expect(group.cores[4]?.commitIndex == slot + 4, "the new member learned every chosen slot")
+        #expect(throws: CompactError.configurationPending(slot: slot, governsFrom: slot + 5)) {
+            var copy = leader
+            try copy.compact(through: slot)
+        }
+
+        // The leader removes itself: it leads until the change governs, then steps down.
+        let removal = try leader.proposeConfigChange(ConfigChange(kind: .change, changes: [.removeVoter(1)]))
+        group.cores[1] = leader
+        group.drain(1)
+        group.stabilize()
+        group.heartbeats(from: 1)
+        #expect(group.cores[1]?.role == .follower, "a leader no configuration counts as a voter steps down")
+        #expect(group.cores[2]?.commitIndex == removal + 4, "it told its acceptors what it chose")
+        group.letElectionTimeoutPass()
+        group.campaign(2)
+        group.stabilize()
+        #expect(group.leaders == [2], "the new configuration elects a leader")
+        let command = try group.mustPropose(at: 2)
+        group.stabilize()
+        group.heartbeats(from: 2)
+        for id: NodeID in [2, 3, 4] {
+            #expect(group.appliedThrough[id] == group.cores[2]?.commitIndex, "member \(id) applied everything chosen")
+        }
+        #expect(group.chosen.values.contains(.command(command)))
+        #expect(group.violations.isEmpty, "\(group.violations)")
+    }
+
+    /// A candidate whose phase-1 quorum reports a configuration entry must
+    /// also hold a quorum of the configuration that entry makes: its own
+    /// configuration's quorum alone might miss a value chosen under the new one.
+    @Test func aCandidateAsksTheVotersOfEveryConfigurationItRecovers() throws {
+        var settings = PaxosSettings()
+        settings.slotWindowMax = 4
+        var core = try PaxosCore(id: 1, bootstrap: Membership(voters: [1, 2, 3]), settings: settings, seed: 1)
+        core.campaign()
+        let prepared = core.ready()
+        core.advance(prepared)
+        let round = core.term
+        // Member 2 promises and reports a configuration entry accepted in slot 2 that adds voters 4 and 5.
+        let change = ConfigChange(kind: .change, changes: [.addVoter(4), .addVoter(5)])
+        core.step(Message(from: 2, to: 1, term: round, kind: .promise(
+            firstSlot: 2, accepted: [Entry(term: 1, index: 2, payload: .configChange(change))], more: false, commit: 1)))
+        #expect(core.role == .candidate, "a quorum of {1,2,3} is not a quorum of {1,2,3,4,5}")
+        let ready = core.ready()
+        core.advance(ready)
+        let asked = (ready.messagesNow + ready.messagesAfterPersist).filter {
+            if case .prepare = $0.kind { return true } else { return false }
+        }.map(\.to)
+        #expect(Set(asked) == [4, 5], "the new voters are asked for promises")
+        core.step(Message(from: 4, to: 1, term: round, kind: .promise(firstSlot: 2, accepted: [], more: false, commit: 0)))
+        #expect(core.role == .leader, "promises from 1, 2 and 4: a quorum of both configurations")
     }
 
     @Test func aStrangersPrepareTakesNoPromise() throws {
@@ -281,8 +373,7 @@ import Testing
         try one.propose((0..<6).map { _ in [UInt8](repeating: 7, count: 120) })
         group.cores[1] = one
         group.drain(1)
-        group.network.removeAll { $0.to != 2 }
-        group.stabilize()
+        group.onlyMemberTwoAcceptsAndNoOneLearnsItChose()
         group.crash(1)
         group.letElectionTimeoutPass()
         group.campaign(3)

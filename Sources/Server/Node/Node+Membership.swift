@@ -64,6 +64,13 @@ extension Node {
         let current = status
         guard current.voters.contains(target) || current.learners.contains(target) else { throw EtcdError.memberNotFound }
         try await applyConfigChange(ConfigChange(kind: .change, changes: [.removeVoter(target)]))
+        // Applying the record below makes every member refuse the removed
+        // one's frames: on Multi-Paxos it still counts in quorums until the
+        // change governs (the leader fills the slots before that at once).
+        let deadline = Date().addingTimeInterval(requestTimeout)
+        while status.governingMembers.contains(target) && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         var record = Ballotpb_Command()
         record.memberRemoved = target.rawValue
         // Best effort: a leader never removes itself (it hands over first).
@@ -122,8 +129,9 @@ extension Node {
         return true
     }
 
-    /// Wait for an earlier change to leave its joint configuration (the
-    /// core takes one change at a time), propose, and wait until applied here.
+    /// Wait for an earlier change to leave its joint configuration, or to
+    /// govern (the core takes one change at a time), propose, and wait
+    /// until applied here.
     private func applyConfigChange(_ change: ConfigChange) async throws {
         let deadline = Date().addingTimeInterval(requestTimeout)
         while status.isJoint {
@@ -131,7 +139,19 @@ extension Node {
             if Date() >= deadline { throw EtcdError.unhealthy }
             try await Task.sleep(for: .milliseconds(10))
         }
-        let index = try await proposeConfigChangeLocally(change)
+        // A Multi-Paxos change governs a window of slots after its own and
+        // the core refuses the next one until then (the leader fills that
+        // window at once): wait for it as for a joint configuration. The
+        // refusal proposed nothing, so trying again is safe.
+        var index: LogIndex
+        while true {
+            do {
+                index = try await proposeConfigChangeLocally(change)
+                break
+            } catch EtcdError.unhealthy where Date() < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
         try await waitApplied(index)
     }
 }

@@ -35,6 +35,14 @@ extension Node {
         }
         do {
             try core.compact(through: through)
+        } catch .configurationPending(let slot, let from) {
+            // A Multi-Paxos membership change governs only from `from`: compact on a later turn.
+            logger.debug("compaction waits for a membership change", metadata: ["slot": "\(slot)", "governs from": "\(from)"])
+            return
+        } catch {
+            IOFailure.stop(logger, "compacting the log", error)
+        }
+        do {
             let state = core.snapshotMetadata
             try wal.append(snapshot: SnapshotMarker(index: state.index, term: state.term, replacesLog: false, membership: state.membership))
             try wal.sync()
@@ -82,6 +90,11 @@ extension Node {
             defer { condition.withLock { _ = shipping.remove(peer) } }
             do {
                 let info = try await Self.onThread("ballot-snapshot") { try self.snapshotToShip(atLeast: wanted.index) }
+                if status.unsettledSnapshotIndexes.contains(where: { $0.contains(info.metadata.index) }) {
+                    // Taken while a Multi-Paxos membership change did not govern yet:
+                    // it would record the new membership for slots the old one decides.
+                    throw SnapshotNotSettled(index: info.metadata.index)
+                }
                 var announce = message
                 announce.kind = .snapshot(info.metadata)
                 logger.info("sending a snapshot", metadata: [
@@ -102,12 +115,24 @@ extension Node {
         }
     }
 
+    /// A snapshot the core says must not be sent yet; the peer is sent a
+    /// later one when the leader asks again.
+    struct SnapshotNotSettled: Error, CustomStringConvertible {
+        let index: LogIndex
+        var description: String { "the snapshot at \(index) lies inside a membership change's window; a later one is sent" }
+    }
+
     /// The newest snapshot file if it is new enough (the leader's log still
     /// holds every entry after it), else a fresh capture of the store.
     func snapshotToShip(atLeast index: LogIndex) throws -> SnapshotInfo {
         environmentLock.lock()
         defer { environmentLock.unlock() }
-        if let latest = try snapshots.latest(), latest.metadata.index >= index { return latest }
+        let unsettled = status.unsettledSnapshotIndexes
+        if let latest = try snapshots.latest(), latest.metadata.index >= index,
+            !unsettled.contains(where: { $0.contains(latest.metadata.index) })
+        {
+            return latest
+        }
         let info = try snapshots.capture(store) { done, total in
             self.logger.debug("checksumming a snapshot", metadata: ["done": "\(done)", "total": "\(total)"])
         }

@@ -179,6 +179,13 @@ public final class Node: @unchecked Sendable {
         public var isJoint = false
         /// On the leader: how far each member's log is known to match.
         public var matchIndex: [NodeID: LogIndex] = [:]
+        /// The members whose quorum decides the next entry: the committed
+        /// configuration for Raft; for Multi-Paxos the one governing the
+        /// slot after the commit index, which lags a change by α slots.
+        public var governingMembers: Set<NodeID> = []
+        /// Indexes a snapshot sent to a peer must not be taken at
+        /// (`PaxosCore.unsettledSnapshotIndexes`; none for Raft).
+        public var unsettledSnapshotIndexes: [ClosedRange<LogIndex>] = []
     }
 
     init(id: NodeID, clusterID: UInt64, core: AnyEngine, wal: WriteAheadLog, store: MVCCStore, snapshots: SnapshotStore,
@@ -753,6 +760,10 @@ public final class Node: @unchecked Sendable {
             for id in core.membership.voters.union(core.membership.outgoingVoters).union(core.membership.learners) {
                 status.matchIndex[id] = id == core.id ? core.lastIndex : core.replicationState(of: id)?.match
             }
+        } else if core.role == .leader, let core = core.paxos {
+            for id in core.membership.allMembers {
+                status.matchIndex[id] = id == core.id ? core.lastIndex : core.acceptedThrough(of: id)
+            }
         }
         status.role = core.role
         status.term = core.term
@@ -761,6 +772,12 @@ public final class Node: @unchecked Sendable {
         status.appliedIndex = applied
         status.voters = core.membership.voters.union(core.membership.outgoingVoters)
         status.learners = core.membership.learners
+        if let paxos = core.paxos {
+            status.governingMembers = paxos.configuration(for: paxos.commitIndex + 1).allMembers
+            status.unsettledSnapshotIndexes = paxos.unsettledSnapshotIndexes
+        } else {
+            status.governingMembers = core.membership.allMembers
+        }
         return status
     }
 
